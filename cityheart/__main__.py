@@ -1,0 +1,5 @@
+"""``python -m cityheart`` runs the command line."""
+
+from cityheart.cli import app
+
+app()

@@ -1,0 +1,192 @@
+"""The ``cityheart`` command: run the whole city, or any one component, from config.yaml.
+
+    cityheart up                      # everything on this machine, embedded servers, a simulator
+    cityheart simulate --devices 200 --rate 100 --scenario pollution-episode
+    cityheart watch [--json] [--district D] [--kind K]
+    cityheart bridge | flow | feed    # one long-running component each, for production
+    cityheart bench [--json]
+
+Every command reads the configuration once (``--config``, default ./config.yaml, with
+environment overrides) and passes the frozen settings in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityheart.settings import load
+from models.config import Settings
+from models.errors import CityheartError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="cityheart: live vital signs, anomalies and incidents of a city.",
+)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The city's config.yaml.", envvar="CITYHEART_CONFIG")
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")]
+
+
+def _settings(config: Path, verbose: bool) -> Settings:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return load(config)
+    except CityheartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: CityheartError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def up(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+    """Run the whole city on this machine until Ctrl-C: servers, bridge, flow, feed, simulator."""
+    from cityheart.up import run_city
+
+    settings = _settings(config, verbose)
+    try:
+        raise typer.Exit(run_city(settings, config_path=config.resolve()))
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def simulate(
+    devices: Annotated[int | None, typer.Option(help="Devices across the city.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Readings per second, city-wide.")] = None,
+    scenario: Annotated[str | None, typer.Option(help="Scripted events (config.yaml).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many readings.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Publish realistic telemetry for the city over MQTT (QoS 1)."""
+    from cityheart.simulate import run_simulator
+
+    settings = _settings(config, verbose)
+    try:
+        run_simulator(
+            settings,
+            devices=devices,
+            rate=rate,
+            scenario=scenario,
+            duration_s=duration,
+            count=count,
+            seed=seed,
+        )
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def watch(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    district: Annotated[list[str] | None, typer.Option(help="Only these districts.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these sensor kinds.")] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Channels: vitals, alerts (default both).")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Feed URL (default: from config).")] = None,
+    count: Annotated[int | None, typer.Option(help="Exit after this many messages.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Exit after this many seconds.")] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Print live vital signs and alerts from the push feed."""
+    from cityheart.watch import run_watch
+
+    settings = _settings(config, verbose)
+    try:
+        code = run_watch(
+            url or settings.feed.url,
+            channels=channel or ["vitals", "alerts"],
+            districts=district or [],
+            kinds=kind or [],
+            as_json=as_json,
+            count=count,
+            timeout_s=timeout,
+        )
+    except CityheartError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def bridge(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+    """Run the MQTT-to-Kafka bridge until SIGINT/SIGTERM."""
+    from connectors.bridge import run_bridge
+
+    settings = _settings(config, verbose)
+    try:
+        run_bridge(settings)
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def flow(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+    """Run the Bytewax dataflow (readings -> vitals, alerts) until SIGINT."""
+    from cityheart.flow import run_flow
+
+    settings = _settings(config, verbose)
+    try:
+        run_flow(settings)
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+    """Run the websocket push feed until SIGINT/SIGTERM."""
+    from connectors.feed_server import run_feed
+
+    settings = _settings(config, verbose)
+    try:
+        run_feed(settings)
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def bench(
+    as_json: Annotated[bool, typer.Option("--json", help="End with JSON result lines.")] = False,
+    rates: Annotated[
+        str, typer.Option(help="Comma-separated offered rates, readings/s.")
+    ] = "1000,2500,5000,7500",
+    step_seconds: Annotated[float, typer.Option(help="Seconds at each rate.")] = 20.0,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Benchmark the whole pipeline on the embedded stack at increasing rates."""
+    from cityheart.bench import run_bench
+
+    settings = _settings(config, verbose)
+    offered = [float(r) for r in rates.split(",") if r.strip()]
+    try:
+        raise typer.Exit(
+            run_bench(settings, rates=offered, step_s=step_seconds, as_json=as_json)
+        )
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,197 @@
+"""Kafka plumbing shared by the bridge, the flow and the feed; broker-agnostic (Kafka, Redpanda, Tansu).
+
+- :func:`create_topics` makes cityheart's topics if they are missing.
+- :class:`ReliableProducer` produces with delivery callbacks: a record is "done" only when the
+  broker confirmed it, and a failed delivery is raised, never silently dropped.
+- :func:`tail_consumer` reads whole topics by explicit partition assignment (no consumer group:
+  group joins are slow on some brokers and each reader here keeps its own position).
+
+Latency-sensitive readers set ``fetch.wait.max.ms`` low: some brokers answer an empty fetch only
+after it expires. Producers batch (``linger.ms``) because small batches cost brokers dearly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from models.errors import ConnectorError
+
+__all__ = [
+    "FAST_FETCH",
+    "ReliableProducer",
+    "create_topics",
+    "partitions_of",
+    "tail_consumer",
+]
+
+log = logging.getLogger(__name__)
+
+FAST_FETCH: dict[str, Any] = {"fetch.wait.max.ms": 10, "fetch.error.backoff.ms": 50}
+"""Consumer settings for readers that must see new records within milliseconds."""
+
+
+def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, *, timeout: float = 15.0
+) -> None:
+    """Create the topics in ``names`` with ``partitions`` partitions unless they exist."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        msg = f"cannot list topics: {exc.args[0]}"
+        raise ConnectorError("kafka", bootstrap, msg) from exc
+    wanted = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            msg = f"cannot create topic {name!r}: {exc.args[0]}"
+            raise ConnectorError("kafka", bootstrap, msg) from exc
+        log.info("created Kafka topic %r with %d partitions", name, partitions)
+
+
+def partitions_of(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[int]:
+    """The partition numbers of ``topic``; ConnectorError if the topic does not exist."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException as exc:
+        msg = f"error listing partitions for Kafka topic {topic!r}: {exc.args[0]}"
+        raise ConnectorError("kafka", bootstrap, msg) from exc
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        msg = f"Kafka topic {topic!r} does not exist"
+        raise ConnectorError("kafka", bootstrap, msg)
+    return sorted(metadata.partitions)
+
+
+def tail_consumer(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    start: str = "beginning",
+    config: Mapping[str, Any] | None = None,
+) -> Consumer:
+    """A consumer assigned every partition of ``topics`` from the ``beginning`` or the ``end``."""
+    offset = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END}[start]
+    settings: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "cityheart-unused",  # required by librdkafka; no group is joined
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        **FAST_FETCH,
+        **(config or {}),
+    }
+    consumer = Consumer(settings)
+    assignment = [
+        TopicPartition(topic, part, offset)
+        for topic in topics
+        for part in partitions_of(bootstrap, topic)
+    ]
+    consumer.assign(assignment)
+    return consumer
+
+
+class ReliableProducer:
+    """A producer that reports every delivery and raises on the first failed one.
+
+        producer = ReliableProducer("127.0.0.1:9092", linger_ms=50)
+        producer.produce("readings", value, key=b"dev-1", on_delivered=lambda: ack(mid))
+        producer.poll(0)          # serves callbacks; raises ConnectorError on a failed delivery
+        producer.flush(10)
+
+    ``on_delivered`` runs (on the thread calling poll/flush) once the broker confirmed the
+    record. librdkafka retries transient errors itself until ``delivery_timeout_ms``; a record
+    that still fails is kept in :attr:`failures` and raised from the next poll or flush.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        linger_ms: float = 20,
+        delivery_timeout_ms: int = 300_000,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": linger_ms,
+                "acks": "all",
+                "enable.idempotence": False,
+                "delivery.timeout.ms": delivery_timeout_ms,
+                "queue.buffering.max.messages": 500_000,
+                "batch.num.messages": 10_000,
+                **(config or {}),
+            }
+        )
+        self._lock = threading.Lock()
+        self.failures: list[tuple[str, bytes | None, str]] = []
+        self.delivered = 0
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue one record; waits (serving callbacks) while the local queue is full."""
+
+        def report(err: KafkaError | None, msg: Any) -> None:
+            if err is not None:
+                with self._lock:
+                    self.failures.append((topic, key, str(err)))
+                return
+            self.delivered += 1
+            if on_delivered is not None:
+                on_delivered()
+
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=report)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                msg = f"cannot produce to topic {topic!r}: {exc.args[0]}"
+                raise ConnectorError("kafka", self.bootstrap, msg) from exc
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery callbacks for up to ``timeout`` s; raise on a failed delivery."""
+        served = self._producer.poll(timeout)
+        self._raise_failures()
+        return served
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued record is delivered; raise if any failed or time ran out."""
+        remaining = self._producer.flush(timeout)
+        self._raise_failures()
+        if remaining:
+            msg = f"{remaining} records not delivered within {timeout:g} s"
+            raise ConnectorError("kafka", self.bootstrap, msg)
+
+    def __len__(self) -> int:
+        """Records queued and not yet confirmed."""
+        return len(self._producer)
+
+    def _raise_failures(self) -> None:
+        if self.failures:
+            with self._lock:
+                topic, key, reason = self.failures[0]
+                count = len(self.failures)
+            msg = f"{count} deliveries failed, first to topic {topic!r} key {key!r}: {reason}"
+            raise ConnectorError("kafka", self.bootstrap, msg)

