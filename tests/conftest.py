@@ -97,3 +97,4 @@ def settings(base_settings: Settings, mqtt_broker: SimpleNamespace,
             "feed": base_settings.feed.model_copy(update={"port": free_port()}),
         }
     )
+

@@ -1,0 +1,243 @@
+"""The MQTT-to-Kafka bridge: device readings in, validated records out, at least once.
+
+    bridge = Bridge(settings)
+    bridge.start()            # connects to both brokers, subscribes <prefix>/+/+/+ at QoS 1
+    ...
+    bridge.stop()             # forwards what is in hand, then disconnects
+
+Each MQTT message is acknowledged (PUBACK) only after Kafka confirmed the record it became, so a
+crash or restart never loses a reading the broker accepted: the broker redelivers whatever was
+not acknowledged to the bridge's persistent session (fixed client id, clean start off). A reading
+may therefore reach Kafka twice after a crash; downstream keys make that harmless.
+
+Valid readings go to the readings topic (key = device_id, value = models.readings.encode). A
+payload that cannot become a reading goes to the dead-letter topic with its original bytes and
+the reason in headers (reason, detail, mqtt_topic, received_at, source=bridge). Nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from connectors.kafka import ReliableProducer, create_topics
+from models.config import Settings
+from models.errors import ConnectorError, InvalidReading
+from models.readings import ReadingParser, encode
+from models.timefmt import iso
+
+__all__ = ["Bridge", "BridgeStats", "run_bridge"]
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+"""How long the broker keeps the bridge's session (and queues readings) while it is away."""
+
+
+@dataclass
+class BridgeStats:
+    """What the bridge has done since it started."""
+
+    received: int = 0
+    forwarded: int = 0
+    dead_lettered: int = 0
+    acknowledged: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    connects: int = 0
+
+
+class Bridge:
+    """Forward MQTT readings to Kafka, acknowledging each only once Kafka has it."""
+
+    def __init__(self, settings: Settings, *, clock: Any = time.time) -> None:
+        self._settings = settings
+        self._mqtt = settings.mqtt
+        self._topics = settings.kafka.topics
+        self._clock = clock
+        self._parser = ReadingParser(
+            settings.kinds,
+            settings.district_ids(),
+            topic_prefix=settings.mqtt.topic_prefix,
+            max_future_s=settings.flow.max_future_s,
+            max_payload_bytes=settings.mqtt.max_payload_bytes,
+        )
+        self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
+        self._client = self._new_client()
+        self._connected = threading.Event()
+        self._accepting = True
+        self.stats = BridgeStats()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Connect to the MQTT broker and subscribe; raise ConnectorError if it cannot."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = 65535
+        try:
+            self._client.connect(
+                self._mqtt.host,
+                self._mqtt.port,
+                keepalive=30,
+                clean_start=False,
+                properties=properties,
+            )
+        except OSError as exc:
+            msg = f"cannot connect: {exc}"
+            raise ConnectorError("mqtt", self._mqtt.url, msg) from exc
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            self._client.loop_stop()
+            msg = f"no CONNACK within {timeout:g} s"
+            raise ConnectorError("mqtt", self._mqtt.url, msg)
+
+    def serve(self, stop: threading.Event) -> None:
+        """Serve Kafka delivery reports (which acknowledge MQTT messages) until ``stop`` is set."""
+        next_report = time.monotonic() + 10
+        while not stop.is_set():
+            self._producer.poll(0.05)
+            if time.monotonic() >= next_report:
+                next_report += 10
+                self._log_stats()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking messages, deliver and acknowledge those in hand, then disconnect."""
+        self._accepting = False
+        try:
+            self._producer.flush(timeout)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._log_stats()
+
+    # -- MQTT callbacks (paho's network thread) ----------------------------------------------
+
+    def _new_client(self) -> Client:
+        client = Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._mqtt.bridge_client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        if self._mqtt.username:
+            password = self._mqtt.password.get_secret_value() if self._mqtt.password else None
+            client.username_pw_set(self._mqtt.username, password)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.max_inflight_messages_set(1000)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self, client: Client, userdata: Any, flags: ConnectFlags, reason: ReasonCode, props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker %s refused the bridge: %s", self._mqtt.url, reason)
+            return
+        self.stats.connects += 1
+        pattern = f"{self._mqtt.topic_prefix}/+/+/+"
+        result, _ = client.subscribe(pattern, qos=1)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.error("cannot subscribe to %s on %s: %s", pattern, self._mqtt.url, result)
+            return
+        log.info(
+            "bridge connected to %s (session present: %s), subscribed to %s",
+            self._mqtt.url,
+            flags.session_present,
+            pattern,
+        )
+        self._connected.set()
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        props: Any,
+    ) -> None:
+        if self._accepting:
+            log.warning("bridge lost MQTT connection to %s (%s); reconnecting", self._mqtt.url, reason)
+
+    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+        if not self._accepting:
+            return  # not acknowledged: the broker redelivers it to the next session
+        self.stats.received += 1
+        payload = message.payload
+        mid, qos = message.mid, message.qos
+
+        def acknowledge() -> None:
+            client.ack(mid, qos)
+            self.stats.acknowledged += 1
+
+        try:
+            reading = self._parser.parse(payload, message.topic, self._clock())
+        except InvalidReading as exc:
+            self._dead_letter(exc, message.topic, acknowledge)
+            return
+        self._producer.produce(
+            self._topics.readings,
+            encode(reading),
+            key=reading.device_id.encode(),
+            on_delivered=acknowledge,
+        )
+        self.stats.forwarded += 1
+
+    def _dead_letter(self, exc: InvalidReading, topic: str, acknowledge: Any) -> None:
+        self.stats.dead_lettered += 1
+        self.stats.reasons[exc.reason] = self.stats.reasons.get(exc.reason, 0) + 1
+        headers = [
+            ("reason", exc.reason.encode()),
+            ("detail", exc.detail.encode()),
+            ("mqtt_topic", topic.encode()),
+            ("received_at", iso(self._clock()).encode()),
+            ("source", b"bridge"),
+        ]
+        self._producer.produce(
+            self._topics.dead_letter,
+            exc.payload,
+            key=topic.encode(),
+            headers=headers,
+            on_delivered=acknowledge,
+        )
+        log.debug("dead-lettered a payload on %s: %s", topic, exc)
+
+    def _log_stats(self) -> None:
+        s = self.stats
+        log.info(
+            "bridge: %d received, %d forwarded, %d dead-lettered %s, %d acknowledged",
+            s.received,
+            s.forwarded,
+            s.dead_lettered,
+            s.reasons or "",
+            s.acknowledged,
+        )
+
+
+def run_bridge(settings: Settings) -> None:
+    """Run the bridge until SIGINT or SIGTERM, then stop it cleanly."""
+    topics = settings.kafka.topics
+    create_topics(
+        settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    bridge = Bridge(settings)
+    bridge.start()
+    try:
+        bridge.serve(stop)
+    finally:
+        bridge.stop()

@@ -1,0 +1,197 @@
+"""The MQTT-to-Kafka bridge against real mosquitto and real Tansu.
+
+What operators rely on: every reading a device got acknowledged reaches Kafka, even across a
+bridge crash; every bad payload reaches the dead-letter topic with its reason; good readings
+around bad ones still flow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from connectors.bridge import Bridge
+from models.config import Settings
+from models.timefmt import iso
+from tests.support import consume_all, write_config
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Device:
+    """A plain paho client publishing at QoS 1 and remembering which messages were acknowledged.
+
+    At most 500 messages are in flight (a semaphore released by PUBACKs): flow control.
+    """
+
+    def __init__(self, url: str, client_id: str) -> None:
+        host, port = url.removeprefix("mqtt://").split(":")
+        self._room = threading.Semaphore(500)
+        self._seq_of_mid: dict[int, int] = {}
+        self._acked_mids: list[int] = []
+        self.client = Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self.client.on_publish = self._on_publish
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+
+    def _on_publish(self, client, userdata, mid, reason, props) -> None:
+        self._acked_mids.append(mid)
+        self._room.release()
+
+    def publish(self, topic: str, payload: bytes, seq: int = -1) -> None:
+        assert self._room.acquire(timeout=30), "no PUBACK for 30 s"
+        info = self.client.publish(topic, payload, qos=1)
+        self._seq_of_mid[info.mid] = seq
+
+    @property
+    def acked(self) -> set[int]:
+        return {self._seq_of_mid.get(mid, -1) for mid in list(self._acked_mids)}
+
+    def wait_acked(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self._acked_mids) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def reading(device: str, kind: str, value: float, seq: int, unit: str = "ug/m3") -> bytes:
+    return orjson.dumps(
+        {"device_id": device, "kind": kind, "value": value, "unit": unit, "ts": iso(time.time()),
+         "seq": seq}
+    )
+
+
+@pytest.fixture
+def bridge(settings: Settings) -> Iterator[Bridge]:
+    stop = threading.Event()
+    running = Bridge(settings)
+    running.start()
+    server = threading.Thread(target=running.serve, args=(stop,), daemon=True)
+    server.start()
+    yield running
+    stop.set()
+    server.join(10)
+    running.stop()
+
+
+def test_bad_payloads_are_dead_lettered_with_reason_and_good_ones_flow(
+    settings: Settings, bridge: Bridge, mqtt_broker
+) -> None:
+    prefix = settings.mqtt.topic_prefix
+    topic = f"{prefix}/old-town/pm25/pm-1"
+    now = time.time()
+    bad = {
+        "invalid_json": (topic, b"{not json"),
+        "missing_field": (topic, orjson.dumps({"device_id": "pm-1", "kind": "pm25", "value": 3.0,
+                                               "ts": iso(now)})),
+        "unknown_unit": (topic, reading("pm-1", "pm25", 3.0, 0, unit="grains")),
+        "not_finite": (topic, b'{"device_id":"pm-1","kind":"pm25","value":NaN,"unit":"ug/m3","ts":1}'),
+        "out_of_range": (topic, reading("pm-1", "pm25", 5000.0, 0)),
+        "future_timestamp": (topic, orjson.dumps({"device_id": "pm-1", "kind": "pm25",
+                                                  "value": 3.0, "unit": "ug/m3",
+                                                  "ts": iso(now + 86400)})),
+        "unknown_district": (f"{prefix}/atlantis/pm25/pm-1", reading("pm-1", "pm25", 3.0, 0)),
+        "topic_mismatch": (f"{prefix}/old-town/no2/pm-1", reading("pm-1", "pm25", 3.0, 0)),
+    }
+    device = Device(mqtt_broker.url, "dev-mixed")
+    try:
+        device.publish(topic, reading("pm-1", "pm25", 10.0, 1), seq=1)
+        for seq, (reason, (where, payload)) in enumerate(bad.items(), start=100):
+            device.publish(where, payload, seq=seq)
+        device.publish(topic, reading("pm-1", "pm25", 11.0, 2), seq=2)
+        device.wait_acked(len(bad) + 2)
+    finally:
+        device.close()
+
+    dead = consume_all(settings.kafka.bootstrap, settings.kafka.topics.dead_letter, len(bad))
+    got = {dict(m.headers())["reason"].decode(): m for m in dead}
+    assert sorted(got) == sorted(bad)
+    for reason, message in got.items():
+        headers = dict(message.headers())
+        assert message.value() == bad[reason][1], "the original bytes are kept"
+        assert headers["mqtt_topic"].decode() == bad[reason][0]
+        assert headers["detail"], reason
+        assert headers["source"] == b"bridge"
+
+    good = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 2)
+    records = [orjson.loads(m.value()) for m in good]
+    assert [r["seq"] for r in records] == [1, 2]
+    assert all(m.key() == b"pm-1" and r["district"] == "old-town" for m, r in zip(good, records))
+
+
+def test_unit_is_converted_to_the_canonical_one(settings: Settings, bridge: Bridge,
+                                                mqtt_broker) -> None:
+    device = Device(mqtt_broker.url, "dev-units")
+    try:
+        payload = reading("tr-1", "traffic_speed", 10.0, 0, unit="m/s")
+        device.publish(f"{settings.mqtt.topic_prefix}/harbour/traffic_speed/tr-1", payload)
+        device.wait_acked(1)
+    finally:
+        device.close()
+    [message] = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 1)
+    record = orjson.loads(message.value())
+    assert record["unit"] == "km/h"
+    assert record["value"] == pytest.approx(36.0)
+
+
+def start_bridge_process(config: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cityheart", "bridge", "--config", str(config)],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,
+    )
+
+
+def wait_for_log(log: Path, text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} not in {log}:\n{log.read_text()}"
+        time.sleep(0.05)
+
+
+def test_bridge_crash_loses_no_reading_the_broker_accepted(
+    settings: Settings, mqtt_broker, tmp_path: Path
+) -> None:
+    config = write_config(settings, tmp_path / "config.yaml")
+    log = tmp_path / "bridge.log"
+    process = start_bridge_process(config, log)
+    wait_for_log(log, "subscribed to")
+    device = Device(mqtt_broker.url, "dev-crash")
+    topic = f"{settings.mqtt.topic_prefix}/university/noise/nz-1"
+    total = 3000
+    try:
+        for seq in range(total):
+            if seq == 1000:
+                process.send_signal(signal.SIGKILL)  # a crash: no clean shutdown
+                process.wait(10)
+            if seq == 2000:
+                process = start_bridge_process(config, log)
+            device.publish(topic, reading("nz-1", "noise", 50.0, seq, unit="dBA"), seq=seq)
+        device.wait_acked(total)
+        accepted = set(device.acked)
+    finally:
+        device.close()
+    assert len(accepted) == total, "the broker accepted every reading"
+
+    records = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, total,
+                          timeout=60)
+    seqs = {orjson.loads(m.value())["seq"] for m in records}
+    assert accepted - seqs == set(), f"lost {len(accepted - seqs)} readings"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
