@@ -31,6 +31,7 @@ from models.errors import ConnectorError
 __all__ = [
     "ChildProcess",
     "EmbeddedServer",
+    "ensure_port_free",
     "free_port",
     "mosquitto_config",
     "spawn",
@@ -49,6 +50,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def ensure_port_free(port: int, service: str) -> None:
+    """Raise ConnectorError if something already listens on loopback ``port``."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            msg = f"port {port} is already in use (another {service} running? set another port)"
+            raise ConnectorError(service, f"{LOOPBACK}:{port}", msg) from exc
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
@@ -198,6 +209,8 @@ def start_mqtt_broker(
     timeout: float = 15.0,
 ) -> EmbeddedServer:
     """Start mosquitto (if on PATH and ``prefer`` allows) or amqtt on loopback ``port``."""
+    if port:
+        ensure_port_free(port, "mqtt")
     port = port or free_port()
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
@@ -238,6 +251,8 @@ def start_kafka_broker(
     port: int = 0, *, log_path: Path | None = None, timeout: float = 15.0
 ) -> EmbeddedServer:
     """Start Tansu (Kafka-compatible, in-memory storage) on loopback ``port``."""
+    if port:
+        ensure_port_free(port, "kafka")
     port = port or free_port()
     address = f"tcp://{LOOPBACK}:{port}"
     argv = [

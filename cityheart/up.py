@@ -1,0 +1,163 @@
+"""``cityheart up``: the whole city on one machine, until Ctrl-C.
+
+Starts, in order: the MQTT broker and the Kafka broker (embedded ones unless config.yaml or the
+environment names external servers), the topics, then one child process per component
+(``cityheart feed``, ``flow``, ``bridge``, ``simulate``), each exactly as it would run in
+production. It prints ``feed: ws://...`` once the feed accepts connections, restarts a component
+that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
+exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
+orphaned. Component logs go to ``<log dir>/<component>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connectors.kafka import create_topics
+from connectors.servers import (
+    ChildProcess,
+    EmbeddedServer,
+    ensure_port_free,
+    spawn,
+    start_kafka_broker,
+    start_mqtt_broker,
+    wait_for_port,
+)
+from models.config import Settings
+
+__all__ = ["COMPONENTS", "Supervisor", "run_city"]
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("feed", "flow", "bridge", "simulate")
+"""The components ``up`` runs, in start order (stopped in reverse)."""
+
+
+@dataclass
+class _Component:
+    name: str
+    argv: list[str]
+    child: ChildProcess | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    """Start components as child processes, restart those that die, stop them in reverse order."""
+
+    env: dict[str, str]
+    log_dir: Path
+    components: list[_Component] = field(default_factory=list)
+
+    def add(self, name: str, argv: list[str]) -> None:
+        """Start ``argv`` as component ``name``."""
+        component = _Component(name, argv)
+        self.components.append(component)
+        self._start(component)
+
+    def _start(self, component: _Component) -> None:
+        component.child = spawn(
+            component.name,
+            component.argv,
+            env=self.env,
+            log_path=self.log_dir / f"{component.name}.log",
+        )
+
+    def check(self, now: float) -> None:
+        """Restart any component that exited, waiting longer after each restart (max 30 s)."""
+        for component in self.components:
+            child = component.child
+            if child is None or child.running:
+                continue
+            if component.next_start == 0.0:
+                delay = min(30.0, 2.0**component.restarts)
+                component.next_start = now + delay
+                log.error(
+                    "%s exited with code %s; restarting in %g s (see %s)",
+                    component.name,
+                    child.process.returncode,
+                    delay,
+                    child.log_path,
+                )
+            elif now >= component.next_start:
+                component.restarts += 1
+                component.next_start = 0.0
+                self._start(component)
+
+    def stop(self) -> None:
+        """Stop every component, last started first."""
+        for component in reversed(self.components):
+            if component.child is not None:
+                code = component.child.stop(signal.SIGTERM, timeout=15)
+                log.info("%s stopped (exit code %s)", component.name, code)
+
+
+def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = None) -> int:
+    """Run the whole city until SIGINT or SIGTERM; return the exit code (0 on a clean stop)."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    log_dir = log_dir or Path("var") / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    servers: list[EmbeddedServer] = []
+    supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
+    try:
+        env = _start_servers(settings, servers, log_dir)
+        supervisor.env.update(env)
+        topics = settings.kafka.topics
+        create_topics(
+            env["CITYHEART_KAFKA_BOOTSTRAP"],
+            [topics.readings, topics.dead_letter, topics.vitals, topics.alerts],
+            settings.kafka.partitions,
+        )
+        ensure_port_free(settings.feed.port, "feed")
+        base = [sys.executable, "-m", "cityheart"]
+        for name in COMPONENTS:
+            supervisor.add(name, [*base, name, "--config", str(config_path)])
+            if name == "feed":
+                feed_child = supervisor.components[-1].child
+                wait_for_port(settings.feed.host, settings.feed.port, 30, feed_child.process)
+                print(f"feed: {settings.feed.url}", flush=True)
+        print(f"logs: {log_dir.resolve()}", flush=True)
+        while not stop.wait(0.5):
+            supervisor.check(time.monotonic())
+        return 0
+    finally:
+        supervisor.stop()
+        for server in reversed(servers):
+            server.stop()
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
+def _start_servers(
+    settings: Settings, servers: list[EmbeddedServer], log_dir: Path
+) -> dict[str, str]:
+    """Start the embedded servers config asks for; return the env that points children at them."""
+    env = {}
+    if settings.mqtt.embedded:
+        mqtt = start_mqtt_broker(settings.mqtt.port, log_path=log_dir / "mqtt-broker.log")
+        servers.append(mqtt)
+        log.info("embedded MQTT broker (%s) at %s", mqtt.kind, mqtt.url)
+        env["CITYHEART_MQTT_URL"] = mqtt.url
+    else:
+        env["CITYHEART_MQTT_URL"] = settings.mqtt.url
+    if settings.kafka.embedded:
+        kafka = start_kafka_broker(settings.kafka.port, log_path=log_dir / "kafka-broker.log")
+        servers.append(kafka)
+        log.info("embedded Kafka broker (Tansu) at %s", kafka.bootstrap)
+        env["CITYHEART_KAFKA_BOOTSTRAP"] = kafka.bootstrap
+    else:
+        env["CITYHEART_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
+    return env

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what cityheart needs into ./.venv: Debian packages (mosquitto) when we can, then the
+# Python package with the extras named in $1 (for example "test"). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+
+apt_packages=(mosquitto)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else sudo=none; fi
+  if [ "$sudo" = none ]; then
+    echo "setup: cannot install ${missing[*]} (not root, no sudo); the embedded amqtt broker will be used" >&2
+  else
+    echo "setup: installing ${missing[*]} with apt-get" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+python=""
+for candidate in python3.12 python3.11 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 12)))'; then
+    python="$candidate"; break
+  fi
+done
+if [ -z "$python" ]; then
+  echo "setup: cityheart needs Python 3.11 or 3.12 (Bytewax 0.21 has no wheels for newer ones)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+spec="."
+[ -n "$extras" ] && spec=".[${extras}]"
+.venv/bin/python -m pip install -q -e "$spec"
