@@ -197,7 +197,12 @@ def _number(record: dict, field: str, payload: bytes) -> float:
     if type(value) not in (int, float):
         detail = f"field {field!r} must be a number, got {value!r}"
         raise InvalidReading(payload, "wrong_type", detail)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidReading(
+            payload, "not_finite", f"field {field!r} {value} is too large for a number"
+        ) from None
 
 
 def _timestamp(record: dict, payload: bytes) -> float:
@@ -205,7 +210,10 @@ def _timestamp(record: dict, payload: bytes) -> float:
     if value is None:
         raise InvalidReading(payload, "missing_field", "field 'ts' is missing")
     if type(value) in (int, float):
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:
+            ts = math.inf
         if not math.isfinite(ts) or ts < 0:
             raise InvalidReading(payload, "bad_timestamp", f"ts {value!r} is not a UTC epoch time")
         return ts

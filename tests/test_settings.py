@@ -1,0 +1,117 @@
+"""config.yaml is validated at start, and a wrong key or value is named in the error."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings as hsettings, strategies as st
+
+from cityheart.settings import load, load_mapping
+from models.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def raw() -> dict:
+    return copy.deepcopy(RAW)
+
+
+def error_of(data: dict, env: dict | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_mapping(data, source="config.yaml", env=env or {})
+    return info.value
+
+
+def test_shipped_config_describes_a_mid_size_city() -> None:
+    settings = load(ROOT / "config.yaml", env={})
+    assert len(settings.districts) >= 8
+    assert len(settings.kinds) >= 6
+    for kind in settings.kinds.values():
+        assert kind.unit and kind.interval_s > 0 and kind.range[0] < kind.range[1]
+    for district in settings.districts:
+        assert district.polygon[0] == district.polygon[-1]
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "words"),
+    [
+        (lambda d: d["kinds"]["pm25"].update(range=[10, 1]), "kinds.pm25.range", "min < max"),
+        (lambda d: d["kinds"]["pm25"].update(colour="red"), "kinds.pm25.colour", "unknown key"),
+        (lambda d: d["kinds"]["noise"].pop("unit"), "kinds.noise.unit", "missing"),
+        (lambda d: d["flow"].update(window_s=0), "flow.window_s", "greater than 0"),
+        (lambda d: d["mqtt"].update(url="http://x"), "mqtt.url", "mqtt://"),
+        (lambda d: d["kafka"].update(bootstrap="nohost"), "kafka.bootstrap", "host:port"),
+        (lambda d: d["districts"][2].update(centroid=[500, 1]), "districts[2].centroid", "WGS84"),
+        (lambda d: d["kinds"]["pm25"]["thresholds"].update(warning=900),
+         "kinds.pm25.thresholds", "critical"),
+        (lambda d: d["simulator"].update(scenario="nope"), "simulator.scenario", "'nope'"),
+        (lambda d: d["simulator"]["scenarios"]["demo"][0].update(kind="ozone"),
+         "simulator.scenarios.demo[0].kind", "'ozone'"),
+        (lambda d: d["districts"][1].update(id="old-town"), "districts[1].id", "repeated"),
+    ],
+)
+def test_a_wrong_key_or_value_is_named(edit, key: str, words: str) -> None:
+    data = raw()
+    edit(data)
+    error = error_of(data)
+    assert error.key == key
+    assert words in str(error)
+    assert str(error).startswith(f"config.yaml: {key}: ")
+
+
+def test_environment_overrides_addresses_and_names_itself_when_wrong() -> None:
+    settings = load_mapping(raw(), env={"CITYHEART_KAFKA_BOOTSTRAP": "kafka.example:9093",
+                                        "CITYHEART_MQTT_PASSWORD": "s3cret"})
+    assert settings.kafka.bootstrap == "kafka.example:9093"
+    assert settings.kafka.embedded is False
+    assert "s3cret" not in repr(settings), "secrets are masked"
+    error = error_of(raw(), env={"CITYHEART_FEED_PORT": "eighty"})
+    assert "CITYHEART_FEED_PORT" in str(error) and error.key == "feed.port"
+
+
+def test_cli_refuses_a_bad_config_at_start_naming_the_key(tmp_path: Path) -> None:
+    data = raw()
+    data["kinds"]["pm25"]["interval_s"] = -5
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "cityheart", "bridge", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "config.yaml: kinds.pm25.interval_s" in result.stderr
+
+
+def test_missing_or_malformed_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "absent.yaml", env={})
+    broken = tmp_path / "config.yaml"
+    broken.write_text("kinds: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(broken, env={})
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(section=st.sampled_from(sorted(RAW)), value=yaml_values)
+def test_any_section_value_either_loads_or_fails_with_config_error(section: str, value) -> None:
+    data = raw()
+    data[section] = value
+    try:
+        load_mapping(data, source="config.yaml", env={})
+    except ConfigError as error:
+        assert error.key, "the error names a key"
+        assert str(error).startswith(f"config.yaml: {error.key}: ")
