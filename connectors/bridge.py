@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from connectors.kafka import ReliableProducer, create_topics
+from connectors.mqtt import MqttClient, new_client
 from models.config import Settings
 from models.errors import ConnectorError, InvalidReading
 from models.readings import ReadingParser, encode
@@ -40,10 +39,6 @@ from models.timefmt import iso
 __all__ = ["Bridge", "BridgeStats", "run_bridge"]
 
 log = logging.getLogger(__name__)
-
-SESSION_EXPIRY_S = 7 * 24 * 3600
-"""How long the broker keeps the bridge's session (and queues readings) while it is away."""
-
 
 @dataclass
 class BridgeStats:
@@ -82,24 +77,10 @@ class Bridge:
 
     def start(self, timeout: float = 15.0) -> None:
         """Connect to the MQTT broker and subscribe; raise ConnectorError if it cannot."""
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        properties.ReceiveMaximum = 65535
-        try:
-            self._client.connect(
-                self._mqtt.host,
-                self._mqtt.port,
-                keepalive=30,
-                clean_start=False,
-                properties=properties,
-            )
-        except OSError as exc:
-            msg = f"cannot connect: {exc}"
-            raise ConnectorError("mqtt", self._mqtt.url, msg) from exc
-        self._client.loop_start()
+        self._client.start(timeout=timeout)
         if not self._connected.wait(timeout):
-            self._client.loop_stop()
-            msg = f"no CONNACK within {timeout:g} s"
+            self._client.stop()
+            msg = f"could not subscribe within {timeout:g} s"
             raise ConnectorError("mqtt", self._mqtt.url, msg)
 
     def serve(self, stop: threading.Event) -> None:
@@ -117,24 +98,21 @@ class Bridge:
         try:
             self._producer.flush(timeout)
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._client.stop()
             self._log_stats()
 
     # -- MQTT callbacks (paho's network thread) ----------------------------------------------
 
-    def _new_client(self) -> Client:
-        client = Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._mqtt.bridge_client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
+    def _new_client(self) -> MqttClient:
+        password = self._mqtt.password.get_secret_value() if self._mqtt.password else None
+        client = new_client(
+            self._mqtt.url,
+            self._mqtt.bridge_client_id,
+            username=self._mqtt.username,
+            password=password,
+            persistent=True,  # the broker queues readings for us while we are away
         )
-        if self._mqtt.username:
-            password = self._mqtt.password.get_secret_value() if self._mqtt.password else None
-            client.username_pw_set(self._mqtt.username, password)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        client.max_inflight_messages_set(1000)
+        client.manual_ack_set(True)  # PUBACK only once Kafka has the record
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -169,7 +147,8 @@ class Bridge:
         props: Any,
     ) -> None:
         if self._accepting:
-            log.warning("bridge lost MQTT connection to %s (%s); reconnecting", self._mqtt.url, reason)
+            log.warning("bridge lost MQTT connection to %s (%s); reconnecting",
+                        self._mqtt.url, reason)
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
         if not self._accepting:

@@ -55,6 +55,7 @@ def free_port() -> int:
 def ensure_port_free(port: int, service: str) -> None:
     """Raise ConnectorError if something already listens on loopback ``port``."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
         try:
             sock.bind((LOOPBACK, port))
         except OSError as exc:
