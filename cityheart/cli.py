@@ -188,5 +188,27 @@ def bench(
         raise _fail(exc) from None
 
 
+@app.command()
+def aqi(
+    standard: Annotated[
+        str, typer.Option(help="hj633 (China HJ 633-2012) or epa (US EPA AQI, 2024 PM2.5).")
+    ],
+    pairs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="NAME=VALUE[:UNIT]...",
+            help="Concentrations in the standard's units: pm25_24h=80 co_8h=9.5:ppm ...",
+        ),
+    ] = None,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="Read one JSON object of NAME: VALUE a line from stdin.")
+    ] = False,
+) -> None:
+    """Air quality index of some concentrations, as one JSON object (a line each with --batch)."""
+    from cityheart.aqi import run_aqi
+
+    raise typer.Exit(run_aqi(standard, pairs or [], batch=batch))
+
+
 if __name__ == "__main__":
     app()
