@@ -1,0 +1,375 @@
+"""The websocket push feed: Kafka ``vitals`` and ``alerts`` to subscribed operator screens.
+
+    async with FeedServer(settings) as feed:      # port 0 in settings picks a free port
+        print(feed.url)                           # ws://127.0.0.1:54321/feed
+        ...
+
+    run_feed(settings)                            # until SIGINT/SIGTERM; prints "feed: ws://..."
+
+The server reads both topics from the beginning (explicit assignment, no consumer group) on a
+worker thread, catches up with what they held at start, then serves ``settings.feed.path`` (any
+other path gets HTTP 404). Each record becomes one numbered message, serialised once
+(:class:`models.feed.FeedLog`), and the same bytes are queued for every client whose
+subscription matches. Each client has its own bounded :class:`models.feed_delivery.Outbox` and
+writer task, so a slow client only ever delays itself; one that falls too far behind on alerts
+is told to ``resync`` and disconnected.
+
+Protocol: on connect the server sends ``hello``; after a subscribe op it sends ``subscribed``,
+the replay, then live messages with no gap and no duplicate (replay and registration happen
+in one step of the event loop, between two Kafka batches). A ``heartbeat`` goes out every
+``heartbeat_s``; websocket pings close dead connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from connectors.kafka import create_topics, tail_consumer
+from models.config import Settings
+from models.errors import ConnectorError
+from models.feed import (
+    FeedError,
+    FeedLog,
+    FeedMessage,
+    Subscription,
+    error_message,
+    heartbeat_message,
+    hello_message,
+    parse_request,
+    subscribed_message,
+)
+from models.feed_delivery import Outbox
+from models.timefmt import iso
+
+__all__ = ["FeedServer", "run_feed"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+"""Most records taken from Kafka in one poll."""
+DISPATCH_CHUNK = 100
+"""Records dispatched between two chances for client writers to run."""
+POLL_S = 0.1
+"""How long one poll waits for records (also how long shutting down may wait for it)."""
+
+
+def _now() -> str:
+    return iso(time.time())
+
+
+@dataclass(eq=False)
+class _Client:
+    ws: ServerConnection
+    outbox: Outbox
+    subscription: Subscription | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, message: FeedMessage) -> None:
+        self.outbox.push(message)
+        self.wake.set()
+
+
+class FeedServer:
+    """The push feed, bound to ``settings.feed`` host, port and path, fed from Kafka.
+
+    ``outbox_limit`` is how many live messages may wait for one client before vitals are
+    coalesced and alerts overflow it (keep it a few times :data:`BATCH`: one poll's records
+    are queued at once); ``catchup_timeout_s`` bounds how long start waits to
+    have read what the topics held (it serves anyway afterwards, with a warning).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        heartbeat_s: float = 5.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        outbox_limit: int = 2000,
+        catchup_timeout_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.heartbeat_s = heartbeat_s
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.outbox_limit = outbox_limit
+        self.catchup_timeout_s = catchup_timeout_s
+        self.log = FeedLog(settings.feed.backlog)
+        self.epoch = uuid.uuid4().hex[:12]
+        self.port = settings.feed.port
+        topics = settings.kafka.topics
+        self._channel_of = {topics.vitals: "vitals", topics.alerts: "alerts"}
+        self._districts = settings.district_ids()
+        self._kinds = list(settings.kinds)
+        self._clients: set[_Client] = set()
+        self._consumer: Consumer | None = None
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._targets: dict[tuple[str, int], int] = {}
+        self._caught_up = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        """The ws:// URL clients connect to (with the bound port)."""
+        feed = self.settings.feed
+        return f"ws://{feed.host}:{self.port}{feed.path}"
+
+    @property
+    def clients(self) -> int:
+        """How many clients are connected now."""
+        return len(self._clients)
+
+    async def __aenter__(self) -> FeedServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the consumer, catch up with the topics, then accept connections."""
+        self._consumer, self._targets = await asyncio.to_thread(self._open_consumer)
+        if not self._targets:
+            self._caught_up.set()
+        self._tasks.append(asyncio.create_task(self._pump(), name="feed-pump"))
+        try:
+            await asyncio.wait_for(self._caught_up.wait(), self.catchup_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "feed: not caught up with Kafka after %g s (at seq %d); serving anyway",
+                self.catchup_timeout_s,
+                self.log.last_seq,
+            )
+        feed = self.settings.feed
+        try:
+            self._server = await serve(
+                self._handle,
+                feed.host,
+                feed.port,
+                process_request=self._check_path,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                compression=None,  # per-client deflate would undo "serialise once"
+                max_size=65_536,
+                server_header="cityheart-feed",
+            )
+        except OSError as exc:
+            await self.close()
+            msg = f"cannot listen: {exc.strerror or exc}"
+            raise ConnectorError("feed", f"{feed.host}:{feed.port}", msg) from exc
+        self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+        self._tasks.append(asyncio.create_task(self._heartbeats(), name="feed-heartbeats"))
+        log.debug("feed: serving %s from seq %d, epoch %s", self.url, self.log.last_seq, self.epoch)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; ConnectorError if reading Kafka failed meanwhile."""
+        stopped = asyncio.create_task(stop.wait())
+        pump = self._tasks[0]
+        try:
+            await asyncio.wait([stopped, pump], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if pump.done() and not stop.is_set():
+            failure = pump.exception() if not pump.cancelled() else None
+            msg = f"the feed stopped reading topics {list(self._channel_of)}: {failure!r}"
+            raise ConnectorError("kafka", self.settings.kafka.bootstrap, msg)
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection, stop reading Kafka."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in self._tasks:
+            if task.get_name() == "feed-heartbeats":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.close)
+            self._consumer = None
+
+    # Kafka side
+
+    def _open_consumer(self) -> tuple[Consumer, dict[tuple[str, int], int]]:
+        """The consumer, and the end offset of every non-empty partition now (to catch up to)."""
+        kafka = self.settings.kafka
+        topics = list(self._channel_of)
+        create_topics(kafka.bootstrap, topics, kafka.partitions)
+        consumer = tail_consumer(kafka.bootstrap, topics, start="beginning")
+        targets: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 10)
+            except KafkaException as exc:
+                consumer.close()
+                msg = f"cannot read the end offset of topic {tp.topic!r}: {exc.args[0]}"
+                raise ConnectorError("kafka", kafka.bootstrap, msg) from exc
+            if high > 0:
+                targets[(tp.topic, tp.partition)] = high
+        return consumer, targets
+
+    async def _pump(self) -> None:
+        try:
+            await self._pump_records()
+        except Exception:
+            log.exception("feed: stopped reading Kafka")
+            raise
+
+    async def _pump_records(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._closing:
+            try:
+                records = await asyncio.to_thread(consumer.consume, BATCH, POLL_S)
+            except KafkaException as exc:
+                log.error("feed: reading Kafka failed, retrying in 1 s: %s", exc.args[0])
+                await asyncio.sleep(1.0)
+                continue
+            now = _now()
+            for start in range(0, len(records), DISPATCH_CHUNK):
+                for record in records[start : start + DISPATCH_CHUNK]:
+                    self._dispatch(record, now)
+                await asyncio.sleep(0)  # let writers drain and requests in between chunks
+
+    def _dispatch(self, record: Any, now: str) -> None:
+        if record.error() is not None:
+            log.warning("feed: Kafka reports %s", record.error())
+            return
+        topic, partition, offset = record.topic(), record.partition(), record.offset()
+        try:
+            message = self.log.append(self._channel_of[topic], record.value() or b"", now)
+        except FeedError as exc:
+            log.warning("feed: skipping %s[%d]@%d: %s", topic, partition, offset, exc.detail)
+        else:
+            for client in self._clients:
+                if client.subscription is not None and client.subscription.matches(message):
+                    client.offer(message)
+        target = self._targets.get((topic, partition))
+        if target is not None and offset + 1 >= target:
+            del self._targets[(topic, partition)]
+            if not self._targets:
+                self._caught_up.set()
+
+    # websocket side
+
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == self.settings.feed.path:
+            return None
+        text = f"no feed at {path}; the feed is at {self.settings.feed.path}\n"
+        return connection.respond(HTTPStatus.NOT_FOUND, text)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        client = _Client(ws, Outbox(self.outbox_limit))
+        hello = hello_message(
+            server=f"cityheart feed ({self.settings.city.name})",
+            epoch=self.epoch,
+            last_seq=self.log.last_seq,
+            time=_now(),
+        )
+        try:
+            await ws.send(hello, text=True)
+        except ConnectionClosed:
+            return
+        writer = asyncio.create_task(self._write(client))
+        self._clients.add(client)
+        log.debug("feed: client %s connected", ws.remote_address)
+        try:
+            async for frame in ws:
+                self._on_request(client, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(client)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            log.debug("feed: client %s gone", ws.remote_address)
+
+    def _on_request(self, client: _Client, frame: str | bytes) -> None:
+        """Answer one op; replay and registration happen here with no await in between."""
+        now = _now()
+        try:
+            request = parse_request(frame, districts=self._districts, kinds=self._kinds)
+            replay = self.log.replay_for(request.subscription, request.since)
+        except FeedError as exc:
+            client.outbox.push_control(error_message(exc, time=now))
+            client.wake.set()
+            return
+        client.outbox.clear()
+        client.outbox.push_control(
+            subscribed_message(request, last_seq=self.log.last_seq, replay=len(replay), time=now)
+        )
+        client.outbox.extend(replay)
+        client.subscription = request.subscription
+        client.wake.set()
+
+    async def _write(self, client: _Client) -> None:
+        ws, outbox = client.ws, client.outbox
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await client.wake.wait()
+                client.wake.clear()
+                if outbox.overflowed:
+                    await self._drop_slow(client)
+                    return
+                while (payload := outbox.pop()) is not None:
+                    await ws.send(payload, text=True)
+
+    async def _drop_slow(self, client: _Client) -> None:
+        client.subscription = None
+        detail = (
+            f"client too slow: more than {self.outbox_limit} messages were waiting; reconnect "
+            "and subscribe with since=<the last seq you received>"
+        )
+        log.warning("feed: dropping slow client %s", client.ws.remote_address)
+        await client.ws.send(error_message(FeedError("resync", detail), time=_now()), text=True)
+        await client.ws.close(1013, "too slow, resync")
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            payload = heartbeat_message(last_seq=self.log.last_seq, time=_now())
+            for client in self._clients:
+                client.outbox.push_control(payload, replace="heartbeat")
+                client.wake.set()
+
+
+def run_feed(settings: Settings) -> None:
+    """Run the feed until SIGINT or SIGTERM; print ``feed: <url>`` once it accepts connections."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_until_stopped(settings))
+
+
+async def _serve_until_stopped(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with FeedServer(settings) as feed:
+        log.info("feed: %s", feed.url)
+        print(f"feed: {feed.url}", flush=True)
+        await feed.run_until(stop)
+        log.info("feed: stopping")
