@@ -9,18 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.feed import (
-    Deduper,
+from models.feed import (
     FeedError,
     FeedLog,
     FeedMessage,
-    Outbox,
     Subscribe,
     Subscription,
     error_message,
     heartbeat_message,
     parse_request,
 )
+from models.feed_delivery import Deduper, Outbox
 
 T = "2026-11-26T08:00:00.000Z"
 DISTRICTS = ["old-town", "riverside"]
