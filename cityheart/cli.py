@@ -75,15 +75,22 @@ def simulate(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     count: Annotated[int | None, typer.Option(help="Stop after this many readings.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with a JSON summary line on stdout.")
+    ] = False,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
     """Publish realistic telemetry for the city over MQTT (QoS 1)."""
+    import dataclasses
+
+    import orjson
+
     from cityheart.simulate import run_simulator
 
     settings = _settings(config, verbose)
     try:
-        run_simulator(
+        report = run_simulator(
             settings,
             devices=devices,
             rate=rate,
@@ -94,6 +101,9 @@ def simulate(
         )
     except CityheartError as exc:
         raise _fail(exc) from None
+    if as_json:
+        summary = {**dataclasses.asdict(report), "rate": report.rate}
+        typer.echo(orjson.dumps(summary).decode())
 
 
 @app.command()
@@ -171,7 +181,9 @@ def bench(
     rates: Annotated[
         str, typer.Option(help="Comma-separated offered rates, readings/s.")
     ] = "1000,2500,5000,7500",
-    step_seconds: Annotated[float, typer.Option(help="Seconds at each rate.")] = 20.0,
+    step_seconds: Annotated[
+        float, typer.Option(help="Seconds at each rate (several flow windows).")
+    ] = 30.0,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:

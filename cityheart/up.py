@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from connectors.servers import (
 )
 from models.config import Settings
 
-__all__ = ["COMPONENTS", "Supervisor", "run_city"]
+__all__ = ["COMPONENTS", "RunningCity", "Supervisor", "city_stack", "run_city"]
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,34 @@ class Supervisor:
                 log.info("%s stopped (exit code %s)", component.name, code)
 
 
-def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = None) -> int:
-    """Run the whole city until SIGINT or SIGTERM; return the exit code (0 on a clean stop)."""
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    log_dir = log_dir or Path("var") / "log"
+@dataclass
+class RunningCity:
+    """What :func:`city_stack` started: the supervisor of components and the servers' addresses."""
+
+    supervisor: Supervisor
+    mqtt_url: str
+    kafka_bootstrap: str
+    feed_url: str
+    servers: list[EmbeddedServer]
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each running embedded server and component, by name."""
+        found = {server.kind: server.child.process.pid for server in self.servers}
+        for component in self.supervisor.components:
+            if component.child is not None and component.child.running:
+                found[component.name] = component.child.process.pid
+        return found
+
+
+@contextlib.contextmanager
+def city_stack(
+    settings: Settings,
+    *,
+    config_path: Path,
+    log_dir: Path,
+    components: tuple[str, ...] = COMPONENTS,
+) -> Iterator[RunningCity]:
+    """Start servers, topics and ``components`` (as child processes); stop them all on exit."""
     log_dir.mkdir(parents=True, exist_ok=True)
     servers: list[EmbeddedServer] = []
     supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
@@ -120,22 +142,43 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
             [topics.readings, topics.dead_letter, topics.vitals, topics.alerts],
             settings.kafka.partitions,
         )
-        ensure_port_free(settings.feed.port, "feed")
+        if "feed" in components:
+            ensure_port_free(settings.feed.port, "feed")
         base = [sys.executable, "-m", "cityheart"]
-        for name in COMPONENTS:
+        for name in components:
             supervisor.add(name, [*base, name, "--config", str(config_path)])
             if name == "feed":
                 feed_child = supervisor.components[-1].child
+                assert feed_child is not None
                 wait_for_port(settings.feed.host, settings.feed.port, 30, feed_child.process)
-                print(f"feed: {settings.feed.url}", flush=True)
-        print(f"logs: {log_dir.resolve()}", flush=True)
-        while not stop.wait(0.5):
-            supervisor.check(time.monotonic())
-        return 0
+        yield RunningCity(
+            supervisor,
+            env["CITYHEART_MQTT_URL"],
+            env["CITYHEART_KAFKA_BOOTSTRAP"],
+            settings.feed.url,
+            servers,
+        )
     finally:
         supervisor.stop()
         for server in reversed(servers):
             server.stop()
+
+
+def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = None) -> int:
+    """Run the whole city until SIGINT or SIGTERM; return the exit code (0 on a clean stop)."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    log_dir = log_dir or Path("var") / "log"
+    try:
+        with city_stack(settings, config_path=config_path, log_dir=log_dir) as city:
+            print(f"feed: {city.feed_url}", flush=True)
+            print(f"logs: {log_dir.resolve()}", flush=True)
+            while not stop.wait(0.5):
+                city.supervisor.check(time.monotonic())
+        return 0
+    finally:
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)
