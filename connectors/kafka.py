@@ -5,6 +5,9 @@
   broker confirmed it, and a failed delivery is raised, never silently dropped.
 - :func:`tail_consumer` reads whole topics by explicit partition assignment (no consumer group:
   group joins are slow on some brokers and each reader here keeps its own position).
+- :func:`kafka_source` and :class:`KafkaRecordSink` are the Bytewax source and sink the flow
+  uses (flows never import ``bytewax.connectors`` or confluent_kafka themselves); the sink takes
+  :class:`KafkaRecord` items and confirms every batch with the broker before Bytewax moves on.
 
 Latency-sensitive readers set ``fetch.wait.max.ms`` low: some brokers answer an empty fetch only
 after it expires. Producers batch (``linger.ms``) because small batches cost brokers dearly.
@@ -15,8 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -25,8 +31,11 @@ from models.errors import ConnectorError
 
 __all__ = [
     "FAST_FETCH",
+    "KafkaRecord",
+    "KafkaRecordSink",
     "ReliableProducer",
     "create_topics",
+    "kafka_source",
     "partitions_of",
     "tail_consumer",
 ]
@@ -195,3 +204,126 @@ class ReliableProducer:
                 count = len(self.failures)
             msg = f"{count} deliveries failed, first to topic {topic!r} key {key!r}: {reason}"
             raise ConnectorError("kafka", self.bootstrap, msg)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """One record to produce: ``key`` (or None), ``value`` and ``headers`` (name, bytes) pairs.
+
+    It has the ``key``, ``value`` and ``headers`` attributes of the messages
+    :func:`kafka_source` emits, so tests can feed KafkaRecords to a flow in their place.
+    """
+
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def kafka_source(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    start: str = "beginning",
+    batch_size: int = 2000,
+    config: Mapping[str, Any] | None = None,
+) -> FixedPartitionedSource:
+    """A Bytewax source reading every partition of ``topics`` from the ``beginning`` or ``end``.
+
+    Items have ``key``, ``value`` (bytes) and ``headers``. Partitions are assigned explicitly
+    (no consumer group) and fetches return within milliseconds (:data:`FAST_FETCH`); a consumer
+    error stops the dataflow. Without Bytewax recovery the position is not kept across runs.
+    """
+    # imported here: only the flow process needs bytewax's Kafka connector (and its metrics)
+    from bytewax.connectors.kafka import KafkaSource
+
+    offsets = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END}
+    if start not in offsets:
+        msg = f"start {start!r} is not 'beginning' or 'end'"
+        raise ValueError(msg)
+    source = KafkaSource(
+        [server.strip() for server in bootstrap.split(",")],
+        list(topics),
+        tail=True,
+        starting_offset=offsets[start],
+        add_config={**FAST_FETCH, **(config or {})},
+        batch_size=batch_size,
+        raise_on_errors=True,
+    )
+    return _AssignedKafkaSource(bootstrap, list(topics), source)
+
+
+class _AssignedKafkaSource(FixedPartitionedSource):
+    """bytewax's KafkaSource, but partitions are listed with :func:`partitions_of`.
+
+    KafkaSource lists them with an admin client given the consumer settings, which librdkafka
+    then warns about; partitions_of also names a missing topic in a ConnectorError.
+    """
+
+    def __init__(self, bootstrap: str, topics: list[str], source: FixedPartitionedSource) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._source = source
+
+    def list_parts(self) -> list[str]:
+        """``"<partition>-<topic>"`` for each partition of the topics, as KafkaSource names them."""
+        return [
+            f"{part}-{topic}"
+            for topic in self._topics
+            for part in partitions_of(self._bootstrap, topic)
+        ]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+        """KafkaSource's consumer for one partition, assigned (no consumer group)."""
+        return self._source.build_part(step_id, for_part, resume_state)
+
+
+class _RecordSinkPartition(StatelessSinkPartition[KafkaRecord]):
+    def __init__(self, producer: ReliableProducer, topic: str, flush_timeout: float) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._flush_timeout = flush_timeout
+
+    def write_batch(self, items: list[KafkaRecord]) -> None:
+        produce = self._producer.produce
+        topic = self._topic
+        for record in items:
+            headers = list(record.headers) if record.headers else None
+            produce(topic, record.value, key=record.key, headers=headers)
+        # confirmed before returning: Bytewax never gets ahead of what Kafka stored
+        self._producer.flush(self._flush_timeout)
+
+    def close(self) -> None:
+        self._producer.flush(self._flush_timeout)
+
+
+class KafkaRecordSink(DynamicSink[KafkaRecord]):
+    """A Bytewax sink producing :class:`KafkaRecord` items to ``topic``, every batch confirmed.
+
+    Each worker gets its own :class:`ReliableProducer`. ``write_batch`` returns only once the
+    broker confirmed the whole batch; a failed delivery (or none within ``flush_timeout`` s)
+    raises ConnectorError, which stops the dataflow rather than losing records.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        linger_ms: float = 5,
+        flush_timeout: float = 30.0,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._linger_ms = linger_ms
+        self._flush_timeout = flush_timeout
+        self._config = dict(config or {})
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> _RecordSinkPartition:
+        """A partition with its own producer, for one worker."""
+        producer = ReliableProducer(
+            self.bootstrap, linger_ms=self._linger_ms, config=self._config
+        )
+        return _RecordSinkPartition(producer, self.topic, self._flush_timeout)

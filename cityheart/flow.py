@@ -1,0 +1,92 @@
+"""``cityheart flow``: run the Bytewax dataflow on Kafka until SIGINT or SIGTERM.
+
+    run_flow(settings)      # creates missing topics, then runs readings -> vitals, alerts
+
+or under bytewax's own runner, with the CITYHEART_* environment overrides applied::
+
+    python -m bytewax.run "cityheart.flow:build_from_config('config.yaml')"
+
+SIGINT and SIGTERM stop the dataflow and :func:`run_flow` returns normally (exit code 0). Every
+batch the sinks took was confirmed by Kafka before that; windows still open are not emitted
+(the next run reads the topic again from the beginning).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+from bytewax.run import cli_main
+
+from cityheart.settings import load
+from connectors.kafka import create_topics
+from flows.city import build_kafka_flow
+from models.config import Settings
+from models.errors import CityheartError
+
+__all__ = ["build_from_config", "run_flow"]
+
+log = logging.getLogger(__name__)
+
+
+def build_from_config(path: str) -> Dataflow:
+    """The Kafka dataflow of config.yaml at ``path`` plus environment overrides."""
+    return build_kafka_flow(load(path))
+
+
+def run_flow(settings: Settings) -> None:
+    """Create the topics if missing and run the dataflow until SIGINT or SIGTERM."""
+    kafka = settings.kafka
+    topics = kafka.topics
+    create_topics(
+        kafka.bootstrap,
+        [topics.readings, topics.dead_letter, topics.vitals, topics.alerts],
+        kafka.partitions,
+    )
+    flow = build_kafka_flow(settings)
+    log.info(
+        "flow: %s -> %s, %s (dead letters %s) at %s, %d worker(s), %g s windows",
+        topics.readings, topics.vitals, topics.alerts, topics.dead_letter, kafka.bootstrap,
+        settings.flow.workers, settings.flow.window_s,
+    )
+    # bytewax stops on KeyboardInterrupt (it checks Python's signal handlers as it runs):
+    # make SIGTERM raise one too (handlers can only be set on the main thread)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main_thread else None
+    try:
+        # process_id and addresses: run as a one-process cluster even with one worker; bytewax's
+        # single-worker path reports Ctrl-C as a Rust panic instead of a KeyboardInterrupt
+        cli_main(
+            flow, workers_per_process=settings.flow.workers, process_id=0, addresses=[]
+        )
+    except KeyboardInterrupt:
+        log.info("flow stopped by signal")
+    except BytewaxRuntimeError as exc:
+        cause = _cause(exc, (KeyboardInterrupt, CityheartError))
+        if isinstance(cause, KeyboardInterrupt):
+            log.info("flow stopped by signal")
+            return
+        if isinstance(cause, CityheartError):  # e.g. Kafka refused a record: name it plainly
+            log.debug("dataflow failed", exc_info=exc)
+            raise cause from None
+        raise
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _cause(
+    exc: BaseException, kinds: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of one of ``kinds`` in ``exc``'s cause chain (bytewax wraps errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None

@@ -1,0 +1,203 @@
+"""The city dataflow on bytewax's TestingSource/TestingSink with an injected clock (no Kafka)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from connectors.kafka import KafkaRecord
+from flows.city import build_flow, build_from_config
+from models.config import Settings
+from models.readings import Reading, encode
+
+pytestmark = pytest.mark.timeout(60)
+
+CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+T = 1_795_669_200.0  # 2026-11-26T05:00:00Z; windows are 10 s, the late allowance 1 s
+NOW = T + 120.0  # the injected wall clock: stands still, so event time alone moves watermarks
+
+
+def msg(ts: float, value: float, *, device: str = "pm-1", district: str = "harbour",
+        kind: str = "pm25", unit: str = "ug/m3") -> KafkaRecord:
+    """A `readings` record exactly as the bridge writes it."""
+    reading = Reading(device, district, kind, value, unit, ts)
+    return KafkaRecord(device.encode(), encode(reading))
+
+
+@dataclass
+class Outputs:
+    vitals: list[dict] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)
+    dead: list[KafkaRecord] = field(default_factory=list)
+    vital_keys: list[bytes] = field(default_factory=list)
+    alert_keys: list[bytes] = field(default_factory=list)
+
+
+def run(settings: Settings, items: list, *, batch_size: int = 1, now: float = NOW) -> Outputs:
+    vitals: list[KafkaRecord] = []
+    alerts: list[KafkaRecord] = []
+    out = Outputs()
+    flow = build_flow(
+        settings,
+        source=TestingSource(items, batch_size=batch_size),
+        vitals_sink=TestingSink(vitals),
+        alerts_sink=TestingSink(alerts),
+        dead_letter_sink=TestingSink(out.dead),
+        clock=lambda: now,
+    )
+    run_main(flow)
+    out.vitals = [orjson.loads(r.value) for r in vitals]
+    out.alerts = [orjson.loads(r.value) for r in alerts]
+    out.vital_keys = [r.key for r in vitals]
+    out.alert_keys = [r.key for r in alerts]
+    return out
+
+
+def test_vitals_per_district_kind_and_window_with_exact_statistics(base_settings) -> None:
+    out = run(base_settings, [
+        msg(T + 1, 10.0, device="a"),
+        msg(T + 2, 30.0, device="b"),
+        msg(T + 3, 20.0, device="a", district="old-town"),
+        msg(T + 4, 50.0, device="a"),
+        msg(T + 12, 7.0, device="a"),
+    ])
+    assert sorted(out.vital_keys) == [b"harbour/pm25", b"harbour/pm25", b"old-town/pm25"]
+    by_window = {(v["district"], v["window_start"][-10:]): v for v in out.vitals}
+    first = by_window["harbour", "00:00.000Z"]
+    assert first == {
+        "district": "harbour", "kind": "pm25", "unit": "ug/m3",
+        "window_start": "2026-11-26T05:00:00.000Z", "window_end": "2026-11-26T05:00:10.000Z",
+        "count": 3, "mean": 30.0, "min": 10.0, "max": 50.0, "last": 50.0, "devices": 2,
+        "late": 0, "emitted_at": "2026-11-26T05:02:00.000Z",
+    }
+    other = by_window["old-town", "00:00.000Z"]
+    assert (other["count"], other["mean"]) == (1, 20.0)
+    assert by_window["harbour", "00:10.000Z"]["count"] == 1
+    assert out.alerts == [] and out.dead == []
+
+
+def test_out_of_order_readings_within_the_allowance_count_in_their_window(base_settings) -> None:
+    out = run(base_settings, [
+        msg(T + 1, 10.0),
+        msg(T + 10.5, 40.0),   # watermark T+9.5: the first window is still open
+        msg(T + 9.8, 20.0),    # out of order, within the 1 s allowance
+        msg(T + 12, 50.0),     # watermark T+11: the first window closes
+    ])
+    first, second = out.vitals
+    assert (first["count"], first["mean"], first["last"], first["late"]) == (2, 15.0, 20.0, 0)
+    assert (second["count"], second["mean"], second["late"]) == (2, 45.0, 0)
+
+
+def test_a_batch_is_judged_in_event_time_order(base_settings) -> None:
+    # in one batch the newer reading comes first; it must not make the older one late
+    out = run(base_settings, [msg(T + 12, 50.0), msg(T + 9, 10.0)], batch_size=100)
+    assert [(v["window_start"][-10:], v["count"], v["late"]) for v in out.vitals] == [
+        ("00:00.000Z", 1, 0), ("00:10.000Z", 1, 0)]
+
+
+def test_a_reading_beyond_the_allowance_is_counted_late_not_lost(base_settings) -> None:
+    out = run(base_settings, [
+        msg(T + 1, 10.0),
+        msg(T + 12, 20.0),     # closes [T, T+10)
+        msg(T + 5, 999.0),     # too late for the closed window
+        msg(T + 13, 30.0),
+        msg(T + 25, 40.0),     # closes [T+10, T+20): reports the late reading
+    ])
+    assert [(v["window_start"][-10:], v["count"], v["late"]) for v in out.vitals] == [
+        ("00:00.000Z", 1, 0), ("00:10.000Z", 2, 1), ("00:20.000Z", 1, 0)]
+    assert all(v["max"] < 999.0 for v in out.vitals), "the late value is not aggregated"
+    assert out.alerts == [], "a late reading cannot raise an alert for a closed window"
+
+
+def test_watermarks_are_per_district_and_kind(base_settings) -> None:
+    out = run(base_settings, [
+        msg(T + 1, 10.0),
+        msg(T + 40, 20.0, district="old-town"),   # far ahead, but another key
+        msg(T + 2, 30.0),                          # not late for harbour
+    ])
+    harbour = [v for v in out.vitals if v["district"] == "harbour"]
+    assert [(v["count"], v["late"]) for v in harbour] == [(2, 0)]
+
+
+def test_malformed_records_go_to_the_dead_letter_sink_and_the_rest_still_counts(
+    base_settings,
+) -> None:
+    out = run(base_settings, [
+        msg(T + 1, 10.0),
+        KafkaRecord(b"pm-9", b"{not json"),
+        msg(T + 2, 20.0, unit="grains"),
+        msg(T + 3, 30.0),
+        msg(NOW + 3600, 30.0),                     # an hour ahead of the injected clock
+        msg(T + 12, 40.0),
+    ], batch_size=2)
+    assert [(v["count"], v["mean"]) for v in out.vitals] == [(2, 20.0), (1, 40.0)]
+    reasons = [dict(r.headers) for r in out.dead]
+    assert [h["reason"] for h in reasons] == [b"invalid_json", b"unknown_unit",
+                                              b"future_timestamp"]
+    bad_json = out.dead[0]
+    assert (bad_json.key, bad_json.value) == (b"pm-9", b"{not json")
+    assert reasons[0]["source"] == b"flow"
+    assert reasons[0]["received_at"] == b"2026-11-26T05:02:00.000Z"
+    assert b"not valid JSON" in reasons[0]["detail"]
+    assert b"'grains'" in reasons[1]["detail"]
+    assert b"3600 s ahead" in reasons[2]["detail"]
+
+
+def test_a_threshold_breach_produces_exactly_one_alert_with_its_fields(base_settings) -> None:
+    out = run(base_settings, [
+        msg(T + 1, 20.0, device="a", district="industrial-east"),
+        msg(T + 2, 180.0, device="b", district="industrial-east"),   # mean 100: warning
+        msg(T + 3, 190.0, device="c", district="industrial-east"),
+        msg(T + 4, 150.0, device="a", district="industrial-east"),
+        msg(T + 12, 20.0, device="a", district="industrial-east"),   # next window is calm
+    ])
+    (alert,) = out.alerts
+    assert out.alert_keys == [alert["id"].encode()]
+    assert alert == {
+        "id": alert["id"],
+        "rule": "pm25.threshold",
+        "district": "industrial-east",
+        "kind": "pm25",
+        "severity": "warning",
+        "value": 100.0,
+        "threshold": 55.5,
+        "direction": "above",
+        "stat": "mean",
+        "unit": "ug/m3",
+        "window_start": "2026-11-26T05:00:00.000Z",
+        "window_end": "2026-11-26T05:00:10.000Z",
+        "ts": "2026-11-26T05:00:02.000Z",
+        "emitted_at": "2026-11-26T05:02:00.000Z",
+        "message": "PM2.5 mean 100.0 ug/m3 in industrial-east is above the warning level 55.5",
+    }
+    assert len(alert["id"]) == 20
+    assert out.vitals[0]["mean"] == 135.0
+
+
+def test_replaying_the_same_records_yields_the_same_alert_ids(base_settings) -> None:
+    items = [msg(T + 1, 300.0, district="industrial-east"),
+             msg(T + 14, 90.0, district="industrial-east")]
+    first, second = run(base_settings, items), run(base_settings, items, now=NOW + 500)
+    assert [a["id"] for a in first.alerts] == [a["id"] for a in second.alerts]
+    assert [a["severity"] for a in first.alerts] == ["critical", "warning"]
+
+
+def test_the_end_of_input_closes_every_open_window(base_settings) -> None:
+    out = run(base_settings, [msg(T + 1, 10.0), msg(T + 2, 55.0, kind="noise", unit="dBA"),
+                              msg(T + 3, 30.0)])
+    assert sorted((v["kind"], v["count"]) for v in out.vitals) == [("noise", 1), ("pm25", 2)]
+
+
+def test_the_flow_from_config_has_stable_step_ids() -> None:
+    # ids name the steps in errors, metrics and recovery snapshots: renaming one breaks resumes
+    flow = build_from_config(str(CONFIG))
+    assert [step.step_name for step in flow.substeps] == [
+        "read_readings", "parse_reading", "split_dead_letters", "write_dead_letters",
+        "key_by_district_kind", "window_and_alert", "split_vitals_alerts", "vital_records",
+        "write_vitals", "alert_records", "write_alerts",
+    ]

@@ -1,0 +1,103 @@
+"""`cityheart flow` on real Tansu: readings in, vitals, an early alert and dead letters out.
+
+The flow runs as the child process production runs (``python -m cityheart flow --config ...``),
+with the wall clock: its windows close because the watermark advances with time, not because
+the input ends (a Kafka source never ends). SIGINT or SIGTERM stops it with exit code 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connectors.kafka import ReliableProducer
+from connectors.servers import spawn
+from models.config import Settings
+from models.readings import Reading, encode
+from models.timefmt import from_iso
+from tests.support import consume_all, write_config
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
+
+
+def produce_readings(settings: Settings, start: float) -> None:
+    """Readings late in the window [start, start+10): it closes ~2 s of wall time after."""
+    readings = [
+        Reading("pm25-ie-1", "industrial-east", "pm25", 180.0, "ug/m3", start + 7.0),
+        Reading("pm25-ie-2", "industrial-east", "pm25", 200.0, "ug/m3", start + 8.0),
+        Reading("pm25-ie-3", "industrial-east", "pm25", 220.0, "ug/m3", start + 9.0),
+        Reading("noise-ot-1", "old-town", "noise", 50.0, "dBA", start + 8.5),
+        Reading("noise-ot-2", "old-town", "noise", 60.0, "dBA", start + 9.5),
+    ]
+    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
+    topic = settings.kafka.topics.readings
+    for reading in readings[:2]:
+        producer.produce(topic, encode(reading), key=reading.device_id.encode())
+    producer.produce(topic, b'{"device_id": "pm25-ie-9", "kind": 7}', key=b"pm25-ie-9")
+    for reading in readings[2:]:
+        producer.produce(topic, encode(reading), key=reading.device_id.encode())
+    producer.flush(15)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "workers"),
+    [(signal.SIGINT, 1), (signal.SIGTERM, 2)],
+    ids=["SIGINT-1-worker", "SIGTERM-2-workers"],
+)
+def test_flow_turns_kafka_readings_into_vitals_and_an_early_alert_and_stops_cleanly(
+    settings: Settings, tmp_path: Path, stop_signal: int, workers: int
+) -> None:
+    settings = settings.model_copy(
+        update={"flow": settings.flow.model_copy(update={"workers": workers})}
+    )
+    bootstrap = settings.kafka.bootstrap
+    topics = settings.kafka.topics
+    start = (time.time() // 10) * 10 - 60  # a window that ended a minute ago
+    produce_readings(settings, start)
+    config = write_config(settings, tmp_path / "config.yaml")
+    log_path = tmp_path / "flow.log"
+    env = {**os.environ, "CITYHEART_KAFKA_BOOTSTRAP": bootstrap}
+    flow = spawn("flow", [sys.executable, "-m", "cityheart", "flow", "--config", str(config)],
+                 env=env, log_path=log_path)
+    try:
+        vitals = consume_all(bootstrap, topics.vitals, 2, timeout=60)
+        alerts = consume_all(bootstrap, topics.alerts, 1, timeout=10)
+        dead = consume_all(bootstrap, topics.dead_letter, 1, timeout=10)
+        running = flow.running
+    finally:
+        code = flow.stop(stop_signal, timeout=30)
+    log = log_path.read_text(errors="replace")
+    assert running, f"the flow exited early:\n{log}"
+    assert code == 0, f"exit code {code} after signal {stop_signal}:\n{log}"
+
+    by_key = {m.key(): orjson.loads(m.value()) for m in vitals}
+    assert set(by_key) == {b"industrial-east/pm25", b"old-town/noise"}, log
+    pm25 = by_key[b"industrial-east/pm25"]
+    assert (pm25["count"], pm25["mean"], pm25["min"], pm25["max"], pm25["last"]) == (
+        3, 200.0, 180.0, 220.0, 220.0)
+    assert (pm25["devices"], pm25["late"], pm25["unit"]) == (3, 0, "ug/m3")
+    assert from_iso(pm25["window_start"]) == start
+    noise = by_key[b"old-town/noise"]
+    assert (noise["count"], noise["mean"], noise["last"]) == (2, 55.0, 60.0)
+
+    (message,) = alerts
+    alert = orjson.loads(message.value())
+    assert message.key() == alert["id"].encode()
+    assert (alert["rule"], alert["district"], alert["severity"]) == (
+        "pm25.threshold", "industrial-east", "critical")
+    assert alert["value"] >= 150.5 and alert["threshold"] == 150.5
+    assert from_iso(alert["emitted_at"]) < from_iso(pm25["emitted_at"]), (
+        "the alert goes out as the breach is seen, before its window closes"
+    )
+
+    (letter,) = dead
+    headers = dict(letter.headers())
+    assert letter.key() == b"pm25-ie-9"
+    assert letter.value() == b'{"device_id": "pm25-ie-9", "kind": 7}'
+    assert (headers["reason"], headers["source"]) == (b"wrong_type", b"flow")
