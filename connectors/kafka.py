@@ -1,4 +1,4 @@
-"""Kafka plumbing shared by the bridge, the flow and the feed; broker-agnostic (Kafka, Redpanda, Tansu).
+"""Kafka plumbing shared by the bridge, the flow and the feed; works with any Kafka-compatible broker.
 
 - :func:`create_topics` makes cityheart's topics if they are missing.
 - :class:`ReliableProducer` produces with delivery callbacks: a record is "done" only when the
@@ -23,8 +23,15 @@ from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from models.errors import ConnectorError
@@ -91,8 +98,14 @@ def tail_consumer(
     start: str = "beginning",
     config: Mapping[str, Any] | None = None,
 ) -> Consumer:
-    """A consumer assigned every partition of ``topics`` from the ``beginning`` or the ``end``."""
-    offset = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END}[start]
+    """A consumer assigned every partition of ``topics`` from the ``beginning`` or the ``end``.
+
+    "end" is resolved to each partition's high watermark now, not at the first fetch, so a
+    record produced after this returns is never skipped.
+    """
+    if start not in ("beginning", "end"):
+        msg = f"start must be 'beginning' or 'end', got {start!r}"
+        raise ValueError(msg)
     settings: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "group.id": "cityheart-unused",  # required by librdkafka; no group is joined
@@ -102,11 +115,20 @@ def tail_consumer(
         **(config or {}),
     }
     consumer = Consumer(settings)
-    assignment = [
-        TopicPartition(topic, part, offset)
-        for topic in topics
-        for part in partitions_of(bootstrap, topic)
-    ]
+    assignment = []
+    for topic in topics:
+        for part in partitions_of(bootstrap, topic):
+            offset = OFFSET_BEGINNING
+            if start == "end":
+                try:
+                    _, offset = consumer.get_watermark_offsets(
+                        TopicPartition(topic, part), timeout=10
+                    )
+                except KafkaException as exc:
+                    consumer.close()
+                    msg = f"cannot read the end of {topic!r} partition {part}: {exc.args[0]}"
+                    raise ConnectorError("kafka", bootstrap, msg) from exc
+            assignment.append(TopicPartition(topic, part, offset))
     consumer.assign(assignment)
     return consumer
 
