@@ -10,6 +10,7 @@ Environment overrides (secrets and addresses belong here, not in the file):
 
 =========================== =====================================================
 CITYHEART_MQTT_URL          mqtt.url; an external broker, so mqtt.embedded=false
+CITYHEART_MQTT_PROTOCOL     mqtt.protocol: "5" or "3.1.1" (amqtt speaks only 3.1.1)
 CITYHEART_MQTT_USERNAME     mqtt.username
 CITYHEART_MQTT_PASSWORD     mqtt.password (kept as a secret, masked in repr)
 CITYHEART_KAFKA_BOOTSTRAP   kafka.bootstrap; external, so kafka.embedded=false
@@ -36,6 +37,7 @@ __all__ = ["ENV_OVERRIDES", "load", "load_mapping"]
 # variable -> (section, key, value that makes the section external or None)
 ENV_OVERRIDES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "CITYHEART_MQTT_URL": ("mqtt", "url", {"embedded": False}),
+    "CITYHEART_MQTT_PROTOCOL": ("mqtt", "protocol", None),
     "CITYHEART_MQTT_USERNAME": ("mqtt", "username", None),
     "CITYHEART_MQTT_PASSWORD": ("mqtt", "password", None),
     "CITYHEART_KAFKA_BOOTSTRAP": ("kafka", "bootstrap", {"embedded": False}),

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from connectors.mqtt import MqttPublisher
+from connectors.mqtt import MqttPublisher, protocol_of
 from models.config import Settings
 from models.errors import ConfigError
 from models.simulation import Schedule, Simulator
@@ -93,6 +93,7 @@ def run_simulator(
         username=mqtt.username,
         password=mqtt.password.get_secret_value() if mqtt.password else None,
         max_inflight=MAX_INFLIGHT,
+        protocol=protocol_of(mqtt.protocol),
     )
     stop = stop or threading.Event()
     log.info("simulating %d devices at %g readings/s, scenario %r, on %s (prefix %r)",

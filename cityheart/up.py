@@ -30,6 +30,7 @@ from connectors.servers import (
     spawn,
     start_kafka_broker,
     start_mqtt_broker,
+    wait_for_log,
     wait_for_port,
 )
 from models.config import Settings
@@ -39,6 +40,7 @@ __all__ = ["COMPONENTS", "RunningCity", "Supervisor", "city_stack", "run_city"]
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("feed", "flow", "bridge", "simulate")
+READY_BRIDGE = "subscribed to"
 """The components ``up`` runs, in start order (stopped in reverse)."""
 
 
@@ -63,6 +65,7 @@ class Supervisor:
         """Start ``argv`` as component ``name``."""
         component = _Component(name, argv)
         self.components.append(component)
+        (self.log_dir / f"{name}.log").write_bytes(b"")  # a new run, a new log; restarts append
         self._start(component)
 
     def _start(self, component: _Component) -> None:
@@ -147,10 +150,14 @@ def city_stack(
         base = [sys.executable, "-m", "cityheart"]
         for name in components:
             supervisor.add(name, [*base, name, "--config", str(config_path)])
+            child = supervisor.components[-1].child
+            assert child is not None
             if name == "feed":
-                feed_child = supervisor.components[-1].child
-                assert feed_child is not None
-                wait_for_port(settings.feed.host, settings.feed.port, 30, feed_child.process)
+                wait_for_port(settings.feed.host, settings.feed.port, 30, child.process)
+            elif name == "bridge" and child.log_path is not None:
+                # devices may publish only once the bridge's session subscribes, or the broker
+                # has nobody to keep their readings for
+                wait_for_log(child.log_path, READY_BRIDGE, 30, child.process)
         yield RunningCity(
             supervisor,
             env["CITYHEART_MQTT_URL"],
@@ -190,10 +197,16 @@ def _start_servers(
     """Start the embedded servers config asks for; return the env that points children at them."""
     env = {}
     if settings.mqtt.embedded:
-        mqtt = start_mqtt_broker(settings.mqtt.port, log_path=log_dir / "mqtt-broker.log")
+        mqtt = start_mqtt_broker(
+            settings.mqtt.port,
+            prefer=settings.mqtt.embedded_broker,
+            log_path=log_dir / "mqtt-broker.log",
+        )
         servers.append(mqtt)
         log.info("embedded MQTT broker (%s) at %s", mqtt.kind, mqtt.url)
         env["CITYHEART_MQTT_URL"] = mqtt.url
+        if mqtt.kind == "amqtt":
+            env["CITYHEART_MQTT_PROTOCOL"] = "3.1.1"  # amqtt does not speak MQTT 5
     else:
         env["CITYHEART_MQTT_URL"] = settings.mqtt.url
     if settings.kafka.embedded:

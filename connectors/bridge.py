@@ -30,7 +30,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from connectors.kafka import ReliableProducer, create_topics
-from connectors.mqtt import MqttClient, new_client
+from connectors.mqtt import MqttClient, new_client, protocol_of
 from models.config import Settings
 from models.errors import ConnectorError, InvalidReading
 from models.readings import ReadingParser, encode
@@ -111,6 +111,7 @@ class Bridge:
             username=self._mqtt.username,
             password=password,
             persistent=True,  # the broker queues readings for us while we are away
+            protocol=protocol_of(self._mqtt.protocol),
         )
         client.manual_ack_set(True)  # PUBACK only once Kafka has the record
         client.on_connect = self._on_connect

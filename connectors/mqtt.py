@@ -34,7 +34,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from models.errors import ConnectorError
 
-__all__ = ["SESSION_EXPIRY_S", "MqttClient", "MqttPublisher", "new_client", "parse_url"]
+__all__ = [
+    "PROTOCOLS",
+    "SESSION_EXPIRY_S",
+    "MqttClient",
+    "MqttPublisher",
+    "new_client",
+    "parse_url",
+    "protocol_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,19 @@ _STALL_WARN_S = 30.0
 
 _QUEUED_OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
 """publish() results that leave a QoS > 0 message with paho, to be (re-)sent on connection."""
+
+
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+"""MQTT protocol versions by the name config.yaml uses (mqtt.protocol)."""
+
+
+def protocol_of(name: str) -> MQTTProtocolVersion:
+    """The paho protocol version for ``"5"`` or ``"3.1.1"``."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        msg = f"unknown MQTT protocol version {name!r}; use one of {sorted(PROTOCOLS)}"
+        raise ValueError(msg) from None
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:

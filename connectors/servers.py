@@ -37,6 +37,7 @@ __all__ = [
     "spawn",
     "start_kafka_broker",
     "start_mqtt_broker",
+    "wait_for_log",
     "wait_for_port",
 ]
 
@@ -78,6 +79,24 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
                 msg = f"nothing accepted connections within {timeout:g} s"
                 raise ConnectorError("server", f"{host}:{port}", msg) from exc
             time.sleep(0.02)
+
+
+def wait_for_log(
+    path: Path, text: str, timeout: float, process: subprocess.Popen | None = None
+) -> None:
+    """Wait until ``text`` appears in the log file at ``path`` (a component saying it is ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            if text in path.read_text(errors="replace"):
+                return
+        if process is not None and process.poll() is not None:
+            msg = f"exited with code {process.returncode} before logging {text!r} (see {path})"
+            raise ConnectorError("process", str(path), msg)
+        if time.monotonic() > deadline:
+            msg = f"{text!r} did not appear within {timeout:g} s"
+            raise ConnectorError("process", str(path), msg)
+        time.sleep(0.05)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
