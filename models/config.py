@@ -130,9 +130,11 @@ class MqttSettings(_Frozen):
 
     url: str = "mqtt://127.0.0.1:1883"
     embedded: bool = True
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = "auto"
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "city"
     bridge_client_id: str = "cityheart-bridge"
     max_payload_bytes: Annotated[int, Field(gt=0)] = 4096
+    protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None
     password: SecretStr | None = None
 
