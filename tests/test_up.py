@@ -1,0 +1,67 @@
+"""`cityheart up`: the whole city from one command, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.servers import free_port
+from tests.support import FeedRecorder
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); it is gone for our purposes once reaped or defunct
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["mqtt"]["url"] = f"mqtt://127.0.0.1:{free_port()}"
+    config["kafka"]["bootstrap"] = f"127.0.0.1:{free_port()}"
+    config["feed"]["port"] = free_port()
+    config["flow"]["window_s"] = 3
+    config["simulator"]["scenarios"]["demo"][0].update(start_s=1, ramp_s=2)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    stderr_path = tmp_path / "up.err"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cityheart", "up", "--config", str(path)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr_path.open("wb"), text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("feed: ws://"), (line, stderr_path.read_text())
+        url = line.split(" ", 1)[1].strip()
+        assert url == f"ws://127.0.0.1:{config['feed']['port']}/feed"
+        with FeedRecorder(url) as feed:
+            alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
+            assert alert["district"] == "industrial-east" and alert["kind"] == "pm25"
+            feed.wait_for(lambda m: m["type"] == "vital", timeout=30)
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(60)
+    assert code == 0, stderr_path.read_text()
+    assert time.monotonic() - started < 30
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", stderr_path.read_text())]
+    assert len(pids) >= 6, "brokers, feed, flow, bridge and simulator were started"
+    assert not [pid for pid in pids if alive(pid)], "no child outlives `cityheart up`"
