@@ -183,7 +183,7 @@ def bench(
     ] = "1000,2500,5000,7500",
     step_seconds: Annotated[
         float, typer.Option(help="Seconds at each rate (several flow windows).")
-    ] = 30.0,
+    ] = 25.0,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
@@ -220,6 +220,63 @@ def aqi(
     from cityheart.aqi import run_aqi
 
     raise typer.Exit(run_aqi(standard, pairs or [], batch=batch))
+
+
+@app.command()
+def history(
+    what: Annotated[
+        str, typer.Argument(help="series (default), latest, alerts, incidents or events.")
+    ] = "series",
+    district: Annotated[
+        list[str] | None, typer.Option(help="District(s); a series takes exactly one.")
+    ] = None,
+    indicator: Annotated[str | None, typer.Option(help="Series of this indicator (aqi).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Series of this sensor kind (pm25); filters alerts.")
+    ] = None,
+    since: Annotated[
+        str, typer.Option(help="From: a duration ago (15m, 1h, 7d) or ISO 8601 time.")
+    ] = "1h",
+    until: Annotated[str, typer.Option(help="To: 'now', a duration ago or ISO 8601.")] = "now",
+    resolution: Annotated[
+        str | None, typer.Option(help="raw, 1m, 1h or 1d (default: from the range).")
+    ] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="Only these severities.")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="Only incidents in these states.")] = None,
+    incident: Annotated[str | None, typer.Option(help="Events of this incident id.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many alerts/incidents/events.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Print stored history: a series, latest values, alerts, incidents or incident events."""
+    from cityheart.history import run_history
+
+    settings = _settings(config, verbose)
+    try:
+        code = run_history(
+            settings,
+            what=what,
+            districts=district or [],
+            indicator=indicator,
+            kind=kind,
+            since=since,
+            until=until,
+            resolution=resolution,
+            severities=severity or [],
+            states=state or [],
+            incident=incident,
+            limit=limit,
+            as_json=as_json,
+            url=database_url,
+        )
+    except CityheartError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":
