@@ -1,0 +1,407 @@
+"""The streaming anomaly detector: one per series, score first, then learn; picklable and small.
+
+Feed it one series' readings in time order; each :meth:`AnomalyDetector.update` returns a
+:class:`Scored` with the anomaly ``score`` in [0, 1) and what the detector expected::
+
+    detector = AnomalyDetector()                 # or AnomalyDetector(DetectorParams(warmup=500))
+    result = detector.update(ts, value)          # epoch seconds, a finite float
+    if result.score >= threshold:                # one threshold for every sensor kind
+        alert(f"expected {result.low:.0f}-{result.high:.0f}, got {value:.0f}")
+
+How it scores. Before learning from a value the detector gathers seven pieces of evidence, each
+a non-negative number that is large when the value is unusual in one way:
+
+==================  ======================================================================
+``spike``           robust z-distance from what the level and the daily profile predict,
+                    blended by how well each predicted lately (:class:`~.baselines.Hedge`)
+``shift``           the same, smoothed over ~5 points (a level shift keeps it high)
+``rare_value``      surprisal of the value under a decaying density of past values
+``rare_values``     that surprisal smoothed over ~10 points (a drift into new territory)
+``time_of_day``     surprisal under a density of (value, time of day): "20 at 08:00"
+``daily_pattern``   smoothed residual from the daily profile, in profile-scale units, only
+                    where that profile explains the series (its error < 0.7 x the spread)
+``weekly_pattern``  the same for a 168-hour weekly profile
+==================  ======================================================================
+
+Each evidence goes through its own :class:`~models.anomaly.calibration.TailCalibrator`, so it
+becomes nats of surprise relative to *this series' own history* of that evidence; the
+detector's ``surprise`` is the largest of them (``kind`` names which). The alert ``score`` is the
+*rise* in surprise since the previous point, ``max(0, surprise - previous surprise)``, mapped to
+[0, 1) by ``s / (s + score_scale)``: an episode alerts at its onset rather than on every point,
+and a point that is as strange as the one before it adds nothing new. Two rules catch what a
+rise misses: the first point of an episode whose surprise reaches ``episode_nats`` (7) scores
+that whole surprise, so a slow ramp still alerts once when it gets there (the episode ends when
+the surprise falls below half of it); and a sensor that repeats one value for far longer than
+this series' own repeat statistics allow (a geometric model of repeat runs, see
+:class:`~models.anomaly.baselines.RepeatRuns`) raises a one-off ``stuck`` event of at least
+``stuck_nats``.
+
+Warm-up is explicit: the score is 0 until ``warmup`` points have been seen (and each calibrator
+answers 0 until it has seen 30 values of its evidence), so a new series never alarms on its
+first readings. A flat series gives next to no evidence: its scores stay below 0.1 forever
+(River's ``GaussianScorer`` says 1.0 there); a noisy series that freezes is a ``stuck`` event,
+once.
+
+State is a few hundred floats (about 8 KB pickled, see BENCHMARKS.md), all plain Python, so the
+flow can keep one detector per series in a Bytewax ``stateful_map`` and a recovery snapshot
+resumes exactly. There is no randomness: equal inputs give equal outputs. Operator feedback
+(:meth:`AnomalyDetector.mark_false_alarm`) is described in :mod:`models.anomaly.feedback`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from models.anomaly.baselines import Hedge, RepeatRuns, RobustLevel, SlotProfile
+from models.anomaly.calibration import TailCalibrator, score_from_surprisal
+from models.anomaly.density import PhaseDensity, ValueDensity
+from models.anomaly.feedback import FalseAlarm, FeedbackMemory
+from models.errors import CityheartError
+
+__all__ = [
+    "KINDS",
+    "AnomalyDetector",
+    "DetectorParams",
+    "InvalidDetectorInput",
+    "Scored",
+]
+
+DAY = 86400.0
+WEEK = 7 * DAY
+#: Names of the evidences, in the order the detector computes them (``Scored.kind``).
+KINDS = (
+    "spike",
+    "shift",
+    "rare_value",
+    "rare_values",
+    "time_of_day",
+    "daily_pattern",
+    "weekly_pattern",
+)
+STUCK = "stuck"      # the kind of a stuck-sensor event
+_ACTIVE_AFTER = 10    # values before any evidence is computed (levels need a start)
+_PATTERN_GATE = 0.7   # a profile counts when its error is below this share of the spread
+_SIGMA_PER_MAD = 1.25  # Gaussian sigma per mean absolute deviation
+_NEGLIGIBLE = 0.1     # nats of alerting surprise treated as none
+_DAY_SLOTS = 48      # half hours
+_WEEK_SLOTS = 168    # hours
+_RECENT = 64          # recent points remembered for mark_false_alarm
+
+
+class InvalidDetectorInput(CityheartError, ValueError):
+    """Raised when a detector gets a parameter or a reading it cannot use.
+
+    ``name`` is the parameter or field (``warmup``, ``value``, ...), ``value`` what it was and
+    ``reason`` what is wrong with it.
+    """
+
+    def __init__(self, name: str, value: object, reason: str) -> None:
+        super().__init__(name, value, reason)
+        self.name = name
+        self.value = value
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value!r}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorParams:
+    """The few knobs of a detector; the defaults are generic (none is tuned to one series)."""
+
+    warmup: int = 200            # points before any score above 0
+    memory: int = 2000           # points the calibration and the densities remember
+    quantile: float = 0.98       # where each calibrator's tail starts
+    prototypes: int = 32         # centres per density
+    kernel_width: float = 0.5    # density kernel, in noise scales
+    phase_width: float = 0.05    # time-of-day kernel, as a share of a day (72 min)
+    score_scale: float = 6.0     # surprise (nats) that maps to a score of 0.5
+    episode_nats: float = 7.0    # a surprise this high alerts once per episode, however slow
+    stuck_nats: float = 12.0     # improbability of a repeat run that makes a stuck event
+    band_z: float = 3.0          # half-width of the expected band, in robust sigmas
+    margin: float = 0.25         # a false alarm mutes deviations up to (1 + margin) x its own
+
+    def __post_init__(self) -> None:
+        for name in ("warmup", "memory", "prototypes"):
+            number = getattr(self, name)
+            if not isinstance(number, int) or number < 1:
+                raise InvalidDetectorInput(name, number, "must be a positive integer")
+        if not 0.5 <= self.quantile < 1.0:
+            raise InvalidDetectorInput("quantile", self.quantile, "must be in [0.5, 1)")
+        for name in (
+            "kernel_width", "phase_width", "score_scale", "episode_nats", "stuck_nats", "band_z"
+        ):
+            number = getattr(self, name)
+            if not (isinstance(number, int | float) and math.isfinite(number) and number > 0):
+                raise InvalidDetectorInput(name, number, "must be a finite number above 0")
+        if not 0.0 <= self.margin <= 10.0:
+            raise InvalidDetectorInput("margin", self.margin, "must be in [0, 10]")
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """What the detector made of one point."""
+
+    ts: float
+    value: float
+    score: float           # in [0, 1): compare with the configured threshold
+    surprise: float        # nats: how unusual the point is (not only its onset)
+    expected: float        # what the detector expected at ts
+    low: float             # expected band: expected -/+ band_z robust sigmas
+    high: float
+    kind: str | None       # the evidence that made the surprise (see KINDS), None if none
+    ready: bool            # False during warm-up, when the score is always 0
+    muted_by: int | None = None   # id of the FalseAlarm that muted this point
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (the ones an anomaly alert carries)."""
+        return {
+            "ts": self.ts,
+            "value": self.value,
+            "score": self.score,
+            "surprise": self.surprise,
+            "expected": self.expected,
+            "low": self.low,
+            "high": self.high,
+            "kind": self.kind,
+            "ready": self.ready,
+            "muted_by": self.muted_by,
+        }
+
+
+class AnomalyDetector:
+    """Scores one series point by point; see the module docstring for how."""
+
+    __slots__ = (
+        "_calibrators",
+        "_day",
+        "_density",
+        "_feedback",
+        "_hedge",
+        "_in_episode",
+        "_level",
+        "_n",
+        "_phase_density",
+        "_previous",
+        "_rare_smooth",
+        "_recent",
+        "_runs",
+        "_spike_smooth",
+        "_week",
+        "params",
+    )
+
+    def __init__(self, params: DetectorParams | None = None) -> None:
+        params = params if params is not None else DetectorParams()
+        self.params = params
+        memory = params.memory
+        self._n = 0
+        self._level = RobustLevel(fast_rate=0.05, slow_rate=0.002)
+        self._day = SlotProfile(_DAY_SLOTS, DAY, min_rate=0.1)
+        self._week = SlotProfile(_WEEK_SLOTS, WEEK, min_rate=0.3)
+        self._hedge = Hedge(decay=0.02)
+        self._density = ValueDensity(params.prototypes, params.kernel_width, memory)
+        self._phase_density = PhaseDensity(
+            params.prototypes, params.kernel_width, params.phase_width, memory
+        )
+        self._runs = RepeatRuns(memory=500)
+        self._calibrators = [TailCalibrator(params.quantile, memory) for _ in KINDS]
+        self._spike_smooth = 0.0
+        self._rare_smooth = 0.0
+        self._previous = 0.0
+        self._in_episode = False
+        self._feedback = FeedbackMemory()
+        self._recent: list[tuple[float, float, float]] = []
+
+    @property
+    def seen(self) -> int:
+        """How many points the detector has learnt from."""
+        return self._n
+
+    @property
+    def ready(self) -> bool:
+        """Whether the warm-up is over (before it, every score is 0)."""
+        return self._n >= self.params.warmup
+
+    @property
+    def false_alarms(self) -> tuple[FalseAlarm, ...]:
+        """The operator false alarms currently applied, oldest first."""
+        return tuple(self._feedback.alarms)
+
+    def update(self, ts: float, value: float) -> Scored:
+        """Score ``value`` at epoch seconds ``ts``, then learn from it."""
+        x = _reading("value", value)
+        ts = _reading("ts", ts)
+        self._n += 1
+        tiny = self._level.tiny()
+        evidence, expected, scale = self._evidence(ts, x, tiny)
+        surprise, kind = self._calibrate(evidence)
+        stuck = 0.0
+        if self._n > _ACTIVE_AFTER:
+            stuck = self._runs.observe(x, tiny, self.params.stuck_nats)
+        self._learn(ts, x, tiny)
+        alerting = self._alerting(surprise)
+        if stuck > alerting:
+            alerting, kind = stuck, STUCK
+        return self._finish(ts, x, alerting, surprise, kind, expected, scale)
+
+    def expected_at(self, ts: float) -> tuple[float, float]:
+        """The value expected at ``ts`` and its scale, from the current models (no learning)."""
+        level = self._level
+        if self._n == 0:
+            return 0.0, 0.0
+        slot = self._day.slot(ts)
+        if not self._day.ready(slot):
+            return level.level, level.scale + level.tiny()
+        weight_level, weight_day = self._hedge.weights()
+        expected = weight_level * level.level + weight_day * self._day.mean[slot]
+        scale = weight_level * level.scale + weight_day * self._day.scale
+        return expected, scale + level.tiny()
+
+    def mark_false_alarm(
+        self, at: float, value: float, within_s: float | None = None
+    ) -> FalseAlarm:
+        """Record that ``value`` at ``at`` was normal: similar deviations stop alerting.
+
+        The deviation is measured against what the detector expected at ``at`` (remembered for
+        the last 64 points, else its current expectation for that time). ``within_s`` limits
+        the effect to that many seconds around the same time of day.
+        """
+        at = _reading("at", at)
+        value = _reading("value", value)
+        if within_s is not None and not (math.isfinite(within_s) and within_s > 0):
+            raise InvalidDetectorInput("within_s", within_s, "must be a finite number above 0")
+        expected, scale = next(
+            ((e, s) for t, e, s in reversed(self._recent) if t == at), self.expected_at(at)
+        )
+        deviation = (value - expected) / scale if scale > 0 else 0.0
+        return self._feedback.add(at, value, expected, deviation, self.params.margin, within_s)
+
+    def undo_false_alarm(self, alarm_id: int) -> FalseAlarm:
+        """Forget a false alarm; raises UnknownFalseAlarm for an id the detector does not hold."""
+        return self._feedback.remove(alarm_id)
+
+    def _evidence(
+        self, ts: float, x: float, tiny: float
+    ) -> tuple[list[float | None], float, float]:
+        level = self._level
+        if self._n == 1:
+            return [None] * len(KINDS), x, 0.0
+        day = self._day
+        slot = day.slot(ts)
+        scale = level.scale + tiny
+        z_level = abs(x - level.level) / scale
+        expected = level.level
+        if day.ready(slot):
+            z_day = abs(x - day.mean[slot]) / (day.scale + tiny)
+            weight_level, weight_day = self._hedge.weights()
+            expected = weight_level * level.level + weight_day * day.mean[slot]
+            scale = weight_level * scale + weight_day * (day.scale + tiny)
+            spike = self._hedge.surprise(z_level, z_day)
+            if self._n > _ACTIVE_AFTER:
+                self._hedge.learn(z_level, z_day)
+        else:
+            spike = z_level
+        if self._n <= _ACTIVE_AFTER:
+            return [None] * len(KINDS), expected, scale
+        self._spike_smooth += 0.2 * (spike - self._spike_smooth)
+        noise = level.noise + tiny
+        rare = self._density.surprisal(x, noise)
+        self._rare_smooth += 0.1 * (rare - self._rare_smooth)
+        phase = (ts % DAY) / DAY
+        evidence: list[float | None] = [
+            spike,
+            self._spike_smooth,
+            rare,
+            self._rare_smooth,
+            self._phase_density.surprisal(x, phase, noise),
+            _pattern(day, slot, x, level.spread, tiny),
+            _pattern(self._week, self._week.slot(ts), x, level.spread, tiny),
+        ]
+        return evidence, expected, scale
+
+    def _calibrate(self, evidence: list[float | None]) -> tuple[float, str | None]:
+        surprise = 0.0
+        kind = None
+        for index, value in enumerate(evidence):
+            if value is None:
+                continue
+            calibrator = self._calibrators[index]
+            nats = calibrator.surprisal(value)
+            if nats > surprise:
+                surprise = nats
+                kind = KINDS[index]
+            calibrator.learn(value)
+        return surprise, kind
+
+    def _alerting(self, surprise: float) -> float:
+        """The surprise that counts for alerting: its rise, or an episode's first high point."""
+        rise = surprise - self._previous
+        self._previous = surprise
+        level = self.params.episode_nats
+        if surprise >= level and not self._in_episode:
+            self._in_episode = True
+            return surprise if surprise > rise else rise
+        if surprise < 0.5 * level:
+            self._in_episode = False
+        return rise
+
+    def _learn(self, ts: float, x: float, tiny: float) -> None:
+        level = self._level
+        level.learn(x)
+        n = self._n
+        if n > _ACTIVE_AFTER:
+            noise = level.noise + tiny
+            self._density.learn(x, noise)
+            self._phase_density.learn(x, (ts % DAY) / DAY, noise)
+        self._week.learn(self._week.slot(ts), x, n)
+        self._day.learn(self._day.slot(ts), x, n)
+
+    def _finish(
+        self,
+        ts: float,
+        x: float,
+        alerting: float,
+        surprise: float,
+        kind: str | None,
+        expected: float,
+        scale: float,
+    ) -> Scored:
+        params = self.params
+        recent = self._recent
+        recent.append((ts, expected, scale))
+        if len(recent) > _RECENT:
+            del recent[0]
+        ready = self._n >= params.warmup
+        muted = None
+        if ready and alerting > 0.0 and self._feedback.alarms and scale > 0.0:
+            alarm = self._feedback.muting(ts, (x - expected) / scale)
+            if alarm is not None:
+                muted = alarm.id
+                alerting = 0.0
+        if not ready or alerting < _NEGLIGIBLE:
+            alerting = 0.0
+        score = score_from_surprisal(alerting, params.score_scale)
+        half = params.band_z * _SIGMA_PER_MAD * scale
+        return Scored(ts, x, score, surprise, expected, expected - half, expected + half,
+                      kind, ready, muted)
+
+
+def _pattern(profile: SlotProfile, slot: int, x: float, spread: float, tiny: float) -> float | None:
+    """Smoothed residual from a slot profile, when the profile explains the series."""
+    if not profile.ready(slot):
+        return None
+    scale = profile.scale + tiny
+    profile.smooth += 0.1 * ((x - profile.mean[slot]) / scale - profile.smooth)
+    if profile.scale >= _PATTERN_GATE * spread:
+        return None
+    return abs(profile.smooth)
+
+
+def _reading(name: str, value: float) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidDetectorInput(name, value, "must be a finite number")
+    return number

@@ -1,0 +1,204 @@
+"""The streaming anomaly detector on synthetic city-like series with known anomalies.
+
+Series: a daily cycle (mean 50, amplitude 10, peak at 08:00 UTC) plus Gaussian noise of sd 2,
+one reading every 5 minutes for 10 days; anomalies start on day 8. An alert is a score at or
+above ``THRESHOLD``.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from models.anomaly import AnomalyDetector, DetectorParams, InvalidDetectorInput, Scored
+from models.anomaly.calibration import TailCalibrator
+
+STEP = 300.0
+PER_DAY = 288
+START = 8 * PER_DAY + 100          # day 8, 08:20 UTC
+THRESHOLD = 0.5
+
+Series = list[tuple[float, float]]
+
+
+def seasonal(seed: int = 1, days: int = 10, noise: float = 2.0) -> Series:
+    rnd = random.Random(seed)
+    return [
+        (i * STEP, 50.0 + 10.0 * cycle(i, peak_hour=8.0) + rnd.gauss(0.0, noise))
+        for i in range(days * PER_DAY)
+    ]
+
+
+def cycle(i: int, peak_hour: float) -> float:
+    return math.cos(2.0 * math.pi * ((i % PER_DAY) / PER_DAY - peak_hour / 24.0))
+
+
+def run(series: Series, detector: AnomalyDetector | None = None) -> list[Scored]:
+    detector = detector if detector is not None else AnomalyDetector()
+    return [detector.update(ts, value) for ts, value in series]
+
+
+def spike(series: Series, size: float) -> Series:
+    out = list(series)
+    out[START] = (out[START][0], out[START][1] + size)
+    return out
+
+
+def level_shift(series: Series, size: float) -> Series:
+    return [(t, x + (size if i >= START else 0.0)) for i, (t, x) in enumerate(series)]
+
+
+def drift(series: Series, per_step: float) -> Series:
+    return [(t, x + max(0, i - START) * per_step) for i, (t, x) in enumerate(series)]
+
+
+def daily_pattern_moves(series: Series, hours: float) -> Series:
+    """From START on, the daily peak comes ``hours`` later (same mean, same noise)."""
+    return [
+        (t, x + (10.0 * (cycle(i, 8.0 + hours) - cycle(i, 8.0)) if i >= START else 0.0))
+        for i, (t, x) in enumerate(series)
+    ]
+
+
+def stuck(series: Series) -> Series:
+    frozen = series[START][1]
+    return [(t, frozen if i >= START else x) for i, (t, x) in enumerate(series)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_seasonal_series_stay_quiet(seed: int) -> None:
+    results = run(seasonal(seed))
+    assert all(r.score == 0.0 and not r.ready for r in results[:199])
+    assert max(r.score for r in results) < THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("anomaly", "within", "kinds"),
+    [
+        (lambda s: spike(s, 20.0), 1, {"spike", "rare_value", "time_of_day"}),
+        (lambda s: spike(s, -20.0), 1, {"spike", "rare_value", "time_of_day"}),
+        (lambda s: level_shift(s, 10.0), 6, None),
+        (lambda s: level_shift(s, -10.0), 6, None),
+        (lambda s: drift(s, 0.5), 30, None),
+        (lambda s: daily_pattern_moves(s, 6.0), 12, None),
+        (stuck, 12, {"stuck"}),
+    ],
+    ids=["spike", "dip", "shift-up", "shift-down", "drift", "daily-pattern", "stuck"],
+)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_known_anomalies_alert_soon_after_they_start(anomaly, within, kinds, seed) -> None:
+    results = run(anomaly(seasonal(seed)))
+    assert max(r.score for r in results[:START]) < THRESHOLD      # nothing before it
+    alerts = [i - START for i, r in enumerate(results) if r.score >= THRESHOLD]
+    assert alerts and 0 <= alerts[0] < within, alerts
+    if kinds is not None:
+        assert results[START + alerts[0]].kind in kinds
+
+
+def test_an_alert_says_what_was_expected() -> None:
+    results = run(spike(seasonal(1), 20.0))
+    hit = results[START]
+    truth = 50.0 + 10.0 * cycle(START, 8.0)
+    assert hit.score >= THRESHOLD
+    assert abs(hit.expected - truth) < 3.0                      # the daily profile, not the spike
+    assert hit.low < truth < hit.high < hit.value
+    clean = results[1000:START]
+    inside = sum(r.low <= r.value <= r.high for r in clean) / len(clean)
+    assert inside > 0.97
+    assert set(hit.as_dict()) >= {"score", "expected", "low", "high", "kind", "value", "ts"}
+
+
+def test_a_flat_signal_never_alarms_and_a_noisy_one_that_freezes_alarms_once() -> None:
+    flat = run([(i * STEP, 45.0) for i in range(3000)])
+    assert max(r.score for r in flat) < 0.1                    # GaussianScorer would say 1.0
+    assert all(r.low == pytest.approx(45.0, abs=1e-3) == r.high for r in flat[300:])
+    frozen = run(stuck(seasonal(3)))
+    assert sum(r.score >= THRESHOLD for r in frozen[START:]) == 1
+
+
+def test_scores_do_not_saturate() -> None:
+    base = seasonal(1)
+    big = run(spike(base, 2e3))[START].score
+    huge = run(spike(base, 2e5))[START].score
+    assert THRESHOLD < big < huge < 1.0
+
+
+def test_a_snapshot_resumes_exactly() -> None:
+    series = drift(seasonal(2), 0.5)
+    detector = AnomalyDetector()
+    first = run(series[:START - 50], detector)
+    snapshot = pickle.dumps(detector)
+    assert len(snapshot) < 20_000
+    resumed = pickle.loads(snapshot)
+    assert run(series[START - 50:], resumed) == run(series[START - 50:], detector)
+    assert first == run(series[:START - 50])
+
+
+def test_equal_inputs_give_equal_outputs() -> None:
+    series = daily_pattern_moves(seasonal(4), 6.0)
+    assert run(series) == run(series)
+
+
+def test_later_points_do_not_change_earlier_scores() -> None:
+    series = seasonal(5)
+    changed = series[:START] + [(t, -x * 7.0) for t, x in series[START:]]
+    assert run(series)[:START] == run(changed)[:START]
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(-1e12, 1e12, allow_nan=False),
+            st.sampled_from([0.0, 1.0, 1e-300, -5.5]),
+        ),
+        min_size=1,
+        max_size=400,
+    ),
+    step=st.floats(0.001, 1e6),
+)
+def test_scores_are_always_in_0_1(values: list[float], step: float) -> None:
+    detector = AnomalyDetector(DetectorParams(warmup=1))
+    for i, value in enumerate(values):
+        result = detector.update(1.6e9 + i * step, value)
+        assert 0.0 <= result.score < 1.0
+        assert math.isfinite(result.surprise) and math.isfinite(result.expected)
+
+
+@pytest.mark.parametrize(
+    "draw", [lambda r: r.expovariate(1.0), lambda r: r.paretovariate(2.0)], ids=["exp", "pareto"]
+)
+def test_calibrated_surprise_means_the_same_on_light_and_heavy_tails(draw) -> None:
+    """P(surprisal > s) = 2 % * exp(-s), whatever the units and the tail of the evidence."""
+    rnd = random.Random(7)
+    plain, scaled = TailCalibrator(), TailCalibrator()
+    surprisals = []
+    for _ in range(40_000):
+        value = draw(rnd)
+        surprisals.append(plain.surprisal(value))
+        assert scaled.surprisal(1000.0 * value + 5.0) == pytest.approx(surprisals[-1], abs=1e-6)
+        plain.learn(value)
+        scaled.learn(1000.0 * value + 5.0)
+    settled = surprisals[2000:]
+    for s in (1.0, 2.0, 3.0):
+        rate = sum(x > s for x in settled) / len(settled)
+        assert 0.7 < rate / (0.02 * math.exp(-s)) < 1.4
+
+
+def test_bad_readings_and_parameters_are_named() -> None:
+    detector = AnomalyDetector()
+    with pytest.raises(InvalidDetectorInput, match="value=nan"):
+        detector.update(0.0, math.nan)
+    with pytest.raises(InvalidDetectorInput, match="ts=inf"):
+        detector.update(math.inf, 1.0)
+    assert detector.seen == 0
+    with pytest.raises(InvalidDetectorInput, match="warmup=0"):
+        DetectorParams(warmup=0)
+    with pytest.raises(InvalidDetectorInput, match="quantile=1.5"):
+        DetectorParams(quantile=1.5)
