@@ -81,8 +81,8 @@ def test_clean_seasonal_series_stay_quiet(seed: int) -> None:
 @pytest.mark.parametrize(
     ("anomaly", "within", "kinds"),
     [
-        (lambda s: spike(s, 20.0), 1, {"spike", "rare_value", "time_of_day"}),
-        (lambda s: spike(s, -20.0), 1, {"spike", "rare_value", "time_of_day"}),
+        (lambda s: spike(s, 20.0), 1, {"spike", "rare_value", "time_of_day", "beyond_range"}),
+        (lambda s: spike(s, -20.0), 1, {"spike", "rare_value", "time_of_day", "beyond_range"}),
         (lambda s: level_shift(s, 10.0), 6, None),
         (lambda s: level_shift(s, -10.0), 6, None),
         (lambda s: drift(s, 0.5), 30, None),
@@ -202,3 +202,22 @@ def test_bad_readings_and_parameters_are_named() -> None:
         DetectorParams(warmup=0)
     with pytest.raises(InvalidDetectorInput, match="quantile=1.5"):
         DetectorParams(quantile=1.5)
+
+
+def test_an_excursion_alerts_once_and_its_echo_within_the_quiet_spell_does_not() -> None:
+    base = seasonal(1)
+    far = [(t, x + (40.0 if i in (START, START + 20) else 0.0)) for i, (t, x) in enumerate(base)]
+    results = run(far)
+    first, echo = results[START], results[START + 20]
+    assert first.kind in {"spike", "beyond_range"} and first.score >= THRESHOLD
+    assert echo.score == 0.0                     # the same excursion again, within the quiet spell
+    opposite = list(far)
+    opposite[START + 20] = (opposite[START + 20][0], base[START + 20][1] - 40.0)
+    assert run(opposite)[START + 20].score >= THRESHOLD      # the other way is a new event
+
+
+def test_the_range_is_judged_only_after_a_whole_day() -> None:
+    detector = AnomalyDetector(DetectorParams(warmup=20))
+    rnd = random.Random(4)
+    early = [detector.update(i * STEP, 50.0 + i * 0.5 + rnd.gauss(0.0, 1.0)) for i in range(250)]
+    assert all(r.kind != "beyond_range" for r in early)     # a ramp in its first day: no records

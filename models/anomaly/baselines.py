@@ -10,7 +10,9 @@ against before it learns from it:
   168 hours of a week), each slot an exponentially weighted mean of its own visits;
 - :class:`Hedge` - exponential weights over the level and the daily profile by their recent
   absolute errors, so the expected value follows whichever predicts the series better;
-- :class:`RepeatRuns` - how often this series repeats a value, to tell a stuck sensor::
+- :class:`RepeatRuns` - how often this series repeats a value, to tell a stuck sensor;
+- :class:`Envelope` - the range the series has covered (slowly forgotten) and how far a value
+  goes beyond it::
 
     level, day, hedge = RobustLevel(), SlotProfile(48, 86400.0, min_rate=0.1), Hedge()
     slot = day.slot(ts)
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["Hedge", "RepeatRuns", "RobustLevel", "SlotProfile"]
+__all__ = ["Envelope", "Hedge", "RepeatRuns", "RobustLevel", "SlotProfile"]
 
 _CLIP = 5.0   # level updates are clipped at this many mean absolute deviations
 
@@ -191,3 +193,38 @@ class RepeatRuns:
         self.repeats = self.repeats * decay + added
         # the first repeat of a run follows a change, the others follow a repeat
         self.repeats_after_repeat = self.repeats_after_repeat * decay + added - keep ** (run - 1)
+
+
+class Envelope:
+    """The range a series has covered so far, and how far a value goes beyond it.
+
+    ``low`` and ``high`` are the smallest and largest values seen; both creep towards each other
+    by ``shrink`` of the range per value, so a range set by one old excursion is forgotten in
+    about ``1 / shrink`` values. :meth:`observe` answers how far beyond the range ``x`` lies (in
+    the series' units, 0 inside it), then widens the range to include ``x``.
+    """
+
+    __slots__ = ("high", "low", "shrink")
+
+    def __init__(self, shrink: float = 0.0) -> None:
+        self.shrink = shrink
+        self.low = math.inf
+        self.high = -math.inf
+
+    @property
+    def width(self) -> float:
+        """``high - low`` (0 before two distinct values)."""
+        return self.high - self.low if self.high > self.low else 0.0
+
+    def observe(self, x: float) -> float:
+        """The excursion of ``x`` beyond the range so far; then learn ``x``."""
+        low, high = self.low, self.high
+        beyond = 0.0
+        if high > low:
+            beyond = x - high if x > high else (low - x if x < low else 0.0)
+            cut = self.shrink * (high - low)
+            low += cut
+            high -= cut
+        self.low = x if x < low else low
+        self.high = x if x > high else high
+        return beyond

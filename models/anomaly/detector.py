@@ -36,6 +36,15 @@ this series' own repeat statistics allow (a geometric model of repeat runs, see
 :class:`~models.anomaly.baselines.RepeatRuns`) raises a one-off ``stuck`` event of at least
 ``stuck_nats``.
 
+Two more rules came from measuring on NAB (BENCHMARKS.md). A value that leaves the range the
+series has covered so far (a decaying min/max, judged only once a whole day has been seen) by
+more than ``range_margin`` of that range and more than one noise scale is a ``beyond_range``
+event of ``episode_nats x (1 + excursion in ranges)``: Numenta's HTM detector uses the same
+"spatial anomaly" idea. And an alert of at least half ``score_scale`` starts a quiet spell of
+``quiet_points`` points in which further alerts on the same side of the expected value count
+only if they beat it by 30 %: one excursion alerts once, an excursion the other way still
+alerts.
+
 Warm-up is explicit: the score is 0 until ``warmup`` points have been seen (and each calibrator
 answers 0 until it has seen 30 values of its evidence), so a new series never alarms on its
 first readings. A flat series gives next to no evidence: its scores stay below 0.1 forever
@@ -54,7 +63,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from models.anomaly.baselines import Hedge, RepeatRuns, RobustLevel, SlotProfile
+from models.anomaly.baselines import Envelope, Hedge, RepeatRuns, RobustLevel, SlotProfile
 from models.anomaly.calibration import TailCalibrator, score_from_surprisal
 from models.anomaly.density import PhaseDensity, ValueDensity
 from models.anomaly.feedback import FalseAlarm, FeedbackMemory
@@ -81,6 +90,10 @@ KINDS = (
     "weekly_pattern",
 )
 STUCK = "stuck"      # the kind of a stuck-sensor event
+BEYOND = "beyond_range"  # the kind of a value beyond the range the series has covered
+_QUIET_ABOVE = 1.3   # within a quiet spell an alert must beat the last one by 30 % to count
+_RANGE_MEMORIES = 16
+_RANGE_NOISES = 1.0  # the range forgets an old excursion over this many ``memory`` spans
 _ACTIVE_AFTER = 10    # values before any evidence is computed (levels need a start)
 _PATTERN_GATE = 0.7   # a profile counts when its error is below this share of the spread
 _SIGMA_PER_MAD = 1.25  # Gaussian sigma per mean absolute deviation
@@ -120,18 +133,26 @@ class DetectorParams:
     score_scale: float = 6.0     # surprise (nats) that maps to a score of 0.5
     episode_nats: float = 7.0    # a surprise this high alerts once per episode, however slow
     stuck_nats: float = 12.0     # improbability of a repeat run that makes a stuck event
+    range_margin: float = 0.02   # an excursion beyond the range so far, in ranges, that alerts
+    quiet_points: int = 100      # after an alert, smaller alerts are damped for this many points
     band_z: float = 3.0          # half-width of the expected band, in robust sigmas
     margin: float = 0.25         # a false alarm mutes deviations up to (1 + margin) x its own
 
     def __post_init__(self) -> None:
-        for name in ("warmup", "memory", "prototypes"):
+        for name in ("warmup", "memory", "prototypes", "quiet_points"):
             number = getattr(self, name)
             if not isinstance(number, int) or number < 1:
                 raise InvalidDetectorInput(name, number, "must be a positive integer")
         if not 0.5 <= self.quantile < 1.0:
             raise InvalidDetectorInput("quantile", self.quantile, "must be in [0.5, 1)")
         for name in (
-            "kernel_width", "phase_width", "score_scale", "episode_nats", "stuck_nats", "band_z"
+            "kernel_width",
+            "phase_width",
+            "score_scale",
+            "episode_nats",
+            "stuck_nats",
+            "band_z",
+            "range_margin",
         ):
             number = getattr(self, name)
             if not (isinstance(number, int | float) and math.isfinite(number) and number > 0):
@@ -179,12 +200,15 @@ class AnomalyDetector:
         "_day",
         "_density",
         "_feedback",
+        "_first_ts",
         "_hedge",
         "_in_episode",
         "_level",
         "_n",
         "_phase_density",
         "_previous",
+        "_quiet",
+        "_range",
         "_rare_smooth",
         "_recent",
         "_runs",
@@ -198,6 +222,7 @@ class AnomalyDetector:
         self.params = params
         memory = params.memory
         self._n = 0
+        self._first_ts = math.inf
         self._level = RobustLevel(fast_rate=0.05, slow_rate=0.002)
         self._day = SlotProfile(_DAY_SLOTS, DAY, min_rate=0.1)
         self._week = SlotProfile(_WEEK_SLOTS, WEEK, min_rate=0.3)
@@ -207,11 +232,13 @@ class AnomalyDetector:
             params.prototypes, params.kernel_width, params.phase_width, memory
         )
         self._runs = RepeatRuns(memory=500)
+        self._range = Envelope(1.0 / (_RANGE_MEMORIES * memory))
         self._calibrators = [TailCalibrator(params.quantile, memory) for _ in KINDS]
         self._spike_smooth = 0.0
         self._rare_smooth = 0.0
         self._previous = 0.0
         self._in_episode = False
+        self._quiet = (0, 0.0, True)   # quiet spell: points left, the alert's nats, its side
         self._feedback = FeedbackMemory()
         self._recent: list[tuple[float, float, float]] = []
 
@@ -235,16 +262,24 @@ class AnomalyDetector:
         x = _reading("value", value)
         ts = _reading("ts", ts)
         self._n += 1
+        if self._n == 1:
+            self._first_ts = ts
         tiny = self._level.tiny()
         evidence, expected, scale = self._evidence(ts, x, tiny)
         surprise, kind = self._calibrate(evidence)
         stuck = 0.0
+        beyond = 0.0
         if self._n > _ACTIVE_AFTER:
             stuck = self._runs.observe(x, tiny, self.params.stuck_nats)
+            beyond = self._beyond(ts, x, tiny)
         self._learn(ts, x, tiny)
         alerting = self._alerting(surprise)
         if stuck > alerting:
             alerting, kind = stuck, STUCK
+        if beyond > 0.0:
+            nats = self.params.episode_nats * (1.0 + beyond)
+            if nats > alerting:
+                alerting, kind = nats, BEYOND
         return self._finish(ts, x, alerting, surprise, kind, expected, scale)
 
     def expected_at(self, ts: float) -> tuple[float, float]:
@@ -348,6 +383,41 @@ class AnomalyDetector:
             self._in_episode = False
         return rise
 
+    def _beyond(self, ts: float, x: float, tiny: float) -> float:
+        """How far ``x`` leaves the range so far, in ranges, when that counts (else 0).
+
+        It counts once the range has seen a whole day (a daily cycle sets it), beyond
+        ``range_margin`` of the range and beyond ``_RANGE_NOISES`` noise scales, so the slow
+        growth of a noisy series' record extremes does not alert.
+        """
+        envelope = self._range
+        width = envelope.width
+        excursion = envelope.observe(x)
+        if ts - self._first_ts < DAY or width <= tiny:
+            return 0.0
+        floor = _RANGE_NOISES * (self._level.noise + tiny)
+        if excursion <= self.params.range_margin * width or excursion <= floor:
+            return 0.0
+        return excursion / width
+
+    def _quieten(self, alerting: float, above: bool) -> float:
+        """Drop an alert that does not clearly beat the last one within its quiet spell.
+
+        An alert of at least half ``score_scale`` (a score of 1/3) starts a spell of
+        ``quiet_points`` points; inside it, an alert on the same side of the expected value
+        counts only above 1.3 x the one that started the spell (and then starts a new spell).
+        An excursion to the other side is a different event and is not held back.
+        """
+        left, last, side = self._quiet
+        if left > 0:
+            left -= 1
+            if above == side and alerting <= _QUIET_ABOVE * last:
+                alerting = 0.0
+        if alerting >= 0.5 * self.params.score_scale:
+            left, last, side = self.params.quiet_points, alerting, above
+        self._quiet = (left, last, side)
+        return alerting
+
     def _learn(self, ts: float, x: float, tiny: float) -> None:
         level = self._level
         level.learn(x)
@@ -375,14 +445,15 @@ class AnomalyDetector:
         if len(recent) > _RECENT:
             del recent[0]
         ready = self._n >= params.warmup
+        if not ready or alerting < _NEGLIGIBLE:
+            alerting = 0.0
+        alerting = self._quieten(alerting, x >= expected)
         muted = None
         if ready and alerting > 0.0 and self._feedback.alarms and scale > 0.0:
             alarm = self._feedback.muting(ts, (x - expected) / scale)
             if alarm is not None:
                 muted = alarm.id
                 alerting = 0.0
-        if not ready or alerting < _NEGLIGIBLE:
-            alerting = 0.0
         score = score_from_surprisal(alerting, params.score_scale)
         half = params.band_z * _SIGMA_PER_MAD * scale
         return Scored(ts, x, score, surprise, expected, expected - half, expected + half,
