@@ -1,0 +1,165 @@
+"""Who may see and do what: feed messages masked by role, incident actions checked per role.
+
+Roles come from a verified token's :class:`~models.tokens.Claims`:
+
+- ``operator``: every message, unmasked; every action on every incident.
+- ``dispatcher`` of department X: vitals and indicators; incidents, incident events and alerts
+  whose ``departments`` include X; KPIs of X. Actions ``acknowledge``, ``dispatch``,
+  ``comment`` and ``resolve`` on incidents routed to X. Closing and reopening stay with
+  operators.
+- ``viewer``: aggregated vital signs, and incidents and their events as public summaries: no
+  device ids (detectors, stations, areas, substations), no precise coordinates, no free-text
+  comments, no names of people. Raw alerts and KPIs are not shown. No actions.
+
+Feed message types: control (``hello``, ``subscribed``, ``error``, ``heartbeat``) go to
+everyone; ``vital``, ``indicator``, ``alert`` as in models.feed; ``incident`` (an
+:meth:`Incident.to_record` flattened), ``incident_event`` (an :meth:`IncidentEvent.to_record`
+flattened) and ``kpi`` (a :meth:`DepartmentKpi.to_record`, with ``department``). Anything else
+only operators see. The result depends only on the role and department, so a feed can mask a
+message once per (role, department) and reuse the bytes::
+
+    view(claims, message)        # the dict this client may see, or None
+    authorize(claims, "resolve", incident)     # None, or raises Forbidden
+    allowed_actions(claims, incident)          # ("acknowledge", "comment") for buttons
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alerts.lifecycle import ACTIONS, Incident, available_actions
+from models.errors import CityheartError
+from models.tokens import Claims
+
+__all__ = [
+    "CONTROL_TYPES",
+    "DISPATCHER_ACTIONS",
+    "Forbidden",
+    "allowed_actions",
+    "authorize",
+    "may_act",
+    "view",
+]
+
+CONTROL_TYPES = frozenset({"hello", "subscribed", "error", "heartbeat"})
+DISPATCHER_ACTIONS = ("acknowledge", "dispatch", "comment", "resolve")
+_VITAL_TYPES = frozenset({"vital", "indicator"})
+_ROUTED_TYPES = frozenset({"incident", "incident_event", "alert"})
+_VIEWER_INCIDENT = frozenset({
+    "type", "seq", "time", "id", "district", "kind", "kinds", "title", "state", "severity",
+    "departments", "opened_at", "updated_at", "acknowledged_at", "resolved_at", "closed_at",
+    "alert_count", "outcome", "escalation_level",
+})
+_VIEWER_EVENT = frozenset({
+    "type", "seq", "time", "id", "incident_id", "sequence", "ts", "action", "departments",
+})
+_VIEWER_EVENT_DETAILS = frozenset({"outcome", "severity", "severity_from", "level"})
+_SECRET_KEYS = frozenset({
+    "device", "device_id", "device_ids", "detector", "detectors", "station", "area",
+    "substation", "worst_substation", "sensor", "sensor_id", "alert_ids",
+    "lat", "lon", "lng", "latitude", "longitude", "coordinates", "coords", "location",
+    "position", "geometry", "point", "centroid", "polygon",
+    "comment", "comments", "note", "notes", "actor", "acknowledged_by",
+})
+
+
+class Forbidden(CityheartError):
+    """Raised when a role may not take an action on an incident."""
+
+    def __init__(self, claims: Claims, action: str, incident_id: str, reason: str) -> None:
+        super().__init__(claims, action, incident_id, reason)
+        self.claims = claims
+        self.action = action
+        self.incident_id = incident_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        who = _who(self.claims)
+        return f"{who} may not {self.action} incident {self.incident_id!r}: {self.reason}"
+
+
+def view(claims: Claims, message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The part of a feed ``message`` this role may see, or None when it may see none of it."""
+    kind = message.get("type")
+    if kind in CONTROL_TYPES or claims.role == "operator":
+        return dict(message)
+    if claims.role == "dispatcher":
+        return _dispatcher_view(claims.department, kind, message)
+    if claims.role == "viewer":
+        return _viewer_view(kind, message)
+    return None
+
+
+def may_act(claims: Claims, action: str, departments: tuple[str, ...] | list[str]) -> bool:
+    """Whether the role may take ``action`` on an incident routed to ``departments``."""
+    if claims.role == "operator":
+        return action in ACTIONS
+    if claims.role == "dispatcher":
+        return action in DISPATCHER_ACTIONS and claims.department in departments
+    return False
+
+
+def authorize(claims: Claims, action: str, incident: Incident) -> None:
+    """Raise :class:`Forbidden`, naming the role and why, unless the role may ``action``."""
+    if may_act(claims, action, incident.departments):
+        return
+    if claims.role == "dispatcher" and action in DISPATCHER_ACTIONS:
+        reason = (f"it is routed to {list(incident.departments)}, "
+                  f"not to department {claims.department!r}")
+    elif claims.role == "dispatcher":
+        reason = f"dispatchers may only {', '.join(DISPATCHER_ACTIONS)}"
+    elif action not in ACTIONS:
+        reason = f"unknown action; one of {list(ACTIONS)}"
+    else:
+        reason = f"role {claims.role!r} takes no actions"
+    raise Forbidden(claims, action, incident.id, reason)
+
+
+def allowed_actions(claims: Claims, incident: Incident) -> tuple[str, ...]:
+    """The actions this role may take on ``incident`` now (role and state both allow)."""
+    return tuple(a for a in available_actions(incident) if may_act(claims, a, incident.departments))
+
+
+def _dispatcher_view(
+    department: str | None, kind: Any, message: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    if kind in _VITAL_TYPES:
+        return dict(message)
+    if kind in _ROUTED_TYPES and department in (message.get("departments") or ()):
+        return dict(message)
+    if kind == "kpi" and message.get("department") == department:
+        return dict(message)
+    return None
+
+
+def _viewer_view(kind: Any, message: Mapping[str, Any]) -> dict[str, Any] | None:
+    if kind in _VITAL_TYPES:
+        scrubbed: dict[str, Any] = _scrub(message)
+        return scrubbed
+    if kind == "incident":
+        return {k: v for k, v in message.items() if k in _VIEWER_INCIDENT}
+    if kind == "incident_event":
+        masked = {k: v for k, v in message.items() if k in _VIEWER_EVENT}
+        details = message.get("details") or {}
+        masked["details"] = {k: v for k, v in details.items() if k in _VIEWER_EVENT_DETAILS}
+        return masked
+    return None
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` without keys that name devices, places or people, at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            k: _scrub(v) for k, v in value.items()
+            if k not in _SECRET_KEYS and not (k == "devices" and not isinstance(v, int))
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def _who(claims: Claims) -> str:
+    if claims.role == "dispatcher":
+        return f"{claims.sub!r} (dispatcher of {claims.department!r})"
+    return f"{claims.sub!r} ({claims.role})"

@@ -1,0 +1,283 @@
+"""Alerts into incidents: one incident per rule, district and kind while alerts keep coming.
+
+The flow keeps one picklable :class:`GroupingState` (per district, or one for all) and shows it
+every alert record of the ``alerts`` topic; :meth:`IncidentGrouper.add` says what became of it
+and returns the incident events to store and publish::
+
+    grouper = IncidentGrouper(settings.incidents)
+    state = grouper.new_state()
+    grouped = grouper.add(state, alert_record)   # status: opened | joined | duplicate | suppressed
+    grouped.incident.alert_count, grouped.incident.severity, grouped.events
+    grouper.apply(state, event)                  # keep state in step with people's actions
+    grouper.escalate(state, now=now)             # escalation events of what is overdue
+    grouper.next_due(state)                      # when to call escalate next (a timer)
+    grouper.forget(state, before=now - 86400)    # drop resolved/closed incidents quiet since
+
+Grouping: an alert joins the active (not resolved or closed) incident of its district that
+already has its rule and kind and whose alerts span reaches within ``grouping_window_s`` of the
+alert's time; the incident's alert count grows and its severity becomes the highest seen.
+Otherwise a correlation rule listing the alert's kind can join it to an active incident of the
+district with another of the rule's kinds, within the rule's ``window_s`` (rain + water
+level). Otherwise the alert opens an incident. An alert a suppression window covers does
+none of this: it is reported as ``suppressed`` and changes nothing.
+
+Times are event times (the alert's ``ts``), so a replay groups the same way. The incident id
+hashes the first alert's rule, district, kind and the start of its grouping window (multiples
+of ``grouping_window_s`` since the epoch); event ids are incident id + sequence number. An alert
+id seen before is a duplicate and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
+from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
+from alerts.routing import merge, route
+from models.errors import CityheartError
+from models.incident_config import SEVERITIES, CorrelationRule, IncidentSettings
+from models.timefmt import iso
+
+__all__ = [
+    "AlertFacts",
+    "GroupingState",
+    "Grouped",
+    "IncidentGrouper",
+    "InvalidAlert",
+    "incident_id",
+    "parse_alert",
+]
+
+Status = Literal["opened", "joined", "duplicate", "suppressed"]
+
+
+class InvalidAlert(CityheartError):
+    """Raised when an alert record lacks a field an incident needs, or has a wrong value."""
+
+    def __init__(self, alert_id: Any, reason: str) -> None:
+        super().__init__(alert_id, reason)
+        self.alert_id = alert_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id!r} cannot become an incident: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    """What grouping needs of an ``alerts`` record; ``detector`` is the record's ``detector``
+    or ``device_id`` (the anomaly detector or device behind it), if it has one."""
+
+    id: str
+    rule: str
+    district: str
+    kind: str
+    severity: str
+    ts: float
+    value: float | None = None
+    detector: str | None = None
+
+
+def parse_alert(record: Mapping[str, Any]) -> AlertFacts:
+    """The facts of an ``alerts`` wire record; :class:`InvalidAlert` if one is missing or wrong."""
+    alert_id = record.get("id")
+    for name in ("id", "rule", "district", "kind", "severity"):
+        if not isinstance(record.get(name), str) or not record[name]:
+            raise InvalidAlert(alert_id, f"field {name!r} must be a non-empty string")
+    if record["severity"] not in SEVERITIES:
+        reason = f"severity {record['severity']!r} is not one of {list(SEVERITIES)}"
+        raise InvalidAlert(alert_id, reason)
+    ts = _number(record, "ts", to_epoch)
+    if ts is None:
+        raise InvalidAlert(alert_id, f"ts {record.get('ts')!r} is not a time")
+    detector = record.get("detector") or record.get("device_id")
+    return AlertFacts(
+        record["id"], record["rule"], record["district"], record["kind"], record["severity"],
+        ts, _number(record, "value", float), None if detector is None else str(detector),
+    )
+
+
+def _number(record: Mapping[str, Any], name: str, convert: Any) -> float | None:
+    """``record[name]`` converted to a finite float; None when absent, InvalidAlert if wrong."""
+    raw = record.get(name)
+    try:
+        number = None if raw is None or isinstance(raw, bool) else convert(raw)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if number is not None and not math.isfinite(number):
+        raise InvalidAlert(record.get("id"), f"{name} {raw!r} is not a finite number or time")
+    return number
+
+
+def incident_id(rule: str, district: str, kind: str, window_start: float) -> str:
+    """The deterministic id of the incident an alert opens (``inc-`` and 16 hex digits)."""
+    text = f"{rule}|{district}|{kind}|{iso(window_start)}"
+    return "inc-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class GroupingState:
+    """The incidents grouping still knows, by id (picklable; JSON through to/from_record)."""
+
+    incidents: dict[str, Incident] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready: ``{"incidents": [incident records]}``."""
+        return {"incidents": [i.to_record() for i in self.incidents.values()]}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> GroupingState:
+        """The state of a :meth:`to_record` dict."""
+        incidents = (Incident.from_record(r) for r in record.get("incidents", ()))
+        return cls({i.id: i for i in incidents})
+
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    """What became of one alert: the incident it opened or joined and the events that made."""
+
+    status: Status
+    incident: Incident | None
+    events: tuple[IncidentEvent, ...] = ()
+    suppressed_by: str | None = None
+
+
+class IncidentGrouper:
+    """Groups alerts into incidents under ``settings`` (grouping window, correlation, routing,
+    suppression). Holds no state of its own: that is the :class:`GroupingState` passed in."""
+
+    def __init__(self, settings: IncidentSettings) -> None:
+        self.settings = settings
+        self.window_s = settings.grouping_window_s
+
+    def new_state(self) -> GroupingState:
+        """Fresh, empty state."""
+        return GroupingState()
+
+    def add(self, state: GroupingState, alert: Mapping[str, Any] | AlertFacts) -> Grouped:
+        """Group one alert (a wire record or parsed facts); updates ``state``."""
+        facts = alert if isinstance(alert, AlertFacts) else parse_alert(alert)
+        for incident in state.incidents.values():
+            if facts.id in incident.alert_ids:
+                return Grouped("duplicate", incident)
+        window = suppression_for(self.settings.suppression, district=facts.district,
+                                 at=facts.ts, device=facts.detector, kind=facts.kind)
+        if window is not None:
+            return Grouped("suppressed", None, suppressed_by=window.id)
+        target = self._own_incident(state, facts)
+        correlation: CorrelationRule | None = None
+        if target is None:
+            target, correlation = self._correlated(state, facts)
+        if target is not None:
+            return self._join(state, target, facts, correlation)
+        return self._open(state, facts)
+
+    def apply(self, state: GroupingState, event: IncidentEvent) -> Incident | None:
+        """Apply an event made elsewhere (a person's action, an escalation) to ``state``.
+
+        Returns the updated incident, or None when the incident is unknown here (forgotten,
+        or grouped by another state) and the event is not its ``open``.
+        """
+        known = state.incidents.get(event.incident_id)
+        if known is None and event.action != "open":
+            return None
+        incident = apply(known, event)
+        state.incidents[incident.id] = incident
+        return incident
+
+    def escalate(self, state: GroupingState, *, now: float) -> list[IncidentEvent]:
+        """Escalate every incident of ``state`` with a step due at ``now``; the events."""
+        events: list[IncidentEvent] = []
+        for key, incident in list(state.incidents.items()):
+            state.incidents[key], fired = escalate(incident, self.settings, now=now)
+            events += fired
+        return events
+
+    def next_due(self, state: GroupingState) -> float | None:
+        """The earliest time an escalation step of ``state`` falls due (for a timer)."""
+        times = [next_due(i, self.settings) for i in state.incidents.values()]
+        return min((t for t in times if t is not None), default=None)
+
+    def forget(self, state: GroupingState, *, before: float) -> list[str]:
+        """Drop resolved and closed incidents last updated before ``before``; their ids."""
+        gone = [i.id for i in state.incidents.values() if not i.active and i.updated_at < before]
+        for key in gone:
+            del state.incidents[key]
+        return gone
+
+    def _own_incident(self, state: GroupingState, facts: AlertFacts) -> Incident | None:
+        found = [
+            i for i in state.incidents.values()
+            if i.active and i.district == facts.district and facts.rule in i.rules
+            and facts.kind in i.kinds and _near(i, facts.ts, self.window_s)
+        ]
+        return max(found, key=lambda i: i.last_alert_at, default=None)
+
+    def _correlated(
+        self, state: GroupingState, facts: AlertFacts
+    ) -> tuple[Incident | None, CorrelationRule | None]:
+        for rule in self.settings.correlation:
+            if facts.kind not in rule.kinds:
+                continue
+            found = [
+                i for i in state.incidents.values()
+                if i.active and i.district == facts.district
+                and any(kind in rule.kinds for kind in i.kinds)
+                and _near(i, facts.ts, rule.window_s)
+            ]
+            if found:
+                return max(found, key=lambda i: i.last_alert_at), rule
+        return None, None
+
+    def _open(self, state: GroupingState, facts: AlertFacts) -> Grouped:
+        start = math.floor(facts.ts / self.window_s) * self.window_s
+        base = new_id = incident_id(facts.rule, facts.district, facts.kind, start)
+        number = 1
+        while new_id in state.incidents:
+            number += 1
+            new_id = f"{base}-{number}"
+        departments = route(self.settings.routing, district=facts.district, kinds=(facts.kind,),
+                            severity=facts.severity, rules=(facts.rule,))
+        details = {**_alert_details(facts), "district": facts.district,
+                   "title": f"{facts.kind} ({facts.rule}) in {facts.district}"}
+        event = IncidentEvent(new_id, 1, facts.ts, SYSTEM_ACTOR, "open", None, departments,
+                              details)
+        incident = apply(None, event)
+        state.incidents[new_id] = incident
+        return Grouped("opened", incident, (event,))
+
+    def _join(
+        self, state: GroupingState, incident: Incident, facts: AlertFacts,
+        correlation: CorrelationRule | None,
+    ) -> Grouped:
+        details = _alert_details(facts)
+        if correlation is not None:
+            details["correlation"] = correlation.id
+            if correlation.id not in incident.correlations:
+                label = correlation.title or correlation.id
+                details["title"] = f"{label} in {facts.district}"
+        kinds = (*incident.kinds, facts.kind)
+        severity = max(incident.severity, facts.severity, key=SEVERITIES.index)
+        departments = route(self.settings.routing, district=facts.district, kinds=kinds,
+                            severity=severity, rules=(*incident.rules, facts.rule))
+        event = IncidentEvent(incident.id, incident.sequence + 1, facts.ts, SYSTEM_ACTOR,
+                              "alert", None, merge(incident.departments, departments), details)
+        joined = apply(incident, event)
+        state.incidents[joined.id] = joined
+        return Grouped("joined", joined, (event,))
+
+
+def _near(incident: Incident, ts: float, window_s: float) -> bool:
+    return incident.first_alert_at - window_s <= ts <= incident.last_alert_at + window_s
+
+
+def _alert_details(facts: AlertFacts) -> dict[str, Any]:
+    details: dict[str, Any] = {"id": facts.id, "rule": facts.rule, "kind": facts.kind,
+                               "severity": facts.severity, "value": facts.value}
+    if facts.detector is not None:
+        details["detector"] = facts.detector
+    return details
