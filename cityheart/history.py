@@ -1,0 +1,186 @@
+"""``cityheart history``: what happened, when, and what was done, from the stored history.
+
+    cityheart history --district old-town --indicator aqi --since 1h      # a series
+    cityheart history --json --district D --kind pm25 --since 7d           # one JSON object a line
+    cityheart history latest [--district D]                                 # newest vitals
+    cityheart history alerts --since 1d [--severity critical] [--kind pm25]
+    cityheart history incidents --since 7d [--state open]
+    cityheart history events [--incident ID] --since 1d
+
+``--since``/``--until`` take a duration ago (``15m``, ``1h``, ``7d``), ``now`` or an ISO 8601
+time with a zone. A series' resolution (raw, 1m, 1h, 1d) follows the range unless
+``--resolution`` says otherwise. The database is the one of ``--database-url`` (or
+CITYHEART_DATABASE_URL), else config.yaml's ``database``; an embedded one that is not running
+(``cityheart up`` is not) is started on its data directory for the query and stopped after.
+Exit codes: 0 done, 2 a bad argument; a database error raises ConnectorError (exit 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from connectors.storage import Storage, StorageOptions, start_postgres
+from connectors.storage.schema import LATEST, schema_version
+from models.config import Settings
+from models.errors import ConfigError, ConnectorError
+from models.history import RESOLUTIONS, parse_time
+
+__all__ = ["WHAT", "run_history"]
+
+log = logging.getLogger(__name__)
+
+WHAT = ("series", "latest", "alerts", "incidents", "events")
+
+
+def run_history(
+    settings: Settings,
+    *,
+    what: str = "series",
+    districts: Sequence[str] = (),
+    indicator: str | None = None,
+    kind: str | None = None,
+    since: str = "1h",
+    until: str = "now",
+    resolution: str | None = None,
+    severities: Sequence[str] = (),
+    states: Sequence[str] = (),
+    incident: str | None = None,
+    limit: int = 1000,
+    as_json: bool = False,
+    url: str | None = None,
+    now: float | None = None,
+) -> int:
+    """Print the history asked for to stdout; return the exit code."""
+    now = time.time() if now is None else now
+    try:
+        start, end = parse_time(since, now=now), parse_time(until, now=now)
+        _check(what, districts, indicator, kind, resolution, start, end)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with _storage(settings, url) as storage:
+        records = _query(storage, what, districts, indicator, kind, start, end, resolution,
+                         severities, states, incident, limit)
+    for record in records:
+        print(orjson.dumps(record).decode() if as_json else _line(what, record), flush=True)
+    return 0
+
+
+def _check(
+    what: str, districts: Sequence[str], indicator: str | None, kind: str | None,
+    resolution: str | None, start: float, end: float,
+) -> None:
+    if what not in WHAT:
+        msg = f"{what!r} is not one of {', '.join(WHAT)}"
+        raise ValueError(msg)
+    if end <= start:
+        msg = "--until must be after --since"
+        raise ValueError(msg)
+    if resolution is not None and resolution not in RESOLUTIONS:
+        msg = f"resolution {resolution!r} is not one of {', '.join(RESOLUTIONS)}"
+        raise ValueError(msg)
+    if what == "series":
+        if len(districts) != 1:
+            msg = f"a series needs exactly one --district, got {len(districts)}"
+            raise ValueError(msg)
+        if (indicator is None) == (kind is None):
+            msg = "a series needs either --indicator or --kind"
+            raise ValueError(msg)
+
+
+def _query(
+    storage: Storage, what: str, districts: Sequence[str], indicator: str | None,
+    kind: str | None, start: float, end: float, resolution: str | None,
+    severities: Sequence[str], states: Sequence[str], incident: str | None, limit: int,
+) -> list[dict[str, Any]]:
+    history = storage.history
+    if what == "series":
+        source = "indicators" if indicator else "readings"
+        name = indicator or kind or ""
+        series = history.series(districts[0], name, source=source, since=start, until=end,
+                                resolution=resolution)  # type: ignore[arg-type]
+        return series.records()
+    if what == "latest":
+        if indicator:
+            return history.latest("indicators", districts=districts, names=[indicator])
+        return history.latest("vitals", districts=districts, names=[kind] if kind else [])
+    if what == "alerts":
+        return history.alerts(since=start, until=end, districts=districts,
+                              kinds=[kind] if kind else [], severities=severities, limit=limit)
+    if what == "incidents":
+        return history.incidents(since=start, until=end, districts=districts, states=states,
+                                 severities=severities, limit=limit)
+    return history.incident_events(incident_id=incident, since=start, until=end, limit=limit)
+
+
+def _line(what: str, r: dict[str, Any]) -> str:
+    if what == "series":
+        label = r.get("kind") or r.get("indicator")
+        extra = r.get("device_id") or r.get("level") or ""
+        return (f"{r['ts']}  {r['district']:<16} {label:<14} {r['resolution']:<3}  "
+                f"mean {r['value']:.2f}  min {r['min']:.2f}  max {r['max']:.2f}  "
+                f"n {r['count']}  {extra}").rstrip()
+    if what == "latest":
+        if "indicator" in r:
+            return (f"{r['ts']}  {r['district']:<16} {r['indicator']:<14} {r['value']:.2f} "
+                    f"{r.get('unit') or ''}  {r.get('level') or ''}").rstrip()
+        return (f"{r['window_end']}  {r['district']:<16} {r['kind']:<14} mean {r['mean']:.2f}  "
+                f"min {r['min']:.2f}  max {r['max']:.2f} {r['unit']}")
+    if what == "alerts":
+        return (f"{r['ts']}  {r['district']:<16} {r['kind']:<14} {r['severity'].upper():<8}  "
+                f"{r['message']}")
+    if what == "incidents":
+        closed = f"  closed {r['closed_at']}" if r.get("closed_at") else ""
+        return (f"{r['opened_at']}  {r['district']:<16} {r['state']:<12} "
+                f"{(r.get('severity') or '-'):<8}  {r['id']}  {r['title']}{closed}")
+    comment = f"  {r['comment']}" if r.get("comment") else ""
+    return f"{r['ts']}  {r['incident_id']}  {r['actor']}  {r['action']}{comment}"
+
+
+@contextlib.contextmanager
+def _storage(settings: Settings, url: str | None) -> Iterator[Storage]:
+    database = getattr(settings, "database", None)  # the `database:` block, once config has it
+    if url is None and database is None:
+        raise ConfigError(
+            "config", "database", "no database configured: pass --database-url or set "
+            "CITYHEART_DATABASE_URL",
+        )
+    options = StorageOptions(url=url) if url else StorageOptions.from_mapping(
+        database.model_dump() if hasattr(database, "model_dump") else dict(database)
+    )
+    server = None
+    try:
+        storage = Storage.open(options, migrate_schema=False, name="cityheart-history")
+    except ConnectorError:
+        data_dir = getattr(database, "data_dir", None)
+        if url or not getattr(database, "embedded", False) or data_dir is None:
+            raise
+        if not (Path(data_dir) / "PG_VERSION").exists():
+            msg = f"no history yet: the embedded database in {data_dir} was never started"
+            raise ConnectorError("postgresql", options.masked_url, msg) from None
+        log.info("the embedded database is not running: starting it on %s for this query",
+                 data_dir)
+        parts = urlsplit(options.url)
+        server = start_postgres(Path(data_dir), parts.port or 5432,
+                                database=parts.path.lstrip("/") or "postgres")
+        storage = Storage.open(options, migrate_schema=False, name="cityheart-history")
+    try:
+        with storage.pool.connection() as conn:
+            version = schema_version(conn)
+        if version < LATEST:
+            msg = f"no cityheart history in this database (schema v{version}, need v{LATEST})"
+            raise ConnectorError("postgresql", options.masked_url, msg)
+        yield storage
+    finally:
+        storage.close()
+        if server is not None:
+            server.stop()
