@@ -1,4 +1,4 @@
-"""Run amqtt, the pure-Python MQTT broker, on a loopback port: the fallback when mosquitto is absent.
+"""Run amqtt, the pure-Python MQTT broker, on loopback: the fallback when mosquitto is absent.
 
     python -m connectors.amqtt_broker --port 1883
 

@@ -1,4 +1,4 @@
-"""Kafka plumbing shared by the bridge, the flow and the feed; works with any Kafka-compatible broker.
+"""Kafka plumbing shared by the bridge, the flow and the feed; any Kafka-compatible broker works.
 
 - :func:`create_topics` makes cityheart's topics if they are missing.
 - :class:`ReliableProducer` produces with delivery callbacks: a record is "done" only when the

@@ -64,7 +64,9 @@ def ensure_port_free(port: int, service: str) -> None:
             raise ConnectorError(service, f"{LOOPBACK}:{port}", msg) from exc
 
 
-def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float, process: subprocess.Popen | None = None
+) -> None:
     """Wait until ``host:port`` accepts TCP connections; raise ConnectorError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -121,7 +123,9 @@ class ChildProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %g s after %s: killing it", self.name, timeout, sig)
+                log.warning(
+                    "%s did not stop within %g s after %s: killing it", self.name, timeout, sig
+                )
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode

@@ -17,7 +17,7 @@ def write_config(settings: Settings, path: Path) -> Path:
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
-    """Read ``topic`` from the beginning until ``expected`` records arrived or ``timeout`` passed."""
+    """Read ``topic`` from the start until ``expected`` records arrived or ``timeout`` passed."""
     import time
 
     from connectors.kafka import tail_consumer
@@ -68,11 +68,11 @@ class FeedRecorder:
         self._thread.join(10)
 
     def _run(self) -> None:
+        import time
+
         import orjson
         from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
-
-        import time
 
         while not self._stop.is_set():
             try:

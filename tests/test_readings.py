@@ -7,7 +7,9 @@ import math
 
 import orjson
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from models.config import Settings
 from models.errors import InvalidReading
