@@ -1,6 +1,7 @@
 """``cityheart flow``: run the Bytewax dataflow on Kafka until SIGINT or SIGTERM.
 
     run_flow(settings)      # creates missing topics, then runs readings -> vitals, alerts
+                            # (vitals: window records and indicator records)
 
 or under bytewax's own runner, with the CITYHEART_* environment overrides applied::
 
@@ -48,9 +49,10 @@ def run_flow(settings: Settings) -> None:
     )
     flow = build_kafka_flow(settings)
     log.info(
-        "flow: %s -> %s, %s (dead letters %s) at %s, %d worker(s), %g s windows",
+        "flow: %s -> %s (windows and indicators), %s (dead letters %s, read back for "
+        "out-of-range devices) at %s, %d worker(s), %g s windows, AQI %s",
         topics.readings, topics.vitals, topics.alerts, topics.dead_letter, kafka.bootstrap,
-        settings.flow.workers, settings.flow.window_s,
+        settings.flow.workers, settings.flow.window_s, settings.indicators.aqi.standard,
     )
     # bytewax stops on KeyboardInterrupt (it checks Python's signal handlers as it runs):
     # make SIGTERM raise one too (handlers can only be set on the main thread)

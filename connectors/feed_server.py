@@ -1,5 +1,8 @@
 """The websocket push feed: Kafka ``vitals`` and ``alerts`` to subscribed operator screens.
 
+The ``vitals`` topic carries window records (feed type ``vital``) and indicator records (type
+``indicator``, district ``"city"`` for the whole city); both are on the ``vitals`` channel.
+
     async with FeedServer(settings) as feed:      # port 0 in settings picks a free port
         print(feed.url)                           # ws://127.0.0.1:54321/feed
         ...
@@ -54,7 +57,9 @@ from models.feed import (
     subscribed_message,
 )
 from models.feed_delivery import Outbox
+from models.indicator_config import INDICATORS
 from models.timefmt import iso
+from models.vitals.records import CITY
 
 __all__ = ["FeedServer", "run_feed"]
 
@@ -114,8 +119,9 @@ class FeedServer:
         self.port = settings.feed.port
         topics = settings.kafka.topics
         self._channel_of = {topics.vitals: "vitals", topics.alerts: "alerts"}
-        self._districts = settings.district_ids()
-        self._kinds = list(settings.kinds)
+        # indicator records are filtered like vitals: district "city", kind = indicator name
+        self._districts = [*settings.district_ids(), CITY]
+        self._kinds = [*settings.kinds, *(i for i in INDICATORS if i not in settings.kinds)]
         self._clients: set[_Client] = set()
         self._consumer: Consumer | None = None
         self._server: Server | None = None

@@ -1,7 +1,9 @@
-"""The city dataflow: Kafka ``readings`` in; ``vitals``, ``alerts`` and dead letters out.
+"""The city dataflow: Kafka ``readings`` in; ``vitals`` (windows and indicators), ``alerts``
+and dead letters out.
 
     flow = build_flow(settings, source=kafka_source(...), vitals_sink=KafkaRecordSink(...),
-                      alerts_sink=..., dead_letter_sink=..., clock=time.time)
+                      alerts_sink=..., dead_letter_sink=..., dead_letter_source=...,
+                      clock=time.time)
 
 or from the command line (topics must exist; no environment overrides, see
 :func:`build_from_config`)::
@@ -15,52 +17,62 @@ Steps (ids are stable: bytewax uses them in errors, metrics and recovery snapsho
 ``parse_reading``
     per batch: parse each value with :class:`~models.readings.ReadingParser` (the clock gives
     "now" for the future-timestamp check) and fold the valid readings into one partial
-    :class:`~models.windows.Window` per district, kind and window; invalid ones become
-    dead-letter records (original bytes; headers reason, detail, mqtt_topic, received_at,
-    source="flow").
+    :class:`~models.windows.Window` per district, kind and window (with one
+    :class:`~models.windows.DeviceRun` per device, and the energy sum for decibel kinds):
+    the per-reading work ends here. Invalid ones become dead-letter records (original bytes;
+    headers reason, detail, mqtt_topic, received_at, source="flow"); out-of-range ones also a
+    :class:`~models.vitals.records.Rejection` for device health.
+``read_dead_letters`` → ``out_of_range_rejections`` → ``merge_rejections`` (when a dead-letter
+source is given)
+    the bridge dead-letters out-of-range readings before they reach ``readings``; their
+    dead letters (reason ``out_of_range``, source ``bridge``) become Rejections, so a device
+    that sends nonsense counts as unhealthy instead of merely quiet.
 ``split_dead_letters`` → ``write_dead_letters``
-``key_by_district_kind`` → ``window_and_alert``
-    per ``"<district>/<kind>"``: event-time windows (:class:`~models.windows.KeyWindows`) and the
-    kind's alert rules evaluated on every update of a running window; emits an alert as soon as
-    a rule fires and a vital record when a window closes (the watermark passes its end; bytewax
-    wakes the step at that wall time). At the end of a finite input every open window closes.
-``split_vitals_alerts`` → ``vital_records`` → ``write_vitals``, ``alert_records`` →
-``write_alerts``
+``key_by_district`` → ``district_vitals``
+    per district (:class:`flows.steps.DistrictLogic`): each kind's event-time windows and the
+    kind's threshold rules on every update of a running window (an alert as soon as a rule
+    fires); when a window closes (the kind's watermark passes its end; bytewax wakes the step
+    at that wall time) its vital record, and its device runs feed device health. Once every
+    kind of the district is done with a window, the district's indicator records
+    (:mod:`models.vitals.district`) and the indicator rules on them (duration, hysteresis). At
+    the end of a finite input every open window closes.
+``split_city_facts`` → ``city_facts`` → ``key_city`` → ``city_vitals``
+    the whole city's indicator records once every district is done with a window, and the
+    indicator rules on them.
+``merge_outputs`` → ``split_vitals_alerts`` → ``vital_records`` → ``write_vitals`` (window and
+indicator records), ``alert_records`` → ``write_alerts``
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
-import orjson
 import yaml
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from alerts.rules import Alert, Rule, rules_for_kinds
+from alerts.indicator_rules import indicator_rules
+from alerts.rules import rules_for_kinds
 from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source
+from flows.steps import CityLogic, Context, DistrictLogic, ParseBatch, Rejections, SlowWhenIdle
 from models.config import Settings
-from models.errors import InvalidReading
 from models.readings import ReadingParser
-from models.timefmt import iso
-from models.windows import KeyWindows, Window, preaggregate, vital_record
+from models.vitals.city import CityVitals
+from models.vitals.compute import VitalsParams
+from models.vitals.district import DistrictVitals
+from models.vitals.records import CITY
 
 __all__ = ["build_flow", "build_from_config", "build_kafka_flow"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-Output = tuple[str, KafkaRecord]  # ("vitals" | "alerts", record)
 
 
 def build_flow(
@@ -70,14 +82,17 @@ def build_flow(
     vitals_sink: Sink,
     alerts_sink: Sink,
     dead_letter_sink: Sink,
+    dead_letter_source: Source | None = None,
     clock: Clock | None = None,
 ) -> Dataflow:
-    """The city dataflow on the given source and sinks.
+    """The city dataflow on the given sources and sinks.
 
     ``source`` yields messages with ``key``, ``value`` (bytes) and ``headers`` attributes (a
     Kafka source, or :class:`~connectors.kafka.KafkaRecord` items in tests); the sinks take
-    KafkaRecords. ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the
-    parser's future check, the watermark's advance and ``emitted_at``.
+    KafkaRecords. ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
+    the bridge's out-of-range ones count against their devices' health. ``clock`` (epoch
+    seconds, default :func:`time.time`) is "now" for the parser's future check, the
+    watermarks' advance and ``emitted_at``.
     """
     clock = clock or time.time
     parser = ReadingParser(
@@ -87,25 +102,36 @@ def build_flow(
         max_future_s=settings.flow.max_future_s,
         max_payload_bytes=settings.mqtt.max_payload_bytes,
     )
-    context = _Context(
-        length=settings.flow.window_s,
-        allowance=settings.flow.late_allowance_s,
+    params = VitalsParams.from_settings(settings)
+    context = Context(
+        vitals=DistrictVitals(params),
+        city=CityVitals(params),
         units={kind_id: kind.unit for kind_id, kind in settings.kinds.items()},
-        rules=rules_for_kinds(settings.kinds),
+        kind_rules=rules_for_kinds(settings.kinds),
+        indicator_rules=indicator_rules(settings.indicators.rules),
         clock=clock,
     )
     flow = Dataflow("city")
     messages = op.input("read_readings", flow, source)
-    parsed = op.flat_map_batch(
-        "parse_reading", messages, _ParseBatch(parser, settings.flow.window_s, clock)
-    )
-    split = op.branch("split_dead_letters", parsed, _is_window)
+    parse = ParseBatch(parser, settings.flow.window_s, params.decibel_kinds, clock)
+    parsed = op.flat_map_batch("parse_reading", messages, parse)
+    if dead_letter_source is not None:
+        letters = op.input("read_dead_letters", flow, dead_letter_source)
+        rejections = op.flat_map_batch(
+            "out_of_range_rejections", letters, Rejections(settings.mqtt.topic_prefix)
+        )
+        parsed = op.merge("merge_rejections", parsed, rejections)
+    split = op.branch("split_dead_letters", parsed, _is_fact)
     op.output("write_dead_letters", split.falses, dead_letter_sink)
-    keyed = op.key_on("key_by_district_kind", split.trues, _key_of)
-    events = op.stateful_batch(
-        "window_and_alert", keyed, lambda resume: _WindowLogic(context, resume)
+    keyed = op.key_on("key_by_district", split.trues, _district_of)
+    district = op.stateful_batch(
+        "district_vitals", keyed, lambda resume: DistrictLogic(context, resume)
     )
-    channels = op.branch("split_vitals_alerts", events, _is_vital)
+    facts = op.branch("split_city_facts", district, _is_city_fact)
+    to_city = op.key_on("key_city", op.map("city_facts", facts.trues, _payload), _city_key)
+    city = op.stateful_batch("city_vitals", to_city, lambda resume: CityLogic(context, resume))
+    outputs = op.merge("merge_outputs", facts.falses, city)
+    channels = op.branch("split_vitals_alerts", outputs, _is_published)
     op.output("write_vitals", op.map("vital_records", channels.trues, _record_of), vitals_sink)
     op.output("write_alerts", op.map("alert_records", channels.falses, _record_of), alerts_sink)
     return flow
@@ -121,6 +147,7 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
         vitals_sink=KafkaRecordSink(kafka.bootstrap, topics.vitals),
         alerts_sink=KafkaRecordSink(kafka.bootstrap, topics.alerts),
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
+        dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
         clock=clock,
     )
 
@@ -136,150 +163,31 @@ def build_from_config(path: str) -> Dataflow:
     return build_kafka_flow(Settings.model_validate(raw))
 
 
-def _is_window(item: Window | KafkaRecord) -> bool:
-    return type(item) is Window
+def _is_fact(item: Any) -> bool:
+    return type(item) is not KafkaRecord
 
 
-def _key_of(window: Window) -> str:
-    return window.key
+def _district_of(item: Any) -> str:
+    return str(item.district)
 
 
-def _is_vital(keyed: tuple[str, Output]) -> bool:
-    return keyed[1][0] == "vitals"
+def _is_city_fact(keyed: tuple[str, tuple[str, Any]]) -> bool:
+    return keyed[1][0] == "city"
 
 
-def _record_of(keyed: tuple[str, Output]) -> KafkaRecord:
+def _payload(keyed: tuple[str, tuple[str, Any]]) -> Any:
     return keyed[1][1]
 
 
-class _ParseBatch:
-    """``parse_reading``: a batch of messages to partial windows and dead-letter records."""
-
-    def __init__(self, parser: ReadingParser, length: float, clock: Clock) -> None:
-        self._parse = parser.parse
-        self._length = length
-        self._clock = clock
-
-    def __call__(self, messages: list[Any]) -> list[Window | KafkaRecord]:
-        now = self._clock()
-        parse = self._parse
-        readings = []
-        dead: list[Window | KafkaRecord] = []
-        for message in messages:
-            try:
-                readings.append(parse(message.value or b"", None, now))
-            except InvalidReading as exc:
-                dead.append(_dead_letter(message, exc, now))
-        if dead:
-            log.debug("dead-lettered %d of %d readings", len(dead), len(messages))
-        dead.extend(preaggregate(readings, self._length))
-        return dead
+def _city_key(_fact: Any) -> str:
+    return CITY
 
 
-def _dead_letter(message: Any, exc: InvalidReading, now: float) -> KafkaRecord:
-    headers = dict(getattr(message, "headers", None) or ())
-    return KafkaRecord(
-        message.key,
-        exc.payload,
-        headers=(
-            ("reason", exc.reason.encode()),
-            ("detail", exc.detail.encode()),
-            ("mqtt_topic", headers.get("mqtt_topic") or b""),
-            ("received_at", iso(now).encode()),
-            ("source", b"flow"),
-        ),
-    )
+def _is_published(keyed: tuple[str, tuple[str, Any]]) -> bool:
+    """vitals and indicators go to the vitals topic; alerts to theirs."""
+    return keyed[1][0] != "alerts"
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What every key's logic shares: window settings, units, rules by kind, the clock."""
-
-    length: float
-    allowance: float
-    units: Mapping[str, str]
-    rules: Mapping[str, Sequence[Rule]]
-    clock: Clock
-
-
-@dataclass
-class _KeyState:
-    """The picklable state of one district/kind: its windows and its rules' memories."""
-
-    windows: KeyWindows
-    rule_states: dict[str, Any] = field(default_factory=dict)
-
-
-class _WindowLogic(StatefulBatchLogic[Window, Output, _KeyState]):
-    """``window_and_alert`` for one district/kind."""
-
-    def __init__(self, context: _Context, resume: _KeyState | None) -> None:
-        self._context = context
-        self._clock = context.clock
-        self._state = resume or _KeyState(KeyWindows(context.length, context.allowance))
-        self._rules: Sequence[Rule] = ()
-
-    def on_batch(self, values: list[Window]) -> tuple[list[Output], bool]:
-        now = self._clock()
-        windows = self._state.windows
-        # windows the watermark passed while idle close first, as if on_notify had run on time
-        out = self._close(windows.close_due(now), now)
-        for part in values:
-            ts = part.last_ts  # read first: merge may adopt the part as the running window
-            running = windows.merge(part, now)
-            if running is None:
-                log.debug("%d late readings for %s at %s", part.count, part.key, iso(part.start))
-                continue
-            for rule in self._rules or self._rules_for(part.kind):
-                state = self._state.rule_states[rule.rule_id]
-                for alert in rule.on_update(state, running, ts=ts):
-                    out.append(("alerts", _alert_record(alert, now)))
-        out.extend(self._close(windows.close_due(now), now))
-        return out, StatefulBatchLogic.RETAIN
-
-    def on_notify(self) -> tuple[list[Output], bool]:
-        now = self._clock()
-        return self._close(self._state.windows.close_due(now), now), StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[list[Output], bool]:
-        windows = self._state.windows
-        out = self._close(windows.close_all(), self._clock())
-        if windows.late_pending:
-            log.warning(
-                "%d late readings were not reported in a vital record (input ended); "
-                "%d late in all for this key", windows.late_pending, windows.late_total,
-            )
-        return out, StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        """When the watermark reaches the oldest open window's end, in bytewax's system time."""
-        close_at = self._state.windows.next_close_time()
-        if close_at is None:
-            return None
-        # close_at is on the injected clock's timeline; bytewax wakes on the system clock
-        return datetime.now(UTC) + timedelta(seconds=max(0.0, close_at - self._clock()))
-
-    def snapshot(self) -> _KeyState:
-        return copy.deepcopy(self._state)
-
-    def _rules_for(self, kind: str) -> Sequence[Rule]:
-        self._rules = self._context.rules.get(kind, ())
-        for rule in self._rules:
-            self._state.rule_states.setdefault(rule.rule_id, rule.new_state())
-        return self._rules
-
-    def _close(self, closed: list[Window], now: float) -> list[Output]:
-        out: list[Output] = []
-        for window in closed:
-            for rule in self._rules or self._rules_for(window.kind):
-                state = self._state.rule_states[rule.rule_id]
-                for alert in rule.on_close(state, window):
-                    out.append(("alerts", _alert_record(alert, now)))
-            late = self._state.windows.take_late()
-            record = vital_record(window, self._context.units[window.kind], late, emitted_at=now)
-            out.append(("vitals", KafkaRecord(_key_of(window).encode(), orjson.dumps(record))))
-        return out
-
-
-def _alert_record(alert: Alert, now: float) -> KafkaRecord:
-    return KafkaRecord(alert.id.encode(), orjson.dumps(alert.record(emitted_at=now)))
+def _record_of(keyed: tuple[str, tuple[str, Any]]) -> KafkaRecord:
+    record: KafkaRecord = keyed[1][1]
+    return record

@@ -13,11 +13,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from models.indicator_checks import reference_problems as _indicator_problems
+from models.indicator_config import IndicatorSettings
+
 __all__ = [
     "CityInfo",
     "District",
     "FeedSettings",
     "FlowSettings",
+    "IndicatorSettings",
     "KafkaSettings",
     "KafkaTopics",
     "Kind",
@@ -247,6 +251,7 @@ class Settings(_Frozen):
     flow: FlowSettings = FlowSettings()
     feed: FeedSettings = FeedSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    indicators: IndicatorSettings = IndicatorSettings()
 
     @field_validator("kinds")
     @classmethod
@@ -276,6 +281,9 @@ class Settings(_Frozen):
                     problems.append((f"{where}.district", f"{event.district!r} is not a district id"))
                 if event.kind not in self.kinds:
                     problems.append((f"{where}.kind", f"{event.kind!r} is not a kind id"))
+        problems += _indicator_problems(
+            self.indicators, kinds=self.kinds, district_ids=ids, window_s=self.flow.window_s
+        )
         return problems
 
     def district_ids(self) -> list[str]:

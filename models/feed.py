@@ -12,8 +12,12 @@ bytes around its ``protocol.py``::
     if request.subscription.matches(message): ...
 
 A data message is the Kafka record's fields flattened under ``type`` ("vital" from the vitals
-topic, "alert" from alerts), ``seq`` (1, 2, 3, ... per feed server) and ``time`` (when the feed
-received it). It is serialised once, here, and the same bytes go to every client.
+topic, "indicator" for the vitals topic's indicator records, marked ``"record": "indicator"``,
+"alert" from alerts), ``seq`` (1, 2, 3, ... per feed server) and ``time`` (when the feed
+received it). It is serialised once, here, and the same bytes go to every client. The
+``vitals`` channel carries both vitals and indicators; an indicator's ``kind`` is its indicator
+name (``aqi``, ``noise``, ...) and its ``district`` may be ``"city"``, so the district and kind
+filters work on indicators too.
 
 The client's subscribe op::
 
@@ -21,7 +25,8 @@ The client's subscribe op::
      "since": <seq or null>}
 
 Empty or absent lists mean all. ``since=null`` asks for a snapshot (the latest vital per district
-and kind plus the alerts still in the backlog); ``since=N`` resumes: every message after N, or a
+and kind, the latest indicator per district and indicator, plus the alerts still in the
+backlog); ``since=N`` resumes: every message after N, or a
 ``resync`` error when the backlog no longer reaches back to N.
 """
 
@@ -56,7 +61,8 @@ CHANNELS = ("vitals", "alerts")
 """The feed's channels, named after the Kafka topics they carry."""
 
 _TYPE_OF_CHANNEL = {"vitals": "vital", "alerts": "alert"}
-_CHANNEL_OF_TYPE = {value: key for key, value in _TYPE_OF_CHANNEL.items()}
+_CHANNEL_OF_TYPE = {"vital": "vitals", "indicator": "vitals", "alert": "alerts"}
+_SNAPSHOT_TYPES = ("vital", "indicator")
 _RESERVED = ("type", "seq", "time")
 _LIST_FIELDS = ("channels", "districts", "kinds")
 
@@ -103,7 +109,7 @@ class FeedMessage:
 
     @property
     def key(self) -> tuple[str, str]:
-        """(district, kind): the key vitals are coalesced and snapshotted by."""
+        """(district, kind): the key vitals are coalesced by."""
         return (self.district, self.kind)
 
 
@@ -209,13 +215,14 @@ class FeedLog:
     """Turns Kafka records into numbered feed messages and remembers what a client may ask for.
 
     Keeps the last ``backlog`` messages (for resuming with ``since``) and the latest vital per
-    (district, kind) (for the snapshot a new screen needs), whatever their age.
+    (district, kind) and indicator per (district, indicator) (for the snapshot a new screen
+    needs), whatever their age.
     """
 
     def __init__(self, backlog: int) -> None:
         self.backlog = backlog
         self._recent: deque[FeedMessage] = deque(maxlen=backlog)
-        self._latest: dict[tuple[str, str], FeedMessage] = {}
+        self._latest: dict[tuple[str, str, str], FeedMessage] = {}
         self.last_seq = 0
 
     def append(self, channel: str, value: bytes, time: str) -> FeedMessage:
@@ -225,6 +232,8 @@ class FeedLog:
             msg = f"channel {channel!r} is not one of {list(CHANNELS)}"
             raise FeedError("unknown_channel", msg)
         record = _record(value)
+        if type_ == "vital" and record.get("record") == "indicator":
+            type_ = "indicator"
         seq = self.last_seq + 1
         body: dict[str, Any] = {"type": type_, "seq": seq, "time": time}
         for name, field in record.items():
@@ -233,8 +242,8 @@ class FeedLog:
         message = FeedMessage(seq, type_, record["district"], record["kind"], orjson.dumps(body))
         self.last_seq = seq
         self._recent.append(message)
-        if type_ == "vital":
-            self._latest[message.key] = message
+        if type_ in _SNAPSHOT_TYPES:
+            self._latest[(type_, message.district, message.kind)] = message
         return message
 
     @property
@@ -245,14 +254,15 @@ class FeedLog:
     def replay_for(self, subscription: Subscription, since: int | None) -> list[FeedMessage]:
         """What a client subscribing now gets before live messages, in seq order.
 
-        ``since=None``: the latest vital per (district, kind) and the alerts in the backlog.
+        ``since=None``: the latest vital per (district, kind), indicator per (district,
+        indicator), and the alerts in the backlog.
         ``since=N``: every message after N; FeedError("resync") if the backlog no longer holds
         them all, or if N is ahead of this feed (a client of an earlier run of the feed).
         """
         if since is None:
-            vitals = (m for m in self._latest.values() if subscription.matches(m))
+            latest = (m for m in self._latest.values() if subscription.matches(m))
             alerts = (m for m in self._recent if m.type == "alert" and subscription.matches(m))
-            return sorted([*vitals, *alerts], key=lambda m: m.seq)
+            return sorted([*latest, *alerts], key=lambda m: m.seq)
         if since > self.last_seq:
             msg = (
                 f"since={since} is ahead of this feed's last seq {self.last_seq} (the feed "

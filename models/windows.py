@@ -12,6 +12,7 @@ them into the key's :class:`KeyWindows`::
     for closed in windows.close_due(now):               # windows the watermark has passed
         record = vital_record(closed, unit, windows.take_late(), emitted_at=now)
     windows.next_close_time()                           # wall time to call close_due again
+    windows.passed(now)                                 # the window boundary the key is done to
 
 The watermark follows bytewax's ``EventClock``: the greatest event time seen for the key minus
 the allowance, advanced by the wall-clock time elapsed since that reading arrived (``now`` is
@@ -22,17 +23,25 @@ next vital record of the key) and in :attr:`KeyWindows.late_total`.
 
 Parts of one batch are merged oldest window first, so readings of a batch are judged as if the
 batch had arrived in event-time order.
+
+Besides count, sum, min, max and last, a window keeps one :class:`DeviceRun` per device (its
+count, sum, value range and first/last event time: device health and per-device indicators
+need no per-reading state of their own) and, for decibel kinds (``decibel_kinds`` of
+:func:`preaggregate`), the sum of the readings' energy ``10 ** (L / 10)``, so the Leq of any
+union of parts is exact (:attr:`Window.leq`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, KeysView
 
 from models.readings import Reading
 from models.timefmt import iso
 
-__all__ = ["KeyWindows", "Window", "preaggregate", "vital_record", "window_start"]
+__all__ = [
+    "DeviceRun", "KeyWindows", "Window", "preaggregate", "vital_record", "window_start",
+]
 
 
 def window_start(ts: float, length: float) -> float:
@@ -40,21 +49,72 @@ def window_start(ts: float, length: float) -> float:
     return (ts // length) * length
 
 
+class DeviceRun:
+    """One device's readings within a window (or a part of it): what device health needs.
+
+    ``count`` and ``total`` (for the device's mean), the value range ``lo``..``hi`` (a range
+    within the stuck tolerance over enough readings means a stuck sensor) and the first and
+    last event times. Runs of consecutive parts merge exactly (:meth:`merge`).
+    """
+
+    __slots__ = ("count", "first_ts", "hi", "last_ts", "lo", "total")
+
+    def __init__(self, value: float, ts: float) -> None:
+        self.count = 1
+        self.total = value
+        self.lo = value
+        self.hi = value
+        self.first_ts = ts
+        self.last_ts = ts
+
+    @property
+    def mean(self) -> float:
+        """The device's mean value in the window."""
+        return self.total / self.count
+
+    def merge(self, other: DeviceRun) -> None:
+        """Fold another part of the same device and window into this one."""
+        self.count += other.count
+        self.total += other.total
+        if other.lo < self.lo:
+            self.lo = other.lo
+        if other.hi > self.hi:
+            self.hi = other.hi
+        if other.first_ts < self.first_ts:
+            self.first_ts = other.first_ts
+        if other.last_ts > self.last_ts:
+            self.last_ts = other.last_ts
+
+    def __getstate__(self) -> tuple:
+        return (self.count, self.total, self.lo, self.hi, self.first_ts, self.last_ts)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.count, self.total, self.lo, self.hi, self.first_ts, self.last_ts = state
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceRun(count={self.count} mean={self.mean:g} range=[{self.lo:g}, {self.hi:g}] "
+            f"ts=[{self.first_ts:g}, {self.last_ts:g}])"
+        )
+
+
 class Window:
     """The running aggregate of one key's readings in one window (or a part of it).
 
     ``last`` is the value of the reading with the greatest event time ``last_ts`` (on a tie,
-    the one merged later); ``devices`` holds the distinct device ids.
+    the one merged later); ``runs`` holds one :class:`DeviceRun` per device (``devices`` is
+    their ids). ``energy`` is the sum of ``10 ** (value / 10)`` for kinds measured in decibels
+    (sound levels average as energy: Leq = ``10 * log10(energy / count)``), else None.
     """
 
     __slots__ = (
         "district", "kind", "start", "end", "count", "total", "min", "max", "last_ts", "last",
-        "devices",
+        "runs", "energy",
     )
 
     def __init__(
         self, district: str, kind: str, start: float, end: float,
-        value: float, ts: float, device: str,
+        value: float, ts: float, device: str, *, decibels: bool = False,
     ) -> None:
         self.district = district
         self.kind = kind
@@ -66,17 +126,30 @@ class Window:
         self.max = value
         self.last_ts = ts
         self.last = value
-        self.devices = {device}
+        self.runs = {device: DeviceRun(value, ts)}
+        self.energy = 10.0 ** (value * 0.1) if decibels else None
 
     @property
     def key(self) -> str:
-        """``"<district>/<kind>"``, the key the flow partitions state by."""
+        """``"<district>/<kind>"``: the Kafka key of the window's vital record."""
         return f"{self.district}/{self.kind}"
+
+    @property
+    def devices(self) -> KeysView[str]:
+        """The distinct device ids aggregated so far."""
+        return self.runs.keys()
 
     @property
     def mean(self) -> float:
         """The mean of the values aggregated so far."""
         return self.total / self.count
+
+    @property
+    def leq(self) -> float | None:
+        """The energy-average level ``10 * log10(energy / count)`` (decibel kinds), else None."""
+        if self.energy is None:
+            return None
+        return 10.0 * math.log10(self.energy / self.count)
 
     def stat(self, name: str) -> float:
         """The statistic ``name``: ``mean``, ``min``, ``max`` or ``last``."""
@@ -86,7 +159,7 @@ class Window:
         return float(getattr(self, name))
 
     def add(self, value: float, ts: float, device: str) -> None:
-        """Fold one more reading into this aggregate."""
+        """Fold one more reading into this aggregate (the per-reading path: keep it lean)."""
         self.count += 1
         self.total += value
         if value < self.min:
@@ -96,10 +169,25 @@ class Window:
         if ts >= self.last_ts:
             self.last_ts = ts
             self.last = value
-        self.devices.add(device)
+        run = self.runs.get(device)
+        if run is None:
+            self.runs[device] = DeviceRun(value, ts)
+        else:
+            run.count += 1
+            run.total += value
+            if value < run.lo:
+                run.lo = value
+            elif value > run.hi:
+                run.hi = value
+            if ts > run.last_ts:
+                run.last_ts = ts
+            elif ts < run.first_ts:
+                run.first_ts = ts
+        if self.energy is not None:
+            self.energy += 10.0 ** (value * 0.1)
 
     def merge(self, other: Window) -> None:
-        """Fold another aggregate of the same key and window into this one."""
+        """Fold another aggregate of the same key and window into this one (taking its runs)."""
         if other.start != self.start or other.kind != self.kind or (
             other.district != self.district
         ):
@@ -116,13 +204,21 @@ class Window:
         if other.last_ts >= self.last_ts:
             self.last_ts = other.last_ts
             self.last = other.last
-        self.devices |= other.devices
+        runs = self.runs
+        for device, run in other.runs.items():
+            mine = runs.get(device)
+            if mine is None:
+                runs[device] = run
+            else:
+                mine.merge(run)
+        if self.energy is not None and other.energy is not None:
+            self.energy += other.energy
 
     def __repr__(self) -> str:
         return (
             f"Window({self.key} [{self.start:g}, {self.end:g}) count={self.count} "
             f"mean={self.mean:g} min={self.min:g} max={self.max:g} last={self.last:g} "
-            f"devices={len(self.devices)})"
+            f"devices={len(self.runs)})"
         )
 
     def __getstate__(self) -> tuple:
@@ -133,10 +229,13 @@ class Window:
             setattr(self, name, value)
 
 
-def preaggregate(readings: Iterable[Reading], length: float) -> list[Window]:
+def preaggregate(
+    readings: Iterable[Reading], length: float, decibel_kinds: Container[str] = ()
+) -> list[Window]:
     """Fold ``readings`` into one partial Window per key and window.
 
-    The parts are sorted by district, kind, then window start: each key's parts oldest first.
+    Windows of the kinds in ``decibel_kinds`` also sum the readings' energy (for Leq). The parts
+    are sorted by district, kind, then window start: each key's parts oldest first.
     """
     parts: dict[tuple[str, str, float], Window] = {}
     for reading in readings:
@@ -147,7 +246,7 @@ def preaggregate(readings: Iterable[Reading], length: float) -> list[Window]:
         if part is None:
             parts[slot] = Window(
                 reading.district, reading.kind, start, start + length,
-                reading.value, ts, reading.device_id,
+                reading.value, ts, reading.device_id, decibels=reading.kind in decibel_kinds,
             )
         else:
             part.add(reading.value, ts, reading.device_id)
@@ -219,8 +318,24 @@ class KeyWindows:
         """The wall time at which the watermark reaches the oldest open window's end, if any."""
         if not self.open:
             return None
-        end = min(self.open) + self.length
-        return self._base_at + (end - self._base)
+        return self.wall_time_of(min(self.open) + self.length)
+
+    def wall_time_of(self, event_time: float) -> float | None:
+        """The wall time at which the watermark reaches ``event_time`` (None before any data)."""
+        if self._base == -math.inf:
+            return None
+        return self._base_at + (event_time - self._base)
+
+    def passed(self, now: float) -> float:
+        """The latest window boundary the watermark has reached at ``now`` (-inf before data).
+
+        Every window ending at or before it is closed: the key has nothing more to say about
+        that span of event time.
+        """
+        watermark = self.watermark(now)
+        if watermark == -math.inf:
+            return watermark
+        return (watermark // self.length) * self.length
 
     def take_late(self) -> int:
         """The late readings not reported yet; reset to 0 (they go in the next vital record)."""

@@ -269,6 +269,31 @@ def test_clients_receive_only_their_districts_kinds_and_channels(settings: Setti
     asyncio.run(scenario())
 
 
+def test_indicator_records_reach_clients_subscribed_to_the_city_and_an_indicator(
+    settings: Settings,
+) -> None:
+    from models.vitals.records import IndicatorRecord
+
+    def indicator(district: str, name: str, value: float) -> tuple[str, bytes, bytes]:
+        record = IndicatorRecord(district, name, value, "AQI", "Good", 80.0, 1795680000.0,
+                                 1795680010.0, 12, 1.0, True)
+        return "vitals", record.key, orjson.dumps(record.record(emitted_at=1795680011.0))
+
+    async def scenario() -> list[dict]:
+        async with FeedServer(settings, heartbeat_s=0.2) as feed:
+            ws = await asubscribe(feed.url, districts=["city"], kinds=["aqi"])
+            records = [vital("old-town", "pm25", 10), indicator("old-town", "aqi", 57),
+                       indicator("city", "aqi", 61), indicator("city", "noise", 55)]
+            await asyncio.to_thread(produce, settings, records)
+            got = await aread_until_heartbeat(ws, 4)
+            await ws.close()
+            return got
+
+    (message,) = asyncio.run(scenario())
+    assert (message["type"], message["district"], message["kind"], message["value"]) == (
+        "indicator", "city", "aqi", 61)
+
+
 def test_new_client_gets_a_snapshot_of_latest_vitals_and_recent_alerts(settings: Settings) -> None:
     produce(
         settings,

@@ -241,6 +241,31 @@ def test_snapshot_is_latest_vital_per_key_plus_recent_alerts_in_seq_order() -> N
     assert [m.seq for m in log.replay_for(only_vitals, None)] == [2, 4]
 
 
+def indicator(district: str = "old-town", name: str = "noise", value: float = 55.0) -> bytes:
+    from models.vitals.records import IndicatorRecord
+
+    record = IndicatorRecord(district, name, value, "dBA", "within", 80.0, 1795680000.0,
+                             1795680010.0, 12, 1.0, True)
+    return orjson.dumps(record.record(emitted_at=1795680011.0))
+
+
+def test_indicator_records_are_typed_indicator_filtered_and_snapshotted_apart() -> None:
+    log = FeedLog(backlog=100)
+    log.append("vitals", vital("old-town", "noise", 10), T)  # 1: the noise kind's window
+    log.append("vitals", indicator("old-town", "noise", 50.0), T)  # 2, superseded by 4
+    log.append("vitals", indicator("city", "aqi", 57.0), T)  # 3
+    fourth = log.append("vitals", indicator("old-town", "noise", 61.0), T)  # 4
+    sent = body(fourth)
+    assert (sent["type"], sent["record"], sent["indicator"], sent["kind"]) == (
+        "indicator", "indicator", "noise", "noise")
+    assert (sent["value"], sent["level"], sent["confident"]) == (61.0, "within", True)
+    assert [m.seq for m in log.replay_for(Subscription(), None)] == [1, 3, 4]
+    city_aqi = Subscription(districts=frozenset({"city"}), kinds=frozenset({"aqi"}))
+    assert [m.seq for m in log.replay_for(city_aqi, None)] == [3]
+    assert Subscription(channels=frozenset({"vitals"})).matches(fourth)
+    assert not Subscription(channels=frozenset({"alerts"})).matches(fourth)
+
+
 def test_snapshot_keeps_a_quiet_key_after_it_left_the_backlog() -> None:
     log = FeedLog(backlog=3)
     log.append("vitals", vital("harbour", "rainfall"), T)  # 1: falls out of the backlog

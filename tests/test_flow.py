@@ -32,6 +32,7 @@ def msg(ts: float, value: float, *, device: str = "pm-1", district: str = "harbo
 @dataclass
 class Outputs:
     vitals: list[dict] = field(default_factory=list)
+    indicators: list[dict] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
     dead: list[KafkaRecord] = field(default_factory=list)
     vital_keys: list[bytes] = field(default_factory=list)
@@ -51,9 +52,11 @@ def run(settings: Settings, items: list, *, batch_size: int = 1, now: float = NO
         clock=lambda: now,
     )
     run_main(flow)
-    out.vitals = [orjson.loads(r.value) for r in vitals]
+    windows = [r for r in vitals if b'"record":"indicator"' not in r.value]
+    out.vitals = [orjson.loads(r.value) for r in windows]
+    out.indicators = [orjson.loads(r.value) for r in vitals if r not in windows]
     out.alerts = [orjson.loads(r.value) for r in alerts]
-    out.vital_keys = [r.key for r in vitals]
+    out.vital_keys = [r.key for r in windows]
     out.alert_keys = [r.key for r in alerts]
     return out
 
@@ -197,7 +200,9 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
     # ids name the steps in errors, metrics and recovery snapshots: renaming one breaks resumes
     flow = build_from_config(str(CONFIG))
     assert [step.step_name for step in flow.substeps] == [
-        "read_readings", "parse_reading", "split_dead_letters", "write_dead_letters",
-        "key_by_district_kind", "window_and_alert", "split_vitals_alerts", "vital_records",
-        "write_vitals", "alert_records", "write_alerts",
+        "read_readings", "parse_reading", "read_dead_letters", "out_of_range_rejections",
+        "merge_rejections", "split_dead_letters", "write_dead_letters", "key_by_district",
+        "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
+        "merge_outputs", "split_vitals_alerts", "vital_records", "write_vitals", "alert_records",
+        "write_alerts",
     ]

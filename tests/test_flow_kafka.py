@@ -1,4 +1,4 @@
-"""`cityheart flow` on real Tansu: readings in, vitals, an early alert and dead letters out.
+"""`cityheart flow` on real Tansu: readings in; vitals, indicators, an alert, dead letters out.
 
 The flow runs as the child process production runs (``python -m cityheart flow --config ...``),
 with the wall clock: its windows close because the watermark advances with time, not because
@@ -7,6 +7,7 @@ the input ends (a Kafka source never ends). SIGINT or SIGTERM stops it with exit
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.kafka import ReliableProducer
+from connectors.kafka import ReliableProducer, tail_consumer
 from connectors.servers import spawn
 from models.config import Settings
 from models.readings import Reading, encode
@@ -24,6 +25,24 @@ from models.timefmt import from_iso
 from tests.support import consume_all, write_config
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
+
+
+WINDOW_KEYS = {b"industrial-east/pm25", b"old-town/noise"}
+INDICATOR_KEYS = {b"industrial-east/indicator:aqi", b"old-town/indicator:noise",
+                  b"city/indicator:aqi", b"industrial-east/indicator:device_health"}
+
+
+def consume_until(bootstrap: str, topic: str, keys: set[bytes], timeout: float) -> list:
+    """Read ``topic`` from the beginning until records with every key in ``keys`` arrived."""
+    consumer = tail_consumer(bootstrap, [topic])
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not keys <= {r.key() for r in records} and time.monotonic() < deadline:
+            records += [m for m in consumer.consume(1000, 0.1) if m.error() is None]
+    finally:
+        consumer.close()
+    return records
 
 
 def produce_readings(settings: Settings, start: float) -> None:
@@ -42,6 +61,15 @@ def produce_readings(settings: Settings, start: float) -> None:
     producer.produce(topic, b'{"device_id": "pm25-ie-9", "kind": 7}', key=b"pm25-ie-9")
     for reading in readings[2:]:
         producer.produce(topic, encode(reading), key=reading.device_id.encode())
+    # the bridge dead-lettered a reading of a fourth device as out of range
+    payload = orjson.dumps({"device_id": "pm25-ie-4", "kind": "pm25", "value": 9999.0,
+                            "unit": "ug/m3", "ts": start + 8.5})
+    prefix = settings.mqtt.topic_prefix
+    producer.produce(settings.kafka.topics.dead_letter, payload, key=b"pm25-ie-4", headers=[
+        ("reason", b"out_of_range"), ("detail", b"value 9999.0 ug/m3 is outside"),
+        ("mqtt_topic", f"{prefix}/industrial-east/pm25/pm25-ie-4".encode()),
+        ("received_at", b"2026-11-26T05:00:00.000Z"), ("source", b"bridge"),
+    ])
     producer.flush(15)
 
 
@@ -66,9 +94,9 @@ def test_flow_turns_kafka_readings_into_vitals_and_an_early_alert_and_stops_clea
     flow = spawn("flow", [sys.executable, "-m", "cityheart", "flow", "--config", str(config)],
                  env=env, log_path=log_path)
     try:
-        vitals = consume_all(bootstrap, topics.vitals, 2, timeout=60)
+        vitals = consume_until(bootstrap, topics.vitals, WINDOW_KEYS | INDICATOR_KEYS, timeout=60)
         alerts = consume_all(bootstrap, topics.alerts, 1, timeout=10)
-        dead = consume_all(bootstrap, topics.dead_letter, 1, timeout=10)
+        dead = consume_all(bootstrap, topics.dead_letter, 2, timeout=10)
         running = flow.running
     finally:
         code = flow.stop(stop_signal, timeout=30)
@@ -77,7 +105,15 @@ def test_flow_turns_kafka_readings_into_vitals_and_an_early_alert_and_stops_clea
     assert code == 0, f"exit code {code} after signal {stop_signal}:\n{log}"
 
     by_key = {m.key(): orjson.loads(m.value()) for m in vitals}
-    assert set(by_key) == {b"industrial-east/pm25", b"old-town/noise"}, log
+    assert {k for k, v in by_key.items() if "record" not in v} == WINDOW_KEYS, log
+    aqi = by_key[b"industrial-east/indicator:aqi"]
+    # HJ 633: PM2.5 200 ug/m3 lies in 150-250 -> IAQI 200-300: 250, "Heavily polluted"
+    assert (aqi["record"], aqi["value"], aqi["level"]) == ("indicator", 250, "Heavily polluted")
+    noise = by_key[b"old-town/indicator:noise"]
+    assert noise["value"] == pytest.approx(10 * math.log10((1e5 + 1e6) / 2)), "energy mean"
+    assert by_key[b"city/indicator:aqi"]["district"] == "city"
+    (pm25,) = by_key[b"industrial-east/indicator:device_health"]["components"]
+    assert (pm25["expected"], pm25["out_of_range"]) == (4, ["pm25-ie-4"]), "read back from the DLQ"
     pm25 = by_key[b"industrial-east/pm25"]
     assert (pm25["count"], pm25["mean"], pm25["min"], pm25["max"], pm25["last"]) == (
         3, 200.0, 180.0, 220.0, 220.0)
@@ -96,7 +132,7 @@ def test_flow_turns_kafka_readings_into_vitals_and_an_early_alert_and_stops_clea
         "the alert goes out as the breach is seen, before its window closes"
     )
 
-    (letter,) = dead
+    (letter,) = [d for d in dead if dict(d.headers())["source"] == b"flow"]
     headers = dict(letter.headers())
     assert letter.key() == b"pm25-ie-9"
     assert letter.value() == b'{"device_id": "pm25-ie-9", "kind": 7}'

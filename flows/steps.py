@@ -1,0 +1,306 @@
+"""The city dataflow's steps: parsing a batch, one district's logic, the city's logic.
+
+Thin Bytewax adapters around the pure pieces: :mod:`models.windows` and :mod:`models.vitals`
+compute, :mod:`alerts.rules` and :mod:`alerts.indicator_rules` decide alerts; this module only
+calls them in order, serialises what they return and keeps their state per key. Outputs of the
+stateful steps are ``(channel, payload)`` pairs: ``"vitals"`` (a window's vital record),
+``"indicators"`` (an indicator record), ``"alerts"`` (KafkaRecords) and ``"city"`` (district
+facts for the city step).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.operators import StatefulBatchLogic
+
+from alerts.indicator_rules import IndicatorRule
+from alerts.rules import Alert, Rule
+from connectors.kafka import KafkaRecord
+from models.errors import InvalidReading
+from models.readings import ReadingParser
+from models.timefmt import iso
+from models.vitals.city import CityState, CityVitals
+from models.vitals.devices import rejection_from_dead_letter, rejection_from_reading
+from models.vitals.district import DistrictProgress, DistrictState, DistrictVitals, DistrictWindow
+from models.vitals.records import CITY, IndicatorRecord, Rejection
+from models.windows import Window, preaggregate, vital_record
+
+__all__ = ["CityLogic", "Context", "DistrictLogic", "ParseBatch", "Rejections", "SlowWhenIdle"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Output = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every key's logic shares: computations, rules, units and the clock."""
+
+    vitals: DistrictVitals
+    city: CityVitals
+    units: Mapping[str, str]
+    kind_rules: Mapping[str, Sequence[Rule]]
+    indicator_rules: Sequence[IndicatorRule]
+    clock: Clock
+
+
+class ParseBatch:
+    """``parse_reading``: a batch of messages to partial windows, rejections and dead letters."""
+
+    def __init__(
+        self, parser: ReadingParser, length: float, decibel_kinds: frozenset[str], clock: Clock
+    ) -> None:
+        self._parse = parser.parse
+        self._length = length
+        self._decibels = decibel_kinds
+        self._clock = clock
+
+    def __call__(self, messages: list[Any]) -> list[Window | Rejection | KafkaRecord]:
+        now = self._clock()
+        parse = self._parse
+        readings = []
+        out: list[Window | Rejection | KafkaRecord] = []
+        for message in messages:
+            try:
+                readings.append(parse(message.value or b"", None, now))
+            except InvalidReading as exc:
+                out.append(_dead_letter(message, exc, now))
+                if exc.reason == "out_of_range":
+                    rejection = rejection_from_reading(exc.payload)
+                    if rejection is not None:
+                        out.append(rejection)
+        if out:
+            log.debug("dead-lettered some of %d readings", len(messages))
+        out.extend(preaggregate(readings, self._length, self._decibels))
+        return out
+
+
+class Rejections:
+    """``out_of_range_rejections``: the bridge's out-of-range dead letters, for device health."""
+
+    def __init__(self, topic_prefix: str) -> None:
+        self._prefix = topic_prefix
+
+    def __call__(self, messages: list[Any]) -> list[Rejection]:
+        out = []
+        for message in messages:
+            headers = getattr(message, "headers", None)
+            rejection = rejection_from_dead_letter(message.value or b"", headers, self._prefix)
+            if rejection is not None:
+                out.append(rejection)
+        return out
+
+
+class SlowWhenIdle(FixedPartitionedSource[Any, Any]):
+    """A source whose partitions, when they have nothing, are asked again only after ``idle_s``.
+
+    Bytewax polls an empty source every millisecond; the dead-letter topic is usually empty and
+    its out-of-range counts are judged over an hour, so polling it a few times a second is
+    plenty and saves the flow a busy loop.
+    """
+
+    def __init__(self, source: FixedPartitionedSource[Any, Any], idle_s: float = 0.5) -> None:
+        self._source = source
+        self._idle = timedelta(seconds=idle_s)
+
+    def list_parts(self) -> list[str]:
+        """The wrapped source's partitions."""
+        return self._source.list_parts()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _SlowPartition:
+        """The wrapped source's partition, polled slowly while it is empty."""
+        return _SlowPartition(self._source.build_part(step_id, for_part, resume_state), self._idle)
+
+
+class _SlowPartition(StatefulSourcePartition[Any, Any]):
+    def __init__(self, part: StatefulSourcePartition[Any, Any], idle: timedelta) -> None:
+        self._part = part
+        self._idle = idle
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> Iterable[Any]:
+        batch = list(self._part.next_batch())
+        self._awake = None if batch else datetime.now(UTC) + self._idle
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._awake or self._part.next_awake()
+
+    def snapshot(self) -> Any:
+        return self._part.snapshot()
+
+    def close(self) -> None:
+        self._part.close()
+
+
+def _dead_letter(message: Any, exc: InvalidReading, now: float) -> KafkaRecord:
+    headers = dict(getattr(message, "headers", None) or ())
+    return KafkaRecord(
+        message.key,
+        exc.payload,
+        headers=(
+            ("reason", exc.reason.encode()),
+            ("detail", exc.detail.encode()),
+            ("mqtt_topic", headers.get("mqtt_topic") or b""),
+            ("received_at", iso(now).encode()),
+            ("source", b"flow"),
+        ),
+    )
+
+
+@dataclass
+class DistrictKeyState:
+    """The picklable state of one district: vital signs, and every rule's memory."""
+
+    vitals: DistrictState
+    kind_rules: dict[str, Any] = field(default_factory=dict)
+    indicator_rules: dict[str, Any] = field(default_factory=dict)
+
+
+class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeyState]):
+    """``district_vitals`` for one district."""
+
+    def __init__(self, context: Context, resume: DistrictKeyState | None) -> None:
+        self._context = context
+        self._vitals = context.vitals
+        self._clock = context.clock
+        self._state = resume
+
+    def on_batch(self, values: list[Window | Rejection]) -> tuple[list[Output], bool]:
+        now = self._clock()
+        if self._state is None:
+            self._state = DistrictKeyState(self._vitals.new_state(values[0].district))
+        state = self._state
+        # windows the watermark passed while idle close first, as if on_notify had run on time
+        out = self._close(now)
+        for item in values:
+            if type(item) is Rejection:
+                self._vitals.reject(state.vitals, item)
+                continue
+            assert isinstance(item, Window)
+            ts = item.last_ts  # read first: merge may adopt the part as the running window
+            running = self._vitals.merge(state.vitals, item, now)
+            if running is None:
+                log.debug("%d late readings for %s at %s", item.count, item.key, iso(item.start))
+                continue
+            for rule in self._context.kind_rules.get(item.kind, ()):
+                rule_state = state.kind_rules.get(rule.rule_id)
+                if rule_state is None:
+                    rule_state = state.kind_rules[rule.rule_id] = rule.new_state()
+                for alert in rule.on_update(rule_state, running, ts=ts):
+                    out.append(("alerts", _alert_record(alert, now)))
+        out.extend(self._close(now))
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[Output], bool]:
+        return self._close(self._clock()), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Output], bool]:
+        if self._state is None:
+            return [], StatefulBatchLogic.RETAIN
+        out = self._close(self._clock(), final=True)
+        for kind, kind_state in self._state.vitals.kinds.items():
+            windows = kind_state.windows
+            if windows.late_pending:
+                log.warning(
+                    "%d late readings of %s/%s were not reported in a vital record (input "
+                    "ended); %d late in all", windows.late_pending, self._state.vitals.district,
+                    kind, windows.late_total,
+                )
+        return out, StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        """When a window closes or a kind is done with the next one, in bytewax's system time."""
+        if self._state is None:
+            return None
+        wake = self._vitals.next_wake(self._state.vitals)
+        if wake is None:
+            return None
+        # wake is on the injected clock's timeline; bytewax wakes on the system clock
+        return datetime.now(UTC) + timedelta(seconds=max(0.0, wake - self._clock()))
+
+    def snapshot(self) -> DistrictKeyState:
+        assert self._state is not None
+        return copy.deepcopy(self._state)
+
+    def _close(self, now: float, *, final: bool = False) -> list[Output]:
+        assert self._state is not None
+        state = self._state
+        closed = self._vitals.close(state.vitals, now, final=final)
+        out: list[Output] = []
+        for window, late in closed.windows:
+            for rule in self._context.kind_rules.get(window.kind, ()):
+                rule_state = state.kind_rules.get(rule.rule_id)
+                if rule_state is not None:
+                    for alert in rule.on_close(rule_state, window):
+                        out.append(("alerts", _alert_record(alert, now)))
+            record = vital_record(window, self._context.units[window.kind], late, emitted_at=now)
+            out.append(("vitals", KafkaRecord(window.key.encode(), orjson.dumps(record))))
+        out += _indicator_outputs(
+            closed.records, self._context.indicator_rules, state.indicator_rules, now
+        )
+        out += [("city", fact) for fact in closed.to_city]
+        for problem in closed.problems:
+            log.warning("indicator not computed: %s", problem)
+        return out
+
+
+class CityLogic(StatefulBatchLogic[DistrictWindow | DistrictProgress, Output, Any]):
+    """``city_vitals``: the whole city, from every district's computed windows."""
+
+    def __init__(self, context: Context, resume: tuple[CityState, dict] | None) -> None:
+        self._context = context
+        self._city = context.city
+        self._clock = context.clock
+        self._state, self._rules = resume or (context.city.new_state(), {})
+
+    def on_batch(
+        self, values: list[DistrictWindow | DistrictProgress]
+    ) -> tuple[list[Output], bool]:
+        records: list[IndicatorRecord] = []
+        for fact in values:
+            records += self._city.on_district(self._state, fact)
+        return self._publish(records), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Output], bool]:
+        return self._publish(self._city.close_all(self._state)), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> tuple[CityState, dict]:
+        return copy.deepcopy((self._state, self._rules))
+
+    def _publish(self, records: list[IndicatorRecord]) -> list[Output]:
+        return _indicator_outputs(records, self._context.indicator_rules, self._rules,
+                                  self._clock())
+
+
+def _indicator_outputs(
+    records: Sequence[IndicatorRecord], rules: Sequence[IndicatorRule],
+    rule_states: dict[str, Any], now: float,
+) -> list[Output]:
+    out: list[Output] = []
+    for record in records:
+        payload = orjson.dumps(record.record(emitted_at=now))
+        out.append(("indicators", KafkaRecord(record.key, payload)))
+        for rule in rules:
+            if rule.indicator != record.indicator or not rule.applies_to(record.district):
+                continue
+            key = rule.rule_id if record.district != CITY else f"{rule.rule_id}@city"
+            rule_state = rule_states.get(key)
+            if rule_state is None:
+                rule_state = rule_states[key] = rule.new_state()
+            for alert in rule.on_record(rule_state, record):
+                out.append(("alerts", _alert_record(alert, now)))
+    return out
+
+
+def _alert_record(alert: Alert, now: float) -> KafkaRecord:
+    return KafkaRecord(alert.id.encode(), orjson.dumps(alert.record(emitted_at=now)))
