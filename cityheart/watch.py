@@ -67,7 +67,7 @@ def run_watch(
 
 
 def format_message(message: Mapping[str, Any]) -> str:
-    """One readable line for a vital or an alert."""
+    """One readable line for a vital sign window, an indicator or an alert."""
     district = str(message.get("district", "?"))
     kind = str(message.get("kind", "?"))
     unit = message.get("unit") or ""
@@ -80,6 +80,12 @@ def format_message(message: Mapping[str, Any]) -> str:
         )
         return f"{when}  {district:<16} {kind:<14} {severity:<8}  {text}"
     when = message.get("window_end") or message.get("time", "")
+    if message.get("type") == "indicator":
+        level = message.get("level") or "-"
+        low = "" if message.get("confident", True) else "  (low coverage)"
+        name = str(message.get("indicator", kind))
+        return (f"{when}  {district:<16} {name:<14} {_num(message.get('value'))} {unit} "
+                f"[{level}]{low}").rstrip()
     stats = "  ".join(f"{name} {_num(message.get(name))}" for name in ("mean", "min", "max"))
     return f"{when}  {district:<16} {kind:<14} {stats} {unit}".rstrip()
 

@@ -41,7 +41,7 @@ __all__ = ["FeedClient", "backoff", "is_retryable"]
 
 log = logging.getLogger(__name__)
 
-DATA_TYPES = ("vital", "alert")
+DATA_TYPES = ("vital", "indicator", "alert")
 
 
 def backoff(initial: float = 0.1, factor: float = 2.0, maximum: float = 5.0) -> Iterator[float]:

@@ -11,7 +11,7 @@ def write_config(settings: Settings, path: Path) -> Path:
     """Write ``settings`` as a config.yaml a child process (``cityheart ... --config``) can load."""
     import yaml
 
-    data = settings.model_dump(mode="json", exclude_none=True)
+    data = settings.model_dump(mode="json")
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
