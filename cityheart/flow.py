@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import Any
 
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
@@ -28,7 +29,7 @@ from flows.city import build_kafka_flow
 from models.config import Settings
 from models.errors import CityheartError
 
-__all__ = ["build_from_config", "run_flow"]
+__all__ = ["build_from_config", "run_dataflow", "run_flow"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ def run_flow(settings: Settings) -> None:
         topics.readings, topics.vitals, topics.alerts, topics.dead_letter, kafka.bootstrap,
         settings.flow.workers, settings.flow.window_s, settings.indicators.aqi.standard,
     )
+    run_dataflow(flow, workers=settings.flow.workers, name="flow")
+
+
+def run_dataflow(flow: Any, *, workers: int, name: str) -> None:
+    """Run a Bytewax dataflow in this process until SIGINT or SIGTERM (then return quietly).
+
+    Raises the CityheartError that stopped the flow (e.g. Kafka refused a record) as itself.
+    """
     # bytewax stops on KeyboardInterrupt (it checks Python's signal handlers as it runs):
     # make SIGTERM raise one too (handlers can only be set on the main thread)
     on_main_thread = threading.current_thread() is threading.main_thread()
@@ -61,15 +70,13 @@ def run_flow(settings: Settings) -> None:
     try:
         # process_id and addresses: run as a one-process cluster even with one worker; bytewax's
         # single-worker path reports Ctrl-C as a Rust panic instead of a KeyboardInterrupt
-        cli_main(
-            flow, workers_per_process=settings.flow.workers, process_id=0, addresses=[]
-        )
+        cli_main(flow, workers_per_process=workers, process_id=0, addresses=[])
     except KeyboardInterrupt:
-        log.info("flow stopped by signal")
+        log.info("%s stopped by signal", name)
     except BytewaxRuntimeError as exc:
         cause = _cause(exc, (KeyboardInterrupt, CityheartError))
         if isinstance(cause, KeyboardInterrupt):
-            log.info("flow stopped by signal")
+            log.info("%s stopped by signal", name)
             return
         if isinstance(cause, CityheartError):  # e.g. Kafka refused a record: name it plainly
             log.debug("dataflow failed", exc_info=exc)

@@ -31,7 +31,7 @@ import orjson
 from connectors.storage import Storage, StorageOptions, start_postgres
 from connectors.storage.schema import LATEST, schema_version
 from models.config import Settings
-from models.errors import ConfigError, ConnectorError
+from models.errors import ConnectorError
 from models.history import RESOLUTIONS, parse_time
 
 __all__ = ["WHAT", "run_history"]
@@ -148,14 +148,9 @@ def _line(what: str, r: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _storage(settings: Settings, url: str | None) -> Iterator[Storage]:
-    database = getattr(settings, "database", None)  # the `database:` block, once config has it
-    if url is None and database is None:
-        raise ConfigError(
-            "config", "database", "no database configured: pass --database-url or set "
-            "CITYHEART_DATABASE_URL",
-        )
+    database = settings.database
     options = StorageOptions(url=url) if url else StorageOptions.from_mapping(
-        database.model_dump() if hasattr(database, "model_dump") else dict(database)
+        database.storage_mapping()
     )
     server = None
     try:

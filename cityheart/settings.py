@@ -14,6 +14,7 @@ CITYHEART_MQTT_PROTOCOL     mqtt.protocol: "5" or "3.1.1" (amqtt speaks only 3.1
 CITYHEART_MQTT_USERNAME     mqtt.username
 CITYHEART_MQTT_PASSWORD     mqtt.password (kept as a secret, masked in repr)
 CITYHEART_KAFKA_BOOTSTRAP   kafka.bootstrap; external, so kafka.embedded=false
+CITYHEART_DATABASE_URL      database.url; an external server, so database.embedded=false
 CITYHEART_FEED_HOST         feed.host
 CITYHEART_FEED_PORT         feed.port
 =========================== =====================================================
@@ -41,6 +42,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "CITYHEART_MQTT_USERNAME": ("mqtt", "username", None),
     "CITYHEART_MQTT_PASSWORD": ("mqtt", "password", None),
     "CITYHEART_KAFKA_BOOTSTRAP": ("kafka", "bootstrap", {"embedded": False}),
+    "CITYHEART_DATABASE_URL": ("database", "url", {"embedded": False}),
     "CITYHEART_FEED_HOST": ("feed", "host", None),
     "CITYHEART_FEED_PORT": ("feed", "port", None),
 }

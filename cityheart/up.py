@@ -33,13 +33,14 @@ from connectors.servers import (
     wait_for_log,
     wait_for_port,
 )
+from connectors.storage.embedded import EmbeddedPostgres, start_postgres
 from models.config import Settings
 
 __all__ = ["COMPONENTS", "RunningCity", "Supervisor", "city_stack", "run_city"]
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("feed", "flow", "bridge", "simulate")
+COMPONENTS = ("feed", "flow", "recorder", "bridge", "simulate")
 READY_BRIDGE = "subscribed to"
 """The components ``up`` runs, in start order (stopped in reverse)."""
 
@@ -113,11 +114,14 @@ class RunningCity:
     mqtt_url: str
     kafka_bootstrap: str
     feed_url: str
-    servers: list[EmbeddedServer]
+    servers: list[EmbeddedServer | EmbeddedPostgres]
 
     def pids(self) -> dict[str, int]:
         """Process id of each running embedded server and component, by name."""
-        found = {server.kind: server.child.process.pid for server in self.servers}
+        found = {
+            getattr(server, "kind", "postgres"): server.child.process.pid
+            for server in self.servers
+        }
         for component in self.supervisor.components:
             if component.child is not None and component.child.running:
                 found[component.name] = component.child.process.pid
@@ -134,10 +138,10 @@ def city_stack(
 ) -> Iterator[RunningCity]:
     """Start servers, topics and ``components`` (as child processes); stop them all on exit."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    servers: list[EmbeddedServer] = []
+    servers: list[EmbeddedServer | EmbeddedPostgres] = []
     supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
     try:
-        env = _start_servers(settings, servers, log_dir)
+        env = _start_servers(settings, servers, log_dir, components)
         supervisor.env.update(env)
         topics = settings.kafka.topics
         create_topics(
@@ -192,7 +196,10 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
 
 
 def _start_servers(
-    settings: Settings, servers: list[EmbeddedServer], log_dir: Path
+    settings: Settings,
+    servers: list[EmbeddedServer | EmbeddedPostgres],
+    log_dir: Path,
+    components: tuple[str, ...],
 ) -> dict[str, str]:
     """Start the embedded servers config asks for; return the env that points children at them."""
     env = {}
@@ -216,4 +223,18 @@ def _start_servers(
         env["CITYHEART_KAFKA_BOOTSTRAP"] = kafka.bootstrap
     else:
         env["CITYHEART_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
+    database = settings.database
+    if database.embedded and "recorder" in components:  # only the recorder uses the database
+        postgres = start_postgres(
+            Path(database.data_dir),
+            database.port,
+            database=database.name,
+            log_path=log_dir / "postgres.log",
+        )
+        servers.append(postgres)
+        log.info("embedded PostgreSQL at 127.0.0.1:%d, data in %s", postgres.port,
+                 postgres.data_dir)
+        env["CITYHEART_DATABASE_URL"] = postgres.url(database.name)
+    else:
+        env["CITYHEART_DATABASE_URL"] = database.url.get_secret_value()
     return env

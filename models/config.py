@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from models.database_config import DatabaseSettings
 from models.indicator_checks import reference_problems as _indicator_problems
 from models.indicator_config import IndicatorSettings
 
@@ -252,6 +253,7 @@ class Settings(_Frozen):
     feed: FeedSettings = FeedSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     indicators: IndicatorSettings = IndicatorSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @field_validator("kinds")
     @classmethod

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -31,11 +32,30 @@ def alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
+def wait_for_row(url: str, alert_id: str, timeout: float) -> tuple | None:
+    """The (district, kind) of the stored alert, once the recorder has written it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT district, kind FROM alerts WHERE id = %s", (alert_id,)
+                ).fetchone()
+        except psycopg.Error:
+            row = None  # the schema may not exist yet
+        if row is not None:
+            return tuple(row)
+        time.sleep(0.2)
+    return None
+
+
 def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["mqtt"]["url"] = f"mqtt://127.0.0.1:{free_port()}"
     config["kafka"]["bootstrap"] = f"127.0.0.1:{free_port()}"
     config["feed"]["port"] = free_port()
+    config["database"]["url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/cityheart"
+    config["database"]["data_dir"] = str(tmp_path / "pgdata")
     config["flow"]["window_s"] = 3
     config["simulator"]["scenarios"]["demo"][0].update(start_s=1, ramp_s=2)
     path = tmp_path / "config.yaml"
@@ -56,6 +76,8 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
             alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
             assert alert["district"] == "industrial-east" and alert["kind"] == "pm25"
             feed.wait_for(lambda m: m["type"] == "vital", timeout=30)
+        stored = wait_for_row(config["database"]["url"], alert["id"], timeout=60)
+        assert stored == ("industrial-east", "pm25"), "the recorder kept the alert in history"
     finally:
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
@@ -63,5 +85,5 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
     assert code == 0, stderr_path.read_text()
     assert time.monotonic() - started < 30
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", stderr_path.read_text())]
-    assert len(pids) >= 6, "brokers, feed, flow, bridge and simulator were started"
+    assert len(pids) >= 8, "brokers, database, feed, flow, recorder, bridge, simulator started"
     assert not [pid for pid in pids if alive(pid)], "no child outlives `cityheart up`"

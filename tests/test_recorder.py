@@ -1,0 +1,70 @@
+"""The recorder keeps the city's history: Kafka records land in PostgreSQL once, even if replayed."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import orjson
+import psycopg
+import pytest
+from bytewax.testing import TestingSource, run_main
+
+from connectors.storage import Storage
+from connectors.storage.options import StorageOptions
+from flows.recorder import build_recorder_flow
+from models.config import Settings
+from models.readings import Reading, encode
+from models.timefmt import iso
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def records(settings: Settings) -> list[SimpleNamespace]:
+    topics = settings.kafka.topics
+    now = 1_795_669_200.0
+    readings = [
+        SimpleNamespace(topic=topics.readings, value=encode(
+            Reading(f"pm-{i}", "harbour", "pm25", 10.0 + i, "ug/m3", now + i, i)))
+        for i in range(5)
+    ]
+    vital = {"district": "harbour", "kind": "pm25", "unit": "ug/m3", "window_start": iso(now),
+             "window_end": iso(now + 10), "count": 5, "mean": 12.0, "min": 10.0, "max": 14.0,
+             "last": 14.0, "devices": 5, "late": 0, "emitted_at": iso(now + 11)}
+    indicator = {"record": "indicator", "district": "harbour", "indicator": "aqi",
+                 "value": 51.0, "level": "moderate", "unit": "", "window_start": iso(now),
+                 "window_end": iso(now + 10)}
+    alert = {"id": "a1b2", "rule": "pm25.threshold", "district": "harbour", "kind": "pm25",
+             "severity": "warning", "value": 60.0, "threshold": 55.5, "direction": "above",
+             "stat": "mean", "unit": "ug/m3", "window_start": iso(now),
+             "window_end": iso(now + 10), "ts": iso(now + 3), "emitted_at": iso(now + 3),
+             "message": "PM2.5 mean 60 ug/m3 in harbour is above the warning level 55.5"}
+    return [
+        *readings,
+        SimpleNamespace(topic=topics.vitals, value=orjson.dumps(vital)),
+        SimpleNamespace(topic=topics.vitals, value=orjson.dumps(indicator)),
+        SimpleNamespace(topic=topics.alerts, value=orjson.dumps(alert)),
+    ]
+
+
+def counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            for table in ("readings", "vitals", "indicators", "alerts")
+        }
+
+
+def test_records_are_stored_once_even_when_the_topics_are_read_again(
+    settings: Settings, database_url: str
+) -> None:
+    options = StorageOptions(url=database_url)
+    Storage.open(options).close()  # the schema, as `cityheart recorder` prepares it at start
+    batch = records(settings)
+    for _ in range(2):  # the second run is a restart that reads the topics from the start again
+        run_main(build_recorder_flow(settings.kafka, options, source=TestingSource(batch)))
+    assert counts(database_url) == {"readings": 5, "vitals": 1, "indicators": 1, "alerts": 1}
+    with psycopg.connect(database_url) as conn:
+        value, severity = conn.execute("SELECT value, severity FROM alerts").fetchone()
+    assert (value, severity) == (60.0, "warning")
+    assert time.time() > 0
