@@ -164,6 +164,41 @@ def flow(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = Fa
 
 
 @app.command()
+def recorder(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+    """Keep history: Kafka readings, vital signs and alerts into PostgreSQL, until a signal."""
+    from cityheart.recorder import run_recorder
+
+    settings = _settings(config, verbose)
+    try:
+        run_recorder(settings)
+    except CityheartError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def replay(
+    since: Annotated[str, typer.Option("--from", help="Start: ISO 8601 time or a duration ago.")],
+    until: Annotated[str, typer.Option("--to", help="End: ISO 8601 time, 'now' or a duration ago.")]
+    = "now",
+    district: Annotated[list[str] | None, typer.Option(help="Only these districts.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these sensor kinds.")] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Re-run the indicator and alert logic over stored readings (backfill, no duplicates)."""
+    from cityheart.replay import run_replay
+
+    settings = _settings(config, verbose)
+    try:
+        code = run_replay(
+            settings, since=since, until=until, districts=district or [], kinds=kind or []
+        )
+    except CityheartError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the websocket push feed until SIGINT/SIGTERM."""
     from connectors.feed_server import run_feed
@@ -277,6 +312,23 @@ def history(
     except CityheartError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8766,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the command-centre web page (live map, vital signs, alerts) until SIGINT/SIGTERM."""
+    from cityheart.dashboard import run_dashboard
+
+    settings = _settings(config, verbose)
+    try:
+        run_dashboard(settings, host=host, port=port)
+    except CityheartError as exc:
+        raise _fail(exc) from None
 
 
 if __name__ == "__main__":

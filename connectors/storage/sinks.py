@@ -31,11 +31,21 @@ from connectors.storage.pool import open_pool
 from connectors.storage.rows import ROW_BUILDERS, Row
 from connectors.storage.writers import BatchWriter, backoff, is_retryable
 
-__all__ = ["PostgresSink"]
+__all__ = ["PostgresSink", "RoutedPostgresSink"]
 
 log = logging.getLogger(__name__)
 
 X = TypeVar("X")
+
+
+def _worker_pool(options: StorageOptions, name: str) -> ConnectionPool:
+    """A small pool (at most two connections) for one worker's sink partition."""
+    small = StorageOptions(
+        url=options.url, timescale=options.timescale, pool_min=1,
+        pool_max=min(2, options.pool_max), pool_timeout_s=options.pool_timeout_s,
+        batch_rows=options.batch_rows, copy=options.copy,
+    )
+    return open_pool(small, name=name, wait=False)
 
 
 class _Partition(StatelessSinkPartition[X], Generic[X]):
@@ -78,15 +88,62 @@ class PostgresSink(DynamicSink[X], Generic[X]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[X]:
         """A partition with its own pool (at most two connections) for one worker."""
         options = self.options
-        small = StorageOptions(
-            url=options.url, timescale=options.timescale, pool_min=1,
-            pool_max=min(2, options.pool_max), pool_timeout_s=options.pool_timeout_s,
-            batch_rows=options.batch_rows, copy=options.copy,
-        )
-        pool = open_pool(small, name=f"{step_id}-{worker_index}", wait=False)
+        pool = _worker_pool(options, f"{step_id}-{worker_index}")
         writer = BatchWriter(
             pool, self.table, copy=options.copy, batch_rows=options.batch_rows,
             is_retryable=self._retryable, delays=self._delays, give_up_after=self._give_up_after,
         )
         log.info("%s: storing %s in PostgreSQL at %s", step_id, self.table, options.masked_url)
         return _Partition(pool, writer, self._to_row)
+
+
+class _RoutedPartition(StatelessSinkPartition[X], Generic[X]):
+    def __init__(
+        self, pool: ConnectionPool, writer_for: Callable[[str], BatchWriter],
+        route: Callable[[X], tuple[str, Row] | None],
+    ) -> None:
+        self._pool = pool
+        self._writer_for = writer_for
+        self._writers: dict[str, BatchWriter] = {}
+        self._route = route
+
+    def write_batch(self, items: list[X]) -> None:
+        by_table: dict[str, list[Row]] = {}
+        for item in items:
+            routed = self._route(item)
+            if routed is not None:
+                by_table.setdefault(routed[0], []).append(routed[1])
+        for table, rows in by_table.items():
+            if table not in self._writers:
+                self._writers[table] = self._writer_for(table)
+            self._writers[table].write(rows)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class RoutedPostgresSink(DynamicSink[X], Generic[X]):
+    """A Bytewax sink writing each item to the table ``route(item)`` names, or nowhere (None).
+
+        RoutedPostgresSink(options, lambda record: vitals_topic_row(orjson.loads(record.value)))
+
+    For streams that mix tables, such as the vitals topic's window and indicator records.
+    Batches, idempotency and retries are those of :class:`PostgresSink`.
+    """
+
+    def __init__(
+        self, options: StorageOptions, route: Callable[[X], tuple[str, Row] | None]
+    ) -> None:
+        self.options = options
+        self._route = route
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RoutedPartition[X]:
+        """A partition with its own small pool for one worker."""
+        options = self.options
+        pool = _worker_pool(options, f"{step_id}-{worker_index}")
+
+        def writer_for(table: str) -> BatchWriter:
+            return BatchWriter(pool, table, copy=options.copy, batch_rows=options.batch_rows)
+
+        log.info("%s: storing in PostgreSQL at %s", step_id, options.masked_url)
+        return _RoutedPartition(pool, writer_for, self._route)
