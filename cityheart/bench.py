@@ -37,6 +37,7 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
+from cityheart.settings import dump
 from cityheart.up import RunningCity, city_stack
 from connectors.feed_client import FeedClient
 from connectors.servers import free_port
@@ -237,7 +238,7 @@ def run_bench(
     bench = bench_settings(settings)
     workdir = Path(tempfile.mkdtemp(prefix="cityheart-bench-"))
     config = workdir / "config.yaml"
-    config.write_text(yaml.safe_dump(bench.model_dump(mode="json")))
+    config.write_text(yaml.safe_dump(dump(bench)))
     _cpu_self_children()
     results: list[StepResult] = []
     with city_stack(bench, config_path=config, log_dir=workdir / "log",

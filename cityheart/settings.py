@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from models.config import Settings
 from models.errors import ConfigError
 
-__all__ = ["ENV_OVERRIDES", "load", "load_mapping"]
+__all__ = ["ENV_OVERRIDES", "dump", "load", "load_mapping"]
 
 # variable -> (section, key, value that makes the section external or None)
 ENV_OVERRIDES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
@@ -109,3 +109,16 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
         else:
             key += f".{part}" if key else str(part)
     return key
+
+
+def dump(settings: Settings) -> dict[str, Any]:
+    """``settings`` as a mapping that :func:`load_mapping` reads back to equal settings.
+
+    For handing a derived configuration to a child process: secrets are written in clear (the
+    file must be private) and keys carry their config.yaml names.
+    """
+    data = settings.model_dump(mode="json", by_alias=True)
+    data["database"]["url"] = settings.database.url.get_secret_value()
+    if settings.mqtt.password is not None:
+        data["mqtt"]["password"] = settings.mqtt.password.get_secret_value()
+    return data

@@ -11,8 +11,9 @@ def write_config(settings: Settings, path: Path) -> Path:
     """Write ``settings`` as a config.yaml a child process (``cityheart ... --config``) can load."""
     import yaml
 
-    data = settings.model_dump(mode="json")
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    from cityheart.settings import dump
+
+    path.write_text(yaml.safe_dump(dump(settings), sort_keys=False))
     return path
 
 

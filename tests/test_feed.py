@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from cityheart.settings import dump
 from cityheart.watch import run_watch
 from connectors.feed_client import FeedClient
 from connectors.feed_server import FeedServer
@@ -553,7 +554,7 @@ def test_client_gives_up_with_the_url_when_nothing_listens() -> None:
 @pytest.fixture
 def config_file(settings: Settings, tmp_path: Path) -> Path:
     path = tmp_path / "city.yaml"
-    path.write_text(yaml.safe_dump(settings.model_dump(mode="json")), encoding="utf-8")
+    path.write_text(yaml.safe_dump(dump(settings)), encoding="utf-8")
     return path
 
 

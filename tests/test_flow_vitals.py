@@ -18,7 +18,7 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alerts.rules import alert_id
-from cityheart.settings import load_mapping
+from cityheart.settings import dump, load_mapping
 from connectors.kafka import KafkaRecord
 from flows.city import build_flow
 from models.config import Settings
@@ -39,7 +39,7 @@ def msg(ts: float, value: float, *, device: str = "pm-1", district: str = "harbo
 
 def tuned(base: Settings, **indicators: Any) -> Settings:
     """``base`` with ``indicators`` sections merged in, validated like config.yaml."""
-    data = copy.deepcopy(base.model_dump(mode="json"))
+    data = copy.deepcopy(dump(base))
     for section, value in indicators.items():
         if isinstance(value, dict) and isinstance(data["indicators"].get(section), dict):
             data["indicators"][section].update(value)

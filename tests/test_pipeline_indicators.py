@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cityheart.settings import load_mapping
+from cityheart.settings import dump, load_mapping
 from cityheart.simulate import run_simulator
 from cityheart.up import city_stack
 from models.config import Settings
@@ -29,7 +29,7 @@ AQI_RULE = {"id": "aqi-test", "indicator": "aqi", "direction": "above", "warning
 @pytest.fixture
 def episode_settings(settings: Settings) -> Settings:
     """Short windows, short AQI periods and a short AQI rule (the shipped rules otherwise)."""
-    data = settings.model_dump(mode="json")
+    data = dump(settings)
     data["flow"].update(window_s=2.0, late_allowance_s=0.5)
     indicators = data["indicators"]
     indicators["aqi"].update(periods_s={"1h": 4, "8h": 8, "24h": 8}, bucket_s=2)

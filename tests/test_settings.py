@@ -117,3 +117,18 @@ def test_any_section_value_either_loads_or_fails_with_config_error(section: str,
     except ConfigError as error:
         assert error.key, "the error names a key"
         assert str(error).startswith(f"config.yaml: {error.key}: ")
+
+
+def test_dump_round_trips_including_secrets(base_settings) -> None:
+    from pydantic import SecretStr
+
+    from cityheart.settings import dump
+
+    secret = base_settings.model_copy(update={
+        "database": base_settings.database.model_copy(
+            update={"url": SecretStr("postgresql://u:pw@db.example:5432/city")}),
+        "mqtt": base_settings.mqtt.model_copy(update={"password": SecretStr("s3cret")}),
+    })
+    again = load_mapping(yaml.safe_load(yaml.safe_dump(dump(secret))), env={})
+    assert again == secret
+    assert again.database.url.get_secret_value() == "postgresql://u:pw@db.example:5432/city"
