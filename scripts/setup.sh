@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 extras="${1:-}"
 
 apt_packages=(mosquitto)
+# the dashboard's tests drive Debian's chromium with playwright (never `playwright install`)
+case ",${extras}," in *,test,*) apt_packages+=(chromium) ;; esac
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

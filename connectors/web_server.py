@@ -1,0 +1,272 @@
+"""The dashboard's web server: the static web application and ``/config.json``, over HTTP.
+
+    with WebServer(settings, DashboardSettings(port=0), static_dir=web_root()) as web:
+        print(web.url)                     # http://127.0.0.1:54321/ (port 0: a free port)
+
+    serve_dashboard(settings, DashboardSettings(), static_dir=web_root())  # until SIGINT/SIGTERM
+
+The browser gets everything from here (no CDN, no map tiles: the page draws the districts from
+the polygons in ``/config.json``) and then connects to the push feed itself, at the URL that
+``/config.json`` names. Only files under ``static_dir`` are served, with a Content-Security-Policy
+that lets the page load nothing from elsewhere. The server runs on its own thread
+(:class:`http.server.ThreadingHTTPServer`); requests are logged at debug level.
+
+``/config.json``::
+
+    {"city": {"name", "timezone"},
+     "districts": [{"id", "name", "centroid": [lon, lat], "polygon": [[lon, lat], ...]}],
+     "kinds": {"pm25": {"name", "unit", "interval_s",
+                        "thresholds": {"direction", "stat", "warning", "critical"}}},
+     "indicators": {"traffic": {"levels": ["free", "slow", ...]}, ...},
+     "window_s": 10.0,
+     "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000}}
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import signal
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+from models.config import Settings
+from models.errors import ConfigError, ConnectorError
+from models.indicator_config import INDICATORS
+from models.indicators import crowd, noise, power, traffic, water
+from models.indicators.score import SCORE_LEVELS
+from models.vitals.compute import HEALTH_LEVELS
+
+__all__ = ["DashboardSettings", "WebServer", "config_document", "serve_dashboard"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""Everything comes from this server; only the feed's websocket may be elsewhere."""
+
+_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
+          ".html": "text/html", ".svg": "image/svg+xml", ".json": "application/json",
+          ".png": "image/png", ".ico": "image/x-icon", ".txt": "text/plain"}
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+INDICATOR_LEVELS: dict[str, tuple[str, ...]] = {
+    "traffic": traffic.LEVELS,
+    "noise": noise.LEVELS,
+    "water_level": water.LEVELS,
+    "water_pressure": water.PRESSURE_LEVELS,
+    "power": power.LEVELS,
+    "crowd": crowd.LEVELS,
+    "device_health": HEALTH_LEVELS,
+    "score": SCORE_LEVELS,
+}
+"""Each indicator's level names, healthiest first (the AQI's come as a level number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    """Where the dashboard listens, and the feed URL to give browsers if not the feed's own.
+
+    ``feed_url`` is for a feed reached through a proxy or another address than
+    ``settings.feed.url``; None gives the feed's URL (with the page's host name when the feed
+    listens on every interface).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8766
+    feed_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("dashboard", "port", f"{self.port} is not a TCP port (0-65535)")
+        if self.feed_url is not None and urlsplit(self.feed_url).scheme not in ("ws", "wss"):
+            msg = f"{self.feed_url!r} is not a ws:// or wss:// URL"
+            raise ConfigError("dashboard", "feed_url", msg)
+
+
+def config_document(
+    settings: Settings, dashboard: DashboardSettings, *, page_host: str | None = None
+) -> dict[str, Any]:
+    """What the page needs to know about the city and where the feed is (``/config.json``)."""
+    return {
+        "city": {"name": settings.city.name, "timezone": settings.city.timezone},
+        "districts": [
+            {"id": d.id, "name": d.name, "centroid": list(d.centroid),
+             "polygon": [list(point) for point in d.polygon]}
+            for d in settings.districts
+        ],
+        "kinds": {
+            kind_id: {
+                "name": kind.name,
+                "unit": kind.unit,
+                "interval_s": kind.interval_s,
+                "thresholds": kind.thresholds.model_dump(mode="json"),
+            }
+            for kind_id, kind in settings.kinds.items()
+        },
+        "indicators": {
+            name: {"levels": list(INDICATOR_LEVELS.get(name, ()))} for name in INDICATORS
+        },
+        "window_s": settings.flow.window_s,
+        "feed": {"url": _feed_url(settings, dashboard, page_host),
+                 "backlog": settings.feed.backlog},
+    }
+
+
+def _feed_url(settings: Settings, dashboard: DashboardSettings, page_host: str | None) -> str:
+    if dashboard.feed_url is not None:
+        return dashboard.feed_url
+    feed = settings.feed
+    if feed.host in _WILDCARDS and page_host:
+        host = urlsplit(f"//{page_host}").hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"ws://{host}:{feed.port}{feed.path}"
+    return feed.url
+
+
+class WebServer:
+    """The dashboard's HTTP server on ``dashboard.host``/``port``, serving ``static_dir``."""
+
+    def __init__(
+        self, settings: Settings, dashboard: DashboardSettings, *, static_dir: Path
+    ) -> None:
+        self.settings = settings
+        self.dashboard = dashboard
+        self.static_dir = Path(static_dir).resolve()
+        if not (self.static_dir / "index.html").is_file():
+            msg = f"no index.html in {self.static_dir} (is the package installed with its data?)"
+            raise ConnectorError("dashboard", str(self.static_dir), msg)
+        self.port = dashboard.port
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The page's URL (with the bound port)."""
+        host = self.dashboard.host
+        host = "127.0.0.1" if host in _WILDCARDS else host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    def __enter__(self) -> WebServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Bind and serve on a background thread; ConnectorError if the port is taken."""
+        handler = type("Handler", (_Handler,), {"app": self})
+        try:
+            self._httpd = ThreadingHTTPServer((self.dashboard.host, self.dashboard.port), handler)
+        except OSError as exc:
+            address = f"{self.dashboard.host}:{self.dashboard.port}"
+            msg = f"cannot listen: {exc.strerror or exc}"
+            raise ConnectorError("dashboard", address, msg) from exc
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+            name="dashboard-http", daemon=True,
+        )
+        self._thread.start()
+        log.debug("dashboard: serving %s from %s", self.url, self.static_dir)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def resolve(self, path: str) -> Path | None:
+        """The file under ``static_dir`` that URL ``path`` names, or None (never outside it)."""
+        relative = unquote(path).lstrip("/") or "index.html"
+        candidate = (self.static_dir / relative).resolve()
+        if not candidate.is_relative_to(self.static_dir) or not candidate.is_file():
+            return None
+        return candidate
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: WebServer
+    server_version = "cityheart-dashboard"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(body=False)
+
+    def _answer(self, *, body: bool) -> None:
+        path = urlsplit(self.path).path
+        if path == "/config.json":
+            document = config_document(
+                self.app.settings, self.app.dashboard, page_host=self.headers.get("Host")
+            )
+            self._send(HTTPStatus.OK, "application/json", orjson.dumps(document), body)
+            return
+        file = self.app.resolve(path)
+        if file is None:
+            text = f"no such page: {path}\n".encode()
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", text, body)
+            return
+        content_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0]
+        self._send(HTTPStatus.OK, content_type or "application/octet-stream",
+                   file.read_bytes(), body)
+
+    def _send(self, status: HTTPStatus, content_type: str, data: bytes, body: bool) -> None:
+        textual = content_type.startswith("text/") or content_type.endswith(("json", "+xml"))
+        self.send_response(status)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8" if textual
+                         else content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        log.debug("dashboard: %s %s", self.address_string(), format % args)
+
+
+def serve_dashboard(settings: Settings, dashboard: DashboardSettings, *, static_dir: Path) -> None:
+    """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
+
+    Call it from the main thread (it installs signal handlers, and restores them on return).
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with WebServer(settings, dashboard, static_dir=static_dir) as web:
+            log.info("dashboard: %s", web.url)
+            print(f"dashboard: {web.url}", flush=True)
+            while not stop.wait(0.5):
+                pass
+            log.info("dashboard: stopping")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
