@@ -316,8 +316,12 @@ def history(
 
 @app.command()
 def dashboard(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8766,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default: from config).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port, 0 for any free one (default: from config).")
+    ] = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
@@ -326,7 +330,11 @@ def dashboard(
 
     settings = _settings(config, verbose)
     try:
-        run_dashboard(settings, host=host, port=port)
+        run_dashboard(
+            settings,
+            host=settings.dashboard.host if host is None else host,
+            port=settings.dashboard.port if port is None else port,
+        )
     except CityheartError as exc:
         raise _fail(exc) from None
 

@@ -40,7 +40,7 @@ __all__ = ["COMPONENTS", "RunningCity", "Supervisor", "city_stack", "run_city"]
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("feed", "flow", "recorder", "bridge", "simulate")
+COMPONENTS = ("feed", "dashboard", "flow", "recorder", "bridge", "simulate")
 READY_BRIDGE = "subscribed to"
 """The components ``up`` runs, in start order (stopped in reverse)."""
 
@@ -114,6 +114,7 @@ class RunningCity:
     mqtt_url: str
     kafka_bootstrap: str
     feed_url: str
+    dashboard_url: str
     servers: list[EmbeddedServer | EmbeddedPostgres]
 
     def pids(self) -> dict[str, int]:
@@ -151,6 +152,8 @@ def city_stack(
         )
         if "feed" in components:
             ensure_port_free(settings.feed.port, "feed")
+        if "dashboard" in components:
+            ensure_port_free(settings.dashboard.port, "dashboard")
         base = [sys.executable, "-m", "cityheart"]
         for name in components:
             supervisor.add(name, [*base, name, "--config", str(config_path)])
@@ -158,6 +161,8 @@ def city_stack(
             assert child is not None
             if name == "feed":
                 wait_for_port(settings.feed.host, settings.feed.port, 30, child.process)
+            elif name == "dashboard":
+                wait_for_port(settings.dashboard.host, settings.dashboard.port, 30, child.process)
             elif name == "bridge" and child.log_path is not None:
                 # devices may publish only once the bridge's session subscribes, or the broker
                 # has nobody to keep their readings for
@@ -167,6 +172,7 @@ def city_stack(
             env["CITYHEART_MQTT_URL"],
             env["CITYHEART_KAFKA_BOOTSTRAP"],
             settings.feed.url,
+            settings.dashboard.url,
             servers,
         )
     finally:
@@ -185,6 +191,7 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
     try:
         with city_stack(settings, config_path=config_path, log_dir=log_dir) as city:
             print(f"feed: {city.feed_url}", flush=True)
+            print(f"dashboard: {city.dashboard_url}", flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
             while not stop.wait(0.5):
                 city.supervisor.check(time.monotonic())

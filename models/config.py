@@ -19,6 +19,7 @@ from models.indicator_config import IndicatorSettings
 
 __all__ = [
     "CityInfo",
+    "DashboardSection",
     "District",
     "FeedSettings",
     "FlowSettings",
@@ -219,6 +220,18 @@ class FeedSettings(_Frozen):
         return f"ws://{self.host}:{self.port}{self.path}"
 
 
+class DashboardSection(_Frozen):
+    """Where the command-centre web page is served (``cityheart dashboard``)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8766
+
+    @property
+    def url(self) -> str:
+        """The http:// URL of the page."""
+        return f"http://{self.host}:{self.port}/"
+
+
 class ScenarioEvent(_Frozen):
     """One scripted event of a simulator scenario."""
 
@@ -251,6 +264,7 @@ class Settings(_Frozen):
     kafka: KafkaSettings = KafkaSettings()
     flow: FlowSettings = FlowSettings()
     feed: FeedSettings = FeedSettings()
+    dashboard: DashboardSection = DashboardSection()
     simulator: SimulatorSettings = SimulatorSettings()
     indicators: IndicatorSettings = IndicatorSettings()
     database: DatabaseSettings = DatabaseSettings()

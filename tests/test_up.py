@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -54,6 +55,7 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
     config["mqtt"]["url"] = f"mqtt://127.0.0.1:{free_port()}"
     config["kafka"]["bootstrap"] = f"127.0.0.1:{free_port()}"
     config["feed"]["port"] = free_port()
+    config["dashboard"]["port"] = free_port()
     config["database"]["url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/cityheart"
     config["database"]["data_dir"] = str(tmp_path / "pgdata")
     config["flow"]["window_s"] = 3
@@ -72,6 +74,10 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
         assert line.startswith("feed: ws://"), (line, stderr_path.read_text())
         url = line.split(" ", 1)[1].strip()
         assert url == f"ws://127.0.0.1:{config['feed']['port']}/feed"
+        page = process.stdout.readline().split(" ", 1)
+        assert page == ["dashboard:", f"http://127.0.0.1:{config['dashboard']['port']}/\n"]
+        with urllib.request.urlopen(page[1].strip(), timeout=10) as response:
+            assert response.status == 200 and b"<html" in response.read().lower()
         with FeedRecorder(url) as feed:
             alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
             assert alert["district"] == "industrial-east" and alert["kind"] == "pm25"

@@ -104,8 +104,9 @@ export class CityState {
   }
 
   /**
-   * How a district (or the city) is doing: rank (its health score's when there is one, else
-   * the worst of its vitals and indicators), the health score record, the worst item, and
+   * How a district (or the city) is doing: rank (its health score's, or critical when any of
+   * its vitals or indicators is; the worst item's without a score), the health score record,
+   * the worst item, and
    * every item with its level.
    */
   summary(district) {
@@ -124,7 +125,10 @@ export class CityState {
       else items.push(item);
     }
     const worst = items.reduce((w, item) => (!w || item.badness > w.badness ? item : w), null);
-    const rank = score ? score.rank : worst ? Math.max(...items.map((i) => i.rank)) : -1;
+    // the health score, except that a critical vital or indicator shows the district critical
+    // even while its overall score still reads "fair" (lesser items only move the score)
+    const itemRank = worst ? Math.max(...items.map((i) => i.rank)) : -1;
+    const rank = score ? (itemRank >= 3 ? 3 : score.rank) : itemRank;
     return { district, rank, score, worst, items };
   }
 
