@@ -9,13 +9,16 @@ talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/
 
 from __future__ import annotations
 
+import threading
 from importlib import resources
 from pathlib import Path
 
-from connectors.web_server import DashboardSettings, serve_dashboard
+from cityheart.recorder import storage_options
+from connectors.storage import Storage
+from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
 from models.config import Settings
 
-__all__ = ["run_dashboard", "web_root"]
+__all__ = ["history_query", "run_dashboard", "web_root"]
 
 
 def web_root() -> Path:
@@ -23,6 +26,29 @@ def web_root() -> Path:
     return Path(str(resources.files("cityheart").joinpath("web")))
 
 
+def history_query(settings: Settings) -> HistoryQuery:
+    """``/api/history``'s query on the ``database:`` of ``settings``, connecting on first use
+    (so the page works while the database is still starting or away)."""
+    lock = threading.Lock()
+    opened: list[Storage] = []
+
+    def query(district: str, name: str, source: str, since: float, until: float) -> dict:
+        with lock:
+            if not opened:
+                opened.append(Storage.open(storage_options(settings), migrate_schema=False))
+            storage = opened[0]
+        series = storage.history.series(district, name, source=source, since=since, until=until)
+        return {"district": district, "name": name, "source": source,
+                "resolution": series.resolution, "points": series.records()}
+
+    return query
+
+
 def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766) -> None:
     """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up."""
-    serve_dashboard(settings, DashboardSettings(host=host, port=port), static_dir=web_root())
+    serve_dashboard(
+        settings,
+        DashboardSettings(host=host, port=port),
+        static_dir=web_root(),
+        history=history_query(settings),
+    )

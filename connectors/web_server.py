@@ -28,24 +28,27 @@ import logging
 import mimetypes
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
 from models.config import Settings
-from models.errors import ConfigError, ConnectorError
+from models.errors import CityheartError, ConfigError, ConnectorError
+from models.history import parse_time
 from models.indicator_config import INDICATORS
 from models.indicators import crowd, noise, power, traffic, water
 from models.indicators.score import SCORE_LEVELS
 from models.vitals.compute import HEALTH_LEVELS
 
-__all__ = ["DashboardSettings", "WebServer", "config_document", "serve_dashboard"]
+__all__ = ["DashboardSettings", "HistoryQuery", "WebServer", "config_document", "serve_dashboard"]
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +137,31 @@ def _feed_url(settings: Settings, dashboard: DashboardSettings, page_host: str |
     return feed.url
 
 
+HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
+"""(district, name, source, since, until) -> a JSON-ready series, for ``GET /api/history``."""
+
+
 class WebServer:
-    """The dashboard's HTTP server on ``dashboard.host``/``port``, serving ``static_dir``."""
+    """The dashboard's HTTP server on ``dashboard.host``/``port``, serving ``static_dir``.
+
+    With ``history`` it also answers ``GET /api/history?district=D&name=N[&source=readings|
+    indicators][&since=1h][&until=now]``: a district's series of a kind or an indicator at a
+    resolution chosen from the range (raw, 1 min, 1 h, 1 day), for charts of the last hours.
+    """
 
     def __init__(
-        self, settings: Settings, dashboard: DashboardSettings, *, static_dir: Path
+        self,
+        settings: Settings,
+        dashboard: DashboardSettings,
+        *,
+        static_dir: Path,
+        history: HistoryQuery | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.dashboard = dashboard
+        self.history = history
+        self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
             msg = f"no index.html in {self.static_dir} (is the package installed with its data?)"
@@ -226,6 +246,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._send(HTTPStatus.OK, "application/json", orjson.dumps(document), body)
             return
+        if path == "/api/history":
+            self._history(body)
+            return
         file = self.app.resolve(path)
         if file is None:
             text = f"no such page: {path}\n".encode()
@@ -234,6 +257,37 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0]
         self._send(HTTPStatus.OK, content_type or "application/octet-stream",
                    file.read_bytes(), body)
+
+    def _history(self, body: bool) -> None:
+        def answer(status: HTTPStatus, document: Any) -> None:
+            self._send(status, "application/json", orjson.dumps(document), body)
+
+        if self.app.history is None:
+            answer(HTTPStatus.NOT_FOUND, {"error": "no history database is configured"})
+            return
+        query = parse_qs(urlsplit(self.path).query)
+
+        def one(name: str, default: str | None = None) -> str | None:
+            return query.get(name, [default])[0]
+
+        district, name = one("district"), one("name")
+        source = one("source", "readings") or "readings"
+        if not district or not name or source not in ("readings", "indicators"):
+            answer(HTTPStatus.BAD_REQUEST, {
+                "error": "district and name are required; source is readings or indicators"})
+            return
+        now = self.app.clock()
+        try:
+            since = parse_time(one("since", "1h") or "1h", now=now)
+            until = parse_time(one("until", "now") or "now", now=now)
+            document = self.app.history(district, name, source, since, until)
+        except ValueError as exc:
+            answer(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except CityheartError as exc:
+            log.warning("dashboard: history unavailable: %s", exc)
+            answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        else:
+            answer(HTTPStatus.OK, document)
 
     def _send(self, status: HTTPStatus, content_type: str, data: bytes, body: bool) -> None:
         textual = content_type.startswith("text/") or content_type.endswith(("json", "+xml"))
@@ -252,7 +306,13 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("dashboard: %s %s", self.address_string(), format % args)
 
 
-def serve_dashboard(settings: Settings, dashboard: DashboardSettings, *, static_dir: Path) -> None:
+def serve_dashboard(
+    settings: Settings,
+    dashboard: DashboardSettings,
+    *,
+    static_dir: Path,
+    history: HistoryQuery | None = None,
+) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
     Call it from the main thread (it installs signal handlers, and restores them on return).
@@ -261,7 +321,7 @@ def serve_dashboard(settings: Settings, dashboard: DashboardSettings, *, static_
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with WebServer(settings, dashboard, static_dir=static_dir) as web:
+        with WebServer(settings, dashboard, static_dir=static_dir, history=history) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

@@ -204,12 +204,15 @@ def test_bridge_crash_loses_no_reading_the_broker_accepted(
             device.publish(topic, reading("nz-1", "noise", 50.0, seq, unit="dBA"), seq=seq)
         device.wait_acked(total)
         accepted = set(device.acked)
+        assert len(accepted) == total, "the broker accepted every reading"
+
+        # a crash redelivers what was not acknowledged, so Kafka may hold duplicates
+        seqs = seqs_in(settings.kafka.bootstrap, settings.kafka.topics.readings, accepted, 60)
+        assert accepted - seqs == set(), f"lost {len(accepted - seqs)} readings"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
     finally:
         device.close()
-    assert len(accepted) == total, "the broker accepted every reading"
-
-    # a crash redelivers what was not acknowledged, so Kafka may hold duplicates: count seqs
-    seqs = seqs_in(settings.kafka.bootstrap, settings.kafka.topics.readings, accepted, 60)
-    assert accepted - seqs == set(), f"lost {len(accepted - seqs)} readings"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(20) == 0
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
