@@ -1,8 +1,9 @@
 """``cityheart bench``: sustained throughput and latency of the whole pipeline on this machine.
 
-It starts the embedded stack on free ports (MQTT broker, Tansu, bridge, flow, feed: the same
-child processes as ``cityheart up``), subscribes to the feed like an operator's screen, and runs
-the simulator as its own process at each offered rate for ``step_s`` seconds. For each step:
+It starts the embedded stack on free ports (MQTT broker, Tansu, PostgreSQL, bridge, flow,
+recorder, feed: the same child processes as ``cityheart up``), subscribes to the feed like an
+operator's screen, and runs the simulator as its own process at each offered rate for
+``step_s`` seconds. For each step:
 
 - accepted readings/s: readings counted in the vital-sign records of the windows that lie
   wholly inside the step, over the span of those windows;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ from typing import Any, TextIO
 
 import orjson
 import yaml
+from pydantic import SecretStr
 
 from cityheart.settings import dump
 from cityheart.up import RunningCity, city_stack
@@ -67,7 +70,7 @@ class StepResult:
     cpu_us_per_reading: dict[str, float]
 
 
-class _Recorder:
+class _FeedRecorder:
     """Keep (arrival time, message) for every feed message, on a thread of its own."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
@@ -106,8 +109,9 @@ class _Recorder:
         self._client.close()
 
 
-def bench_settings(settings: Settings) -> Settings:
-    """The city of ``settings`` on free loopback ports, with the ``bench`` scenario added."""
+def bench_settings(settings: Settings, workdir: Path) -> Settings:
+    """The city of ``settings`` on free loopback ports (database in ``workdir``), with the
+    ``bench`` scenario added."""
     bench_events = [
         ScenarioEvent(type="episode", district=district, kind=kind, factor=factor)
         for district in settings.district_ids()
@@ -124,6 +128,11 @@ def bench_settings(settings: Settings) -> Settings:
                 update={"bootstrap": f"127.0.0.1:{free_port()}", "embedded": True}
             ),
             "feed": settings.feed.model_copy(update={"host": "127.0.0.1", "port": free_port()}),
+            "database": settings.database.model_copy(update={
+                "url": SecretStr(f"postgresql://postgres@127.0.0.1:{free_port()}/cityheart"),
+                "embedded": True,
+                "data_dir": str(workdir / "pgdata"),
+            }),
             "simulator": settings.simulator.model_copy(update={"scenarios": scenarios}),
         }
     )
@@ -149,7 +158,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _run_step(
-    settings: Settings, config: Path, city: RunningCity, recorder: _Recorder, rate: float,
+    settings: Settings, config: Path, city: RunningCity, recorder: _FeedRecorder, rate: float,
     step_s: float,
 ) -> StepResult:
     pids = city.pids()
@@ -235,15 +244,15 @@ def run_bench(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the benchmark and print the results; return 0."""
-    bench = bench_settings(settings)
     workdir = Path(tempfile.mkdtemp(prefix="cityheart-bench-"))
+    bench = bench_settings(settings, workdir)
     config = workdir / "config.yaml"
     config.write_text(yaml.safe_dump(dump(bench)))
     _cpu_self_children()
     results: list[StepResult] = []
     with city_stack(bench, config_path=config, log_dir=workdir / "log",
-                    components=("feed", "flow", "bridge")) as city:
-        recorder = _Recorder(city.feed_url)
+                    components=("feed", "flow", "recorder", "bridge")) as city:
+        recorder = _FeedRecorder(city.feed_url)
         recorder.start()
         try:
             for rate in rates:
@@ -252,6 +261,7 @@ def run_bench(
                 _print_step(result, as_json, out)
         finally:
             recorder.stop()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when the run fails, for its logs
     summary = _summary(results, step_s)
     if as_json:
         out.write(orjson.dumps(summary).decode() + "\n")
