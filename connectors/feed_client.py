@@ -36,20 +36,13 @@ from websockets.sync.client import ClientConnection, connect
 from models.errors import ConnectorError
 from models.feed import Subscribe, Subscription
 from models.feed_delivery import Deduper
+from models.retry import backoff
 
 __all__ = ["FeedClient", "backoff", "is_retryable"]
 
 log = logging.getLogger(__name__)
 
 DATA_TYPES = ("vital", "indicator", "alert")
-
-
-def backoff(initial: float = 0.1, factor: float = 2.0, maximum: float = 5.0) -> Iterator[float]:
-    """Delays between connection attempts: initial, initial*factor, ... capped at maximum."""
-    delay = initial
-    while True:
-        yield delay
-        delay = min(delay * factor, maximum)
 
 
 def is_retryable(exc: Exception) -> bool:

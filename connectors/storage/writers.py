@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool
 from connectors.storage.options import masked_url
 from connectors.storage.rows import TABLES, Row, TableSpec
 from models.errors import ConnectorError
+from models.retry import backoff
 
 __all__ = ["BatchWriter", "WriterStats", "backoff", "is_retryable"]
 
@@ -40,14 +41,6 @@ log = logging.getLogger(__name__)
 
 MAX_PARAMS = 65535
 T = TypeVar("T")
-
-
-def backoff(initial: float = 0.1, factor: float = 2.0, maximum: float = 5.0) -> Iterator[float]:
-    """Delays between attempts: initial, initial*factor, ... capped at maximum, forever."""
-    delay = initial
-    while True:
-        yield delay
-        delay = min(delay * factor, maximum)
 
 
 def is_retryable(exc: Exception) -> bool:
