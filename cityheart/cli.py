@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -50,9 +51,15 @@ def _settings(config: Path, verbose: bool) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _fail(exc: CityheartError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
+def _run(config: Path, verbose: bool, action: Callable[[Settings], int | None]) -> None:
+    """Load the settings once, run ``action`` on them and exit with its code (an error: 1)."""
+    settings = _settings(config, verbose)
+    try:
+        code = action(settings)
+    except CityheartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code or 0)
 
 
 @app.command()
@@ -60,11 +67,7 @@ def up(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = Fals
     """Run the whole city on this machine until Ctrl-C: servers, bridge, flow, feed, simulator."""
     from cityheart.up import run_city
 
-    settings = _settings(config, verbose)
-    try:
-        raise typer.Exit(run_city(settings, config_path=config.resolve()))
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, lambda settings: run_city(settings, config_path=config.resolve()))
 
 
 @app.command()
@@ -88,8 +91,7 @@ def simulate(
 
     from cityheart.simulate import run_simulator
 
-    settings = _settings(config, verbose)
-    try:
+    def simulate_city(settings: Settings) -> None:
         report = run_simulator(
             settings,
             devices=devices,
@@ -99,11 +101,11 @@ def simulate(
             count=count,
             seed=seed,
         )
-    except CityheartError as exc:
-        raise _fail(exc) from None
-    if as_json:
-        summary = {**dataclasses.asdict(report), "rate": report.rate}
-        typer.echo(orjson.dumps(summary).decode())
+        if as_json:
+            summary = {**dataclasses.asdict(report), "rate": report.rate}
+            typer.echo(orjson.dumps(summary).decode())
+
+    _run(config, verbose, simulate_city)
 
 
 @app.command()
@@ -123,20 +125,15 @@ def watch(
     """Print live vital signs and alerts from the push feed."""
     from cityheart.watch import run_watch
 
-    settings = _settings(config, verbose)
-    try:
-        code = run_watch(
-            url or settings.feed.url,
-            channels=channel or ["vitals", "alerts"],
-            districts=district or [],
-            kinds=kind or [],
-            as_json=as_json,
-            count=count,
-            timeout_s=timeout,
-        )
-    except CityheartError as exc:
-        raise _fail(exc) from None
-    raise typer.Exit(code)
+    _run(config, verbose, lambda settings: run_watch(
+        url or settings.feed.url,
+        channels=channel or ["vitals", "alerts"],
+        districts=district or [],
+        kinds=kind or [],
+        as_json=as_json,
+        count=count,
+        timeout_s=timeout,
+    ))
 
 
 @app.command()
@@ -144,11 +141,7 @@ def bridge(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = 
     """Run the MQTT-to-Kafka bridge until SIGINT/SIGTERM."""
     from connectors.bridge import run_bridge
 
-    settings = _settings(config, verbose)
-    try:
-        run_bridge(settings)
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, run_bridge)
 
 
 @app.command()
@@ -156,11 +149,7 @@ def flow(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = Fa
     """Run the Bytewax dataflow (readings -> vitals, alerts) until SIGINT."""
     from cityheart.flow import run_flow
 
-    settings = _settings(config, verbose)
-    try:
-        run_flow(settings)
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, run_flow)
 
 
 @app.command()
@@ -168,11 +157,7 @@ def recorder(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption 
     """Keep history: Kafka readings, vital signs and alerts into PostgreSQL, until a signal."""
     from cityheart.recorder import run_recorder
 
-    settings = _settings(config, verbose)
-    try:
-        run_recorder(settings)
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, run_recorder)
 
 
 @app.command()
@@ -188,14 +173,9 @@ def replay(
     """Re-run the indicator and alert logic over stored readings (backfill, no duplicates)."""
     from cityheart.replay import run_replay
 
-    settings = _settings(config, verbose)
-    try:
-        code = run_replay(
-            settings, since=since, until=until, districts=district or [], kinds=kind or []
-        )
-    except CityheartError as exc:
-        raise _fail(exc) from None
-    raise typer.Exit(code)
+    _run(config, verbose, lambda settings: run_replay(
+        settings, since=since, until=until, districts=district or [], kinds=kind or []
+    ))
 
 
 @app.command()
@@ -203,11 +183,7 @@ def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = Fa
     """Run the websocket push feed until SIGINT/SIGTERM."""
     from connectors.feed_server import run_feed
 
-    settings = _settings(config, verbose)
-    try:
-        run_feed(settings)
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, run_feed)
 
 
 @app.command()
@@ -225,14 +201,10 @@ def bench(
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from cityheart.bench import run_bench
 
-    settings = _settings(config, verbose)
     offered = [float(r) for r in rates.split(",") if r.strip()]
-    try:
-        raise typer.Exit(
-            run_bench(settings, rates=offered, step_s=step_seconds, as_json=as_json)
-        )
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, lambda settings: run_bench(
+        settings, rates=offered, step_s=step_seconds, as_json=as_json
+    ))
 
 
 @app.command()
@@ -291,27 +263,22 @@ def history(
     """Print stored history: a series, latest values, alerts, incidents or incident events."""
     from cityheart.history import run_history
 
-    settings = _settings(config, verbose)
-    try:
-        code = run_history(
-            settings,
-            what=what,
-            districts=district or [],
-            indicator=indicator,
-            kind=kind,
-            since=since,
-            until=until,
-            resolution=resolution,
-            severities=severity or [],
-            states=state or [],
-            incident=incident,
-            limit=limit,
-            as_json=as_json,
-            url=database_url,
-        )
-    except CityheartError as exc:
-        raise _fail(exc) from None
-    raise typer.Exit(code)
+    _run(config, verbose, lambda settings: run_history(
+        settings,
+        what=what,
+        districts=district or [],
+        indicator=indicator,
+        kind=kind,
+        since=since,
+        until=until,
+        resolution=resolution,
+        severities=severity or [],
+        states=state or [],
+        incident=incident,
+        limit=limit,
+        as_json=as_json,
+        url=database_url,
+    ))
 
 
 @app.command()
@@ -328,15 +295,11 @@ def dashboard(
     """Serve the command-centre web page (live map, vital signs, alerts) until SIGINT/SIGTERM."""
     from cityheart.dashboard import run_dashboard
 
-    settings = _settings(config, verbose)
-    try:
-        run_dashboard(
-            settings,
-            host=settings.dashboard.host if host is None else host,
-            port=settings.dashboard.port if port is None else port,
-        )
-    except CityheartError as exc:
-        raise _fail(exc) from None
+    _run(config, verbose, lambda settings: run_dashboard(
+        settings,
+        host=settings.dashboard.host if host is None else host,
+        port=settings.dashboard.port if port is None else port,
+    ))
 
 
 if __name__ == "__main__":
