@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "check_severity_order",
     "AQI_UNITS",
     "INDICATORS",
     "POLLUTANTS",
@@ -69,6 +70,17 @@ AQI_UNITS = ("ug/m3", "mg/m3", "ppb", "ppm")
 ZoneClass = Literal["0", "1", "2", "3", "4a", "4b"]
 Bounds3 = tuple[float, float, float]
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def check_severity_order(direction: str, warning: float, critical: float) -> None:
+    """Raise ValueError unless ``critical`` lies beyond ``warning`` in ``direction``."""
+    worse = critical >= warning if direction == "above" else critical <= warning
+    if not worse:
+        msg = (
+            f"critical ({critical}) must be beyond warning ({warning}) "
+            f"for direction {direction!r}"
+        )
+        raise ValueError(msg)
 
 
 class _Frozen(BaseModel):
@@ -337,15 +349,7 @@ class IndicatorRuleSettings(_Frozen):
 
     @model_validator(mode="after")
     def _ordered(self) -> IndicatorRuleSettings:
-        worse = self.critical >= self.warning if self.direction == "above" else (
-            self.critical <= self.warning
-        )
-        if not worse:
-            msg = (
-                f"critical ({self.critical}) must be beyond warning ({self.warning}) "
-                f"for direction {self.direction!r}"
-            )
-            raise ValueError(msg)
+        check_severity_order(self.direction, self.warning, self.critical)
         return self
 
 

@@ -1,4 +1,4 @@
-"""The recorder keeps the city's history: Kafka records land in PostgreSQL once, even if replayed."""
+"""The recorder keeps history: Kafka records land in PostgreSQL once, even when read again."""
 
 from __future__ import annotations
 
