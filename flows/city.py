@@ -32,7 +32,10 @@ source is given)
     per district (:class:`flows.steps.DistrictLogic`): each kind's event-time windows and the
     kind's threshold rules on every update of a running window (an alert as soon as a rule
     fires); when a window closes (the kind's watermark passes its end; bytewax wakes the step
-    at that wall time) its vital record, and its device runs feed device health. Once every
+    at that wall time) its vital record, its device runs feed device health, and (when
+    ``anomaly.enabled``) its mean is the next point of the district and kind's anomaly
+    detector (with ``anomaly.per_device`` each device's mean too, one detector per device;
+    :mod:`flows.anomaly`), which alerts when its score reaches ``anomaly.threshold``. Once every
     kind of the district is done with a window, the district's indicator records
     (:mod:`models.vitals.district`) and the indicator rules on them (duration, hysteresis). At
     the end of a finite input every open window closes.
@@ -57,6 +60,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from alerts.anomaly_rules import AnomalyRule
 from alerts.indicator_rules import indicator_rules
 from alerts.rules import rules_for_kinds
 from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source
@@ -110,6 +114,8 @@ def build_flow(
         kind_rules=rules_for_kinds(settings.kinds),
         indicator_rules=indicator_rules(settings.indicators.rules),
         clock=clock,
+        anomaly=(AnomalyRule.from_settings(settings.anomaly, settings.kinds)
+                 if settings.anomaly.enabled else None),
     )
     flow = Dataflow("city")
     messages = op.input("read_readings", flow, source)

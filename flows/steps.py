@@ -4,8 +4,9 @@ Thin Bytewax adapters around the pure pieces: :mod:`models.windows` and :mod:`mo
 compute, :mod:`alerts.rules` and :mod:`alerts.indicator_rules` decide alerts; this module only
 calls them in order, serialises what they return and keeps their state per key. Outputs of the
 stateful steps are ``(channel, payload)`` pairs: ``"vitals"`` (a window's vital record),
-``"indicators"`` (an indicator record), ``"alerts"`` (KafkaRecords) and ``"city"`` (district
-facts for the city step).
+``"indicators"`` (an indicator record), ``"alerts"`` (KafkaRecords, threshold and anomaly
+alerts: :mod:`flows.anomaly` keeps the district's detectors) and ``"city"`` (district facts
+for the city step).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
 
+from alerts.anomaly_rules import AnomalyRule
 from alerts.indicator_rules import IndicatorRule
 from alerts.rules import Alert, Rule
 from connectors.kafka import KafkaRecord
+from flows.anomaly import Detectors
 from models.errors import InvalidReading
 from models.readings import ReadingParser
 from models.timefmt import iso
@@ -51,6 +54,7 @@ class Context:
     kind_rules: Mapping[str, Sequence[Rule]]
     indicator_rules: Sequence[IndicatorRule]
     clock: Clock
+    anomaly: AnomalyRule | None = None   # None: no anomaly detection
 
 
 class ParseBatch:
@@ -159,11 +163,12 @@ def _dead_letter(message: Any, exc: InvalidReading, now: float) -> KafkaRecord:
 
 @dataclass
 class DistrictKeyState:
-    """The picklable state of one district: vital signs, and every rule's memory."""
+    """The picklable state of one district: vital signs, every rule's memory, its detectors."""
 
     vitals: DistrictState
     kind_rules: dict[str, Any] = field(default_factory=dict)
     indicator_rules: dict[str, Any] = field(default_factory=dict)
+    anomaly: Detectors = field(default_factory=Detectors)
 
 
 class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeyState]):
@@ -174,6 +179,8 @@ class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeySt
         self._vitals = context.vitals
         self._clock = context.clock
         self._state = resume
+        if resume is not None and not hasattr(resume, "anomaly"):
+            resume.anomaly = Detectors()  # a snapshot from before anomaly detection
 
     def on_batch(self, values: list[Window | Rejection]) -> tuple[list[Output], bool]:
         now = self._clock()
@@ -245,6 +252,8 @@ class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeySt
                         out.append(("alerts", _alert_record(alert, now)))
             record = vital_record(window, self._context.units[window.kind], late, emitted_at=now)
             out.append(("vitals", KafkaRecord(window.key.encode(), orjson.dumps(record))))
+            if self._context.anomaly is not None:
+                out += state.anomaly.on_window(self._context.anomaly, window, now)
         out += _indicator_outputs(
             closed.records, self._context.indicator_rules, state.indicator_rules, now
         )

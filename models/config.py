@@ -13,11 +13,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from models.anomaly_config import AnomalySettings
 from models.database_config import DatabaseSettings
 from models.indicator_checks import reference_problems as _indicator_problems
-from models.indicator_config import IndicatorSettings
+from models.indicator_config import IndicatorSettings, check_severity_order
 
 __all__ = [
+    "AnomalySettings",
     "CityInfo",
     "DashboardSection",
     "District",
@@ -89,15 +91,7 @@ class Thresholds(_Frozen):
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
-        worse = self.critical >= self.warning if self.direction == "above" else (
-            self.critical <= self.warning
-        )
-        if not worse:
-            msg = (
-                f"critical ({self.critical}) must be beyond warning ({self.warning}) "
-                f"for direction {self.direction!r}"
-            )
-            raise ValueError(msg)
+        check_severity_order(self.direction, self.warning, self.critical)
         return self
 
 
@@ -268,6 +262,7 @@ class Settings(_Frozen):
     simulator: SimulatorSettings = SimulatorSettings()
     indicators: IndicatorSettings = IndicatorSettings()
     database: DatabaseSettings = DatabaseSettings()
+    anomaly: AnomalySettings = AnomalySettings()
 
     @field_validator("kinds")
     @classmethod
@@ -294,7 +289,8 @@ class Settings(_Frozen):
             for number, event in enumerate(events):
                 where = f"simulator.scenarios.{name}[{number}]"
                 if event.district not in ids:
-                    problems.append((f"{where}.district", f"{event.district!r} is not a district id"))
+                    reason = f"{event.district!r} is not a district id"
+                    problems.append((f"{where}.district", reason))
                 if event.kind not in self.kinds:
                     problems.append((f"{where}.kind", f"{event.kind!r} is not a kind id"))
         problems += _indicator_problems(
