@@ -68,3 +68,20 @@ def test_records_are_stored_once_even_when_the_topics_are_read_again(
         value, severity = conn.execute("SELECT value, severity FROM alerts").fetchone()
     assert (value, severity) == (60.0, "warning")
     assert time.time() > 0
+
+
+def test_an_anomaly_alerts_band_and_score_are_kept_in_details(
+    settings: Settings, database_url: str
+) -> None:
+    options = StorageOptions(url=database_url)
+    Storage.open(options).close()
+    alert = {"id": "an-1", "rule": "anomaly.water_level", "district": "riverside",
+             "kind": "water_level", "severity": "warning", "value": 1.2, "threshold": 0.5,
+             "direction": "above", "stat": "mean", "unit": "m", "ts": iso(1_795_669_200.0),
+             "message": "unusual", "expected": 1.6, "low": 1.5, "high": 1.7, "score": 0.62}
+    source = TestingSource([SimpleNamespace(topic=settings.kafka.topics.alerts,
+                                            value=orjson.dumps(alert))])
+    run_main(build_recorder_flow(settings.kafka, options, source=source))
+    with psycopg.connect(database_url) as conn:
+        [details] = conn.execute("SELECT details FROM alerts WHERE id = 'an-1'").fetchone()
+    assert details == {"expected": 1.6, "low": 1.5, "high": 1.7, "score": 0.62}

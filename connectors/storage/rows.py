@@ -98,7 +98,8 @@ TABLES: dict[str, TableSpec] = {
             "alerts",
             "id:text rule:text district:text kind:text severity:text value:float8 "
             "threshold:float8 direction:text stat:text unit:text window_start:timestamptz "
-            "window_end:timestamptz ts:timestamptz emitted_at:timestamptz message:text",
+            "window_end:timestamptz ts:timestamptz emitted_at:timestamptz message:text "
+            "details:jsonb",
             "id",
         ),
         _spec(
@@ -182,14 +183,24 @@ def vitals_topic_row(record: Mapping[str, Any]) -> tuple[str, Row]:
     return "vitals", vital_row(record)
 
 
+ALERT_COLUMNS = frozenset((
+    "id", "rule", "district", "kind", "severity", "value", "threshold", "direction", "stat",
+    "unit", "window_start", "window_end", "ts", "emitted_at", "message",
+))
+"""The wire fields an ``alerts`` row has columns for; the rest go to ``details``."""
+
+
 def alert_row(record: Mapping[str, Any]) -> Row:
-    """An ``alerts`` row of an alerts wire record."""
+    """An ``alerts`` row of an alerts wire record; fields beyond the columns (an anomaly's
+    expected value, band and score, say) are kept in ``details``."""
     r = record
+    details = {k: v for k, v in r.items() if k not in ALERT_COLUMNS}
     return (
         r["id"], r["rule"], r["district"], r["kind"], r["severity"], _float(r.get("value")),
         _float(r.get("threshold")), r.get("direction"), r.get("stat"), r.get("unit"),
         to_datetime(r.get("window_start")), to_datetime(r.get("window_end")),
         to_datetime(r["ts"]), to_datetime(r.get("emitted_at")), r.get("message", ""),
+        Jsonb(details) if details else None,
     )
 
 

@@ -1,14 +1,15 @@
 """cityheart's database schema as numbered migrations, for plain PostgreSQL and TimescaleDB.
 
     with pool.connection() as conn:
-        applied = migrate(conn, flavour)          # [1, 2, 3] on an empty database, [] after
-        schema_version(conn)                      # 3
+        applied = migrate(conn, flavour)          # [1, 2, 3, 4] on an empty database, [] after
+        schema_version(conn)                      # 4
 
 =====  ================================================================================
 v1     readings, vitals, alerts (hypertables on TimescaleDB)
 v2     rollups of readings: readings_1m, readings_1h, readings_1d (continuous aggregates on
        TimescaleDB; tables, views, watermarks and an invalidation trigger on plain PostgreSQL)
 v3     indicators (hypertable) and their rollups, incidents, incident_events
+v4     alerts.details: what a detector adds to an alert (expected value, band, score, ...)
 =====  ================================================================================
 
 :func:`migrate` applies the missing ones in one transaction under an advisory lock, so several
@@ -114,6 +115,10 @@ def _v3(flavour: Flavour) -> list[Statement]:
     return statements + list(INCIDENTS)
 
 
+def _v4(flavour: Flavour) -> list[Statement]:
+    return ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS details jsonb"]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One schema version: its number, what it does, and its statements for a flavour."""
@@ -127,6 +132,7 @@ MIGRATIONS = (
     Migration(1, "readings, vitals and alerts", _v1),
     Migration(2, "1-minute, 1-hour and 1-day rollups of readings", _v2),
     Migration(3, "indicators and their rollups, incidents and incident events", _v3),
+    Migration(4, "alert details (anomaly band and score)", _v4),
 )
 LATEST = MIGRATIONS[-1].version
 
