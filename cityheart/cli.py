@@ -5,6 +5,7 @@
     cityheart watch [--json] [--district D] [--kind K]
     cityheart bridge | flow | feed    # one long-running component each, for production
     cityheart bench [--json]
+    cityheart token --role viewer     # a signed feed token (CITYHEART_TOKEN_SECRET)
 
 Every command reads the configuration once (``--config``, default ./config.yaml, with
 environment overrides) and passes the frozen settings in.
@@ -181,9 +182,9 @@ def replay(
 @app.command()
 def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the websocket push feed until SIGINT/SIGTERM."""
-    from connectors.feed_server import run_feed
+    from cityheart.token import run_feed_with_auth
 
-    _run(config, verbose, run_feed)
+    _run(config, verbose, run_feed_with_auth)
 
 
 @app.command()
@@ -304,3 +305,21 @@ def dashboard(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="operator, dispatcher or viewer.")],
+    department: Annotated[str | None, typer.Option(help="A dispatcher's department.")] = None,
+    sub: Annotated[str | None, typer.Option(help="Who it is for (default: the role).")] = None,
+    ttl: Annotated[float | None, typer.Option(help="Lifetime in s (auth.token_ttl_s).")] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Print a signed feed token; the secret comes from CITYHEART_TOKEN_SECRET."""
+    from cityheart.token import issue
+
+    def print_token(settings: Settings) -> None:
+        typer.echo(issue(settings, role=role, department=department, sub=sub, ttl_s=ttl))
+
+    _run(config, verbose, print_token)

@@ -21,6 +21,11 @@ Protocol: on connect the server sends ``hello``; after a subscribe op it sends `
 the replay, then live messages with no gap and no duplicate (replay and registration happen
 in one step of the event loop, between two Kafka batches). A ``heartbeat`` goes out every
 ``heartbeat_s``; websocket pings close dead connections.
+
+Authentication (``connectors.feed_auth``): given ``authenticate`` and ``view``, the server
+checks a token presented as ``?token=...`` or in a subscribe op, refuses a bad one with an
+``error`` (code ``unauthorized``) and closes that connection, and masks every data message by
+the client's role. A client without a token is an operator unless ``settings.auth.required``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from connectors.feed_auth import (
+    Authenticate,
+    MaskCache,
+    View,
+    admit,
+    split_token,
+    token_in_path,
+)
 from connectors.kafka import create_topics, tail_consumer
 from models.config import Settings
 from models.errors import ConnectorError
@@ -59,6 +72,7 @@ from models.feed import (
 from models.feed_delivery import Outbox
 from models.indicator_config import INDICATORS
 from models.timefmt import iso
+from models.tokens import Claims
 from models.vitals.records import CITY
 
 __all__ = ["FeedServer", "run_feed"]
@@ -82,6 +96,8 @@ class _Client:
     ws: ServerConnection
     outbox: Outbox
     subscription: Subscription | None = None
+    claims: Claims | None = None
+    admitted: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, message: FeedMessage) -> None:
@@ -96,6 +112,8 @@ class FeedServer:
     coalesced and alerts overflow it (keep it a few times :data:`BATCH`: one poll's records
     are queued at once); ``catchup_timeout_s`` bounds how long start waits to
     have read what the topics held (it serves anyway afterwards, with a warning).
+    ``authenticate`` (a token's Claims, or TokenError) and ``view`` (alerts.access.view) turn
+    on tokens and role masking; ``settings.auth.required`` then refuses clients without one.
     """
 
     def __init__(
@@ -107,8 +125,15 @@ class FeedServer:
         ping_timeout: float | None = 20.0,
         outbox_limit: int = 2000,
         catchup_timeout_s: float = 30.0,
+        authenticate: Authenticate | None = None,
+        view: View | None = None,
     ) -> None:
+        if settings.auth.required and (authenticate is None or view is None):
+            msg = "auth.required is true but the feed was given no token check (set the secret)"
+            raise ConnectorError("feed", f"{settings.feed.host}:{settings.feed.port}", msg)
         self.settings = settings
+        self.authenticate = authenticate
+        self._masks = MaskCache(view, 4 * settings.feed.backlog) if view is not None else None
         self.heartbeat_s = heartbeat_s
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -272,7 +297,9 @@ class FeedServer:
         else:
             for client in self._clients:
                 if client.subscription is not None and client.subscription.matches(message):
-                    client.offer(message)
+                    shown = self._shown(client, message)
+                    if shown is not None:
+                        client.offer(shown)
         target = self._targets.get((topic, partition))
         if target is not None and offset + 1 >= target:
             del self._targets[(topic, partition)]
@@ -290,6 +317,20 @@ class FeedServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         client = _Client(ws, Outbox(self.outbox_limit))
+        token = token_in_path(ws.request.path) if ws.request is not None else None
+        refusal = self._admit(client, token) if token is not None else None
+        client.admitted = client.admitted or not self.settings.auth.required
+        if refusal is None:
+            refusal = await self._serve(client)
+        if refusal is not None:
+            log.warning("feed: refused client %s: %s", ws.remote_address, refusal.detail)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(error_message(refusal, time=_now()), text=True)
+                await ws.close(1008, "unauthorized")
+
+    async def _serve(self, client: _Client) -> FeedError | None:
+        """Talk to an admitted client until it leaves; the refusal if a token it sends is bad."""
+        ws = client.ws
         hello = hello_message(
             server=f"cityheart feed ({self.settings.city.name})",
             epoch=self.epoch,
@@ -299,12 +340,16 @@ class FeedServer:
         try:
             await ws.send(hello, text=True)
         except ConnectionClosed:
-            return
+            return None
         writer = asyncio.create_task(self._write(client))
         self._clients.add(client)
         log.debug("feed: client %s connected", ws.remote_address)
         try:
             async for frame in ws:
+                token, frame = split_token(frame)
+                if token is not None or not client.admitted:
+                    if (refusal := self._admit(client, token)) is not None:
+                        return refusal
                 self._on_request(client, frame)
         except ConnectionClosed:
             pass
@@ -313,13 +358,25 @@ class FeedServer:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             log.debug("feed: client %s gone", ws.remote_address)
+        return None
+
+    def _admit(self, client: _Client, token: Any) -> FeedError | None:
+        """Take the claims of ``token`` (None: none given); the ``unauthorized`` error if bad."""
+        try:
+            client.claims = admit(self.authenticate, token)
+        except FeedError as exc:
+            client.subscription = None
+            return exc
+        client.admitted = True
+        return None
 
     def _on_request(self, client: _Client, frame: str | bytes) -> None:
         """Answer one op; replay and registration happen here with no await in between."""
         now = _now()
         try:
             request = parse_request(frame, districts=self._districts, kinds=self._kinds)
-            replay = self.log.replay_for(request.subscription, request.since)
+            everything = self.log.replay_for(request.subscription, request.since)
+            replay = [m for m in (self._shown(client, m) for m in everything) if m is not None]
         except FeedError as exc:
             client.outbox.push_control(error_message(exc, time=now))
             client.wake.set()
@@ -331,6 +388,10 @@ class FeedServer:
         client.outbox.extend(replay)
         client.subscription = request.subscription
         client.wake.set()
+
+    def _shown(self, client: _Client, message: FeedMessage) -> FeedMessage | None:
+        """``message`` as this client's role may see it (None: not at all)."""
+        return message if self._masks is None else self._masks.shown(client.claims, message)
 
     async def _write(self, client: _Client) -> None:
         ws, outbox = client.ws, client.outbox
@@ -363,18 +424,25 @@ class FeedServer:
                 client.wake.set()
 
 
-def run_feed(settings: Settings) -> None:
-    """Run the feed until SIGINT or SIGTERM; print ``feed: <url>`` once it accepts connections."""
+def run_feed(
+    settings: Settings, *, authenticate: Authenticate | None = None, view: View | None = None
+) -> None:
+    """Run the feed until SIGINT or SIGTERM; print ``feed: <url>`` once it accepts connections.
+
+    ``authenticate`` and ``view`` turn on tokens and role masking (see :class:`FeedServer`).
+    """
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_stopped(settings))
+        asyncio.run(_serve_until_stopped(settings, authenticate, view))
 
 
-async def _serve_until_stopped(settings: Settings) -> None:
+async def _serve_until_stopped(
+    settings: Settings, authenticate: Authenticate | None, view: View | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with FeedServer(settings) as feed:
+    async with FeedServer(settings, authenticate=authenticate, view=view) as feed:
         log.info("feed: %s", feed.url)
         print(f"feed: {feed.url}", flush=True)
         await feed.run_until(stop)

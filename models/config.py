@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from models.anomaly_config import AnomalySettings
+from models.auth_config import AuthSettings
 from models.database_config import DatabaseSettings
 from models.indicator_checks import reference_problems as _indicator_problems
 from models.indicator_config import IndicatorSettings, check_severity_order
 
 __all__ = [
     "AnomalySettings",
+    "AuthSettings",
     "CityInfo",
     "DashboardSection",
     "District",
@@ -263,6 +265,7 @@ class Settings(_Frozen):
     indicators: IndicatorSettings = IndicatorSettings()
     database: DatabaseSettings = DatabaseSettings()
     anomaly: AnomalySettings = AnomalySettings()
+    auth: AuthSettings = AuthSettings()
 
     @field_validator("kinds")
     @classmethod
