@@ -303,9 +303,6 @@ def dashboard(
     ))
 
 
-if __name__ == "__main__":
-    app()
-
 
 @app.command()
 def token(
@@ -323,3 +320,59 @@ def token(
         typer.echo(issue(settings, role=role, department=department, sub=sub, ttl_s=ttl))
 
     _run(config, verbose, print_token)
+
+
+@app.command()
+def incidents(
+    state: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these states: open, acknowledged, dispatched, resolved, closed."),
+    ] = None,
+    district: Annotated[list[str] | None, typer.Option(help="Only these districts.")] = None,
+    since: Annotated[
+        str, typer.Option(help="Open at some time since: a duration ago (24h) or ISO 8601.")
+    ] = "24h",
+    limit: Annotated[int, typer.Option(help="At most this many incidents.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """List the stored incidents (the recorder keeps them from the incidents topic)."""
+    from cityheart.incidents import run_incidents
+
+    _run(config, verbose, lambda settings: run_incidents(
+        settings, states=state or [], districts=district or [], since=since, limit=limit,
+        as_json=as_json, url=database_url,
+    ))
+
+
+@app.command()
+def kpi(
+    since: Annotated[
+        str, typer.Option(help="Incidents opened since: a duration ago (7d) or ISO 8601.")
+    ] = "7d",
+    period: Annotated[
+        str | None, typer.Option(help="One row per department and period (1d); default: one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Print department KPIs (time to acknowledge and resolve, SLA shares, backlog)."""
+    from cityheart.incidents import run_kpi
+
+    _run(config, verbose, lambda settings: run_kpi(
+        settings, since=since, period=period, as_json=as_json, url=database_url,
+    ))
+
+
+if __name__ == "__main__":
+    app()

@@ -34,7 +34,7 @@ from models.config import Settings
 from models.errors import ConnectorError
 from models.history import RESOLUTIONS, parse_time
 
-__all__ = ["WHAT", "run_history"]
+__all__ = ["WHAT", "open_history_storage", "run_history"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def run_history(
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with _storage(settings, url) as storage:
+    with open_history_storage(settings, url) as storage:
         records = _query(storage, what, districts, indicator, kind, start, end, resolution,
                          severities, states, incident, limit)
     for record in records:
@@ -147,7 +147,9 @@ def _line(what: str, r: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def _storage(settings: Settings, url: str | None) -> Iterator[Storage]:
+def open_history_storage(settings: Settings, url: str | None) -> Iterator[Storage]:
+    """The history database: ``url``, else config's ``database:`` (an embedded one that is not
+    running is started for the block's duration); ConnectorError if it holds no history."""
     database = settings.database
     options = StorageOptions(url=url) if url else StorageOptions.from_mapping(
         database.storage_mapping()

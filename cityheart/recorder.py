@@ -31,14 +31,14 @@ def run_recorder(settings: Settings) -> None:
     topics = settings.kafka.topics
     create_topics(
         settings.kafka.bootstrap,
-        [topics.readings, topics.vitals, topics.alerts],
+        [topics.readings, topics.vitals, topics.alerts, topics.incidents],
         settings.kafka.partitions,
     )
     options = storage_options(settings)
     with Storage.open(options) as storage:
         log.info(
-            "recorder: %s, %s, %s -> %s", topics.readings, topics.vitals, topics.alerts,
-            options.masked_url,
+            "recorder: %s, %s, %s, %s -> %s", topics.readings, topics.vitals, topics.alerts,
+            topics.incidents, options.masked_url,
         )
         flow = build_recorder_flow(settings.kafka, options)
         if storage.flavour.timescale:

@@ -147,7 +147,7 @@ def city_stack(
         topics = settings.kafka.topics
         create_topics(
             env["CITYHEART_KAFKA_BOOTSTRAP"],
-            [topics.readings, topics.dead_letter, topics.vitals, topics.alerts],
+            [topics.readings, topics.dead_letter, topics.vitals, topics.alerts, topics.incidents],
             settings.kafka.partitions,
         )
         if "feed" in components:

@@ -1,9 +1,9 @@
-"""The city dataflow: Kafka ``readings`` in; ``vitals`` (windows and indicators), ``alerts``
-and dead letters out.
+"""The city dataflow: Kafka ``readings`` in; ``vitals`` (windows and indicators), ``alerts``,
+``incidents`` and dead letters out.
 
     flow = build_flow(settings, source=kafka_source(...), vitals_sink=KafkaRecordSink(...),
-                      alerts_sink=..., dead_letter_sink=..., dead_letter_source=...,
-                      clock=time.time)
+                      alerts_sink=..., incidents_sink=..., dead_letter_sink=...,
+                      dead_letter_source=..., clock=time.time)
 
 or from the command line (topics must exist; no environment overrides, see
 :func:`build_from_config`)::
@@ -44,6 +44,10 @@ source is given)
     indicator rules on them.
 ``merge_outputs`` → ``split_vitals_alerts`` → ``vital_records`` → ``write_vitals`` (window and
 indicator records), ``alert_records`` → ``write_alerts``
+``decode_alerts`` → ``key_alerts_by_district`` → ``group_incidents`` → ``incident_records`` →
+``write_incidents``
+    alerts grouped into incidents per district; their events go to the ``incidents`` topic
+    (:mod:`flows.incidents`).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from alerts.anomaly_rules import AnomalyRule
 from alerts.indicator_rules import indicator_rules
 from alerts.rules import rules_for_kinds
 from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source
+from flows.incidents import incident_steps
 from flows.steps import CityLogic, Context, DistrictLogic, ParseBatch, Rejections, SlowWhenIdle
 from models.config import Settings
 from models.readings import ReadingParser
@@ -85,6 +90,7 @@ def build_flow(
     source: Source,
     vitals_sink: Sink,
     alerts_sink: Sink,
+    incidents_sink: Sink,
     dead_letter_sink: Sink,
     dead_letter_source: Source | None = None,
     clock: Clock | None = None,
@@ -93,7 +99,8 @@ def build_flow(
 
     ``source`` yields messages with ``key``, ``value`` (bytes) and ``headers`` attributes (a
     Kafka source, or :class:`~connectors.kafka.KafkaRecord` items in tests); the sinks take
-    KafkaRecords. ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
+    KafkaRecords (``incidents_sink`` the incident events, key = incident id).
+    ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
     the bridge's out-of-range ones count against their devices' health. ``clock`` (epoch
     seconds, default :func:`time.time`) is "now" for the parser's future check, the
     watermarks' advance and ``emitted_at``.
@@ -139,7 +146,9 @@ def build_flow(
     outputs = op.merge("merge_outputs", facts.falses, city)
     channels = op.branch("split_vitals_alerts", outputs, _is_published)
     op.output("write_vitals", op.map("vital_records", channels.trues, _record_of), vitals_sink)
-    op.output("write_alerts", op.map("alert_records", channels.falses, _record_of), alerts_sink)
+    alerts = op.map("alert_records", channels.falses, _record_of)
+    op.output("write_alerts", alerts, alerts_sink)
+    op.output("write_incidents", incident_steps(settings.incidents, alerts), incidents_sink)
     return flow
 
 
@@ -152,6 +161,7 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
         source=kafka_source(kafka.bootstrap, [topics.readings]),
         vitals_sink=KafkaRecordSink(kafka.bootstrap, topics.vitals),
         alerts_sink=KafkaRecordSink(kafka.bootstrap, topics.alerts),
+        incidents_sink=KafkaRecordSink(kafka.bootstrap, topics.incidents),
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
         dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
         clock=clock,

@@ -2,8 +2,12 @@
 
     flow = build_recorder_flow(settings.kafka, options)   # options: connectors.storage
 
-It reads the ``readings``, ``vitals`` and ``alerts`` topics and writes them to the
-``readings``, ``vitals`` / ``indicators`` and ``alerts`` tables in batches (COPY, idempotent).
+It reads the ``readings``, ``vitals``, ``alerts`` and ``incidents`` topics and writes them to the
+``readings``, ``vitals`` / ``indicators``, ``alerts`` and ``incident_events`` / ``incidents``
+tables in batches (COPY, idempotent). An ``incidents`` record is an incident event
+(``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after it: the event is
+stored in ``incident_events`` and the incident in ``incidents`` (kept only when its ``sequence``
+is not older than the stored one).
 It runs as its own process (``cityheart recorder``) rather than inside the city flow, so a slow or
 stopped database holds back only history, never the live vital signs and alerts: the recorder's
 sinks return once rows are committed, so it simply reads Kafka more slowly and catches up when the
@@ -12,7 +16,8 @@ twice.
 
 Step ids: ``read_topics``, ``split_readings``, ``decode_readings``, ``store_readings``,
 ``split_alerts``, ``decode_alerts``, ``store_alerts``, ``decode_vitals``, ``split_indicators``,
-``store_vitals``, ``store_indicators``.
+``split_incidents``, ``decode_incidents``, ``store_incident_events``, ``incident_records``,
+``store_incidents``, ``store_vitals``, ``store_indicators``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def _decode(message: Any) -> dict[str, Any]:
     return orjson.loads(message.value)
 
 
+def _incident(event: dict[str, Any]) -> list[dict[str, Any]]:
+    incident = event.get("incident")
+    return [incident] if isinstance(incident, dict) else []
+
+
 def build_recorder_flow(
     kafka: KafkaSettings, storage: StorageOptions, *, source: Any = None
 ) -> Dataflow:
@@ -42,7 +52,9 @@ def build_recorder_flow(
     topics = kafka.topics
     flow = Dataflow("cityheart_recorder")
     if source is None:
-        source = kafka_source(kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts])
+        source = kafka_source(
+            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents]
+        )
     messages = op.input("read_topics", flow, source)
 
     readings = op.branch("split_readings", messages, lambda m: m.topic == topics.readings)
@@ -57,7 +69,15 @@ def build_recorder_flow(
         op.map("decode_alerts", alerts.trues, _decode),
         PostgresSink(storage, "alerts"),
     )
-    vitals = op.map("decode_vitals", alerts.falses, _decode)
+    incidents = op.branch("split_incidents", alerts.falses, lambda m: m.topic == topics.incidents)
+    events = op.map("decode_incidents", incidents.trues, _decode)
+    op.output("store_incident_events", events, PostgresSink(storage, "incident_events"))
+    op.output(
+        "store_incidents",
+        op.flat_map("incident_records", events, _incident),
+        PostgresSink(storage, "incidents"),
+    )
+    vitals = op.map("decode_vitals", incidents.falses, _decode)
     indicators = op.branch("split_indicators", vitals, lambda r: r.get("record") == "indicator")
     op.output("store_vitals", indicators.falses, PostgresSink(storage, "vitals"))
     op.output("store_indicators", indicators.trues, PostgresSink(storage, "indicators"))

@@ -39,6 +39,10 @@ def _alert(record: Any) -> tuple[str, Row]:
     return "alerts", alert_row(orjson.loads(record.value))
 
 
+def _no_incident(_record: Any) -> None:
+    """Incidents are not backfilled: people act on the live ones."""
+
+
 def _dead_letter(record: Any) -> None:
     reason = dict(record.headers).get("reason", b"?").decode()
     log.warning("replay: a stored reading was refused by the flow (%s): %r", reason, record.value)
@@ -61,5 +65,6 @@ def build_replay_flow(
         ),
         vitals_sink=RoutedPostgresSink(options, _vitals),
         alerts_sink=RoutedPostgresSink(options, _alert),
+        incidents_sink=RoutedPostgresSink(options, _no_incident),
         dead_letter_sink=RoutedPostgresSink(options, _dead_letter),
     )

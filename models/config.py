@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from models.anomaly_config import AnomalySettings
 from models.auth_config import AuthSettings
 from models.database_config import DatabaseSettings
+from models.incident_config import IncidentSettings, incident_problems
 from models.indicator_checks import reference_problems as _indicator_problems
-from models.indicator_config import IndicatorSettings, check_severity_order
+from models.indicator_config import INDICATORS, IndicatorSettings, check_severity_order
 
 __all__ = [
     "AnomalySettings",
@@ -167,6 +168,7 @@ class KafkaTopics(_Frozen):
     dead_letter: str = "readings.dlq"
     vitals: str = "vitals"
     alerts: str = "alerts"
+    incidents: str = "incidents"
 
 
 class KafkaSettings(_Frozen):
@@ -266,6 +268,7 @@ class Settings(_Frozen):
     database: DatabaseSettings = DatabaseSettings()
     anomaly: AnomalySettings = AnomalySettings()
     auth: AuthSettings = AuthSettings()
+    incidents: IncidentSettings = IncidentSettings()
 
     @field_validator("kinds")
     @classmethod
@@ -298,6 +301,9 @@ class Settings(_Frozen):
                     problems.append((f"{where}.kind", f"{event.kind!r} is not a kind id"))
         problems += _indicator_problems(
             self.indicators, kinds=self.kinds, district_ids=ids, window_s=self.flow.window_s
+        )
+        problems += incident_problems(
+            self.incidents, alert_kinds={*self.kinds, *INDICATORS}, district_ids=ids
         )
         return problems
 

@@ -79,6 +79,7 @@ def settings(base_settings: Settings, mqtt_broker: SimpleNamespace,
         dead_letter=f"{tag}.readings.dlq",
         vitals=f"{tag}.vitals",
         alerts=f"{tag}.alerts",
+        incidents=f"{tag}.incidents",
     )
     create_topics(kafka_broker.bootstrap, topics.model_dump().values(), partitions=1)
     return base_settings.model_copy(

@@ -48,6 +48,7 @@ def run(settings: Settings, items: list, *, batch_size: int = 1, now: float = NO
         source=TestingSource(items, batch_size=batch_size),
         vitals_sink=TestingSink(vitals),
         alerts_sink=TestingSink(alerts),
+        incidents_sink=TestingSink([]),
         dead_letter_sink=TestingSink(out.dead),
         clock=lambda: now,
     )
@@ -204,5 +205,6 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
         "merge_rejections", "split_dead_letters", "write_dead_letters", "key_by_district",
         "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
         "merge_outputs", "split_vitals_alerts", "vital_records", "write_vitals", "alert_records",
-        "write_alerts",
+        "write_alerts", "decode_alerts", "key_alerts_by_district", "group_incidents",
+        "incident_records", "write_incidents",
     ]

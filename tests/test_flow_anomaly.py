@@ -78,6 +78,7 @@ def run(settings: Settings, items: list[KafkaRecord]) -> list[dict[str, Any]]:
         source=TestingSource(items, batch_size=60),
         vitals_sink=TestingSink([]),
         alerts_sink=TestingSink(alerts),
+        incidents_sink=TestingSink([]),
         dead_letter_sink=TestingSink([]),
         clock=lambda: NOW,
     )
@@ -194,6 +195,7 @@ def test_a_restarted_flow_resumes_its_detectors_from_the_recovery_snapshot(
         source=TestingSource(items, batch_size=60),
         vitals_sink=TestingSink(vitals),
         alerts_sink=TestingSink(alerts),
+        incidents_sink=TestingSink([]),
         dead_letter_sink=TestingSink([]),
         clock=lambda: NOW,
     )

@@ -1,0 +1,110 @@
+"""Alerts become incidents in the city flow: a storm in one district is a handful of incidents."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from connectors.kafka import KafkaRecord
+from flows.city import build_flow
+from models.config import Settings
+from models.readings import Reading, encode
+
+pytestmark = pytest.mark.timeout(120)
+
+T = 1_795_669_200.0  # 2026-11-26T05:00:00Z; windows are 10 s
+NOW = T + 7200.0
+
+
+def storm(district: str = "industrial-east", *, seconds: int = 1800) -> list[KafkaRecord]:
+    """PM2.5 far above the critical level every 5 s, alternating with a warning-level value."""
+    items = []
+    for n, offset in enumerate(range(0, seconds, 5)):
+        value = 300.0 if n % 2 else 90.0
+        reading = Reading(f"pm-{n % 3}", district, "pm25", value, "ug/m3", T + offset)
+        items.append(KafkaRecord(reading.device_id.encode(), encode(reading)))
+    return items
+
+
+def run(settings: Settings, items: list[KafkaRecord]) -> tuple[list[dict], list[KafkaRecord]]:
+    alerts: list[KafkaRecord] = []
+    incidents: list[KafkaRecord] = []
+    flow = build_flow(
+        settings,
+        source=TestingSource(items, batch_size=50),
+        vitals_sink=TestingSink([]),
+        alerts_sink=TestingSink(alerts),
+        incidents_sink=TestingSink(incidents),
+        dead_letter_sink=TestingSink([]),
+        clock=lambda: NOW,
+    )
+    run_main(flow)
+    return [orjson.loads(r.value) for r in alerts], incidents
+
+
+@pytest.fixture(scope="module")
+def stormed(base_settings: Settings) -> tuple[list[dict], list[KafkaRecord]]:
+    return run(base_settings, storm())
+
+
+def test_an_alert_storm_in_one_district_becomes_a_handful_of_incidents(
+    stormed: tuple[list[dict], list[KafkaRecord]],
+) -> None:
+    alerts, records = stormed
+    events = [orjson.loads(r.value) for r in records]
+    assert len(alerts) >= 150
+    opened = [e for e in events if e["action"] == "open"]
+    assert 1 <= len(opened) <= 5, [e["incident"]["title"] for e in opened]
+    # every alert is accounted for once, in the incident it joined
+    assert len(events) == len(alerts)
+    assert {e["details"]["id"] for e in events} == {a["id"] for a in alerts}
+    final: dict[str, dict[str, Any]] = {}
+    for event in events:
+        final[event["incident_id"]] = event["incident"]
+    pm25 = [i for i in final.values() if i["kind"] == "pm25"]
+    (incident,) = pm25
+    assert sum(i["alert_count"] for i in final.values()) == len(alerts)
+    assert incident["alert_count"] >= len([a for a in alerts if a["kind"] == "pm25"])
+    assert incident["severity"] == "critical" and incident["state"] == "open"
+    assert incident["district"] == "industrial-east"
+    assert incident["departments"] == ["environment-bureau"]
+
+
+def test_incident_records_are_keyed_by_incident_and_numbered_in_order(
+    stormed: tuple[list[dict], list[KafkaRecord]],
+) -> None:
+    _alerts, records = stormed
+    sequences: dict[str, list[int]] = {}
+    for record in records:
+        event = orjson.loads(record.value)
+        assert record.key == event["incident_id"].encode()
+        assert event["id"] == f"{event['incident_id']}:{event['sequence']:06d}"
+        assert event["incident"]["sequence"] == event["sequence"]
+        sequences.setdefault(event["incident_id"], []).append(event["sequence"])
+    for numbers in sequences.values():
+        assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_a_rerun_of_the_same_readings_yields_the_same_incident_and_event_ids(
+    base_settings: Settings, stormed: tuple[list[dict], list[KafkaRecord]],
+) -> None:
+    _alerts, first = stormed
+    _again, second = run(base_settings, storm())
+    ids = [orjson.loads(r.value)["id"] for r in first]
+    assert Counter(ids) == Counter(orjson.loads(r.value)["id"] for r in second)
+    assert len(set(ids)) == len(ids)
+
+
+def test_storms_in_two_districts_are_separate_incidents(base_settings: Settings) -> None:
+    items = storm("industrial-east", seconds=300) + storm("harbour", seconds=300)
+    alerts, records = run(base_settings, sorted(items, key=lambda r: orjson.loads(r.value)["ts"]))
+    district_of = {a["id"]: a["district"] for a in alerts}
+    events = [orjson.loads(r.value) for r in records]
+    by_district = Counter(e["incident"]["district"] for e in events if e["action"] == "open")
+    assert {"industrial-east", "harbour"} <= set(by_district)   # (and the city's own, "city")
+    for event in events:
+        assert district_of[event["details"]["id"]] == event["incident"]["district"]
