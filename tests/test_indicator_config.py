@@ -87,5 +87,11 @@ def test_a_city_without_a_source_kind_simply_has_no_such_indicator() -> None:
     del data["indicators"]["crowd"]
     data["indicators"]["rules"] = [r for r in data["indicators"]["rules"]
                                    if r["indicator"] != "crowd"]
+    for rule in data["incidents"]["routing"]["rules"]:  # nor route what it cannot measure
+        if "kinds" in rule:
+            rule["kinds"] = [k for k in rule["kinds"] if k not in ("crowd_density", "crowd")]
+    data["incidents"]["routing"]["rules"] = [
+        r for r in data["incidents"]["routing"]["rules"] if r.get("kinds", True)
+    ]
     settings = load_mapping(data, source="config.yaml", env={})
     assert settings.indicators.crowd.kind == "crowd_density"  # the default, not configured
