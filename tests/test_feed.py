@@ -208,9 +208,12 @@ class CuttableLink:
         self._relays.discard(task)
 
 
-async def aread_until_heartbeat(ws: AsyncConnection, seq: int) -> list[dict]:
-    """Every data message up to a heartbeat proving all messages through ``seq`` were sent."""
-    received = []
+async def aread_until_heartbeat(
+    ws: AsyncConnection, seq: int, received: list[dict] | None = None
+) -> list[dict]:
+    """Every data message up to a heartbeat proving all messages through ``seq`` were sent
+    (appended to ``received`` as they come, when given)."""
+    received = [] if received is None else received
     async with asyncio.timeout(30):
         while True:
             message = orjson.loads(await ws.recv())
@@ -437,8 +440,12 @@ def test_slow_client_is_told_to_resync_and_never_slows_the_others(settings: Sett
                 feed.url, options={"sock": stalled_socket(feed.port), "max_queue": 1}
             )
             fast = await asubscribe(feed.url)
-            reading = asyncio.create_task(aread_until_heartbeat(fast, count))
-            for start in range(0, count, 100):  # at a pace a healthy client keeps up with
+            got: list[dict] = []
+            reading = asyncio.create_task(aread_until_heartbeat(fast, count, got))
+            for start in range(0, count, 100):  # at the pace of a healthy client, however
+                async with asyncio.timeout(30):  # busy the machine: it is never far behind
+                    while len(got) < start - 100:
+                        await asyncio.sleep(0.01)
                 await asyncio.to_thread(produce, settings, records[start : start + 100])
             seqs = [m["seq"] for m in await reading]
             last: dict = {}
