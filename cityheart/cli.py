@@ -37,6 +37,11 @@ ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The city's config.yaml.", envvar="CITYHEART_CONFIG")
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")]
+JsonLinesOption = Annotated[bool, typer.Option("--json", help="One JSON object a line.")]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
+]
 
 
 def _settings(config: Path, verbose: bool) -> Settings:
@@ -111,7 +116,7 @@ def simulate(
 
 @app.command()
 def watch(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    as_json: JsonLinesOption = False,
     district: Annotated[list[str] | None, typer.Option(help="Only these districts.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these sensor kinds.")] = None,
     channel: Annotated[
@@ -253,11 +258,8 @@ def history(
     state: Annotated[list[str] | None, typer.Option(help="Only incidents in these states.")] = None,
     incident: Annotated[str | None, typer.Option(help="Events of this incident id.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many alerts/incidents/events.")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
-    ] = None,
+    as_json: JsonLinesOption = False,
+    database_url: DatabaseUrlOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
@@ -333,11 +335,8 @@ def incidents(
         str, typer.Option(help="Open at some time since: a duration ago (24h) or ISO 8601.")
     ] = "24h",
     limit: Annotated[int, typer.Option(help="At most this many incidents.")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
-    ] = None,
+    as_json: JsonLinesOption = False,
+    database_url: DatabaseUrlOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
@@ -358,11 +357,8 @@ def kpi(
     period: Annotated[
         str | None, typer.Option(help="One row per department and period (1d); default: one.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
-    ] = None,
+    as_json: JsonLinesOption = False,
+    database_url: DatabaseUrlOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
