@@ -13,8 +13,8 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from cityheart.recorder import storage_options
 from connectors.storage import Storage
+from connectors.storage.options import StorageOptions
 from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
 from models.config import Settings
 
@@ -35,7 +35,8 @@ def history_query(settings: Settings) -> HistoryQuery:
     def query(district: str, name: str, source: str, since: float, until: float) -> dict:
         with lock:
             if not opened:
-                opened.append(Storage.open(storage_options(settings), migrate_schema=False))
+                options = StorageOptions.from_database(settings.database)
+                opened.append(Storage.open(options, migrate_schema=False))
             storage = opened[0]
         series = storage.history.series(district, name, source=source, since=since, until=until)
         return {"district": district, "name": name, "source": source,

@@ -151,9 +151,7 @@ def open_history_storage(settings: Settings, url: str | None) -> Iterator[Storag
     """The history database: ``url``, else config's ``database:`` (an embedded one that is not
     running is started for the block's duration); ConnectorError if it holds no history."""
     database = settings.database
-    options = StorageOptions(url=url) if url else StorageOptions.from_mapping(
-        database.storage_mapping()
-    )
+    options = StorageOptions(url=url) if url else StorageOptions.from_database(database)
     server = None
     try:
         storage = Storage.open(options, migrate_schema=False, name="cityheart-history")

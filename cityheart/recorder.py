@@ -16,14 +16,9 @@ from connectors.storage.options import StorageOptions
 from flows.recorder import build_recorder_flow
 from models.config import Settings
 
-__all__ = ["run_recorder", "storage_options"]
+__all__ = ["run_recorder"]
 
 log = logging.getLogger(__name__)
-
-
-def storage_options(settings: Settings) -> StorageOptions:
-    """The storage layer's options from the ``database:`` section."""
-    return StorageOptions.from_mapping(settings.database.storage_mapping())
 
 
 def run_recorder(settings: Settings) -> None:
@@ -34,7 +29,7 @@ def run_recorder(settings: Settings) -> None:
         [topics.readings, topics.vitals, topics.alerts, topics.incidents],
         settings.kafka.partitions,
     )
-    options = storage_options(settings)
+    options = StorageOptions.from_database(settings.database)
     with Storage.open(options) as storage:
         log.info(
             "recorder: %s, %s, %s, %s -> %s", topics.readings, topics.vitals, topics.alerts,

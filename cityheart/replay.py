@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 
 from cityheart.flow import run_dataflow
-from cityheart.recorder import storage_options
 from connectors.storage import Storage
+from connectors.storage.options import StorageOptions
 from flows.replay import build_replay_flow
 from models.config import Settings
 from models.errors import ConfigError
@@ -43,7 +43,7 @@ def run_replay(
     if start >= end:
         reason = f"--from {iso(start)} must be before --to {iso(end)}"
         raise ConfigError("cityheart replay", "--from/--to", reason)
-    options = storage_options(settings)
+    options = StorageOptions.from_database(settings.database)
     with Storage.open(options) as storage:
         log.info("replay: readings from %s to %s", iso(start), iso(end))
         run_dataflow(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from models.database_config import DatabaseSettings
 from models.history import parse_duration
 
 __all__ = ["Retention", "StorageOptions", "masked_url"]
@@ -110,6 +111,11 @@ class StorageOptions:
             after = data["compress_after"]
             values["compress_after_s"] = None if after is None else parse_duration(after)
         return cls(**values)
+
+    @classmethod
+    def from_database(cls, database: DatabaseSettings) -> StorageOptions:
+        """Options from config.yaml's ``database:`` section."""
+        return cls.from_mapping(database.storage_mapping())
 
     @property
     def masked_url(self) -> str:
