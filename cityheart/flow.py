@@ -45,7 +45,7 @@ def run_flow(settings: Settings) -> None:
     topics = kafka.topics
     create_topics(
         kafka.bootstrap,
-        [topics.readings, topics.dead_letter, topics.vitals, topics.alerts, topics.incidents],
+        settings.kafka_topic_names(),
         kafka.partitions,
     )
     flow = build_kafka_flow(settings)

@@ -144,10 +144,9 @@ def city_stack(
     try:
         env = _start_servers(settings, servers, log_dir, components)
         supervisor.env.update(env)
-        topics = settings.kafka.topics
         create_topics(
             env["CITYHEART_KAFKA_BOOTSTRAP"],
-            [topics.readings, topics.dead_letter, topics.vitals, topics.alerts, topics.incidents],
+            settings.kafka_topic_names(),
             settings.kafka.partitions,
         )
         if "feed" in components:

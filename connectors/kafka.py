@@ -239,6 +239,8 @@ class KafkaRecord:
     key: bytes | None
     value: bytes
     headers: Sequence[tuple[str, bytes]] = ()
+    topic: str | None = None
+    """Where a :class:`KafkaRecordSink` writes it; None: the sink's own topic."""
 
 
 def kafka_source(
@@ -310,7 +312,7 @@ class _RecordSinkPartition(StatelessSinkPartition[KafkaRecord]):
         topic = self._topic
         for record in items:
             headers = list(record.headers) if record.headers else None
-            produce(topic, record.value, key=record.key, headers=headers)
+            produce(record.topic or topic, record.value, key=record.key, headers=headers)
         # confirmed before returning: Bytewax never gets ahead of what Kafka stored
         self._producer.flush(self._flush_timeout)
 
@@ -319,7 +321,8 @@ class _RecordSinkPartition(StatelessSinkPartition[KafkaRecord]):
 
 
 class KafkaRecordSink(DynamicSink[KafkaRecord]):
-    """A Bytewax sink producing :class:`KafkaRecord` items to ``topic``, every batch confirmed.
+    """A Bytewax sink producing :class:`KafkaRecord` items to ``topic`` (or the record's own
+    ``topic``), every batch confirmed.
 
     Each worker gets its own :class:`ReliableProducer`. ``write_batch`` returns only once the
     broker confirmed the whole batch; a failed delivery (or none within ``flush_timeout`` s)

@@ -8,6 +8,7 @@ every other layer takes the parts it needs as constructor arguments. Unknown key
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -169,6 +170,19 @@ class KafkaTopics(_Frozen):
     vitals: str = "vitals"
     alerts: str = "alerts"
     incidents: str = "incidents"
+    commands: str = "incident-commands"
+    command_results: str = "incident-command-results"
+    dispatch_prefix: str = "dispatch."
+
+    def dispatch(self, department: str) -> str:
+        """The dispatch queue topic of ``department`` (its incident events, key = incident id)."""
+        return f"{self.dispatch_prefix}{department}"
+
+    def every(self, departments: Iterable[str] = ()) -> list[str]:
+        """Every topic cityheart uses: the fixed ones, then one dispatch queue per department."""
+        fixed = [self.readings, self.dead_letter, self.vitals, self.alerts, self.incidents,
+                 self.commands, self.command_results]
+        return fixed + [self.dispatch(d) for d in departments]
 
 
 class KafkaSettings(_Frozen):
@@ -310,3 +324,7 @@ class Settings(_Frozen):
     def district_ids(self) -> list[str]:
         """The district ids in config order."""
         return [d.id for d in self.districts]
+
+    def kafka_topic_names(self) -> list[str]:
+        """Every Kafka topic this city uses, including each department's dispatch queue."""
+        return self.kafka.topics.every(d.id for d in self.incidents.departments)

@@ -80,8 +80,12 @@ def settings(base_settings: Settings, mqtt_broker: SimpleNamespace,
         vitals=f"{tag}.vitals",
         alerts=f"{tag}.alerts",
         incidents=f"{tag}.incidents",
+        commands=f"{tag}.commands",
+        command_results=f"{tag}.command-results",
+        dispatch_prefix=f"{tag}.dispatch.",
     )
-    create_topics(kafka_broker.bootstrap, topics.model_dump().values(), partitions=1)
+    departments = [d.id for d in base_settings.incidents.departments]
+    create_topics(kafka_broker.bootstrap, topics.every(departments), partitions=1)
     return base_settings.model_copy(
         update={
             "mqtt": base_settings.mqtt.model_copy(
