@@ -1,24 +1,35 @@
-"""``cityheart dashboard``: the command-centre web application, served over HTTP.
+"""``cityheart dashboard``: the command-centre web application and the dispatch API, over HTTP.
 
     run_dashboard(settings, host="127.0.0.1", port=8766)   # until SIGINT/SIGTERM
     web_root()                                              # the static files it serves
 
 The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no build step) and
-talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``.
+talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
+``/api/history`` (charts) and the dispatch API (:mod:`cityheart.dispatch_api`: incidents,
+actions, KPIs), all reading the ``database:`` of config.yaml, connected on first use (so the
+page works while the database is still starting or away).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from cityheart.dispatch_api import DispatchService
+from cityheart.token import feed_auth
+from connectors.command_bus import CommandBus
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
 from models.config import Settings
+from models.errors import ConnectorError
 
-__all__ = ["history_query", "run_dashboard", "web_root"]
+__all__ = ["history_query", "lazy_storage", "run_dashboard", "web_root"]
+
+log = logging.getLogger(__name__)
 
 
 def web_root() -> Path:
@@ -26,19 +37,30 @@ def web_root() -> Path:
     return Path(str(resources.files("cityheart").joinpath("web")))
 
 
-def history_query(settings: Settings) -> HistoryQuery:
-    """``/api/history``'s query on the ``database:`` of ``settings``, connecting on first use
-    (so the page works while the database is still starting or away)."""
+def lazy_storage(settings: Settings) -> Callable[[], Storage]:
+    """The ``database:`` of ``settings``, opened on the first call and shared after."""
     lock = threading.Lock()
     opened: list[Storage] = []
 
-    def query(district: str, name: str, source: str, since: float, until: float) -> dict:
+    def storage() -> Storage:
         with lock:
             if not opened:
                 options = StorageOptions.from_database(settings.database)
                 opened.append(Storage.open(options, migrate_schema=False))
-            storage = opened[0]
-        series = storage.history.series(district, name, source=source, since=since, until=until)
+            return opened[0]
+
+    return storage
+
+
+def history_query(
+    settings: Settings, storage: Callable[[], Storage] | None = None
+) -> HistoryQuery:
+    """``/api/history``'s query on the ``database:`` of ``settings``."""
+    storage = storage or lazy_storage(settings)
+
+    def query(district: str, name: str, source: str, since: float, until: float) -> dict:
+        series = storage().history.series(district, name, source=source, since=since,
+                                          until=until)
         return {"district": district, "name": name, "source": source,
                 "resolution": series.resolution, "points": series.records()}
 
@@ -47,9 +69,25 @@ def history_query(settings: Settings) -> HistoryQuery:
 
 def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766) -> None:
     """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up."""
-    serve_dashboard(
-        settings,
-        DashboardSettings(host=host, port=port),
-        static_dir=web_root(),
-        history=history_query(settings),
-    )
+    storage = lazy_storage(settings)
+    authenticate, _view = feed_auth(settings)
+    topics = settings.kafka.topics
+    bus: CommandBus | None = CommandBus(settings.kafka.bootstrap, topics.commands,
+                                        topics.command_results)
+    try:
+        bus.start()  # type: ignore[union-attr]
+    except ConnectorError as exc:
+        log.warning("dashboard: no incident actions (Kafka unreachable): %s", exc)
+        bus = None
+    try:
+        serve_dashboard(
+            settings,
+            DashboardSettings(host=host, port=port),
+            static_dir=web_root(),
+            history=history_query(settings, storage),
+            api=DispatchService(settings, storage=storage, bus=bus),
+            authenticate=authenticate,
+        )
+    finally:
+        if bus is not None:
+            bus.close()

@@ -40,12 +40,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from connectors.http_api import ApiRequest, IncidentApi, answer
 from models.config import Settings
 from models.errors import CityheartError, ConfigError, ConnectorError
 from models.history import parse_time
 from models.indicator_config import INDICATORS
 from models.indicators import crowd, noise, power, traffic, water
 from models.indicators.score import SCORE_LEVELS
+from models.tokens import Claims
 from models.vitals.compute import HEALTH_LEVELS
 
 __all__ = ["DashboardSettings", "HistoryQuery", "WebServer", "config_document", "serve_dashboard"]
@@ -147,6 +149,8 @@ class WebServer:
     With ``history`` it also answers ``GET /api/history?district=D&name=N[&source=readings|
     indicators][&since=1h][&until=now]``: a district's series of a kind or an indicator at a
     resolution chosen from the range (raw, 1 min, 1 h, 1 day), for charts of the last hours.
+    With ``api`` it answers the dispatch API under ``/api/`` (:mod:`connectors.http_api`),
+    checking tokens with ``authenticate``.
     """
 
     def __init__(
@@ -156,11 +160,15 @@ class WebServer:
         *,
         static_dir: Path,
         history: HistoryQuery | None = None,
+        api: IncidentApi | None = None,
+        authenticate: Callable[[str], Claims] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.dashboard = dashboard
         self.history = history
+        self.api = api
+        self.authenticate = authenticate
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -238,6 +246,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._answer(body=False)
 
+    def do_POST(self) -> None:  # noqa: N802
+        path = urlsplit(self.path).path
+        if not path.startswith("/api/"):
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"GET only here\n", True)
+            return
+        self._api(body=True)
+
+    def _api(self, *, body: bool) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(min(length, 1 << 20)) if length > 0 else b""
+        request = ApiRequest(self.command, url.path, url.query,
+                             self.headers.get("Authorization"), data)
+        status, document = answer(request, self.app.api, authenticate=self.app.authenticate,
+                                  auth_required=self.app.settings.auth.required)
+        self._send(status, "application/json", orjson.dumps(document), body)
+
     def _answer(self, *, body: bool) -> None:
         path = urlsplit(self.path).path
         if path == "/config.json":
@@ -248,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/api/history":
             self._history(body)
+            return
+        if path.startswith("/api/"):
+            self._api(body=body)
             return
         file = self.app.resolve(path)
         if file is None:
@@ -312,6 +340,8 @@ def serve_dashboard(
     *,
     static_dir: Path,
     history: HistoryQuery | None = None,
+    api: IncidentApi | None = None,
+    authenticate: Callable[[str], Claims] | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -321,7 +351,8 @@ def serve_dashboard(
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with WebServer(settings, dashboard, static_dir=static_dir, history=history) as web:
+        with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
+                       authenticate=authenticate) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

@@ -44,10 +44,13 @@ source is given)
     indicator rules on them.
 ``merge_outputs`` → ``split_vitals_alerts`` → ``vital_records`` → ``write_vitals`` (window and
 indicator records), ``alert_records`` → ``write_alerts``
-``decode_alerts`` → ``key_alerts_by_district`` → ``group_incidents`` → ``incident_records`` →
+``decode_alerts`` → ``tag_alerts``, ``read_commands`` → ``decode_commands`` →
+``merge_commands`` → ``key_by_incident_district`` → ``incidents`` → ``incident_records`` →
 ``write_incidents``
-    alerts grouped into incidents per district; their events go to the ``incidents`` topic
-    (:mod:`flows.incidents`).
+    alerts grouped into incidents per district, people's actions (commands from the dispatch
+    API) applied and answered, overdue incidents escalated: the flow is the one writer of
+    every incident's events, which go to the ``incidents`` topic and each routed department's
+    dispatch queue; command answers to ``command_results`` (:mod:`flows.incidents`).
 """
 
 from __future__ import annotations
@@ -93,17 +96,20 @@ def build_flow(
     incidents_sink: Sink,
     dead_letter_sink: Sink,
     dead_letter_source: Source | None = None,
+    commands_source: Source | None = None,
     clock: Clock | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
 
     ``source`` yields messages with ``key``, ``value`` (bytes) and ``headers`` attributes (a
     Kafka source, or :class:`~connectors.kafka.KafkaRecord` items in tests); the sinks take
-    KafkaRecords (``incidents_sink`` the incident events, key = incident id).
+    KafkaRecords (``incidents_sink`` the incident events, key = incident id, and records naming
+    their own topic: dispatch queues and command results).
     ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
-    the bridge's out-of-range ones count against their devices' health. ``clock`` (epoch
-    seconds, default :func:`time.time`) is "now" for the parser's future check, the
-    watermarks' advance and ``emitted_at``.
+    the bridge's out-of-range ones count against their devices' health.
+    ``commands_source`` (optional) yields the ``commands`` topic's messages: people's actions
+    on incidents. ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the
+    parser's future check, the watermarks' advance, ``emitted_at`` and escalation.
     """
     clock = clock or time.time
     parser = ReadingParser(
@@ -148,7 +154,11 @@ def build_flow(
     op.output("write_vitals", op.map("vital_records", channels.trues, _record_of), vitals_sink)
     alerts = op.map("alert_records", channels.falses, _record_of)
     op.output("write_alerts", alerts, alerts_sink)
-    op.output("write_incidents", incident_steps(settings.incidents, alerts), incidents_sink)
+    commands = (op.input("read_commands", flow, commands_source)
+                if commands_source is not None else None)
+    incidents = incident_steps(settings.incidents, settings.kafka.topics, alerts, commands,
+                               clock=clock)
+    op.output("write_incidents", incidents, incidents_sink)
     return flow
 
 
@@ -164,6 +174,7 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
         incidents_sink=KafkaRecordSink(kafka.bootstrap, topics.incidents),
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
         dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
+        commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         clock=clock,
     )
 

@@ -1,91 +1,189 @@
-"""The city flow's incident steps: alerts grouped into incidents, per district.
+"""The city flow's incident steps: the one writer of every incident's events, per district.
 
-    records = incident_steps(settings.incidents, alert_records)   # KafkaRecords for ``incidents``
+    records = incident_steps(settings, alert_records, command_messages, clock=clock)
     op.output("write_incidents", records, incidents_sink)
 
 Steps (ids are stable):
 
-``decode_alerts``
-    each ``alerts`` KafkaRecord's JSON value.
-``key_alerts_by_district``
-    keyed by the alert's ``district``.
-``group_incidents``
-    per district, one :class:`~alerts.incidents.GroupingState` that
-    :class:`~alerts.incidents.IncidentGrouper` shows every alert: an alert opens an incident
-    or joins one (its count and peak severity grow); duplicates and suppressed alerts make
-    nothing. An alert that cannot become an incident is logged and skipped. Incidents whose
-    last alert is more than :data:`QUIET_S` (event time) before the district's newest alert
-    are dropped from the state, so it stays small.
-``incident_records``
-    the incident events as ``incidents`` topic records: key = incident id, value = JSON of
-    :meth:`~alerts.lifecycle.IncidentEvent.to_record` plus ``"incident"``, the incident record
-    after the event (:meth:`~alerts.lifecycle.Incident.to_record`), which the recorder stores.
+``decode_alerts`` → ``tag_alerts``
+    each ``alerts`` KafkaRecord's JSON value, tagged as an alert.
+``decode_commands`` (when a commands source is given)
+    each ``commands`` message: a :class:`~alerts.commands.Command` from the dispatch API. One
+    that cannot be read is logged and answered nowhere (it has no trustworthy id).
+``merge_commands`` → ``key_by_incident_district``
+    alerts and commands, keyed by district.
+``incidents``
+    per district, one :class:`IncidentLogic` holding a :class:`~alerts.incidents.GroupingState`:
 
-Escalation (:meth:`~alerts.incidents.IncidentGrouper.escalate` on a timer) is not run here
-yet: acknowledgements are made outside the flow, so the flow cannot know what is overdue.
+    - an alert opens an incident or joins one (:class:`~alerts.incidents.IncidentGrouper`);
+      duplicates and suppressed alerts make nothing; an alert that cannot become an incident
+      is logged and skipped;
+    - a command is executed against the incident as this step knows it
+      (:func:`~alerts.commands.execute`: permission, then transition); its answer goes to the
+      ``command_results`` topic, its event (if any) like every other event;
+    - escalation: every :data:`ESCALATION_CHECK_S` (and before each item) incidents whose
+      acknowledgement is overdue on the clock escalate (:meth:`IncidentGrouper.escalate`).
+
+    Incidents whose last alert is more than :data:`QUIET_S` (event time) before the district's
+    newest alert, and no longer active, leave the state, so it stays small.
+
+Every event becomes records for the ``incidents`` topic and for the dispatch queue topic of
+each department it is routed to (key = incident id, value = the event record plus
+``"incident"``, the incident after it: what the recorder stores and departments consume). The
+records name their topic (:attr:`~connectors.kafka.KafkaRecord.topic`; None = ``incidents``).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Stream
+from bytewax.operators import StatefulLogic
 
+from alerts.commands import Command, InvalidCommand, execute
 from alerts.incidents import GroupingState, IncidentGrouper, InvalidAlert
-from alerts.lifecycle import Incident, IncidentEvent
+from alerts.lifecycle import Incident, IncidentEvent, apply
 from connectors.kafka import KafkaRecord
+from models.config import KafkaTopics
 from models.incident_config import IncidentSettings
 
-__all__ = ["QUIET_S", "GroupIncidents", "incident_record", "incident_steps"]
+__all__ = [
+    "ESCALATION_CHECK_S",
+    "QUIET_S",
+    "IncidentLogic",
+    "IncidentOutputs",
+    "incident_steps",
+]
 
 log = logging.getLogger(__name__)
 
 QUIET_S = 86400.0
-"""Incidents quiet this long (event time) leave the flow's grouping state."""
+"""Incidents quiet this long (event time) and no longer active leave the flow's state."""
+
+ESCALATION_CHECK_S = 1.0
+"""How often (wall seconds) a district with an escalation pending looks at its clock."""
+
+Clock = Callable[[], float]
+Item = tuple[str, Any]  # ("alert", record dict) or ("command", Command)
 
 
-def incident_record(event: IncidentEvent, incident: Incident) -> KafkaRecord:
-    """The ``incidents`` topic record of ``event``, carrying ``incident`` (after the event)."""
-    value = {**event.to_record(), "incident": incident.to_record()}
-    return KafkaRecord(event.incident_id.encode(), orjson.dumps(value))
+class IncidentOutputs:
+    """How events and command answers become KafkaRecords, and on which topics."""
+
+    def __init__(self, topics: KafkaTopics) -> None:
+        self.topics = topics
+
+    def event_records(self, event: IncidentEvent, incident: Incident) -> list[KafkaRecord]:
+        """The ``incidents`` record of ``event``, then one per department's dispatch queue."""
+        key = event.incident_id.encode()
+        value = orjson.dumps({**event.to_record(), "incident": incident.to_record()})
+        records = [KafkaRecord(key, value)]
+        records += [KafkaRecord(key, value, topic=self.topics.dispatch(department))
+                    for department in incident.departments]
+        return records
+
+    def result_record(self, result: Any) -> KafkaRecord:
+        """The ``command_results`` record of a CommandResult, keyed by command id."""
+        return KafkaRecord(result.command_id.encode(), orjson.dumps(result.to_record()),
+                           topic=self.topics.command_results)
 
 
-class GroupIncidents:
-    """The ``group_incidents`` mapper: (state, alert record) -> (state, incident records)."""
+class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
+    """``incidents`` for one district (see module doc)."""
 
-    def __init__(self, settings: IncidentSettings) -> None:
-        self.grouper = IncidentGrouper(settings)
+    def __init__(
+        self, grouper: IncidentGrouper, outputs: IncidentOutputs, clock: Clock,
+        resume: GroupingState | None,
+    ) -> None:
+        self._grouper = grouper
+        self._outputs = outputs
+        self._clock = clock
+        self._state = resume if resume is not None else grouper.new_state()
 
-    def __call__(
-        self, state: GroupingState | None, alert: dict[str, Any]
-    ) -> tuple[GroupingState, list[KafkaRecord]]:
-        state = state if state is not None else self.grouper.new_state()
+    def on_item(self, value: Item) -> tuple[list[KafkaRecord], bool]:
+        out = self._escalate()
+        tag, item = value
+        if tag == "command":
+            out += self._command(item)
+        else:
+            out += self._alert(item)
+        return out, StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[KafkaRecord], bool]:
+        return self._escalate(), StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        """Soon, while an escalation is pending: the clock may be injected, so poll it."""
+        due = self._grouper.next_due(self._state)
+        if due is None:
+            return None
+        wait = min(ESCALATION_CHECK_S, max(0.0, due - self._clock()))
+        return datetime.now(UTC) + timedelta(seconds=wait)
+
+    def snapshot(self) -> GroupingState:
+        return copy.deepcopy(self._state)
+
+    def _alert(self, alert: dict[str, Any]) -> list[KafkaRecord]:
         try:
-            grouped = self.grouper.add(state, alert)
+            grouped = self._grouper.add(self._state, alert)
         except InvalidAlert as exc:
-            log.warning("group_incidents: %s", exc)
-            return state, []
+            log.warning("incidents: %s", exc)
+            return []
         if grouped.incident is None or not grouped.events:
-            return state, []
-        _forget_quiet(state, newest=grouped.incident.last_alert_at)
-        return state, [incident_record(e, grouped.incident) for e in grouped.events]
+            return []
+        self._forget_quiet(newest=grouped.incident.last_alert_at)
+        return [r for e in grouped.events for r in self._outputs.event_records(e, grouped.incident)]
+
+    def _command(self, command: Command) -> list[KafkaRecord]:
+        known = self._state.incidents.get(command.incident_id)
+        result, after = execute(command, known)
+        out = [self._outputs.result_record(result)]
+        if result.ok and after is not None and result.event is not None:
+            self._state.incidents[after.id] = after
+            event = IncidentEvent.from_record(result.event)
+            out = self._outputs.event_records(event, after) + out
+        else:
+            log.info("incidents: command %s refused: %s", command.id, result.detail)
+        return out
+
+    def _escalate(self) -> list[KafkaRecord]:
+        incidents = dict(self._state.incidents)  # (frozen Incidents: a shallow copy is "before")
+        out: list[KafkaRecord] = []
+        for event in self._grouper.escalate(self._state, now=self._clock()):
+            incident = incidents[event.incident_id] = apply(incidents[event.incident_id], event)
+            out += self._outputs.event_records(event, incident)
+        return out
+
+    def _forget_quiet(self, *, newest: float) -> None:
+        incidents = self._state.incidents
+        quiet = [k for k, i in incidents.items()
+                 if not i.active and i.last_alert_at < newest - QUIET_S]
+        for key in quiet:
+            del incidents[key]
 
 
-def _forget_quiet(state: GroupingState, *, newest: float) -> None:
-    quiet = [k for k, i in state.incidents.items() if i.last_alert_at < newest - QUIET_S]
-    for key in quiet:
-        del state.incidents[key]
-
-
-def incident_steps(settings: IncidentSettings, alert_records: Stream[KafkaRecord]) -> Stream[Any]:
-    """The incidents topic records of a stream of ``alerts`` KafkaRecords (see module doc)."""
-    alerts = op.map("decode_alerts", alert_records, _decode)
-    keyed = op.key_on("key_alerts_by_district", alerts, _district)
-    grouped = op.stateful_map("group_incidents", keyed, GroupIncidents(settings))
-    return op.flat_map("incident_records", grouped, _records)
+def incident_steps(
+    settings: IncidentSettings, topics: KafkaTopics, alert_records: Stream[KafkaRecord],
+    command_messages: Stream[Any] | None = None, *, clock: Clock,
+) -> Stream[KafkaRecord]:
+    """The incident, dispatch and command-result records of alerts and commands."""
+    items = op.map("tag_alerts", op.map("decode_alerts", alert_records, _decode), _tag_alert)
+    if command_messages is not None:
+        commands = op.filter_map("decode_commands", command_messages, _command)
+        items = op.merge("merge_commands", items, commands)
+    keyed = op.key_on("key_by_incident_district", items, _district)
+    grouper = IncidentGrouper(settings)
+    outputs = IncidentOutputs(topics)
+    logic = op.stateful(
+        "incidents", keyed, lambda resume: IncidentLogic(grouper, outputs, clock, resume)
+    )
+    return op.map("incident_records", logic, _record)
 
 
 def _decode(record: KafkaRecord) -> dict[str, Any]:
@@ -93,9 +191,22 @@ def _decode(record: KafkaRecord) -> dict[str, Any]:
     return value
 
 
-def _district(alert: dict[str, Any]) -> str:
-    return str(alert.get("district"))
+def _tag_alert(alert: dict[str, Any]) -> Item:
+    return ("alert", alert)
 
 
-def _records(keyed: tuple[str, list[KafkaRecord]]) -> list[KafkaRecord]:
+def _command(message: Any) -> Item | None:
+    try:
+        return ("command", Command.from_record(orjson.loads(message.value)))
+    except (orjson.JSONDecodeError, InvalidCommand) as exc:
+        log.warning("incidents: unreadable command at key %r: %s", message.key, exc)
+        return None
+
+
+def _district(item: Item) -> str:
+    tag, value = item
+    return value.district if tag == "command" else str(value.get("district"))
+
+
+def _record(keyed: tuple[str, KafkaRecord]) -> KafkaRecord:
     return keyed[1]

@@ -205,6 +205,7 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
         "merge_rejections", "split_dead_letters", "write_dead_letters", "key_by_district",
         "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
         "merge_outputs", "split_vitals_alerts", "vital_records", "write_vitals", "alert_records",
-        "write_alerts", "decode_alerts", "key_alerts_by_district", "group_incidents",
-        "incident_records", "write_incidents",
+        "write_alerts", "read_commands", "decode_alerts", "tag_alerts", "decode_commands",
+        "merge_commands", "key_by_incident_district", "incidents", "incident_records",
+        "write_incidents",
     ]

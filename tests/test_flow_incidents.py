@@ -43,7 +43,8 @@ def run(settings: Settings, items: list[KafkaRecord]) -> tuple[list[dict], list[
         clock=lambda: NOW,
     )
     run_main(flow)
-    return [orjson.loads(r.value) for r in alerts], incidents
+    # (the incidents sink also gets each event's copies for the departments' dispatch queues)
+    return [orjson.loads(r.value) for r in alerts], [r for r in incidents if r.topic is None]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def test_an_alert_storm_in_one_district_becomes_a_handful_of_incidents(
     stormed: tuple[list[dict], list[KafkaRecord]],
 ) -> None:
     alerts, records = stormed
-    events = [orjson.loads(r.value) for r in records]
+    everything = [orjson.loads(r.value) for r in records]
+    events = [e for e in everything if e["action"] in ("open", "alert")]
     assert len(alerts) >= 150
     opened = [e for e in events if e["action"] == "open"]
     assert 1 <= len(opened) <= 5, [e["incident"]["title"] for e in opened]
@@ -69,9 +71,17 @@ def test_an_alert_storm_in_one_district_becomes_a_handful_of_incidents(
     (incident,) = pm25
     assert sum(i["alert_count"] for i in final.values()) == len(alerts)
     assert incident["alert_count"] >= len([a for a in alerts if a["kind"] == "pm25"])
-    assert incident["severity"] == "critical" and incident["state"] == "open"
+    assert incident["state"] == "open"
+    assert "critical" in {a["severity"] for a in alerts if a["kind"] == "pm25"}
+    # the flow's clock is two hours past the storm and no one acknowledged: it escalated
+    escalations = [e for e in everything
+                   if e["action"] == "escalate" and e["incident_id"] == incident["id"]]
+    assert escalations and escalations[-1]["incident"]["severity"] == "emergency"
     assert incident["district"] == "industrial-east"
-    assert incident["departments"] == ["environment-bureau"]
+    (opening,) = [e for e in opened if e["incident_id"] == incident["id"]]
+    assert opening["departments"] == ["environment-bureau"]
+    # an emergency is also routed to emergency management (config.yaml's routing)
+    assert incident["departments"] == ["environment-bureau", "emergency-management"]
 
 
 def test_incident_records_are_keyed_by_incident_and_numbered_in_order(
@@ -107,4 +117,5 @@ def test_storms_in_two_districts_are_separate_incidents(base_settings: Settings)
     by_district = Counter(e["incident"]["district"] for e in events if e["action"] == "open")
     assert {"industrial-east", "harbour"} <= set(by_district)   # (and the city's own, "city")
     for event in events:
-        assert district_of[event["details"]["id"]] == event["incident"]["district"]
+        if event["action"] in ("open", "alert"):
+            assert district_of[event["details"]["id"]] == event["incident"]["district"]

@@ -11,12 +11,13 @@ import pytest
 from bytewax.testing import TestingSource, run_main
 from typer.testing import CliRunner
 
+from alerts.incidents import GroupingState, IncidentGrouper
 from alerts.lifecycle import act
 from cityheart.cli import app
 from connectors.kafka import KafkaRecord
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
-from flows.incidents import GroupIncidents, incident_record
+from flows.incidents import IncidentOutputs
 from flows.recorder import build_recorder_flow
 from models.config import Settings
 from models.timefmt import iso
@@ -35,23 +36,26 @@ def alert(n: int, ts: float, *, district: str = "riverside", kind: str = "water_
 
 def incident_records(settings: Settings, now: float) -> list[KafkaRecord]:
     """What the flow publishes for 20 alerts in riverside and 3 in harbour, plus an ack."""
-    group = GroupIncidents(settings.incidents)
+    grouper, outputs = IncidentGrouper(settings.incidents), IncidentOutputs(settings.kafka.topics)
     records: list[KafkaRecord] = []
-    state = None
+
+    def add(state: GroupingState, record: dict) -> None:
+        grouped = grouper.add(state, record)
+        for event in grouped.events:
+            records.extend(outputs.event_records(event, grouped.incident))
+
+    riverside, harbour = grouper.new_state(), grouper.new_state()
     for n in range(20):
         severity = "critical" if n == 10 else "warning"
-        state, out = group(state, alert(n, now - 3600 + n * 30, severity=severity))
-        records += out
-    harbour = None
+        add(riverside, alert(n, now - 3600 + n * 30, severity=severity))
     for n in range(3):
-        harbour, out = group(harbour, alert(n, now - 1800 + n * 30, district="harbour",
-                                            kind="pm25"))
-        records += out
-    assert state is not None
-    (incident,) = state.incidents.values()
+        add(harbour, alert(n, now - 1800 + n * 30, district="harbour", kind="pm25"))
+    (incident,) = riverside.incidents.values()
     acked, event = act(incident, "acknowledge", actor="water-lead", at=now - 3600 + 240)
-    records.append(incident_record(event, acked))
-    return records
+    records.extend(outputs.event_records(event, acked))
+    # the flow also writes each event to its departments' dispatch queues; the recorder
+    # reads the incidents topic only
+    return [r for r in records if r.topic is None]
 
 
 def record(settings: Settings, url: str, records: list[KafkaRecord]) -> None:

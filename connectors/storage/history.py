@@ -143,6 +143,12 @@ class History:
         )
         return self._records(query, [*params, limit])
 
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        """The stored row of one incident (its latest record in ``record``), or None."""
+        query = sql.SQL("SELECT * FROM incidents WHERE id = %s")
+        rows = self._records(query, [incident_id])
+        return rows[0] if rows else None
+
     def incident_events(
         self,
         *,
