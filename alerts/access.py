@@ -53,6 +53,7 @@ _VIEWER_INCIDENT = frozenset({
 })
 _VIEWER_EVENT = frozenset({
     "type", "seq", "time", "id", "incident_id", "sequence", "ts", "action", "departments",
+    "district", "kind",
 })
 _VIEWER_EVENT_DETAILS = frozenset({"outcome", "severity", "severity_from", "level"})
 _SECRET_KEYS = frozenset({

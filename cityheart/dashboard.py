@@ -72,13 +72,10 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
     storage = lazy_storage(settings)
     authenticate, _view = feed_auth(settings)
     topics = settings.kafka.topics
-    bus: CommandBus | None = CommandBus(settings.kafka.bootstrap, topics.commands,
-                                        topics.command_results)
-    try:
-        bus.start()  # type: ignore[union-attr]
-    except ConnectorError as exc:
-        log.warning("dashboard: no incident actions (Kafka unreachable): %s", exc)
-        bus = None
+    bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
+    # connect in the background: the page is served even while Kafka is away (actions then
+    # answer 503 and connect again on the next one)
+    threading.Thread(target=_connect, args=(bus,), name="command-bus", daemon=True).start()
     try:
         serve_dashboard(
             settings,
@@ -89,5 +86,11 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             authenticate=authenticate,
         )
     finally:
-        if bus is not None:
-            bus.close()
+        bus.close()
+
+
+def _connect(bus: CommandBus) -> None:
+    try:
+        bus.start()
+    except ConnectorError as exc:
+        log.warning("dashboard: incident actions wait for Kafka: %s", exc)

@@ -8,8 +8,10 @@ incident stay in order) and waits for the record with the same command id on the
     with CommandBus(bootstrap, topics.commands, topics.command_results) as bus:
         answer = bus.request(command_id, incident_id, record, timeout=10.0)  # a dict
 
-A background thread reads ``command_results`` from its end as it was when the bus started, so
-no answer to a command sent afterwards is missed; answers nobody waits for are dropped. A
+A background thread reads ``command_results`` from its end as it was when the bus started
+(:meth:`CommandBus.start`, or the first request), so no answer to a command sent afterwards is
+missed; answers nobody waits for are dropped (some brokers under-report a partition's end, so
+a few old answers may be read again: they match no waiting command). A
 request with no answer within ``timeout`` raises ConnectorError: the flow is down or behind;
 the command may still be applied later (it stays on the topic), and its event then reaches
 the feed and the stores as usual.
@@ -59,8 +61,11 @@ class CommandBus:
 
     def start(self) -> None:
         """Position on the results' end and start reading them; ConnectorError if unreachable."""
-        consumer = tail_consumer(self.bootstrap, [self.results_topic], start="end")
-        self._producer = ReliableProducer(self.bootstrap, linger_ms=0)
+        with self._send_lock:
+            if self._producer is not None:
+                return
+            consumer = tail_consumer(self.bootstrap, [self.results_topic], start="end")
+            self._producer = ReliableProducer(self.bootstrap, linger_ms=0)
         self._thread = threading.Thread(target=self._read, args=(consumer,),
                                         name="command-results", daemon=True)
         self._thread.start()
@@ -76,9 +81,8 @@ class CommandBus:
         self, command_id: str, incident_id: str, record: dict[str, Any], *, timeout: float,
     ) -> dict[str, Any]:
         """Send ``record`` and return the flow's answer to ``command_id`` (a result dict)."""
-        if self._producer is None:
-            msg = "the command bus is not started"
-            raise ConnectorError("kafka", self.bootstrap, msg)
+        self.start()
+        assert self._producer is not None
         done = threading.Event()
         answers: list[dict[str, Any]] = []
         with self._lock:

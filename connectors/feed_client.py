@@ -42,7 +42,7 @@ __all__ = ["FeedClient", "backoff", "is_retryable"]
 
 log = logging.getLogger(__name__)
 
-DATA_TYPES = ("vital", "indicator", "alert")
+DATA_TYPES = ("vital", "indicator", "alert", "incident_event", "incident")
 
 
 def is_retryable(exc: Exception) -> bool:

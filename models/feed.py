@@ -17,7 +17,9 @@ topic, "indicator" for the vitals topic's indicator records, marked ``"record": 
 received it). It is serialised once, here, and the same bytes go to every client. The
 ``vitals`` channel carries both vitals and indicators; an indicator's ``kind`` is its indicator
 name (``aqi``, ``noise``, ...) and its ``district`` may be ``"city"``, so the district and kind
-filters work on indicators too.
+filters work on indicators too. The ``incidents`` channel turns each record of the incidents
+topic (an event and the incident after it) into two messages: ``incident_event`` (the event,
+with its incident's ``district`` and ``kind``) then ``incident`` (the incident record).
 
 The client's subscribe op::
 
@@ -25,8 +27,8 @@ The client's subscribe op::
      "since": <seq or null>}
 
 Empty or absent lists mean all. ``since=null`` asks for a snapshot (the latest vital per district
-and kind, the latest indicator per district and indicator, plus the alerts still in the
-backlog); ``since=N`` resumes: every message after N, or a
+and kind, the latest indicator per district and indicator, the latest record of every incident
+not closed, plus the alerts still in the backlog); ``since=N`` resumes: every message after N, or a
 ``resync`` error when the backlog no longer reaches back to N.
 """
 
@@ -57,11 +59,15 @@ __all__ = [
     "subscribed_message",
 ]
 
-CHANNELS = ("vitals", "alerts")
+CHANNELS = ("vitals", "alerts", "incidents")
 """The feed's channels, named after the Kafka topics they carry."""
 
-_TYPE_OF_CHANNEL = {"vitals": "vital", "alerts": "alert"}
-_CHANNEL_OF_TYPE = {"vital": "vitals", "indicator": "vitals", "alert": "alerts"}
+INCIDENT_MEMORY = 2000
+"""How many incidents (the latest record of each, not closed) a feed keeps for snapshots."""
+
+_TYPE_OF_CHANNEL = {"vitals": "vital", "alerts": "alert", "incidents": "incident_event"}
+_CHANNEL_OF_TYPE = {"vital": "vitals", "indicator": "vitals", "alert": "alerts",
+                    "incident_event": "incidents", "incident": "incidents"}
 _SNAPSHOT_TYPES = ("vital", "indicator")
 _RESERVED = ("type", "seq", "time")
 _LIST_FIELDS = ("channels", "districts", "kinds")
@@ -223,7 +229,28 @@ class FeedLog:
         self.backlog = backlog
         self._recent: deque[FeedMessage] = deque(maxlen=backlog)
         self._latest: dict[tuple[str, str, str], FeedMessage] = {}
+        self._incidents: dict[str, FeedMessage] = {}
         self.last_seq = 0
+
+    def append_all(self, channel: str, value: bytes, time: str) -> list[FeedMessage]:
+        """The messages one record of ``channel`` makes (two for an incident record)."""
+        if channel != "incidents":
+            return [self.append(channel, value, time)]
+        event = _record(value, fields=())
+        incident = event.pop("incident", None)
+        if not isinstance(incident, dict):
+            msg = f"incident event {value[:80]!r} carries no incident record"
+            raise FeedError("invalid_record", msg)
+        where = {"district": incident.get("district"), "kind": incident.get("kind")}
+        first = self._add("incident_event", {**event, **where}, time)
+        second = self._add("incident", incident, time)
+        incident_id = str(incident.get("id"))
+        self._incidents.pop(incident_id, None)
+        if incident.get("state") != "closed":
+            self._incidents[incident_id] = second
+            while len(self._incidents) > INCIDENT_MEMORY:
+                del self._incidents[next(iter(self._incidents))]
+        return [first, second]
 
     def append(self, channel: str, value: bytes, time: str) -> FeedMessage:
         """Number and serialise one record of ``channel``; FeedError if it is not a record."""
@@ -234,6 +261,13 @@ class FeedLog:
         record = _record(value)
         if type_ == "vital" and record.get("record") == "indicator":
             type_ = "indicator"
+        return self._add(type_, record, time)
+
+    def _add(self, type_: str, record: dict[str, Any], time: str) -> FeedMessage:
+        for name in ("district", "kind"):
+            if not isinstance(record.get(name), str):
+                msg = f"{type_} record has no string field {name!r}"
+                raise FeedError("invalid_record", msg)
         seq = self.last_seq + 1
         body: dict[str, Any] = {"type": type_, "seq": seq, "time": time}
         for name, field in record.items():
@@ -261,8 +295,9 @@ class FeedLog:
         """
         if since is None:
             latest = (m for m in self._latest.values() if subscription.matches(m))
+            incidents = (m for m in self._incidents.values() if subscription.matches(m))
             alerts = (m for m in self._recent if m.type == "alert" and subscription.matches(m))
-            return sorted([*latest, *alerts], key=lambda m: m.seq)
+            return sorted([*latest, *incidents, *alerts], key=lambda m: m.seq)
         if since > self.last_seq:
             msg = (
                 f"since={since} is ahead of this feed's last seq {self.last_seq} (the feed "
@@ -279,7 +314,7 @@ class FeedLog:
         return [m for m in islice(self._recent, start, None) if subscription.matches(m)]
 
 
-def _record(value: bytes) -> dict[str, Any]:
+def _record(value: bytes, fields: tuple[str, ...] = ("district", "kind")) -> dict[str, Any]:
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -288,7 +323,7 @@ def _record(value: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         msg = f"record {value[:80]!r} is not a JSON object"
         raise FeedError("invalid_record", msg)
-    for name in ("district", "kind"):
+    for name in fields:
         if not isinstance(record.get(name), str):
             msg = f"record {value[:80]!r} has no string field {name!r}"
             raise FeedError("invalid_record", msg)

@@ -228,7 +228,7 @@ async def asubscribe(
 ) -> AsyncConnection:
     ws = await async_connect(url, **(options or {}))
     hello = orjson.loads(await ws.recv())
-    assert hello["type"] == "hello" and hello["channels"] == ["vitals", "alerts"]
+    assert hello["type"] == "hello" and hello["channels"] == ["vitals", "alerts", "incidents"]
     await ws.send(subscribe_op(since, **filters))
     subscribed = orjson.loads(await ws.recv())
     assert subscribed["type"] == "subscribed", subscribed
