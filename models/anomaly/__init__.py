@@ -19,6 +19,7 @@ learn; no look-ahead) and says what it expected::
 - :mod:`models.anomaly.density` - decaying mixture densities of values and (value, time of day)
 - :mod:`models.anomaly.calibration` - extreme-value calibration of evidence into nats
 - :mod:`models.anomaly.feedback` - false alarms that mute similar deviations, reversibly
+- :mod:`models.anomaly.alarms` - quiet spells and daily habits: which alerts are news
 
 ``python -m models.score_csv IN.csv OUT.csv`` runs the same detector over a CSV file.
 """

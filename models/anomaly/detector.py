@@ -40,10 +40,11 @@ Two more rules came from measuring on NAB (BENCHMARKS.md). A value that leaves t
 series has covered so far (a decaying min/max, judged only once a whole day has been seen) by
 more than ``range_margin`` of that range and more than one noise scale is a ``beyond_range``
 event of ``episode_nats x (1 + excursion in ranges)``: Numenta's HTM detector uses the same
-"spatial anomaly" idea. And an alert of at least half ``score_scale`` starts a quiet spell of
-``quiet_points`` points in which further alerts on the same side of the expected value count
-only if they beat it by 30 %: one excursion alerts once, an excursion the other way still
-alerts.
+"spatial anomaly" idea. Then two gates of :mod:`~models.anomaly.alarms` act on alerts of at
+least half ``score_scale``: a quiet spell of ``quiet_points`` points in which further alerts on
+the same side of the expected value count only if they beat it by 30 % (one excursion alerts
+once, an excursion the other way still alerts), and daily habits (an alert at the time of day
+at which two alerts fired on earlier days of the last week is a routine, not news).
 
 Warm-up is explicit: the score is 0 until ``warmup`` points have been seen (and each calibrator
 answers 0 until it has seen 30 values of its evidence), so a new series never alarms on its
@@ -63,6 +64,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from models.anomaly.alarms import DailyHabits, QuietSpell
 from models.anomaly.baselines import Envelope, Hedge, RepeatRuns, RobustLevel, SlotProfile
 from models.anomaly.calibration import TailCalibrator, score_from_surprisal
 from models.anomaly.density import PhaseDensity, ValueDensity
@@ -91,7 +93,6 @@ KINDS = (
 )
 STUCK = "stuck"      # the kind of a stuck-sensor event
 BEYOND = "beyond_range"  # the kind of a value beyond the range the series has covered
-_QUIET_ABOVE = 1.3   # within a quiet spell an alert must beat the last one by 30 % to count
 _RANGE_MEMORIES = 16
 _RANGE_NOISES = 1.0  # the range forgets an old excursion over this many ``memory`` spans
 _ACTIVE_AFTER = 10    # values before any evidence is computed (levels need a start)
@@ -201,6 +202,7 @@ class AnomalyDetector:
         "_density",
         "_feedback",
         "_first_ts",
+        "_habits",
         "_hedge",
         "_in_episode",
         "_level",
@@ -238,7 +240,8 @@ class AnomalyDetector:
         self._rare_smooth = 0.0
         self._previous = 0.0
         self._in_episode = False
-        self._quiet = (0, 0.0, True)   # quiet spell: points left, the alert's nats, its side
+        self._quiet = QuietSpell(params.quiet_points)
+        self._habits = DailyHabits()
         self._feedback = FeedbackMemory()
         self._recent: list[tuple[float, float, float]] = []
 
@@ -400,24 +403,6 @@ class AnomalyDetector:
             return 0.0
         return excursion / width
 
-    def _quieten(self, alerting: float, above: bool) -> float:
-        """Drop an alert that does not clearly beat the last one within its quiet spell.
-
-        An alert of at least half ``score_scale`` (a score of 1/3) starts a spell of
-        ``quiet_points`` points; inside it, an alert on the same side of the expected value
-        counts only above 1.3 x the one that started the spell (and then starts a new spell).
-        An excursion to the other side is a different event and is not held back.
-        """
-        left, last, side = self._quiet
-        if left > 0:
-            left -= 1
-            if above == side and alerting <= _QUIET_ABOVE * last:
-                alerting = 0.0
-        if alerting >= 0.5 * self.params.score_scale:
-            left, last, side = self.params.quiet_points, alerting, above
-        self._quiet = (left, last, side)
-        return alerting
-
     def _learn(self, ts: float, x: float, tiny: float) -> None:
         level = self._level
         level.learn(x)
@@ -447,7 +432,9 @@ class AnomalyDetector:
         ready = self._n >= params.warmup
         if not ready or alerting < _NEGLIGIBLE:
             alerting = 0.0
-        alerting = self._quieten(alerting, x >= expected)
+        start = 0.5 * params.score_scale
+        alerting = self._quiet.gate(alerting, x >= expected, start)
+        alerting = self._habits.gate(ts, alerting, x >= expected, start)
         muted = None
         if ready and alerting > 0.0 and self._feedback.alarms and scale > 0.0:
             alarm = self._feedback.muting(ts, (x - expected) / scale)

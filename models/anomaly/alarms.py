@@ -1,0 +1,83 @@
+"""What becomes of an alert once the evidence is in: quiet spells and daily habits.
+
+The detector turns evidence into an alerting surprise in nats (see :mod:`.detector`); before that
+becomes a score, two small picklable gates decide whether it is news::
+
+    quiet, habits = QuietSpell(points=100), DailyHabits()
+    nats = quiet.gate(nats, above, start=3.0)          # an episode alerts once
+    nats = habits.gate(ts, nats, above, start=3.0)     # so does a daily routine
+
+- :class:`QuietSpell` - an alert of at least ``start`` nats opens a spell of ``points`` points
+  in which alerts on the same side of the expected value count only when they beat it by
+  30 %: one excursion (and its echoes) alerts once, an excursion the other way still alerts.
+- :class:`DailyHabits` - an alert at the time of day (within half an hour) at which alerts on
+  the same side fired at least twice on earlier days of the last week, and no more than 30 %
+  above them, is a routine (a nightly batch job, a daily backup spike) and is dropped. The
+  first two occurrences still alert; a larger one at the same time still alerts.
+
+Both see only the past (time comes in as an argument) and keep a few tuples of state.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DailyHabits", "QuietSpell"]
+
+DAY = 86400.0
+_BEAT = 1.3           # a later alert must beat the one it is compared with by 30 % to count
+_HABIT_TOLERANCE = DAY / 48   # same time of day: within half an hour
+_HABIT_DAYS = 7.0     # alerts remembered for habits, at most ...
+_HABIT_CAPACITY = 16  # ... and at most this many
+_HABIT_REPEATS = 2    # earlier days with a matching alert that make a habit
+
+
+class QuietSpell:
+    """After an alert, same-side alerts must beat it by 30 % for ``points`` points."""
+
+    __slots__ = ("above", "last", "left", "points")
+
+    def __init__(self, points: int = 100) -> None:
+        self.points = points
+        self.left = 0          # points left in the spell
+        self.last = 0.0        # nats of the alert that opened it
+        self.above = True      # its side of the expected value
+
+    def gate(self, nats: float, above: bool, start: float) -> float:
+        """``nats``, or 0 for an echo in the open spell; alerts >= ``start`` open a spell."""
+        if self.left > 0:
+            self.left -= 1
+            if above == self.above and nats <= _BEAT * self.last:
+                nats = 0.0
+        if nats >= start:
+            self.left, self.last, self.above = self.points, nats, above
+        return nats
+
+
+class DailyHabits:
+    """Alerts of the last week by time of day; a third one at the same time is a routine."""
+
+    __slots__ = ("alerts",)
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[float, float, bool]] = []   # (ts, nats, above), oldest first
+
+    def gate(self, ts: float, nats: float, above: bool, start: float) -> float:
+        """``nats``, or 0 for a routine alert; alerts >= ``start`` are remembered."""
+        if nats < start:
+            return nats
+        matches = sum(
+            1 for then, size, side in self.alerts
+            if side == above and nats <= _BEAT * size and _same_time_of_day(ts - then)
+        )
+        alerts = self.alerts
+        alerts.append((ts, nats, above))
+        while alerts and (len(alerts) > _HABIT_CAPACITY or ts - alerts[0][0] > _HABIT_DAYS * DAY):
+            del alerts[0]
+        return 0.0 if matches >= _HABIT_REPEATS else nats
+
+
+def _same_time_of_day(age: float) -> bool:
+    """Whether an alert ``age`` seconds ago came on an earlier day at the same time of day."""
+    if age < 0.5 * DAY:
+        return False
+    gap = age % DAY
+    return min(gap, DAY - gap) <= _HABIT_TOLERANCE
