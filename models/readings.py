@@ -43,8 +43,10 @@ REASONS = (
     "out_of_range",
     "bad_timestamp",
     "future_timestamp",
+    "rate_limited",
 )
-"""Every reason code an InvalidReading may carry."""
+"""Every reason code an InvalidReading may carry (``rate_limited`` only from the bridge's
+per-device limit, never from the parser)."""
 
 
 @dataclass(frozen=True, slots=True)

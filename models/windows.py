@@ -6,7 +6,7 @@ into partial :class:`Window` aggregates, one per key and window (:func:`preaggre
 them into the key's :class:`KeyWindows`::
 
     parts = preaggregate(readings, 10.0)            # one Window per key and window
-    windows = KeyWindows(length=10.0, allowance=1.0)    # the state of one key
+    windows = KeyWindows(length=10.0, allowance=1.0, max_lead=0.0)  # the state of one key
     for part in parts_of_this_key:                      # oldest window first
         running = windows.merge(part, now)              # the running window, or None if late
     for closed in windows.close_due(now):               # windows the watermark has passed
@@ -17,7 +17,13 @@ them into the key's :class:`KeyWindows`::
 The watermark follows bytewax's ``EventClock``: the greatest event time seen for the key minus
 the allowance, advanced by the wall-clock time elapsed since that reading arrived (``now`` is
 always an argument; this module reads no clock). A window closes once the watermark reaches its
-end. A part for a window whose end the watermark has already reached is *late*: it is not
+end. With ``max_lead`` set, an event time more than ``max_lead`` seconds ahead of ``now`` moves
+the watermark only as far as ``now + max_lead - allowance``: a device whose clock runs ahead keeps
+its reading (in the window of its own time stamp) but cannot make every other device's readings
+late. The default (no limit) lets event time alone move the watermark, for a clock that stands
+still (tests) or lags the data.
+
+A part for a window whose end the watermark has already reached is *late*: it is not
 aggregated but counted, both in :attr:`KeyWindows.late_pending` (reported, then reset, by the
 next vital record of the key) and in :attr:`KeyWindows.late_total`.
 
@@ -259,15 +265,21 @@ class KeyWindows:
     Picklable (bytewax snapshots it); ``copy.deepcopy`` gives an independent snapshot.
     """
 
-    def __init__(self, length: float, allowance: float) -> None:
+    max_lead = math.inf  # for snapshots taken before there was a lead limit
+
+    def __init__(self, length: float, allowance: float, max_lead: float = math.inf) -> None:
         if not (length > 0 and math.isfinite(length)):
             msg = f"window length {length!r} s must be a positive number"
             raise ValueError(msg)
         if not (allowance >= 0 and math.isfinite(allowance)):
             msg = f"late allowance {allowance!r} s must be a number >= 0"
             raise ValueError(msg)
+        if not max_lead >= 0:
+            msg = f"watermark max_lead {max_lead!r} s must be a number >= 0"
+            raise ValueError(msg)
         self.length = length
         self.allowance = allowance
+        self.max_lead = max_lead
         self.open: dict[float, Window] = {}
         self.late_pending = 0
         self.late_total = 0
@@ -298,7 +310,10 @@ class KeyWindows:
             self.open[part.start] = window = part
         else:
             window.merge(part)
-        base = part.last_ts - self.allowance
+        last_ts = part.last_ts
+        if last_ts > self._now + self.max_lead:  # a clock running ahead: do not follow it
+            last_ts = self._now + self.max_lead
+        base = last_ts - self.allowance
         if base > watermark:
             self._base = base
             self._base_at = self._now

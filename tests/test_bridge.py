@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from connectors.bridge import Bridge
 from connectors.kafka import tail_consumer
-from models.config import Settings
+from models.config import RateLimitSettings, Settings
 from models.timefmt import iso
 from tests.support import consume_all, write_config
 
@@ -187,6 +187,9 @@ def wait_for_log(log: Path, text: str, timeout: float = 20.0) -> None:
 def test_bridge_crash_loses_no_reading_the_broker_accepted(
     settings: Settings, mqtt_broker, tmp_path: Path
 ) -> None:
+    # one device publishes 3,000 readings at once: no per-device limit here (test_bridge_limits)
+    unlimited = settings.mqtt.model_copy(update={"rate_limit": RateLimitSettings(enabled=False)})
+    settings = settings.model_copy(update={"mqtt": unlimited})
     config = write_config(settings, tmp_path / "config.yaml")
     log = tmp_path / "bridge.log"
     process = start_bridge_process(config, log)

@@ -164,7 +164,7 @@ def test_a_district_whose_devices_all_fall_silent_still_reports_with_the_wall_cl
 ) -> None:
     vitals = DistrictVitals(VitalsParams.from_settings(base_settings))
     state = vitals.new_state("harbour")
-    now = 1000.0
+    now = T + 12.0  # the wall clock, just after the readings (never behind them: max_clock_lead_s)
     for t in (T + 1, T + 11):
         for part in preaggregate([Reading(d, "harbour", "pm25", 20.0, "ug/m3", t)
                                   for d in ("a", "b")], 10.0):

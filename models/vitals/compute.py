@@ -124,6 +124,7 @@ class VitalsParams:
     rise_min_span_s: float
     decibel_kinds: frozenset[str]
     districts: Mapping[str, DistrictParams] = field(default_factory=dict)
+    max_lead: float = math.inf  # how far ahead of the clock event time may move a watermark
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VitalsParams:
@@ -137,6 +138,7 @@ class VitalsParams:
         return cls(
             length=settings.flow.window_s,
             allowance=settings.flow.late_allowance_s,
+            max_lead=settings.flow.max_clock_lead_s,
             timezone=ZoneInfo(settings.city.timezone),
             air=AirParams.from_settings(settings),
             sources=sources,

@@ -58,8 +58,8 @@ class KindState:
 
     __slots__ = ("coverage", "through", "trackers", "wake", "windows")
 
-    def __init__(self, length: float, allowance: float) -> None:
-        self.windows = KeyWindows(length, allowance)
+    def __init__(self, length: float, allowance: float, max_lead: float = math.inf) -> None:
+        self.windows = KeyWindows(length, allowance, max_lead)
         self.trackers: dict[str, WindowedTracker] = {}
         self.through = -math.inf
         self.coverage: Coverage | None = None
@@ -147,7 +147,8 @@ class DistrictVitals:
     def _kind(self, state: DistrictState, kind: str) -> KindState:
         found = state.kinds.get(kind)
         if found is None:
-            found = state.kinds[kind] = KindState(self.length, self.params.allowance)
+            params = self.params
+            found = state.kinds[kind] = KindState(self.length, params.allowance, params.max_lead)
         return found
 
     def merge(self, state: DistrictState, part: Window, now: float) -> Window | None:
