@@ -1,0 +1,272 @@
+"""``cityheart devices``: the device registry, device secrets, mosquitto's password file and ACL.
+
+    path = registry_path(settings, Path("config.yaml"))      # mqtt.device_auth.registry
+    password = add_device(settings, path, "pm25-old-town-001", district="old-town", kind="pm25")
+    revoke_device(settings, path, "pm25-old-town-001")
+    export_files(settings, load_registry(settings, path), passwd=Path("passwd"),
+                 acl=Path("acl"), bridge_password="...")
+
+The registry (YAML, default ``devices.yaml`` next to config.yaml) holds each device's id,
+district, kind and the ``$7$`` hash of its secret (:mod:`models.devices`); a secret is generated
+here, printed once by ``cityheart devices add`` and never stored. ``export`` renders the files
+mosquitto loads: every active device may write only ``<prefix>/<district>/<kind>/<id>``; the
+bridge's account (``mqtt.username``, else ``cityheart-bridge``, password from
+``CITYHEART_MQTT_PASSWORD``) reads ``<prefix>/#``; the gateway account
+(``mqtt.device_auth.gateway``, password from ``CITYHEART_MQTT_GATEWAY_PASSWORD``, left out when
+that is unset) writes ``<prefix>/#``. :func:`start_authenticated_broker` does the same for the
+embedded mosquitto of ``cityheart up``, with fresh service passwords each run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from connectors.servers import EmbeddedServer, start_mqtt_broker
+from models.config import Settings
+from models.devices import (
+    Device,
+    DeviceRegistry,
+    acl_file,
+    hash_password,
+    parse_registry,
+    password_file,
+    registry_mapping,
+)
+from models.errors import ConfigError
+from models.timefmt import iso
+
+__all__ = [
+    "BRIDGE_ACCOUNT",
+    "GATEWAY_PASSWORD_ENV",
+    "add_device",
+    "bridge_account",
+    "export_files",
+    "export_from_env",
+    "load_registry",
+    "new_secret",
+    "registry_path",
+    "revoke_device",
+    "rotate_device",
+    "save_registry",
+    "start_authenticated_broker",
+]
+
+log = logging.getLogger(__name__)
+
+BRIDGE_ACCOUNT = "cityheart-bridge"
+"""The bridge's MQTT user name when config.yaml sets no ``mqtt.username``."""
+
+GATEWAY_PASSWORD_ENV = "CITYHEART_MQTT_GATEWAY_PASSWORD"
+"""The environment variable holding the gateway account's password for ``export``."""
+
+_HEADER = (
+    "# cityheart device registry, kept by `cityheart devices` (add, revoke, rotate, export).\n"
+    "# Secrets are mosquitto $7$ hashes (PBKDF2-SHA512); a device's password is shown once.\n"
+)
+
+Clock = Callable[[], float]
+
+
+def registry_path(settings: Settings, config_path: Path) -> Path:
+    """The registry file: ``mqtt.device_auth.registry``, relative to config.yaml's directory."""
+    return config_path.resolve().parent / settings.mqtt.device_auth.registry
+
+
+def load_registry(settings: Settings, path: Path) -> DeviceRegistry:
+    """Read and validate the registry at ``path`` (missing: empty) against the city's config."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return DeviceRegistry()
+    except OSError as exc:
+        msg = f"cannot read the device registry: {exc.strerror}"
+        raise ConfigError(str(path), "", msg) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        msg = f"not valid YAML: {exc}"
+        raise ConfigError(path.name, "", msg) from exc
+    return parse_registry(
+        raw, source=path.name, district_ids=settings.district_ids(), kind_ids=settings.kinds
+    )
+
+
+def save_registry(path: Path, registry: DeviceRegistry) -> None:
+    """Write ``registry`` to ``path`` atomically, readable by its owner only."""
+    text = _HEADER + yaml.safe_dump(registry_mapping(registry), sort_keys=False)
+    _write_private(path, text)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(scratch, 0o600)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
+def new_secret() -> str:
+    """A fresh device or service password: 128 random bits, URL-safe text."""
+    return secrets.token_urlsafe(16)
+
+
+def _hashed(password: str) -> str:
+    return hash_password(password, salt=os.urandom(12))
+
+
+def add_device(
+    settings: Settings,
+    path: Path,
+    device_id: str,
+    *,
+    district: str,
+    kind: str,
+    clock: Clock = time.time,
+) -> str:
+    """Register a device in the file at ``path``; return its generated password (shown once).
+
+    ConfigError names the key when the id is malformed or taken, or the district or kind is
+    not in config.yaml.
+    """
+    registry = load_registry(settings, path)
+    password = new_secret()
+    try:
+        device = Device(id=device_id, district=district, kind=kind,
+                        password_hash=_hashed(password), added_at=iso(clock()))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        reason = f"{error['msg']} (got {error.get('input')!r})"
+        raise ConfigError(path.name, str(error["loc"][0]), reason) from exc
+    registry = registry.with_device(device, source=path.name)
+    for key, reason in registry.problems(settings.district_ids(), settings.kinds):
+        raise ConfigError(path.name, key, reason)
+    save_registry(path, registry)
+    log.info("registered device %s (%s, %s)", device_id, district, kind)
+    return password
+
+
+def rotate_device(
+    settings: Settings, path: Path, device_id: str, *, clock: Clock = time.time
+) -> str:
+    """Give an active device a new password; return it (the old one stops at the next export)."""
+    password = new_secret()
+    registry = load_registry(settings, path).with_password(
+        device_id, _hashed(password), iso(clock()), source=path.name
+    )
+    save_registry(path, registry)
+    log.info("new secret for device %s", device_id)
+    return password
+
+
+def revoke_device(
+    settings: Settings, path: Path, device_id: str, *, clock: Clock = time.time
+) -> Device:
+    """Revoke a device (it stays listed; the next export leaves it out); return it."""
+    registry = load_registry(settings, path).revoked(device_id, iso(clock()), source=path.name)
+    save_registry(path, registry)
+    log.info("revoked device %s", device_id)
+    device = registry.get(device_id)
+    assert device is not None
+    return device
+
+
+def bridge_account(settings: Settings) -> str:
+    """The bridge's MQTT user name."""
+    return settings.mqtt.username or BRIDGE_ACCOUNT
+
+
+def export_files(
+    settings: Settings,
+    registry: DeviceRegistry,
+    *,
+    passwd: Path,
+    acl: Path,
+    bridge_password: str,
+    gateway_password: str | None = None,
+) -> None:
+    """Write mosquitto's password file and ACL for ``registry`` and the service accounts.
+
+    The gateway account goes in only when ``mqtt.device_auth.gateway`` names one and
+    ``gateway_password`` is given.
+    """
+    gateway = settings.mqtt.device_auth.gateway if gateway_password else None
+    reader = bridge_account(settings)
+    accounts = [(reader, _hashed(bridge_password))]
+    if gateway is not None and gateway_password:
+        accounts.append((gateway, _hashed(gateway_password)))
+    accounts += [(d.id, d.password_hash) for d in registry.active()]
+    try:
+        acl_text = acl_file(registry, settings.mqtt.topic_prefix, reader=reader, gateway=gateway)
+        passwd_text = password_file(accounts)
+    except ValueError as exc:
+        raise ConfigError("device registry", "devices", str(exc)) from exc
+    _write_private(passwd, passwd_text)
+    _write_private(acl, acl_text)
+    log.info("exported %d device accounts to %s and %s", len(registry.active()), passwd, acl)
+
+
+def export_from_env(
+    settings: Settings, registry: DeviceRegistry, *, passwd: Path, acl: Path,
+    env: Mapping[str, str],
+) -> None:
+    """:func:`export_files` with the bridge's password from settings (CITYHEART_MQTT_PASSWORD)
+    and the gateway's from ``env`` (:data:`GATEWAY_PASSWORD_ENV`)."""
+    if settings.mqtt.password is None:
+        msg = ("the bridge's password is needed (its account goes in the password file); "
+               "set it and give the bridge the same")
+        raise ConfigError("environment", "CITYHEART_MQTT_PASSWORD", msg)
+    gateway_password = env.get(GATEWAY_PASSWORD_ENV) or None
+    if settings.mqtt.device_auth.gateway and not gateway_password:
+        log.warning("%s is not set: no gateway account %r exported",
+                    GATEWAY_PASSWORD_ENV, settings.mqtt.device_auth.gateway)
+    export_files(settings, registry, passwd=passwd, acl=acl,
+                 bridge_password=settings.mqtt.password.get_secret_value(),
+                 gateway_password=gateway_password)
+
+
+def start_authenticated_broker(
+    settings: Settings, config_path: Path, *, log_path: Path | None = None
+) -> tuple[EmbeddedServer, dict[str, dict[str, str]]]:
+    """Start the embedded mosquitto with the registry's devices and fresh service accounts.
+
+    Returns the server and, by component name (``bridge``, ``simulate``), the environment that
+    logs it in: the bridge with its account (``CITYHEART_MQTT_PASSWORD`` if set, else a new
+    password), the simulator with the gateway account (if ``mqtt.device_auth.gateway``).
+    """
+    mqtt = settings.mqtt
+    path = registry_path(settings, config_path)
+    registry = load_registry(settings, path)
+    if not registry.active():
+        log.warning("no active device in %s: only the service accounts may connect", path)
+    bridge_password = mqtt.password.get_secret_value() if mqtt.password else new_secret()
+    gateway_password = new_secret() if mqtt.device_auth.gateway else None
+    with tempfile.TemporaryDirectory(prefix="cityheart-mqtt-auth-") as scratch:
+        passwd, acl = Path(scratch) / "passwd", Path(scratch) / "acl"
+        export_files(settings, registry, passwd=passwd, acl=acl,
+                     bridge_password=bridge_password, gateway_password=gateway_password)
+        server = start_mqtt_broker(  # it keeps copies of the files
+            mqtt.port, prefer=mqtt.embedded_broker, log_path=log_path,
+            password_file=passwd, acl_file=acl,
+        )
+    env = {"bridge": _login(bridge_account(settings), bridge_password)}
+    if mqtt.device_auth.gateway and gateway_password:
+        env["simulate"] = _login(mqtt.device_auth.gateway, gateway_password)
+    return server, env
+
+
+def _login(user: str, password: str) -> dict[str, str]:
+    return {"CITYHEART_MQTT_USERNAME": user, "CITYHEART_MQTT_PASSWORD": password}
