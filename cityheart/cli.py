@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from cityheart.devices_cli import devices_app
 from cityheart.settings import load
 from models.config import Settings
 from models.errors import CityheartError
@@ -32,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="cityheart: live vital signs, anomalies and incidents of a city.",
 )
+app.add_typer(devices_app, name="devices")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The city's config.yaml.", envvar="CITYHEART_CONFIG")
@@ -145,25 +147,60 @@ def watch(
 @app.command()
 def bridge(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the MQTT-to-Kafka bridge until SIGINT/SIGTERM."""
+    from cityheart.metrics import with_metrics
     from connectors.bridge import run_bridge
 
-    _run(config, verbose, run_bridge)
+    _run(config, verbose, with_metrics("bridge", run_bridge))
 
 
 @app.command()
-def flow(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+def flow(
+    recovery_dir: Annotated[
+        str | None, typer.Option(help="Bytewax recovery directory (default: flow.recovery_dir).")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="Flow processes on this machine (flow.processes).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Workers in each process (flow.workers).")
+    ] = None,
+    process_id: Annotated[
+        int | None, typer.Option(min=0, help="This process's index in a cluster (--addresses).")
+    ] = None,
+    addresses: Annotated[
+        str | None, typer.Option(help='Every cluster process\'s host:port: "h0:2101;h1:2101".')
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
     """Run the Bytewax dataflow (readings -> vitals, alerts) until SIGINT."""
     from cityheart.flow import run_flow
+    from cityheart.metrics import flow_metrics
 
-    _run(config, verbose, run_flow)
+    if (process_id is None) != (addresses is None):
+        typer.echo("error: --process-id and --addresses go together", err=True)
+        raise typer.Exit(2)
+    overrides = {"recovery_dir": recovery_dir, "processes": processes, "workers": workers}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+
+    def run(settings: Settings) -> int:
+        settings = settings.model_copy(
+            update={"flow": settings.flow.model_copy(update=overrides)}
+        )
+        members = [a.strip() for a in addresses.split(";") if a.strip()] if addresses else []
+        with flow_metrics(settings, process_id):
+            return run_flow(settings, process_id=process_id, addresses=members)
+
+    _run(config, verbose, run)
 
 
 @app.command()
 def recorder(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Keep history: Kafka readings, vital signs and alerts into PostgreSQL, until a signal."""
+    from cityheart.metrics import with_metrics
     from cityheart.recorder import run_recorder
 
-    _run(config, verbose, run_recorder)
+    _run(config, verbose, with_metrics("recorder", run_recorder))
 
 
 @app.command()
@@ -187,9 +224,10 @@ def replay(
 @app.command()
 def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the websocket push feed until SIGINT/SIGTERM."""
+    from cityheart.metrics import with_metrics
     from cityheart.token import run_feed_with_auth
 
-    _run(config, verbose, run_feed_with_auth)
+    _run(config, verbose, with_metrics("feed", run_feed_with_auth))
 
 
 @app.command()
@@ -201,11 +239,27 @@ def bench(
     step_seconds: Annotated[
         float, typer.Option(help="Seconds at each rate (several flow windows).")
     ] = 25.0,
+    flow_processes: Annotated[
+        str | None,
+        typer.Option(help="Instead: the flow alone with these process counts (1,2) over a "
+                     "backlog in 2 partitions; prints the throughput ratio."),
+    ] = None,
+    backlog: Annotated[
+        int, typer.Option(help="Readings in the backlog of --flow-processes.")
+    ] = 200_000,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from cityheart.bench import run_bench
+
+    if flow_processes is not None:
+        from cityheart.bench_scale import run_scale_bench
+
+        counts = [int(p) for p in flow_processes.split(",") if p.strip()]
+        _run(config, verbose, lambda settings: run_scale_bench(
+            settings, processes=counts, readings=backlog, as_json=as_json))
+        return
 
     offered = [float(r) for r in rates.split(",") if r.strip()]
     _run(config, verbose, lambda settings: run_bench(
@@ -297,12 +351,13 @@ def dashboard(
 ) -> None:
     """Serve the command-centre web page (live map, vital signs, alerts) until SIGINT/SIGTERM."""
     from cityheart.dashboard import run_dashboard
+    from cityheart.metrics import with_metrics
 
-    _run(config, verbose, lambda settings: run_dashboard(
+    _run(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
         settings,
         host=settings.dashboard.host if host is None else host,
         port=settings.dashboard.port if port is None else port,
-    ))
+    )))
 
 
 
@@ -367,6 +422,25 @@ def kpi(
 
     _run(config, verbose, lambda settings: run_kpi(
         settings, since=since, period=period, as_json=as_json, url=database_url,
+    ))
+
+
+@app.command()
+def dispatch(
+    department: Annotated[str, typer.Option(help="The department whose queue to read.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Position file (default var/dispatch/<department>.json).")
+    ] = None,
+    as_json: JsonLinesOption = False,
+    once: Annotated[bool, typer.Option("--once", help="Exit when caught up.")] = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Print a department's dispatch queue (its incident events) from where it left off."""
+    from cityheart.dispatch import run_dispatch
+
+    _run(config, verbose, lambda settings: run_dispatch(
+        settings, department=department, checkpoint=checkpoint, as_json=as_json, once=once,
     ))
 
 

@@ -8,30 +8,63 @@ or under bytewax's own runner, with the CITYHEART_* environment overrides applie
     python -m bytewax.run "cityheart.flow:build_from_config('config.yaml')"
 
 SIGINT and SIGTERM stop the dataflow and :func:`run_flow` returns normally (exit code 0). Every
-batch the sinks took was confirmed by Kafka before that; windows still open are not emitted
-(the next run reads the topic again from the beginning).
+batch the sinks took was confirmed by Kafka before that.
+
+Recovery (``flow.recovery_dir``, off by default): Bytewax snapshots every step's state (open
+windows, rule memories, anomaly detectors) and the Kafka positions every
+``flow.snapshot_interval_s`` into the recovery partitions there (made on first use, see
+:func:`recovery_config`). A restart resumes from the last snapshot and replays the input read
+since, which yields the same records again (alerts keep their ids), so nothing downstream
+changes. Without recovery a restart reads the topics again from the beginning and windows still
+open at the stop are not emitted.
+
+Scale-out (``flow.processes`` > 1): :func:`run_flow` starts that many flow processes as one
+Bytewax cluster on loopback (:func:`run_local_cluster`; Bytewax's own ``process_id`` and
+``addresses``), which share the readings' partitions and exchange the districts' state.
+Across machines each runs ``cityheart flow --process-id I --addresses "h0:p;h1:p"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from cityheart.settings import load
+from cityheart.settings import dump, load
 from connectors.kafka import create_topics
+from connectors.servers import ChildProcess, free_port, spawn
 from flows.city import build_kafka_flow
-from models.config import Settings
-from models.errors import CityheartError
+from models.config import FlowSettings, Settings
+from models.errors import CityheartError, ConfigError
 
-__all__ = ["build_from_config", "run_dataflow", "run_flow"]
+__all__ = [
+    "build_from_config",
+    "recovery_config",
+    "run_dataflow",
+    "run_flow",
+    "run_local_cluster",
+]
 
 log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+STOP_TIMEOUT_S = 30.0
 
 
 def build_from_config(path: str) -> Dataflow:
@@ -39,29 +72,140 @@ def build_from_config(path: str) -> Dataflow:
     return build_kafka_flow(load(path))
 
 
-def run_flow(settings: Settings) -> None:
-    """Create the topics if missing and run the dataflow until SIGINT or SIGTERM."""
+def recovery_config(flow: FlowSettings) -> RecoveryConfig | None:
+    """Bytewax's recovery settings for ``flow.recovery_dir`` (None: recovery is off).
+
+    The directory and its ``flow.recovery_partitions`` partitions are made if missing
+    (``python -m bytewax.recovery DIR N`` does the same); existing ones are used as they are.
+    """
+    if flow.recovery_dir is None:
+        return None
+    directory = Path(flow.recovery_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create the recovery directory {str(directory)!r}: {exc.strerror}"
+        raise ConfigError("flow", "flow.recovery_dir", msg) from exc
+    if not any(directory.glob("part-*.sqlite3")):
+        init_db_dir(directory, flow.recovery_partitions)
+        log.info("made %d recovery partition(s) in %s", flow.recovery_partitions, directory)
+    backup = timedelta(seconds=flow.backup_interval_s)
+    return RecoveryConfig(str(directory), backup_interval=backup)
+
+
+def run_flow(
+    settings: Settings, *, process_id: int | None = None, addresses: Sequence[str] = ()
+) -> int:
+    """Create the topics if missing and run the dataflow until SIGINT or SIGTERM.
+
+    With ``process_id`` and ``addresses`` (every process's ``host:port``, this one's at
+    ``process_id``) this process is one member of a Bytewax cluster; otherwise
+    ``flow.processes`` > 1 starts a cluster of that many on loopback. Returns the exit code.
+    """
     kafka = settings.kafka
     topics = kafka.topics
-    create_topics(
-        kafka.bootstrap,
-        settings.kafka_topic_names(),
-        kafka.partitions,
-    )
+    flow_settings = settings.flow
+    create_topics(kafka.bootstrap, settings.kafka_topic_names(), kafka.partitions)
+    recovery = recovery_config(flow_settings)  # made before any member of a cluster starts
+    if process_id is None and flow_settings.processes > 1:
+        return run_local_cluster(settings, flow_settings.processes)
     flow = build_kafka_flow(settings)
     log.info(
         "flow: %s -> %s (windows and indicators), %s (dead letters %s, read back for "
-        "out-of-range devices) at %s, %d worker(s), %g s windows, AQI %s",
+        "out-of-range devices) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",
         topics.readings, topics.vitals, topics.alerts, topics.dead_letter, kafka.bootstrap,
-        settings.flow.workers, settings.flow.window_s, settings.indicators.aqi.standard,
+        flow_settings.workers, flow_settings.window_s, settings.indicators.aqi.standard,
+        flow_settings.recovery_dir or "off",
     )
-    run_dataflow(flow, workers=settings.flow.workers, name="flow")
+    run_dataflow(
+        flow,
+        workers=flow_settings.workers,
+        name="flow" if process_id is None else f"flow process {process_id}",
+        process_id=process_id or 0,
+        addresses=addresses,
+        epoch_interval=timedelta(seconds=flow_settings.snapshot_interval_s),
+        recovery=recovery,
+    )
+    return 0
 
 
-def run_dataflow(flow: Any, *, workers: int, name: str) -> None:
+def run_local_cluster(settings: Settings, processes: int) -> int:
+    """Run the flow as ``processes`` child processes forming one Bytewax cluster on loopback.
+
+    Each child is ``cityheart flow --process-id I --addresses ...`` on a copy of ``settings``
+    (written to a private file). Until SIGINT or SIGTERM, which stop every child; if one child
+    exits, the others are stopped too (a Bytewax cluster cannot go on without a member).
+    Returns 0 when every child stopped cleanly, else the first non-zero exit code.
+    """
+    addresses = [f"{LOOPBACK}:{free_port()}" for _ in range(processes)]
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main_thread else None
+    children: list[ChildProcess] = []
+    with tempfile.TemporaryDirectory(prefix="cityheart-flow-") as tmp:
+        config = Path(tmp) / "config.yaml"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT, 0o600)  # secrets are written in clear
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yaml.safe_dump(dump(settings), out, sort_keys=False)
+        log.info("flow: %d processes on %s", processes, ";".join(addresses))
+        try:
+            for index in range(processes):
+                argv = [sys.executable, "-m", "cityheart", "flow", "--config", str(config),
+                        "--process-id", str(index), "--addresses", ";".join(addresses)]
+                children.append(spawn(f"flow process {index}", argv))
+            return _watch(children)
+        except KeyboardInterrupt:
+            log.info("flow stopped by signal")
+            return _stop_all(children)
+        finally:
+            _stop_all(children)
+            if on_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _watch(children: list[ChildProcess]) -> int:
+    """Wait until a child exits; then stop the others and return the first bad exit code."""
+    while all(child.running for child in children):
+        time.sleep(0.2)
+    exited = next(child for child in children if not child.running)
+    code = exited.process.returncode
+    if code:
+        log.error("%s exited with code %s: stopping the others", exited.name, code)
+    return code or _stop_all(children)
+
+
+def _stop_all(children: list[ChildProcess]) -> int:
+    """SIGTERM every child at once (a member waits for its peers), then wait; kill stragglers."""
+    for child in children:
+        if child.running:
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    codes = []
+    for child in children:
+        try:
+            codes.append(child.process.wait(max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %g s: killing it", child.name, STOP_TIMEOUT_S)
+            child.process.kill()
+            codes.append(child.process.wait())
+    return next((code for code in codes if code), 0)
+
+
+def run_dataflow(
+    flow: Any,
+    *,
+    workers: int,
+    name: str,
+    process_id: int = 0,
+    addresses: Sequence[str] = (),
+    epoch_interval: timedelta | None = None,
+    recovery: RecoveryConfig | None = None,
+) -> None:
     """Run a Bytewax dataflow in this process until SIGINT or SIGTERM (then return quietly).
 
-    Raises the CityheartError that stopped the flow (e.g. Kafka refused a record) as itself.
+    ``process_id`` and ``addresses`` make it a member of a cluster; ``epoch_interval`` is
+    Bytewax's (default 10 s), the snapshot interval under ``recovery``. Raises the
+    CityheartError that stopped the flow (e.g. Kafka refused a record) as itself.
     """
     # bytewax stops on KeyboardInterrupt (it checks Python's signal handlers as it runs):
     # make SIGTERM raise one too (handlers can only be set on the main thread)
@@ -70,7 +214,14 @@ def run_dataflow(flow: Any, *, workers: int, name: str) -> None:
     try:
         # process_id and addresses: run as a one-process cluster even with one worker; bytewax's
         # single-worker path reports Ctrl-C as a Rust panic instead of a KeyboardInterrupt
-        cli_main(flow, workers_per_process=workers, process_id=0, addresses=[])
+        cli_main(
+            flow,
+            workers_per_process=workers,
+            process_id=process_id,
+            addresses=list(addresses),
+            epoch_interval=epoch_interval,
+            recovery_config=recovery,
+        )
     except KeyboardInterrupt:
         log.info("%s stopped by signal", name)
     except BytewaxRuntimeError as exc:

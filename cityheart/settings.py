@@ -17,6 +17,9 @@ CITYHEART_KAFKA_BOOTSTRAP   kafka.bootstrap; external, so kafka.embedded=false
 CITYHEART_DATABASE_URL      database.url; an external server, so database.embedded=false
 CITYHEART_FEED_HOST         feed.host
 CITYHEART_FEED_PORT         feed.port
+CITYHEART_METRICS_ENABLED   metrics.enabled: "true" or "false"
+CITYHEART_METRICS_HOST      metrics.host: where /metrics listens (0.0.0.0 in a container)
+CITYHEART_METRICS_PORT      metrics.port: this process's /metrics port (overrides metrics.ports)
 =========================== =====================================================
 """
 
@@ -45,6 +48,9 @@ ENV_OVERRIDES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "CITYHEART_DATABASE_URL": ("database", "url", {"embedded": False}),
     "CITYHEART_FEED_HOST": ("feed", "host", None),
     "CITYHEART_FEED_PORT": ("feed", "port", None),
+    "CITYHEART_METRICS_ENABLED": ("metrics", "enabled", None),
+    "CITYHEART_METRICS_HOST": ("metrics", "host", None),
+    "CITYHEART_METRICS_PORT": ("metrics", "port", None),
 }
 
 
@@ -58,7 +64,9 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(str(path), "", f"cannot read the configuration: {exc.strerror}") from exc
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # PyYAML raises ValueError for impossible dates (2026-13-45) and RecursionError for
+        # deeply nested flow collections, besides its own YAMLError
         raise ConfigError(source, "", f"not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(source, "", "the top level must be a mapping of sections")
@@ -73,7 +81,11 @@ def load_mapping(
     overridden: dict[tuple[str, str], str] = {}
     for variable, (section, key, implies) in ENV_OVERRIDES.items():
         if env and variable in env:
-            section_data = dict(data.get(section) or {})
+            current = data.get(section) or {}
+            if not isinstance(current, Mapping):
+                reason = f"must be a mapping (it takes {variable}), got {current!r}"
+                raise ConfigError(source, section, reason)
+            section_data = dict(current)
             section_data[key] = env[variable]
             if implies:
                 section_data.update(implies)

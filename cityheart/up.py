@@ -7,6 +7,11 @@ production. It prints ``feed: ws://...`` once the feed accepts connections, rest
 that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
 exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
 orphaned. Component logs go to ``<log dir>/<component>.log``.
+
+With ``mqtt.device_auth.enabled`` the embedded mosquitto refuses anonymous clients and takes the
+device registry's accounts (:func:`cityheart.devices.start_authenticated_broker`); the bridge
+and the simulator each get their own login through their environment
+(:attr:`Supervisor.component_env`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cityheart.devices import start_authenticated_broker
+from cityheart.metrics import metrics_urls
 from connectors.kafka import create_topics
 from connectors.servers import (
     ChildProcess,
@@ -61,6 +68,8 @@ class Supervisor:
     env: dict[str, str]
     log_dir: Path
     components: list[_Component] = field(default_factory=list)
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Extra environment by component name (the MQTT login of each under device auth)."""
 
     def add(self, name: str, argv: list[str]) -> None:
         """Start ``argv`` as component ``name``."""
@@ -73,7 +82,7 @@ class Supervisor:
         component.child = spawn(
             component.name,
             component.argv,
-            env=self.env,
+            env={**self.env, **self.component_env.get(component.name, {})},
             log_path=self.log_dir / f"{component.name}.log",
         )
 
@@ -142,7 +151,8 @@ def city_stack(
     servers: list[EmbeddedServer | EmbeddedPostgres] = []
     supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
     try:
-        env = _start_servers(settings, servers, log_dir, components)
+        env = _start_servers(settings, servers, log_dir, components,
+                             config_path=config_path, logins=supervisor.component_env)
         supervisor.env.update(env)
         create_topics(
             env["CITYHEART_KAFKA_BOOTSTRAP"],
@@ -192,6 +202,8 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
             print(f"feed: {city.feed_url}", flush=True)
             print(f"dashboard: {city.dashboard_url}", flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
+            for name, url in metrics_urls(settings, COMPONENTS).items():
+                print(f"metrics: {name} {url}", flush=True)
             while not stop.wait(0.5):
                 city.supervisor.check(time.monotonic())
         return 0
@@ -206,15 +218,25 @@ def _start_servers(
     servers: list[EmbeddedServer | EmbeddedPostgres],
     log_dir: Path,
     components: tuple[str, ...],
+    *,
+    config_path: Path | None = None,
+    logins: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, str]:
     """Start the embedded servers config asks for; return the env that points children at them."""
     env = {}
     if settings.mqtt.embedded:
-        mqtt = start_mqtt_broker(
-            settings.mqtt.port,
-            prefer=settings.mqtt.embedded_broker,
-            log_path=log_dir / "mqtt-broker.log",
-        )
+        if settings.mqtt.device_auth.enabled:  # the bridge and the simulator log in
+            mqtt, component_logins = start_authenticated_broker(
+                settings, config_path or Path("config.yaml"),
+                log_path=log_dir / "mqtt-broker.log",
+            )
+            (logins if logins is not None else {}).update(component_logins)
+        else:
+            mqtt = start_mqtt_broker(
+                settings.mqtt.port,
+                prefer=settings.mqtt.embedded_broker,
+                log_path=log_dir / "mqtt-broker.log",
+            )
         servers.append(mqtt)
         log.info("embedded MQTT broker (%s) at %s", mqtt.kind, mqtt.url)
         env["CITYHEART_MQTT_URL"] = mqtt.url

@@ -14,6 +14,14 @@ Valid readings go to the readings topic (key = device_id, value = models.reading
 payload that cannot become a reading goes to the dead-letter topic with its original bytes and
 the reason in headers (reason, detail, mqtt_topic, received_at, source=bridge). Nothing is
 dropped silently.
+
+Hostile or broken devices: each device (MQTT topic) has a token bucket (``mqtt.rate_limit``,
+:class:`models.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
+the dead-letter topic with reason ``rate_limited`` and is not parsed, so a flooding device costs
+the others little. Throttled devices and their counts are logged at most every
+``report_every_s``. A payload over ``mqtt.max_payload_bytes`` is dead-lettered as ``oversized``;
+a dead letter keeps at most the first ``max_payload_bytes`` bytes of its payload (the detail
+header then says so).
 """
 
 from __future__ import annotations
@@ -30,15 +38,24 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from connectors.kafka import ReliableProducer, create_topics
+from connectors.metrics import (
+    BRIDGE_ACKNOWLEDGED,
+    DEAD_LETTERS,
+    MQTT_MESSAGES,
+    READINGS_INGESTED,
+)
 from connectors.mqtt import MqttClient, new_client, protocol_of
 from models.config import Settings
 from models.errors import ConnectorError, InvalidReading
+from models.rate_limit import RateLimiter
 from models.readings import ReadingParser, encode
 from models.timefmt import iso
 
 __all__ = ["Bridge", "BridgeStats", "run_bridge"]
 
 log = logging.getLogger(__name__)
+
+_REPORTED_DEVICES = 20  # throttled devices named in one report; the rest are summed
 
 @dataclass
 class BridgeStats:
@@ -68,6 +85,19 @@ class Bridge:
             max_payload_bytes=settings.mqtt.max_payload_bytes,
         )
         self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
+        self._keep_bytes = settings.mqtt.max_payload_bytes  # of a dead letter's payload
+        limit = settings.mqtt.rate_limit
+        self._limiter = (
+            RateLimiter(limit.per_device_per_s, limit.burst, max_keys=limit.max_devices)
+            if limit.enabled else None
+        )
+        self._throttle_detail = (
+            f"the device sent more than {limit.per_device_per_s:g} messages a second (burst "
+            f"{limit.burst}): not forwarded"
+        )
+        self._report_every = limit.report_every_s
+        self._reported_at = time.monotonic()
+        self._report_due = 0.0  # the first throttled message is reported at once
         self._client = self._new_client()
         self._connected = threading.Event()
         self._accepting = True
@@ -99,6 +129,8 @@ class Bridge:
             self._producer.flush(timeout)
         finally:
             self._client.stop()
+            if self._limiter is not None and self._limiter.throttled:
+                self._report_throttling(time.monotonic())
             self._log_stats()
 
     # -- MQTT callbacks (paho's network thread) ----------------------------------------------
@@ -155,17 +187,30 @@ class Bridge:
         if not self._accepting:
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
+        MQTT_MESSAGES.inc()
         payload = message.payload
         mid, qos = message.mid, message.qos
 
         def acknowledge() -> None:
             client.ack(mid, qos)
             self.stats.acknowledged += 1
+            BRIDGE_ACKNOWLEDGED.inc()
 
+        topic = message.topic
+        limiter = self._limiter
+        if limiter is not None:
+            now = time.monotonic()
+            allowed = limiter.allow(topic, now)
+            if now >= self._report_due and limiter.throttled:
+                self._report_throttling(now)
+            if not allowed:
+                exc = InvalidReading(payload, "rate_limited", self._throttle_detail)
+                self._dead_letter(exc, topic, acknowledge)
+                return
         try:
-            reading = self._parser.parse(payload, message.topic, self._clock())
+            reading = self._parser.parse(payload, topic, self._clock())
         except InvalidReading as exc:
-            self._dead_letter(exc, message.topic, acknowledge)
+            self._dead_letter(exc, topic, acknowledge)
             return
         self._producer.produce(
             self._topics.readings,
@@ -174,25 +219,54 @@ class Bridge:
             on_delivered=acknowledge,
         )
         self.stats.forwarded += 1
+        READINGS_INGESTED.inc()
 
     def _dead_letter(self, exc: InvalidReading, topic: str, acknowledge: Any) -> None:
         self.stats.dead_lettered += 1
         self.stats.reasons[exc.reason] = self.stats.reasons.get(exc.reason, 0) + 1
+        DEAD_LETTERS.labels(exc.reason).inc()
+        payload, detail = exc.payload, exc.detail
+        if len(payload) > self._keep_bytes:
+            detail = (
+                f"{detail}; the dead letter keeps the first {self._keep_bytes} of "
+                f"{len(payload)} bytes"
+            )
+            payload = payload[: self._keep_bytes]
         headers = [
             ("reason", exc.reason.encode()),
-            ("detail", exc.detail.encode()),
+            ("detail", detail.encode()),
             ("mqtt_topic", topic.encode()),
             ("received_at", iso(self._clock()).encode()),
             ("source", b"bridge"),
         ]
         self._producer.produce(
             self._topics.dead_letter,
-            exc.payload,
+            payload,
             key=topic.encode(),
             headers=headers,
             on_delivered=acknowledge,
         )
         log.debug("dead-lettered a payload on %s: %s", topic, exc)
+
+    def _report_throttling(self, now: float) -> None:
+        """Log the devices throttled since the last report (paho's thread, or after it stopped)."""
+        assert self._limiter is not None
+        counts = self._limiter.take_throttled()
+        span = now - self._reported_at
+        self._reported_at = now
+        self._report_due = now + self._report_every
+        worst = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+        for topic, count in worst[:_REPORTED_DEVICES]:
+            log.warning(
+                "throttled the device on %s: %d messages in the last %.1f s dead-lettered as "
+                "rate_limited (%s)", topic, count, span, self._throttle_detail,
+            )
+        rest = worst[_REPORTED_DEVICES:]
+        if rest:
+            log.warning(
+                "throttled %d more devices: %d messages dead-lettered as rate_limited",
+                len(rest), sum(count for _, count in rest),
+            )
 
     def _log_stats(self) -> None:
         s = self.stats

@@ -56,6 +56,7 @@ from connectors.feed_auth import (
     token_in_path,
 )
 from connectors.kafka import create_topics, tail_consumer
+from connectors.metrics import FEED_CLIENTS, FEED_MESSAGES_SENT, FEED_SLOW_CLIENTS
 from models.config import Settings
 from models.errors import ConnectorError
 from models.feed import (
@@ -143,7 +144,8 @@ class FeedServer:
         self.epoch = uuid.uuid4().hex[:12]
         self.port = settings.feed.port
         topics = settings.kafka.topics
-        self._channel_of = {topics.vitals: "vitals", topics.alerts: "alerts"}
+        self._channel_of = {topics.vitals: "vitals", topics.alerts: "alerts",
+                            topics.incidents: "incidents"}
         # indicator records are filtered like vitals: district "city", kind = indicator name
         self._districts = [*settings.district_ids(), CITY]
         self._kinds = [*settings.kinds, *(i for i in INDICATORS if i not in settings.kinds)]
@@ -291,10 +293,11 @@ class FeedServer:
             return
         topic, partition, offset = record.topic(), record.partition(), record.offset()
         try:
-            message = self.log.append(self._channel_of[topic], record.value() or b"", now)
+            messages = self.log.append_all(self._channel_of[topic], record.value() or b"", now)
         except FeedError as exc:
             log.warning("feed: skipping %s[%d]@%d: %s", topic, partition, offset, exc.detail)
-        else:
+            messages = []
+        for message in messages:
             for client in self._clients:
                 if client.subscription is not None and client.subscription.matches(message):
                     shown = self._shown(client, message)
@@ -343,6 +346,7 @@ class FeedServer:
             return None
         writer = asyncio.create_task(self._write(client))
         self._clients.add(client)
+        FEED_CLIENTS.inc()
         log.debug("feed: client %s connected", ws.remote_address)
         try:
             async for frame in ws:
@@ -355,6 +359,7 @@ class FeedServer:
             pass
         finally:
             self._clients.discard(client)
+            FEED_CLIENTS.dec()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             log.debug("feed: client %s gone", ws.remote_address)
@@ -404,6 +409,7 @@ class FeedServer:
                     return
                 while (payload := outbox.pop()) is not None:
                     await ws.send(payload, text=True)
+                    FEED_MESSAGES_SENT.inc()
 
     async def _drop_slow(self, client: _Client) -> None:
         client.subscription = None
@@ -412,6 +418,7 @@ class FeedServer:
             "and subscribe with since=<the last seq you received>"
         )
         log.warning("feed: dropping slow client %s", client.ws.remote_address)
+        FEED_SLOW_CLIENTS.inc()
         await client.ws.send(error_message(FeedError("resync", detail), time=_now()), text=True)
         await client.ws.close(1013, "too slow, resync")
 

