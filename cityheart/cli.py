@@ -405,6 +405,36 @@ def incidents(
 
 
 @app.command()
+def incident(
+    incident_id: Annotated[str, typer.Argument(help="The incident's id (inc-...).")],
+    action: Annotated[
+        str, typer.Argument(help="ack, dispatch, comment, resolve, close, reopen or show.")
+    ],
+    comment: Annotated[str | None, typer.Option(help="A comment with the action.")] = None,
+    team: Annotated[str | None, typer.Option(help="dispatch: the team or unit sent.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help="resolve: confirmed or false_alarm.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
+    ] = None,
+    api: Annotated[
+        str | None, typer.Option(help="The dispatch API's URL (default: the dashboard's).")
+    ] = None,
+    as_json: JsonLinesOption = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Act on an incident (acknowledge, dispatch, comment, resolve) as your token's role."""
+    from cityheart.incident import run_incident
+
+    _run(config, verbose, lambda settings: run_incident(
+        settings, incident_id, action, token=token, api=api, comment=comment, team=team,
+        outcome=outcome, as_json=as_json,
+    ))
+
+
+@app.command()
 def kpi(
     since: Annotated[
         str, typer.Option(help="Incidents opened since: a duration ago (7d) or ISO 8601.")

@@ -205,3 +205,43 @@ def test_a_dispatcher_works_an_incident_through_its_lifecycle_and_others_see_it_
     status, own = call(base, "GET", "/api/kpi?since=1h", police)
     assert [d["department"] for d in own["departments"]] == ["traffic-police"]
     assert call(base, "GET", "/api/kpi", viewer)[0] == 403
+
+
+def test_the_incident_command_acts_as_its_tokens_role(stack: SimpleNamespace) -> None:
+    from typer.testing import CliRunner
+
+    from cityheart.cli import app
+
+    base, settings = stack.url, stack.settings
+    raise_pollution(settings)
+    operator = token("operator", sub="olga")
+
+    def listed() -> list[dict]:
+        return call(base, "GET", "/api/incidents", operator)[1]["incidents"]
+
+    (incident,) = wait_for(listed, 90, "the incident in the API")
+    config = str(stack.logs / "config.yaml")
+    runner = CliRunner()
+
+    def cityheart(*args: str, who: str) -> Any:
+        return runner.invoke(app, ["incident", incident["id"], *args, "--api", base,
+                                   "--config", config], env={"CITYHEART_TOKEN": who})
+
+    refused = cityheart("ack", who=token("dispatcher", "traffic-police"))
+    assert refused.exit_code == 1 and "not_found" in refused.output
+    acked = cityheart("ack", "--comment", "on our way", who=token(
+        "dispatcher", "environment-bureau", sub="ana"))
+    assert acked.exit_code == 0, acked.output
+    assert f"{incident['id']}  acknowledged" in acked.output
+    missing = cityheart("resolve", who=operator)
+    assert missing.exit_code == 1 and "invalid" in missing.output  # no outcome given
+
+    def shown() -> str | None:
+        result = cityheart("show", who=operator)
+        return result.output if "acknowledge  ana" in result.output else None
+
+    timeline = wait_for(shown, 60, "the acknowledgement in the stored timeline")
+    assert '"on our way"' in timeline
+    as_json = cityheart("show", "--json", who=token("viewer"))
+    assert as_json.exit_code == 0
+    assert "on our way" not in as_json.output and "ana" not in as_json.output
