@@ -52,3 +52,34 @@ export function clockFormatter(timeZone) {
 export function ms(iso) {
   return typeof iso === "string" ? Date.parse(iso) : NaN;
 }
+
+/** A duration in seconds as people say it: "45 s", "4 min 20 s", "2 h 5 min", "3 d 4 h". */
+export function duration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "—";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return s % 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s / 60} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+/** "3 min ago" from an ISO time (empty when unknown). */
+export function ago(iso, now = Date.now()) {
+  const t = ms(iso);
+  if (!Number.isFinite(t)) return "";
+  const s = Math.max(0, (now - t) / 1000);
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** A share 0..1 as "87 %" ("—" when unknown). */
+export function percent(share) {
+  return typeof share === "number" && Number.isFinite(share) ? `${Math.round(share * 100)} %` : "—";
+}
+
+/** A word of an id: "false_alarm" -> "false alarm". */
+export function words(id) {
+  return typeof id === "string" ? id.replace(/[_-]+/g, " ") : "";
+}
