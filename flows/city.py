@@ -22,6 +22,10 @@ Steps (ids are stable: bytewax uses them in errors, metrics and recovery snapsho
     the per-reading work ends here. Invalid ones become dead-letter records (original bytes;
     headers reason, detail, mqtt_topic, received_at, source="flow"); out-of-range ones also a
     :class:`~models.vitals.records.Rejection` for device health.
+``read_incident_outcomes`` → ``detector_feedback`` → ``merge_feedback`` (when a feedback source
+is given: the incidents topic read back)
+    anomaly incidents resolved as false alarms, for the district's detectors
+    (:mod:`alerts.feedback`, :meth:`flows.anomaly.Detectors.on_feedback`).
 ``read_dead_letters`` → ``out_of_range_rejections`` → ``merge_rejections`` (when a dead-letter
 source is given)
     the bridge dead-letters out-of-range readings before they reach ``readings``; their
@@ -72,7 +76,15 @@ from alerts.indicator_rules import indicator_rules
 from alerts.rules import rules_for_kinds
 from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source
 from flows.incidents import incident_steps
-from flows.steps import CityLogic, Context, DistrictLogic, ParseBatch, Rejections, SlowWhenIdle
+from flows.steps import (
+    CityLogic,
+    Context,
+    DistrictLogic,
+    Feedback,
+    ParseBatch,
+    Rejections,
+    SlowWhenIdle,
+)
 from models.config import Settings
 from models.readings import ReadingParser
 from models.vitals.city import CityVitals
@@ -97,6 +109,7 @@ def build_flow(
     dead_letter_sink: Sink,
     dead_letter_source: Source | None = None,
     commands_source: Source | None = None,
+    feedback_source: Source | None = None,
     clock: Clock | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
@@ -108,7 +121,9 @@ def build_flow(
     ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
     the bridge's out-of-range ones count against their devices' health.
     ``commands_source`` (optional) yields the ``commands`` topic's messages: people's actions
-    on incidents. ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the
+    on incidents. ``feedback_source`` (optional) yields the ``incidents`` topic's messages
+    again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
+    it). ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the
     parser's future check, the watermarks' advance, ``emitted_at`` and escalation.
     """
     clock = clock or time.time
@@ -140,6 +155,10 @@ def build_flow(
             "out_of_range_rejections", letters, Rejections(settings.mqtt.topic_prefix)
         )
         parsed = op.merge("merge_rejections", parsed, rejections)
+    if feedback_source is not None:
+        outcomes = op.input("read_incident_outcomes", flow, feedback_source)
+        feedback = op.flat_map_batch("detector_feedback", outcomes, Feedback())
+        parsed = op.merge("merge_feedback", parsed, feedback)
     split = op.branch("split_dead_letters", parsed, _is_fact)
     op.output("write_dead_letters", split.falses, dead_letter_sink)
     keyed = op.key_on("key_by_district", split.trues, _district_of)
@@ -175,6 +194,8 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
         dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
+        feedback_source=(SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents]))
+                         if settings.anomaly.enabled else None),
         clock=clock,
     )
 

@@ -23,6 +23,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
 
 from alerts.anomaly_rules import AnomalyRule
+from alerts.feedback import DetectorFeedback, detector_feedback
 from alerts.indicator_rules import IndicatorRule
 from alerts.rules import Alert, Rule
 from connectors.kafka import KafkaRecord
@@ -36,7 +37,9 @@ from models.vitals.district import DistrictProgress, DistrictState, DistrictVita
 from models.vitals.records import CITY, IndicatorRecord, Rejection
 from models.windows import Window, preaggregate, vital_record
 
-__all__ = ["CityLogic", "Context", "DistrictLogic", "ParseBatch", "Rejections", "SlowWhenIdle"]
+__all__ = [
+    "CityLogic", "Context", "DistrictLogic", "Feedback", "ParseBatch", "Rejections", "SlowWhenIdle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,23 @@ class Rejections:
             rejection = rejection_from_dead_letter(message.value or b"", headers, self._prefix)
             if rejection is not None:
                 out.append(rejection)
+        return out
+
+
+class Feedback:
+    """``detector_feedback``: incident records (the flow's own incidents topic read back) to
+    the :class:`~alerts.feedback.DetectorFeedback` they carry for the anomaly detectors."""
+
+    def __call__(self, messages: list[Any]) -> list[DetectorFeedback]:
+        out = []
+        for message in messages:
+            try:
+                record = orjson.loads(message.value or b"")
+            except orjson.JSONDecodeError:
+                continue
+            feedback = detector_feedback(record) if isinstance(record, dict) else None
+            if feedback is not None:
+                out.append(feedback)
         return out
 
 
@@ -192,6 +212,10 @@ class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeySt
         for item in values:
             if type(item) is Rejection:
                 self._vitals.reject(state.vitals, item)
+                continue
+            if type(item) is DetectorFeedback:
+                for line in state.anomaly.on_feedback(item):
+                    log.info("anomaly feedback: %s", line)
                 continue
             assert isinstance(item, Window)
             ts = item.last_ts  # read first: merge may adopt the part as the running window

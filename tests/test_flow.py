@@ -202,7 +202,8 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
     flow = build_from_config(str(CONFIG))
     assert [step.step_name for step in flow.substeps] == [
         "read_readings", "parse_reading", "read_dead_letters", "out_of_range_rejections",
-        "merge_rejections", "split_dead_letters", "write_dead_letters", "key_by_district",
+        "merge_rejections", "read_incident_outcomes", "detector_feedback", "merge_feedback",
+        "split_dead_letters", "write_dead_letters", "key_by_district",
         "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
         "merge_outputs", "split_vitals_alerts", "vital_records", "write_vitals", "alert_records",
         "write_alerts", "read_commands", "decode_alerts", "tag_alerts", "decode_commands",
