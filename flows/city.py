@@ -47,7 +47,8 @@ source is given)
     the whole city's indicator records once every district is done with a window, and the
     indicator rules on them.
 ``merge_outputs`` → ``split_vitals_alerts`` → ``vital_records`` → ``write_vitals`` (window and
-indicator records), ``alert_records`` → ``write_alerts``
+indicator records), ``alert_records`` (with the ``departments`` each routes to) →
+``write_alerts``
 ``decode_alerts`` → ``tag_alerts``, ``read_commands`` → ``decode_commands`` →
 ``merge_commands`` → ``key_by_incident_district`` → ``incidents`` → ``incident_records`` →
 ``write_incidents``
@@ -66,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
+import orjson
 import yaml
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
@@ -73,6 +75,7 @@ from bytewax.outputs import Sink
 
 from alerts.anomaly_rules import AnomalyRule
 from alerts.indicator_rules import indicator_rules
+from alerts.routing import route
 from alerts.rules import rules_for_kinds
 from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source
 from flows.incidents import incident_steps
@@ -86,6 +89,7 @@ from flows.steps import (
     SlowWhenIdle,
 )
 from models.config import Settings
+from models.incident_config import RoutingSettings
 from models.readings import ReadingParser
 from models.vitals.city import CityVitals
 from models.vitals.compute import VitalsParams
@@ -171,7 +175,7 @@ def build_flow(
     outputs = op.merge("merge_outputs", facts.falses, city)
     channels = op.branch("split_vitals_alerts", outputs, _is_published)
     op.output("write_vitals", op.map("vital_records", channels.trues, _record_of), vitals_sink)
-    alerts = op.map("alert_records", channels.falses, _record_of)
+    alerts = op.map("alert_records", channels.falses, RoutedAlert(settings.incidents.routing))
     op.output("write_alerts", alerts, alerts_sink)
     commands = (op.input("read_commands", flow, commands_source)
                 if commands_source is not None else None)
@@ -234,6 +238,23 @@ def _city_key(_fact: Any) -> str:
 def _is_published(keyed: tuple[str, tuple[str, Any]]) -> bool:
     """vitals and indicators go to the vitals topic; alerts to theirs."""
     return keyed[1][0] != "alerts"
+
+
+class RoutedAlert:
+    """``alert_records``: an alert's record, with the ``departments`` it routes to (so that a
+    department's dispatchers see the raw alerts of their incidents on the feed)."""
+
+    def __init__(self, routing: RoutingSettings) -> None:
+        self._routing = routing
+
+    def __call__(self, keyed: tuple[str, tuple[str, Any]]) -> KafkaRecord:
+        record = _record_of(keyed)
+        alert = orjson.loads(record.value)
+        alert["departments"] = route(
+            self._routing, district=str(alert.get("district")), kinds=(str(alert.get("kind")),),
+            severity=str(alert.get("severity")), rules=(str(alert.get("rule")),),
+        )
+        return KafkaRecord(record.key, orjson.dumps(alert), record.headers)
 
 
 def _record_of(keyed: tuple[str, tuple[str, Any]]) -> KafkaRecord:

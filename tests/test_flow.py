@@ -178,6 +178,7 @@ def test_a_threshold_breach_produces_exactly_one_alert_with_its_fields(base_sett
         "ts": "2026-11-26T05:00:02.000Z",
         "emitted_at": "2026-11-26T05:02:00.000Z",
         "message": "PM2.5 mean 100.0 ug/m3 in industrial-east is above the warning level 55.5",
+        "departments": ["environment-bureau"],   # routed as its incident will be
     }
     assert len(alert["id"]) == 20
     assert out.vitals[0]["mean"] == 135.0
