@@ -18,6 +18,7 @@ that lets the page load nothing from elsewhere. The server runs on its own threa
      "kinds": {"pm25": {"name", "unit", "interval_s",
                         "thresholds": {"direction", "stat", "warning", "critical"}}},
      "indicators": {"traffic": {"levels": ["free", "slow", ...]}, ...},
+     "departments": [{"id", "name", "sla_ack_s", "sla_resolve_s"}],   # for the incident board
      "window_s": 10.0,
      "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000}}
 """
@@ -122,6 +123,11 @@ def config_document(
         "indicators": {
             name: {"levels": list(INDICATOR_LEVELS.get(name, ()))} for name in INDICATORS
         },
+        "departments": [
+            {"id": d.id, "name": d.name, "sla_ack_s": d.sla_ack_s,
+             "sla_resolve_s": d.sla_resolve_s}
+            for d in settings.incidents.departments
+        ],
         "window_s": settings.flow.window_s,
         "feed": {"url": _feed_url(settings, dashboard, page_host),
                  "backlog": settings.feed.backlog},

@@ -1,5 +1,6 @@
-// Screens by URL hash: #/ is the city overview, #/district/<id> a district. A new screen (an
-// incident board, KPIs, sign-in) is one more route and one more view class.
+// Screens by URL hash: #/ is the city overview, #/district/<id> a district, #/incidents the
+// incident board (#/incidents/<id> with one incident open), #/kpi the KPIs (#/kpi/<period>).
+// A new screen is one more route and one more view class.
 
 export class Router {
   /** routes: [{pattern: RegExp on the hash, view: (ctx, ...groups) => view, nav?: label}]. */
@@ -14,7 +15,7 @@ export class Router {
   show() {
     const hash = location.hash || "#/";
     const route = this.routes.find((r) => r.pattern.test(hash)) || this.routes.at(-1);
-    const groups = hash.match(route.pattern)?.slice(1).map(decodeURIComponent) || [];
+    const groups = hash.match(route.pattern)?.slice(1).map((g) => (g === undefined ? null : decodeURIComponent(g))) || [];
     if (this.view) this.view.destroy();
     this.view = route.view(this.context, ...groups);
     this.root.replaceChildren(this.view.el);

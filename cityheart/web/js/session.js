@@ -97,6 +97,12 @@ export class Session {
     return call("POST", path, this.token, body);
   }
 
+  /** The feed refused our token (or wants one): say so where the sign-in is. */
+  refused(detail) {
+    this.problem = { status: 401, detail };
+    this.changed();
+  }
+
   onChange(listener) {
     this.listeners.add(listener);
   }

@@ -18,6 +18,7 @@ export class CityState {
     this.series = new Map(); // "v:district/kind" | "i:district/indicator" -> Map(end ms -> value)
     this.windows = new Map(); // kind -> Map(end ms -> Map(district -> vital)), for city series
     this.alerts = new Map(); // id -> alert
+    this.history = new Map(); // a series key (or "c:kind" for the city) -> [{t, v}] from the database
     this.version = 0;
   }
 
@@ -135,8 +136,14 @@ export class CityState {
   /** [{t, v}] oldest first for a series key ("v:district/kind" or "i:district/indicator"). */
   points(key) {
     const points = this.series.get(key);
-    if (!points) return [];
-    return [...points.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v }));
+    const live = points ? [...points.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v })) : [];
+    return withHistory(this.history.get(key), live);
+  }
+
+  /** The database's points of a series ([{t, v}] oldest first): sparklines start with them. */
+  setHistory(key, points) {
+    this.history.set(key, points);
+    this.version += 1;
   }
 
   /** A kind over the whole city: each district's latest window combined by the rule's stat. */
@@ -152,12 +159,19 @@ export class CityState {
   /** [{t, v}] of cityVital per window, oldest first. */
   cityPoints(kind) {
     const byEnd = this.windows.get(kind);
-    if (!byEnd) return [];
-    return [...byEnd.entries()]
+    const live = [...(byEnd || new Map()).entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([t, districts]) => ({ t, v: combine(this.config, kind, [...districts.values()])?.value }))
       .filter((p) => typeof p.v === "number");
+    return withHistory(this.history.get(`c:${kind}`), live);
   }
+}
+
+/** The database's points before the first live one, then the live ones. */
+function withHistory(history, live) {
+  if (!history?.length) return live;
+  const first = live.length ? live[0].t : Infinity;
+  return [...history.filter((p) => p.t < first), ...live];
 }
 
 /** A city-wide value of a kind from district vitals: count-weighted mean, or max/min. */

@@ -11,7 +11,7 @@ const RANK_WORDS = ["normal", "elevated", "warning", "critical"];
 const STAT_TEXT = { mean: "mean", max: "max", min: "min", last: "last" };
 
 export class DistrictView {
-  constructor({ config, state, clock, navigate }, districtId) {
+  constructor({ config, state, clock, navigate, history }, districtId) {
     this.config = config;
     this.state = state;
     this.clock = clock;
@@ -23,6 +23,7 @@ export class DistrictView {
       this.update = () => {};
       return;
     }
+    history?.loadDistrict(this.district.id);
     this.map = new CityMap(config, { compact: true, onSelect: (id) => navigate(`#/district/${id}`) });
     this.badge = h("span", { class: "badge" });
     this.score = h("span", { class: "head-score" });

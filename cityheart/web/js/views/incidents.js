@@ -1,0 +1,121 @@
+// Incident board: one column per state (open, acknowledged, dispatched, resolved), worst
+// severity first, live from the feed's incidents channel; #/incidents/<id> opens one incident
+// beside the columns with its actions and timeline (views/incident_detail.js).
+
+import { h, setAttr, setText, syncList } from "../dom.js";
+import { ago, words } from "../format.js";
+import { BOARD_STATES, SEVERITIES } from "../incidents.js";
+import { IncidentDetail, severityLevel } from "./incident_detail.js";
+
+const RESOLVED_SHOWN = 30;
+const STATE_TITLES = { open: "Open", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved" };
+
+export class IncidentBoardView {
+  constructor({ config, incidents, session, clock, render }, selected = null) {
+    this.incidents = incidents;
+    this.session = session;
+    this.names = new Map(config.districts.map((d) => [d.id, d.name]));
+    this.departments = new Map((config.departments || []).map((d) => [d.id, d.name]));
+    this.selected = selected;
+    this.rendered = false;
+    this.summary = h("span", { class: "board-summary" });
+    this.scope = h("span", { class: "board-scope" });
+    this.notice = h("p", { class: "board-notice", role: "status" });
+    this.columns = BOARD_STATES.map((state) => {
+      const count = h("span", { class: "count" });
+      const severities = h("span", { class: "column-severities" });
+      const list = h("ol", { class: "incident-list", "aria-label": `${STATE_TITLES[state]} incidents` });
+      const el = h("section", { class: "panel board-column", "data-state": state },
+        h("h2", {}, STATE_TITLES[state], count, severities), list);
+      return { state, el, count, severities, list };
+    });
+    this.detail = selected
+      ? new IncidentDetail({ config, incidents, session, clock, names: this.names,
+                             departments: this.departments, onChanged: render }, selected)
+      : null;
+    this.el = h("section", { class: "incidents-view", "data-view": "incidents",
+                             "data-selected": selected ? "true" : null },
+      h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope, this.notice),
+      h("div", { class: "board-columns" }, this.columns.map((c) => c.el)),
+      this.detail ? this.detail.el : null);
+  }
+
+  update() {
+    const active = BOARD_STATES.slice(0, 3).flatMap((s) => this.incidents.inState(s));
+    const worst = SEVERITIES.find((s) => active.some((i) => i.severity === s));
+    setText(this.summary, active.length
+      ? `${active.length} active${worst ? ` · ${active.filter((i) => i.severity === worst).length} ${worst}` : ""}`
+      : "no active incidents");
+    this.updateScope();
+    for (const column of this.columns) this.updateColumn(column);
+    if (this.detail) this.detail.update();
+    this.rendered = true;
+  }
+
+  updateScope() {
+    const me = this.session.me;
+    let scope = "";
+    if (me?.role === "dispatcher") scope = `routed to ${this.departments.get(me.department) || me.department}`;
+    else if (me?.role === "viewer") scope = "public summaries";
+    setText(this.scope, scope);
+    const problem = this.incidents.problem;
+    let notice = "";
+    if (problem?.status === 404) notice = "This server has no dispatch API: incidents arrive live from the feed only.";
+    else if (problem) notice = `Incidents could not be loaded: ${problem.detail}`;
+    setText(this.notice, notice);
+    this.notice.hidden = !notice;
+  }
+
+  updateColumn({ state, count, severities, list }) {
+    let items = this.incidents.inState(state);
+    setText(count, String(items.length));
+    const bySeverity = SEVERITIES.map((s) => [s, items.filter((i) => i.severity === s).length])
+      .filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`);
+    setText(severities, state === "resolved" ? "" : bySeverity.join(" · "));
+    if (state === "resolved") items = items.slice(0, RESOLVED_SHOWN);
+    syncList(list, items, (i) => i.id,
+      () => {
+        const card = incidentCard();
+        if (this.rendered) {
+          card.classList.add("fresh");
+          card.addEventListener("animationend", () => card.classList.remove("fresh"), { once: true });
+        }
+        return card;
+      },
+      (card, incident) => this.updateCard(card, incident));
+  }
+
+  updateCard(card, incident) {
+    setAttr(card, "data-incident-id", incident.id);
+    setAttr(card, "data-state", incident.state);
+    setAttr(card, "data-severity", incident.severity);
+    setAttr(card, "data-level", severityLevel(incident.severity));
+    setAttr(card, "aria-current", incident.id === this.selected ? "true" : null);
+    const link = card.querySelector("a");
+    setAttr(link, "href", `#/incidents/${encodeURIComponent(incident.id)}`);
+    setText(card.querySelector(".inc-sev"), incident.severity || "");
+    const since = incident.state === "resolved" ? incident.resolved_at : incident.opened_at;
+    setText(card.querySelector(".inc-age"), ago(since));
+    setText(card.querySelector(".inc-title"), incident.title || words(incident.kind));
+    setText(card.querySelector(".inc-where"), this.names.get(incident.district) || incident.district || "");
+    setText(card.querySelector(".inc-deps"),
+      (incident.departments || []).map((d) => this.departments.get(d) || d).join(", "));
+    const meta = [];
+    if (typeof incident.alert_count === "number") meta.push(`${incident.alert_count} alert${incident.alert_count === 1 ? "" : "s"}`);
+    if (incident.escalation_level > 0) meta.push(`escalated ×${incident.escalation_level}`);
+    if (Array.isArray(incident.teams) && incident.teams.length) meta.push(`team ${incident.teams.join(", ")}`);
+    if (incident.outcome) meta.push(words(incident.outcome));
+    setText(card.querySelector(".inc-meta"), meta.join(" · "));
+  }
+
+  destroy() {}
+}
+
+function incidentCard() {
+  return h("li", { class: "incident-card" },
+    h("a", { class: "inc-link" },
+      h("div", { class: "inc-top" }, h("span", { class: "inc-sev" }), h("span", { class: "inc-age" })),
+      h("p", { class: "inc-title" }),
+      h("div", { class: "inc-line" }, h("span", { class: "inc-where" }), h("span", { class: "inc-deps" })),
+      h("div", { class: "inc-meta" })));
+}
