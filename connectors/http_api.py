@@ -31,7 +31,7 @@ import orjson
 from models.errors import CityheartError
 from models.tokens import Claims, TokenError
 
-__all__ = ["ANONYMOUS", "ApiRequest", "IncidentApi", "answer"]
+__all__ = ["ANONYMOUS", "ApiRequest", "IncidentApi", "answer", "caller"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def answer(
     if api is None:
         return _error(HTTPStatus.NOT_FOUND, "not_found", "this server has no dispatch API")
     query = parse_qs(request.query)
-    claims = _claims(request, query, authenticate, auth_required)
+    claims = caller(request, authenticate=authenticate, auth_required=auth_required)
     if isinstance(claims, tuple):
         return claims
     parts = [unquote(p) for p in request.path.strip("/").split("/")]
@@ -122,10 +122,11 @@ def _route(
                   f"{request.path}")
 
 
-def _claims(
-    request: ApiRequest, query: dict[str, list[str]],
-    authenticate: Callable[[str], Claims] | None, auth_required: bool,
+def caller(
+    request: ApiRequest, *, authenticate: Callable[[str], Claims] | None, auth_required: bool,
 ) -> Claims | Answer:
+    """Who is calling (the token's claims, or :data:`ANONYMOUS`), or the 401 answer why not."""
+    query = parse_qs(request.query)
     token = None
     if request.authorization:
         scheme, _, value = request.authorization.partition(" ")

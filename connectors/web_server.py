@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from connectors.http_api import ApiRequest, IncidentApi, answer
+from connectors.http_api import ApiRequest, IncidentApi, answer, caller
 from models.config import Settings
 from models.errors import CityheartError, ConfigError, ConnectorError
 from models.history import parse_time
@@ -54,6 +54,8 @@ from models.vitals.compute import HEALTH_LEVELS
 __all__ = ["DashboardSettings", "HistoryQuery", "WebServer", "config_document", "serve_dashboard"]
 
 log = logging.getLogger(__name__)
+
+_DEVICE_KEYS = frozenset({"device_id", "device", "devices", "device_ids", "station"})
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -299,7 +301,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.app.history is None:
             answer(HTTPStatus.NOT_FOUND, {"error": "no history database is configured"})
             return
-        query = parse_qs(urlsplit(self.path).query)
+        url = urlsplit(self.path)
+        claims = caller(ApiRequest(self.command, url.path, url.query,
+                                   self.headers.get("Authorization")),
+                        authenticate=self.app.authenticate,
+                        auth_required=self.app.settings.auth.required)
+        if isinstance(claims, tuple):
+            answer(*claims)
+            return
+        query = parse_qs(url.query)
 
         def one(name: str, default: str | None = None) -> str | None:
             return query.get(name, [default])[0]
@@ -315,6 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
             since = parse_time(one("since", "1h") or "1h", now=now)
             until = parse_time(one("until", "now") or "now", now=now)
             document = self.app.history(district, name, source, since, until)
+            if claims.role == "viewer":  # aggregated values only: no device ids
+                document["points"] = [{k: v for k, v in point.items() if k not in _DEVICE_KEYS}
+                                      for point in document.get("points", ())]
         except ValueError as exc:
             answer(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except CityheartError as exc:

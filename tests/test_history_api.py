@@ -56,3 +56,39 @@ def test_without_a_database_the_endpoint_says_so(base_settings: Settings) -> Non
     with WebServer(base_settings, DashboardSettings(port=0), static_dir=web_root()) as web:
         status, error = get(f"{web.url}api/history?district=harbour&name=pm25")
     assert status == 404 and "no history database" in error["error"]
+
+
+def test_history_checks_tokens_and_shows_viewers_no_device_ids(
+    base_settings: Settings, database_url: str,
+) -> None:
+    import time
+
+    from models.tokens import issue_token, verify_token
+
+    secret = "history-secret-0123456789"
+    settings = base_settings.model_copy(update={
+        "database": base_settings.database.model_copy(
+            update={"url": SecretStr(database_url), "embedded": False}),
+        "auth": base_settings.auth.model_copy(update={"required": True}),
+    })
+    with Storage.open(StorageOptions(url=database_url)) as storage:
+        storage.writer("readings").write([
+            reading_row(Reading("pm-7", "harbour", "pm25", 12.0, "ug/m3", NOW - 300))])
+
+    def token(role: str) -> str:
+        return issue_token(role=role, sub=role, secret=secret, now=time.time(), ttl_s=600)
+
+    web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
+                    history=history_query(settings), clock=lambda: NOW,
+                    authenticate=lambda t: verify_token(t, secret=secret, now=time.time()))
+    path = "api/history?district=harbour&name=pm25&since=1h"
+    with web:
+        status, refused = get(f"{web.url}{path}")
+        assert status == 401 and refused["error"] == "unauthorized"
+        status, _ = get(f"{web.url}{path}&token={token('viewer')}x")
+        assert status == 401
+        status, operator = get(f"{web.url}{path}&token={token('operator')}")
+        assert status == 200 and operator["points"][0]["device_id"] == "pm-7"
+        status, viewer = get(f"{web.url}{path}&token={token('viewer')}")
+        assert status == 200 and [p["value"] for p in viewer["points"]] == [12.0]
+        assert "pm-7" not in orjson.dumps(viewer).decode()
