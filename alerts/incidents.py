@@ -49,6 +49,7 @@ __all__ = [
     "IncidentGrouper",
     "InvalidAlert",
     "incident_id",
+    "incident_title",
     "parse_alert",
 ]
 
@@ -111,6 +112,15 @@ def _number(record: Mapping[str, Any], name: str, convert: Any) -> float | None:
     if number is not None and not math.isfinite(number):
         raise InvalidAlert(record.get("id"), f"{name} {raw!r} is not a finite number or time")
     return number
+
+
+def incident_title(facts: AlertFacts) -> str:
+    """What the incident is about, for people: "pm25 over its threshold in harbour"."""
+    if facts.rule.startswith("anomaly."):
+        return f"unusual {facts.kind} in {facts.district}"
+    if facts.rule == f"{facts.kind}.threshold":
+        return f"{facts.kind} past its threshold in {facts.district}"
+    return f"{facts.kind}: {facts.rule} in {facts.district}"
 
 
 def incident_id(rule: str, district: str, kind: str, window_start: float) -> str:
@@ -243,7 +253,7 @@ class IncidentGrouper:
         departments = route(self.settings.routing, district=facts.district, kinds=(facts.kind,),
                             severity=facts.severity, rules=(facts.rule,))
         details = {**_alert_details(facts), "district": facts.district,
-                   "title": f"{facts.kind} ({facts.rule}) in {facts.district}"}
+                   "title": incident_title(facts)}
         event = IncidentEvent(new_id, 1, facts.ts, SYSTEM_ACTOR, "open", None, departments,
                               details)
         incident = apply(None, event)
