@@ -19,6 +19,7 @@ only operators see. The result depends only on the role and department, so a fee
 message once per (role, department) and reuse the bytes::
 
     view(claims, message)        # the dict this client may see, or None
+    may_subscribe(claims, "alerts")            # False for a viewer: it sees no raw alerts
     authorize(claims, "resolve", incident)     # None, or raises Forbidden
     allowed_actions(claims, incident)          # ("acknowledge", "comment") for buttons
 """
@@ -39,11 +40,16 @@ __all__ = [
     "allowed_actions",
     "authorize",
     "may_act",
+    "may_subscribe",
     "view",
 ]
 
 CONTROL_TYPES = frozenset({"hello", "subscribed", "error", "heartbeat"})
 DISPATCHER_ACTIONS = ("acknowledge", "dispatch", "comment", "resolve")
+_CHANNELS_OF_ROLE = {
+    "dispatcher": frozenset({"vitals", "alerts", "incidents"}),  # alerts, incidents: routed ones
+    "viewer": frozenset({"vitals", "incidents"}),  # incidents as public summaries, no alerts
+}
 _VITAL_TYPES = frozenset({"vital", "indicator"})
 _ROUTED_TYPES = frozenset({"incident", "incident_event", "alert"})
 _VIEWER_INCIDENT = frozenset({
@@ -90,6 +96,17 @@ def view(claims: Claims, message: Mapping[str, Any]) -> dict[str, Any] | None:
     if claims.role == "viewer":
         return _viewer_view(kind, message)
     return None
+
+
+def may_subscribe(claims: Claims, channel: str) -> bool:
+    """Whether the role may see anything on feed ``channel`` (what it sees there is :func:`view`).
+
+    Operators may subscribe to every channel; a role asking for a channel it may see nothing of
+    is refused rather than left waiting on silence.
+    """
+    if claims.role == "operator":
+        return True
+    return channel in _CHANNELS_OF_ROLE.get(claims.role, frozenset())
 
 
 def may_act(claims: Claims, action: str, departments: tuple[str, ...] | list[str]) -> bool:

@@ -4,7 +4,10 @@ The signing secret lives only in ``CITYHEART_TOKEN_SECRET`` (never in config.yam
 
     token = issue(settings, role="dispatcher", department="water-authority", sub="ana")
     authenticate, view = feed_auth(settings)     # (None, None) when no secret and not required
-    run_feed(settings, authenticate=authenticate, view=view)
+    run_feed(settings, authenticate=authenticate, view=view, may_subscribe=may_subscribe)
+
+With tokens on, the feed also refuses a channel the token's role may see nothing of
+(alerts.access.may_subscribe: a viewer asking for ``alerts``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
+from alerts.access import may_subscribe
 from alerts.access import view as access_view
 from connectors.feed_auth import Authenticate, View
 from connectors.feed_server import run_feed
@@ -66,6 +70,7 @@ def feed_auth(
 
 
 def run_feed_with_auth(settings: Settings) -> None:
-    """``run_feed`` with tokens checked and messages masked when a secret is set."""
+    """``run_feed`` with tokens, role masking and channel checks on when a secret is set."""
     authenticate, view = feed_auth(settings)
-    run_feed(settings, authenticate=authenticate, view=view)
+    run_feed(settings, authenticate=authenticate, view=view,
+             may_subscribe=may_subscribe if view is not None else None)

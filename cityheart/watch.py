@@ -3,6 +3,7 @@
     cityheart watch                                   # everything, one readable line each
     cityheart watch --district old-town --kind pm25   # filtered by the feed
     cityheart watch --json --count 10                 # ten JSON objects, one a line, then exit
+    cityheart watch --token "$(cityheart token --role viewer)"   # a feed with auth.required
 
 Human lines::
 
@@ -11,7 +12,9 @@ Human lines::
 
 The command survives feed restarts (the client resumes where it was), exits 0 after ``count``
 messages, at ``timeout_s`` or on Ctrl-C, and raises ConnectorError (the CLI exits 1 with its
-message) when the feed cannot be reached.
+message) when the feed cannot be reached or refuses the token (``--token`` or
+``CITYHEART_TOKEN``, sent as ``?token=...``; the feed then masks what it sends by the token's
+role).
 """
 
 from __future__ import annotations
@@ -40,13 +43,21 @@ def run_watch(
     as_json: bool,
     count: int | None,
     timeout_s: float | None,
+    token: str | None = None,
+    fit_channels: bool = False,
 ) -> int:
-    """Print feed messages to stdout until ``count`` or ``timeout_s``; return the exit code."""
+    """Print feed messages to stdout until ``count`` or ``timeout_s``; return the exit code.
+
+    ``token`` (from ``cityheart token``) is presented to the feed; a refused one raises
+    ConnectorError with the feed's reason, never the token. ``fit_channels`` (the CLI's
+    default channels) drops channels the token's role may not see instead of failing.
+    """
     if count is not None and count <= 0:
         return 0
     connect_s = CONNECT_TIMEOUT_S if timeout_s is None else min(CONNECT_TIMEOUT_S, timeout_s)
     client = FeedClient(
-        url, channels=channels, districts=districts, kinds=kinds, connect_timeout=connect_s
+        url, channels=channels, districts=districts, kinds=kinds, connect_timeout=connect_s,
+        token=token or None, fit_channels=fit_channels,
     )
     shown = 0
     try:

@@ -1,9 +1,10 @@
-"""Authentication and role masking for the push feed: the pieces ``feed_server`` injects.
+"""Authentication, role masking and abuse limits for the push feed: what ``feed_server`` uses.
 
-The feed never decides what a role may see: it is given two functions by the cityheart layer,
+The feed never decides what a role may see: it is given functions by the cityheart layer,
 
     authenticate(token) -> Claims     # raises models.tokens.TokenError when it is not genuine
     view(claims, message) -> dict | None   # alerts.access.view: the masked message, or None
+    may_subscribe(claims, channel) -> bool # alerts.access.may_subscribe
 
 A client presents its token as ``?token=...`` in the feed URL or as ``"token"`` in a subscribe
 op (:func:`token_in_path`, :func:`split_token`). Operators and unauthenticated clients (only
@@ -12,26 +13,36 @@ bytes masked once per (role, department) per message, kept in a :class:`MaskCach
 
     masks = MaskCache(view, limit=4 * backlog)
     shown = masks.shown(claims, message)   # message itself, a masked copy, or None
+
+A subscribe op naming a channel the role may see nothing of is refused with
+``forbidden_channel`` (:func:`check_channels`); the other channels work when asked again without
+it. :func:`quiet_logger` keeps websockets' debug dumps (request paths and frames, which carry
+tokens) out of the logs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from models.feed import FeedError, FeedMessage
+from models.feed import CHANNELS, FeedError, FeedMessage
 from models.tokens import Claims, TokenError
 
 __all__ = [
     "Authenticate",
     "MaskCache",
+    "MaySubscribe",
     "View",
     "admit",
+    "allowed_channels",
+    "check_channels",
+    "quiet_logger",
     "split_token",
     "token_in_path",
 ]
@@ -40,6 +51,8 @@ Authenticate = Callable[[str], Claims]
 """A token's claims, or a models.tokens.TokenError."""
 View = Callable[[Claims, Mapping[str, Any]], "dict[str, Any] | None"]
 """The part of a feed message a role may see, or None."""
+MaySubscribe = Callable[[Claims, str], bool]
+"""Whether a role may see anything on a feed channel."""
 
 
 def token_in_path(path: str) -> str | None:
@@ -76,6 +89,45 @@ def admit(authenticate: Authenticate | None, token: Any) -> Claims:
         except TokenError as exc:
             detail = f"token refused: {exc}"
     raise FeedError("unauthorized", detail)
+
+
+def allowed_channels(may_subscribe: MaySubscribe | None, claims: Claims | None) -> tuple[str, ...]:
+    """The channels a client may subscribe to: all without a check or a token."""
+    if may_subscribe is None or claims is None:
+        return CHANNELS
+    return tuple(c for c in CHANNELS if may_subscribe(claims, c))
+
+
+def check_channels(
+    may_subscribe: MaySubscribe | None, claims: Claims | None, channels: Collection[str]
+) -> None:
+    """Raise FeedError ``forbidden_channel`` naming the first channel the role may not see.
+
+    An empty ``channels`` (all) passes: the role then gets what :data:`View` lets through.
+    """
+    allowed = allowed_channels(may_subscribe, claims)
+    refused = sorted(set(channels).difference(allowed))
+    if not refused or claims is None:
+        return
+    who = f"role {claims.role!r}"
+    if claims.department is not None:
+        who += f" (department {claims.department!r})"
+    detail = (f"{who} may not subscribe to channel {refused[0]!r}; subscribe again with "
+              f"channels among {list(allowed)}")
+    raise FeedError("forbidden_channel", detail)
+
+
+class _NoDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+def quiet_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger for websockets that never logs at debug level (its frame and header dumps).
+
+    Those dumps would put ``?token=...`` and subscribe ops, tokens included, into the log.
+    """
+    return _NoDebug(logging.getLogger(name), {})
 
 
 class MaskCache:

@@ -12,16 +12,21 @@ takes a fresh snapshot and drops what it already delivered (:class:`models.feed_
 
 It raises :class:`~models.errors.ConnectorError` naming the URL when it cannot connect within
 ``connect_timeout`` (the first time) or ``reconnect_timeout`` (later; None: keep trying), when
-the server refuses the handshake (wrong path: HTTP 404), or when it refuses the subscription.
+the server refuses the handshake (wrong path: HTTP 404), or when it refuses the subscription
+or the ``token`` (sent as ``?token=...``; never part of ``url`` in errors and logs).
+With ``fit_channels`` it asks only for those of ``channels`` the feed's ``hello`` offers (a
+token's role may see fewer), instead of being refused with ``forbidden_channel``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from websockets.exceptions import (
@@ -33,6 +38,7 @@ from websockets.exceptions import (
 )
 from websockets.sync.client import ClientConnection, connect
 
+from connectors.feed_auth import quiet_logger
 from models.errors import ConnectorError
 from models.feed import Subscribe, Subscription
 from models.feed_delivery import Deduper
@@ -71,11 +77,15 @@ class FeedClient:
         delays: Callable[[], Iterator[float]] = backoff,
         retryable: Callable[[Exception], bool] = is_retryable,
         dedupe: bool = True,
+        token: str | None = None,
+        fit_channels: bool = False,
     ) -> None:
         self.url = url
+        self._connect_url = url if token is None else _with_token(url, token)
         self.subscription = Subscription(
             frozenset(channels), frozenset(districts), frozenset(kinds)
         )
+        self._wanted = self.subscription.channels if fit_channels else None
         self.last_seq = since
         self.epoch: str | None = None
         self.connections = 0
@@ -184,9 +194,15 @@ class FeedClient:
 
     def _handshake(self) -> None:
         self._ws = connect(
-            self.url, open_timeout=self.open_timeout, compression=None, max_size=2**22
+            self._connect_url, open_timeout=self.open_timeout, compression=None, max_size=2**22,
+            logger=quiet_logger("websockets.client"),  # no debug dumps: the URL has the token
         )
         hello = orjson.loads(self._ws.recv(timeout=self.open_timeout))
+        if hello.get("type") == "error":  # refused at connect: a bad ?token=
+            self._on_error(hello)
+        offered = self._wanted and self._wanted.intersection(hello.get("channels") or ())
+        if offered:  # none offered: ask anyway, and let the feed say why not
+            self.subscription = dataclasses.replace(self.subscription, channels=offered)
         epoch = hello.get("epoch")
         since = self.last_seq
         if self.epoch is not None and epoch != self.epoch:
@@ -204,6 +220,11 @@ class FeedClient:
         if since is None:
             self.last_seq = None
         self._ws.send(orjson.dumps(Subscribe(self.subscription, since).as_op()), text=True)
+
+
+def _with_token(url: str, token: str) -> str:
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}token={quote(token, safe='')}"
 
 
 def _left(deadline: float | None) -> float | None:

@@ -24,8 +24,15 @@ in one step of the event loop, between two Kafka batches). A ``heartbeat`` goes 
 
 Authentication (``connectors.feed_auth``): given ``authenticate`` and ``view``, the server
 checks a token presented as ``?token=...`` or in a subscribe op, refuses a bad one with an
-``error`` (code ``unauthorized``) and closes that connection, and masks every data message by
-the client's role. A client without a token is an operator unless ``settings.auth.required``.
+``error`` (code ``unauthorized``) and closes that connection (1008), and masks every data
+message by the client's role. A client without a token is an operator unless
+``settings.auth.required``. Given ``may_subscribe`` too, a subscribe op naming a channel the
+role may see nothing of is answered with ``forbidden_channel`` (the connection stays open).
+Refusals are logged without the token.
+
+Abuse: each connection may send ``ops_burst`` ops at once and ``ops_per_s`` sustained; the
+first op over that gets a ``rate_limited`` error and the connection is closed (1008). A frame
+over :data:`MAX_FRAME_BYTES` closes the connection (1009). Neither touches other clients.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -50,8 +58,12 @@ from websockets.http11 import Request, Response
 from connectors.feed_auth import (
     Authenticate,
     MaskCache,
+    MaySubscribe,
     View,
     admit,
+    allowed_channels,
+    check_channels,
+    quiet_logger,
     split_token,
     token_in_path,
 )
@@ -72,6 +84,7 @@ from models.feed import (
 )
 from models.feed_delivery import Outbox
 from models.indicator_config import INDICATORS
+from models.rate_limit import RateLimiter
 from models.timefmt import iso
 from models.tokens import Claims
 from models.vitals.records import CITY
@@ -86,6 +99,8 @@ DISPATCH_CHUNK = 100
 """Records dispatched between two chances for client writers to run."""
 POLL_S = 0.1
 """How long one poll waits for records (also how long shutting down may wait for it)."""
+MAX_FRAME_BYTES = 65_536
+"""The largest frame a client may send (a subscribe op with a token is well under 8 KiB)."""
 
 
 def _now() -> str:
@@ -96,6 +111,7 @@ def _now() -> str:
 class _Client:
     ws: ServerConnection
     outbox: Outbox
+    ops: RateLimiter
     subscription: Subscription | None = None
     claims: Claims | None = None
     admitted: bool = False
@@ -115,6 +131,9 @@ class FeedServer:
     have read what the topics held (it serves anyway afterwards, with a warning).
     ``authenticate`` (a token's Claims, or TokenError) and ``view`` (alerts.access.view) turn
     on tokens and role masking; ``settings.auth.required`` then refuses clients without one.
+    ``may_subscribe`` (alerts.access.may_subscribe) refuses channels a role may not see.
+    ``ops_per_s`` and ``ops_burst`` bound the ops of one connection; ``clock`` (monotonic
+    seconds) times them.
     """
 
     def __init__(
@@ -128,6 +147,10 @@ class FeedServer:
         catchup_timeout_s: float = 30.0,
         authenticate: Authenticate | None = None,
         view: View | None = None,
+        may_subscribe: MaySubscribe | None = None,
+        ops_per_s: float = 2.0,
+        ops_burst: int = 20,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if settings.auth.required and (authenticate is None or view is None):
             msg = "auth.required is true but the feed was given no token check (set the secret)"
@@ -135,6 +158,11 @@ class FeedServer:
         self.settings = settings
         self.authenticate = authenticate
         self._masks = MaskCache(view, 4 * settings.feed.backlog) if view is not None else None
+        self.may_subscribe = may_subscribe
+        self.ops_per_s = ops_per_s
+        self.ops_burst = ops_burst
+        self._clock = clock
+        RateLimiter(ops_per_s, ops_burst)  # ValueError now, not at the first connection
         self.heartbeat_s = heartbeat_s
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -204,8 +232,9 @@ class FeedServer:
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 compression=None,  # per-client deflate would undo "serialise once"
-                max_size=65_536,
+                max_size=MAX_FRAME_BYTES,
                 server_header="cityheart-feed",
+                logger=quiet_logger("websockets.server"),  # no debug dumps: they carry tokens
             )
         except OSError as exc:
             await self.close()
@@ -319,26 +348,39 @@ class FeedServer:
         return connection.respond(HTTPStatus.NOT_FOUND, text)
 
     async def _handle(self, ws: ServerConnection) -> None:
-        client = _Client(ws, Outbox(self.outbox_limit))
+        client = _Client(ws, Outbox(self.outbox_limit), RateLimiter(self.ops_per_s,
+                                                                     self.ops_burst, max_keys=2))
         token = token_in_path(ws.request.path) if ws.request is not None else None
         refusal = self._admit(client, token) if token is not None else None
         client.admitted = client.admitted or not self.settings.auth.required
         if refusal is None:
             refusal = await self._serve(client)
         if refusal is not None:
-            log.warning("feed: refused client %s: %s", ws.remote_address, refusal.detail)
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(error_message(refusal, time=_now()), text=True)
-                await ws.close(1008, "unauthorized")
+            log.warning("feed: refused client %s (%s): %s", ws.remote_address, refusal.code,
+                        refusal.detail)
+            await self._refuse(ws, refusal)
+
+    async def _refuse(self, ws: ServerConnection, refusal: FeedError) -> None:
+        """Send the error, then close (1008); frames still coming in are read and dropped
+        meanwhile, or a flooder's answer to the close would wait behind them until
+        close_timeout."""
+        discard = asyncio.create_task(_discard(ws))
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(error_message(refusal, time=_now()), text=True)
+            await ws.close(1008, refusal.code)
+        discard.cancel()
+        await asyncio.gather(discard, return_exceptions=True)
 
     async def _serve(self, client: _Client) -> FeedError | None:
-        """Talk to an admitted client until it leaves; the refusal if a token it sends is bad."""
+        """Talk to an admitted client until it leaves; the refusal if it sends a bad token or
+        floods."""
         ws = client.ws
         hello = hello_message(
             server=f"cityheart feed ({self.settings.city.name})",
             epoch=self.epoch,
             last_seq=self.log.last_seq,
             time=_now(),
+            channels=allowed_channels(self.may_subscribe, client.claims),
         )
         try:
             await ws.send(hello, text=True)
@@ -350,6 +392,8 @@ class FeedServer:
         log.debug("feed: client %s connected", ws.remote_address)
         try:
             async for frame in ws:
+                if not client.ops.allow("ops", self._clock()):
+                    return self._flooding()
                 token, frame = split_token(frame)
                 if token is not None or not client.admitted:
                     if (refusal := self._admit(client, token)) is not None:
@@ -375,11 +419,17 @@ class FeedServer:
         client.admitted = True
         return None
 
+    def _flooding(self) -> FeedError:
+        detail = (f"more than {self.ops_burst} ops at once or {self.ops_per_s:g} a second "
+                  "from this connection; closing it")
+        return FeedError("rate_limited", detail)
+
     def _on_request(self, client: _Client, frame: str | bytes) -> None:
         """Answer one op; replay and registration happen here with no await in between."""
         now = _now()
         try:
             request = parse_request(frame, districts=self._districts, kinds=self._kinds)
+            self._check_channels(client, request.subscription)
             everything = self.log.replay_for(request.subscription, request.since)
             replay = [m for m in (self._shown(client, m) for m in everything) if m is not None]
         except FeedError as exc:
@@ -393,6 +443,14 @@ class FeedServer:
         client.outbox.extend(replay)
         client.subscription = request.subscription
         client.wake.set()
+
+    def _check_channels(self, client: _Client, subscription: Subscription) -> None:
+        try:
+            check_channels(self.may_subscribe, client.claims, subscription.channels)
+        except FeedError as exc:
+            who = client.claims.sub if client.claims is not None else None
+            log.info("feed: client %s (sub %r): %s", client.ws.remote_address, who, exc.detail)
+            raise
 
     def _shown(self, client: _Client, message: FeedMessage) -> FeedMessage | None:
         """``message`` as this client's role may see it (None: not at all)."""
@@ -431,25 +489,41 @@ class FeedServer:
                 client.wake.set()
 
 
+async def _discard(ws: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
+
+
 def run_feed(
-    settings: Settings, *, authenticate: Authenticate | None = None, view: View | None = None
+    settings: Settings,
+    *,
+    authenticate: Authenticate | None = None,
+    view: View | None = None,
+    may_subscribe: MaySubscribe | None = None,
 ) -> None:
     """Run the feed until SIGINT or SIGTERM; print ``feed: <url>`` once it accepts connections.
 
-    ``authenticate`` and ``view`` turn on tokens and role masking (see :class:`FeedServer`).
+    ``authenticate``, ``view`` and ``may_subscribe`` turn on tokens, role masking and channel
+    checks (see :class:`FeedServer`).
     """
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_stopped(settings, authenticate, view))
+        asyncio.run(_serve_until_stopped(settings, authenticate, view, may_subscribe))
 
 
 async def _serve_until_stopped(
-    settings: Settings, authenticate: Authenticate | None, view: View | None
+    settings: Settings,
+    authenticate: Authenticate | None,
+    view: View | None,
+    may_subscribe: MaySubscribe | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with FeedServer(settings, authenticate=authenticate, view=view) as feed:
+    async with FeedServer(
+        settings, authenticate=authenticate, view=view, may_subscribe=may_subscribe
+    ) as feed:
         log.info("feed: %s", feed.url)
         print(f"feed: {feed.url}", flush=True)
         await feed.run_until(stop)

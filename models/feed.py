@@ -83,6 +83,9 @@ ERROR_CODES = (
     "unknown_kind",
     "resync",
     "invalid_record",
+    "unauthorized",
+    "forbidden_channel",
+    "rate_limited",
 )
 """Every code an ``error`` message or a FeedError may carry."""
 
@@ -330,10 +333,14 @@ def _record(value: bytes, fields: tuple[str, ...] = ("district", "kind")) -> dic
     return record
 
 
-def hello_message(*, server: str, epoch: str, last_seq: int, time: str) -> bytes:
+def hello_message(
+    *, server: str, epoch: str, last_seq: int, time: str, channels: Collection[str] = CHANNELS
+) -> bytes:
     """The first message on every connection: who is talking, and where the feed is at.
 
     ``epoch`` changes when the feed restarts; seqs of another epoch mean nothing here.
+    ``channels`` are those this client may subscribe to (all of them unless its token's role
+    sees less), in :data:`CHANNELS` order.
     """
     return orjson.dumps(
         {
@@ -341,7 +348,7 @@ def hello_message(*, server: str, epoch: str, last_seq: int, time: str) -> bytes
             "time": time,
             "server": server,
             "epoch": epoch,
-            "channels": list(CHANNELS),
+            "channels": [c for c in CHANNELS if c in channels],
             "last_seq": last_seq,
         }
     )

@@ -209,9 +209,10 @@ def test_incidents_go_from_alert_to_board_to_acknowledged_on_every_open_page(
         "id => window.cityheart.session.post(`api/incidents/${id}/actions`, {action: 'close'})"
         ".then(a => [a.status, a.data.detail])", incident_id)
     assert status[0] == 403 and DISPATCHER in status[1]
-    assert dispatcher.page.eval_on_selector_all(
-        ".incident-actions button", "bs => bs.map(b => b.dataset.action)") == [
-        "dispatch", "comment", "resolve"]
+    # (the panel re-renders as live events come: wait for it to settle)
+    dispatcher.wait("() => [...document.querySelectorAll('.incident-actions button')]"
+                    ".map(b => b.dataset.action).join() === 'dispatch,comment,resolve'",
+                    timeout_s=20)
     dispatcher.shot(tmp_path / "incidents-laptop.png")
 
     operator.page.click(operator.card(incident_id, "dispatched") + " a")

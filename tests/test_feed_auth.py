@@ -143,7 +143,8 @@ def test_each_role_receives_what_access_rules_let_through(settings: Settings) ->
         ("alert", "old-town"), ("vital", "old-town"), ("vital", "riverside")]
     assert [m["id"] for m in water if m["type"] == "alert"] == ["a-water"]
     assert next(m for m in water if m["type"] == "alert")["message"] == "pm25 critical in old-town"
-    assert next(m for m in water if m["district"] == "old-town")["device_ids"]
+    assert next(m for m in water
+                if m["type"] == "vital" and m["district"] == "old-town")["device_ids"]
 
 
 def test_forged_and_expired_tokens_are_refused_while_others_keep_receiving(

@@ -46,6 +46,7 @@ export class FeedConnection {
     this.timer = null;
     this.watchdog = null;
     this.stopped = false;
+    this.offered = null; // the channels the feed's hello offers this client
   }
 
   start() {
@@ -123,6 +124,10 @@ export class FeedConnection {
     if (this.epoch === null) since = null;
     this.epoch = message.epoch;
     this.connections += 1;
+    // ask only for channels this token may see (hello lists them): a viewer gets no raw alerts
+    if (Array.isArray(message.channels) && this.subscription.channels.length) {
+      this.offered = message.channels;
+    }
     this.phase = since === null && this.history > 0 && message.last_seq > 0 ? "snapshot" : null;
     this.historySince = Math.max(0, message.last_seq - this.history);
     this.subscribe(since);
@@ -138,6 +143,7 @@ export class FeedConnection {
     this.subscribed = false;
     if (since === null) this.lastSeq = null;
     const op = { op: "subscribe", ...this.subscription, since };
+    if (this.offered) op.channels = op.channels.filter((c) => this.offered.includes(c));
     this.ws.send(JSON.stringify(op));
   }
 
