@@ -47,7 +47,7 @@ __all__ = [
 CONTROL_TYPES = frozenset({"hello", "subscribed", "error", "heartbeat"})
 DISPATCHER_ACTIONS = ("acknowledge", "dispatch", "comment", "resolve")
 _CHANNELS_OF_ROLE = {
-    "dispatcher": frozenset({"vitals", "alerts", "incidents"}),  # alerts, incidents: routed ones
+    "dispatcher": frozenset({"vitals", "alerts", "incidents", "kpis"}),  # routed ones; own KPIs
     "viewer": frozenset({"vitals", "incidents"}),  # incidents as public summaries, no alerts
 }
 _VITAL_TYPES = frozenset({"vital", "indicator"})

@@ -70,7 +70,11 @@ def feed_auth(
 
 
 def run_feed_with_auth(settings: Settings) -> None:
-    """``run_feed`` with tokens, role masking and channel checks on when a secret is set."""
+    """``run_feed`` with tokens, role masking and channel checks on when a secret is set, and
+    the departments' KPIs on its ``kpis`` channel."""
+    from cityheart.feed_kpis import KpiDigest
+
     authenticate, view = feed_auth(settings)
     run_feed(settings, authenticate=authenticate, view=view,
-             may_subscribe=may_subscribe if view is not None else None)
+             may_subscribe=may_subscribe if view is not None else None,
+             digests=[KpiDigest(settings)])

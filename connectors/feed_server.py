@@ -43,11 +43,11 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -89,7 +89,7 @@ from models.timefmt import iso
 from models.tokens import Claims
 from models.vitals.records import CITY
 
-__all__ = ["FeedServer", "run_feed"]
+__all__ = ["Digest", "FeedServer", "run_feed"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,20 @@ POLL_S = 0.1
 """How long one poll waits for records (also how long shutting down may wait for it)."""
 MAX_FRAME_BYTES = 65_536
 """The largest frame a client may send (a subscribe op with a token is well under 8 KiB)."""
+
+
+class Digest(Protocol):
+    """Something the feed computes from what it reads and publishes on its own ``channel``
+    every ``interval_s`` (department KPIs from the incident events, for one)."""
+
+    channel: str
+    interval_s: float
+
+    def observe(self, channel: str, value: bytes) -> None:
+        """See one Kafka record of a feed channel (called on the feed's event loop: be quick)."""
+
+    def records(self) -> list[bytes]:
+        """The records to publish now (called on a worker thread)."""
 
 
 def _now() -> str:
@@ -132,6 +146,8 @@ class FeedServer:
     ``authenticate`` (a token's Claims, or TokenError) and ``view`` (alerts.access.view) turn
     on tokens and role masking; ``settings.auth.required`` then refuses clients without one.
     ``may_subscribe`` (alerts.access.may_subscribe) refuses channels a role may not see.
+    ``digests`` (:class:`Digest`) publish what the feed computes from its records, such as
+    the departments' KPIs on the ``kpis`` channel.
     ``ops_per_s`` and ``ops_burst`` bound the ops of one connection; ``clock`` (monotonic
     seconds) times them.
     """
@@ -148,6 +164,7 @@ class FeedServer:
         authenticate: Authenticate | None = None,
         view: View | None = None,
         may_subscribe: MaySubscribe | None = None,
+        digests: Sequence[Digest] = (),
         ops_per_s: float = 2.0,
         ops_burst: int = 20,
         clock: Callable[[], float] = time.monotonic,
@@ -159,6 +176,7 @@ class FeedServer:
         self.authenticate = authenticate
         self._masks = MaskCache(view, 4 * settings.feed.backlog) if view is not None else None
         self.may_subscribe = may_subscribe
+        self.digests = tuple(digests)
         self.ops_per_s = ops_per_s
         self.ops_burst = ops_burst
         self._clock = clock
@@ -242,6 +260,9 @@ class FeedServer:
             raise ConnectorError("feed", f"{feed.host}:{feed.port}", msg) from exc
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="feed-heartbeats"))
+        for digest in self.digests:
+            self._tasks.append(asyncio.create_task(self._publish(digest),
+                                                   name=f"feed-{digest.channel}"))
         log.debug("feed: serving %s from seq %d, epoch %s", self.url, self.log.last_seq, self.epoch)
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -265,7 +286,7 @@ class FeedServer:
             await self._server.wait_closed()
             self._server = None
         for task in self._tasks:
-            if task.get_name() == "feed-heartbeats":
+            if task.get_name() != "feed-pump":  # heartbeats and digests sleep: wake them
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
@@ -326,17 +347,39 @@ class FeedServer:
         except FeedError as exc:
             log.warning("feed: skipping %s[%d]@%d: %s", topic, partition, offset, exc.detail)
             messages = []
+        if messages:
+            for digest in self.digests:
+                digest.observe(self._channel_of[topic], record.value() or b"")
+        self._offer(messages)
+        target = self._targets.get((topic, partition))
+        if target is not None and offset + 1 >= target:
+            del self._targets[(topic, partition)]
+            if not self._targets:
+                self._caught_up.set()
+
+    def _offer(self, messages: Sequence[FeedMessage]) -> None:
         for message in messages:
             for client in self._clients:
                 if client.subscription is not None and client.subscription.matches(message):
                     shown = self._shown(client, message)
                     if shown is not None:
                         client.offer(shown)
-        target = self._targets.get((topic, partition))
-        if target is not None and offset + 1 >= target:
-            del self._targets[(topic, partition)]
-            if not self._targets:
-                self._caught_up.set()
+
+    async def _publish(self, digest: Digest) -> None:
+        """Every ``digest.interval_s``, its records as messages of its channel."""
+        while not self._closing:
+            try:
+                values = await asyncio.to_thread(digest.records)
+            except Exception:
+                log.exception("feed: %s digest failed; trying again later", digest.channel)
+                values = []
+            now = _now()
+            for value in values:
+                try:
+                    self._offer(self.log.append_all(digest.channel, value, now))
+                except FeedError as exc:
+                    log.warning("feed: skipping a %s record: %s", digest.channel, exc.detail)
+            await asyncio.sleep(digest.interval_s)
 
     # websocket side
 
@@ -501,14 +544,15 @@ def run_feed(
     authenticate: Authenticate | None = None,
     view: View | None = None,
     may_subscribe: MaySubscribe | None = None,
+    digests: Sequence[Digest] = (),
 ) -> None:
     """Run the feed until SIGINT or SIGTERM; print ``feed: <url>`` once it accepts connections.
 
     ``authenticate``, ``view`` and ``may_subscribe`` turn on tokens, role masking and channel
-    checks (see :class:`FeedServer`).
+    checks; ``digests`` publish what the feed computes itself (see :class:`FeedServer`).
     """
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_stopped(settings, authenticate, view, may_subscribe))
+        asyncio.run(_serve_until_stopped(settings, authenticate, view, may_subscribe, digests))
 
 
 async def _serve_until_stopped(
@@ -516,13 +560,15 @@ async def _serve_until_stopped(
     authenticate: Authenticate | None,
     view: View | None,
     may_subscribe: MaySubscribe | None,
+    digests: Sequence[Digest],
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with FeedServer(
-        settings, authenticate=authenticate, view=view, may_subscribe=may_subscribe
+        settings, authenticate=authenticate, view=view, may_subscribe=may_subscribe,
+        digests=digests,
     ) as feed:
         log.info("feed: %s", feed.url)
         print(f"feed: {feed.url}", flush=True)

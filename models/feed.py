@@ -19,7 +19,10 @@ received it). It is serialised once, here, and the same bytes go to every client
 name (``aqi``, ``noise``, ...) and its ``district`` may be ``"city"``, so the district and kind
 filters work on indicators too. The ``incidents`` channel turns each record of the incidents
 topic (an event and the incident after it) into two messages: ``incident_event`` (the event,
-with its incident's ``district`` and ``kind``) then ``incident`` (the incident record).
+with its incident's ``district`` and ``kind``) then ``incident`` (the incident record). The
+``kpis`` channel carries ``kpi`` messages the feed computes itself (a department's KPIs, with
+``district`` "city" and ``kind`` the department id; the latest per department is in the
+snapshot).
 
 The client's subscribe op::
 
@@ -59,16 +62,17 @@ __all__ = [
     "subscribed_message",
 ]
 
-CHANNELS = ("vitals", "alerts", "incidents")
+CHANNELS = ("vitals", "alerts", "incidents", "kpis")
 """The feed's channels, named after the Kafka topics they carry."""
 
 INCIDENT_MEMORY = 2000
 """How many incidents (the latest record of each, not closed) a feed keeps for snapshots."""
 
-_TYPE_OF_CHANNEL = {"vitals": "vital", "alerts": "alert", "incidents": "incident_event"}
+_TYPE_OF_CHANNEL = {"vitals": "vital", "alerts": "alert", "incidents": "incident_event",
+                    "kpis": "kpi"}
 _CHANNEL_OF_TYPE = {"vital": "vitals", "indicator": "vitals", "alert": "alerts",
-                    "incident_event": "incidents", "incident": "incidents"}
-_SNAPSHOT_TYPES = ("vital", "indicator")
+                    "incident_event": "incidents", "incident": "incidents", "kpi": "kpis"}
+_SNAPSHOT_TYPES = ("vital", "indicator", "kpi")
 _RESERVED = ("type", "seq", "time")
 _LIST_FIELDS = ("channels", "districts", "kinds")
 

@@ -33,6 +33,7 @@ from connectors.kafka import ReliableProducer
 from connectors.servers import free_port
 from models.config import Settings
 from models.errors import ConnectorError
+from models.feed import CHANNELS
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]
 
@@ -228,7 +229,7 @@ async def asubscribe(
 ) -> AsyncConnection:
     ws = await async_connect(url, **(options or {}))
     hello = orjson.loads(await ws.recv())
-    assert hello["type"] == "hello" and hello["channels"] == ["vitals", "alerts", "incidents"]
+    assert hello["type"] == "hello" and hello["channels"] == list(CHANNELS)
     await ws.send(subscribe_op(since, **filters))
     subscribed = orjson.loads(await ws.recv())
     assert subscribed["type"] == "subscribed", subscribed

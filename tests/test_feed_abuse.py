@@ -78,11 +78,12 @@ def test_may_subscribe_allows_exactly_the_channels_whose_messages_a_role_can_see
         "alerts": {"type": "alert", "district": "old-town", "kind": "pm25", "departments": [WATER]},
         "incidents": {"type": "incident", "id": "i1", "district": "old-town", "kind": "pm25",
                       "departments": [WATER]},
+        "kpis": {"type": "kpi", "district": "city", "kind": WATER, "department": WATER},
     }
     roles = [claims("operator"), claims("dispatcher", WATER), claims("viewer")]
     allowed = {c.role: [ch for ch in samples if may_subscribe(c, ch)] for c in roles}
-    assert allowed == {"operator": ["vitals", "alerts", "incidents"],
-                       "dispatcher": ["vitals", "alerts", "incidents"],
+    assert allowed == {"operator": ["vitals", "alerts", "incidents", "kpis"],
+                       "dispatcher": ["vitals", "alerts", "incidents", "kpis"],
                        "viewer": ["vitals", "incidents"]}
     for who in roles:  # a refused channel is one whose messages view would hide anyway
         for channel, message in samples.items():

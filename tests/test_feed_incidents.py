@@ -118,3 +118,40 @@ def test_each_role_sees_incidents_as_it_may(settings: Settings) -> None:
         assert secret not in viewer, f"a viewer sees {secret}"
     assert [m["type"] for m in seen["viewer"]][-2:] == ["incident_event", "incident"]
     assert seen["viewer"][-1]["state"] == "acknowledged"
+
+
+def test_the_feed_publishes_each_departments_kpis_to_whom_may_see_them(
+    settings: Settings,
+) -> None:
+    from alerts.access import may_subscribe
+    from cityheart.feed_kpis import KpiDigest
+
+    records = incident_history(settings, alerts=3)   # opened ~1 h ago, acknowledged
+    produce(settings, records)
+
+    def authenticate(token: str) -> Claims:
+        return verify_token(token, secret=SECRET, now=time.time())
+
+    def token(role: str, department: str | None = None) -> str:
+        return issue_token(role=role, department=department, sub=f"{role}-k", secret=SECRET,
+                           now=time.time(), ttl_s=600)
+
+    digest = KpiDigest(settings, interval_s=0.2)
+    departments = [d.id for d in settings.incidents.departments]
+    with FeedThread(settings, heartbeat_s=0.2, authenticate=authenticate, view=view,
+                    may_subscribe=may_subscribe, digests=[digest]) as feed:
+        base = f"ws://127.0.0.1:{feed.port}{settings.feed.path}?token="
+        with FeedClient(base + token("operator"), channels=["kpis"]) as client:
+            operator = list(islice(client.messages(timeout=30), len(departments)))
+        with FeedClient(base + token("dispatcher", "water-authority"), channels=["kpis"]
+                        ) as client:
+            water = list(islice(client.messages(timeout=30), 2))
+        with connect(base + token("viewer")) as ws:
+            assert "kpis" not in orjson.loads(ws.recv(timeout=10))["channels"]
+            ws.send(orjson.dumps({"op": "subscribe", "channels": ["kpis"], "since": None}))
+            assert orjson.loads(ws.recv(timeout=10))["error"] == "forbidden_channel"
+    assert {m["type"] for m in operator} == {"kpi"}
+    assert sorted(m["department"] for m in operator) == sorted(departments)
+    (authority,) = [m for m in operator if m["department"] == "water-authority"]
+    assert (authority["opened"], authority["acknowledged"], authority["backlog"]) == (1, 1, 1)
+    assert {m["department"] for m in water} == {"water-authority"}

@@ -140,7 +140,7 @@ def test_a_command_for_an_unknown_incident_or_the_wrong_district_is_not_found(
 def test_an_unacknowledged_incident_escalates_on_the_clock_and_an_acknowledged_one_does_not(
     base_settings: Settings, logic: IncidentLogic, clock: Clock,
 ) -> None:
-    incident = opened(logic, clock)
+    opened(logic, clock)
     sla = next(d.sla_ack_s for d in base_settings.incidents.departments
                if d.id == "water-authority")
     # bytewax asks when to wake the step: soon, so that an injected clock is looked at often
