@@ -201,6 +201,8 @@ class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeySt
         self._state = resume
         if resume is not None and not hasattr(resume, "anomaly"):
             resume.anomaly = Detectors()  # a snapshot from before anomaly detection
+        if resume is not None:  # a restart: the replay must find the windows still open
+            self._vitals.resume(resume.vitals, self._clock())
 
     def on_batch(self, values: list[Window | Rejection]) -> tuple[list[Output], bool]:
         now = self._clock()

@@ -319,6 +319,14 @@ class KeyWindows:
             self._base_at = self._now
         return window
 
+    def resume(self, now: float) -> None:
+        """Carry on at wall time ``now`` after a restart from a snapshot: the watermark goes on
+        from where it stood when the snapshot's state last saw the clock, so the downtime does
+        not close windows whose readings the flow is about to read again."""
+        if self._base != -math.inf and self._now != -math.inf and now > self._now:
+            self._base += self._now - self._base_at
+            self._base_at = self._now = now
+
     def close_due(self, now: float) -> list[Window]:
         """Remove and return the windows the watermark has reached at ``now``, oldest first."""
         watermark = self.watermark(now)

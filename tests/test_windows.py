@@ -163,6 +163,22 @@ def test_the_watermark_never_goes_back_when_the_clock_does() -> None:
     assert windows.watermark(T + 8) == T + 6
 
 
+def test_after_a_restart_the_downtime_does_not_close_the_windows_being_replayed() -> None:
+    windows = KeyWindows(10.0, 1.0)
+    feed(windows, [reading(T + 4, 1.0)], now=T + 4.5)   # watermark T+3 at T+4.5
+    snapshot = pickle.loads(pickle.dumps(windows))
+    # the flow was down for an hour: without resume the hour would have closed the window
+    assert copy.deepcopy(snapshot).close_due(T + 3600)
+    snapshot.resume(T + 3600)
+    assert snapshot.watermark(T + 3600) == T + 3
+    assert snapshot.close_due(T + 3600) == []
+    # the replayed reading joins its window instead of counting late; time then goes on
+    (running,) = feed(snapshot, [reading(T + 6, 2.0)], now=T + 3600)
+    assert running is not None and running.count == 2 and snapshot.late_total == 0
+    (closed,) = snapshot.close_due(T + 3600 + 5.0)  # watermark T+5 + 5 s: T+10
+    assert closed.count == 2
+
+
 def test_next_close_time_is_the_oldest_open_window() -> None:
     windows = KeyWindows(10.0, 2.0)
     feed(windows, [reading(T + 11, 1.0), reading(T + 9, 1.0)], now=T + 11)

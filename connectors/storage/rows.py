@@ -46,8 +46,10 @@ Row = tuple[Any, ...]
 @dataclass(frozen=True, slots=True)
 class TableSpec:
     """A table the writers fill: its columns (with PostgreSQL types, for binary COPY), its key,
-    and what a row whose key exists does: ``nothing`` or ``update`` (only when ``newer`` is not
-    older than the stored value, if ``newer`` names a column)."""
+    and what a row whose key exists does: ``nothing`` or ``update`` (only when ``newer`` is
+    greater than the stored value, if ``newer`` names a column: the first version of a row at
+    one ``newer`` value wins, as ON CONFLICT DO NOTHING keeps the first of the others; a replay
+    after a restart then changes nothing)."""
 
     name: str
     columns: tuple[str, ...]

@@ -106,9 +106,10 @@ class BatchWriter:
         return stored
 
     def _dedupe(self, rows: Iterable[Row]) -> list[Row]:
-        """The rows to send: for tables that update a known key, the last row of each key (one
-        statement may not update a row twice); others keep them all (ON CONFLICT DO NOTHING
-        skips repeats, even within one statement)."""
+        """The rows to send: for tables that update a known key, one row per key (one statement
+        may not update a row twice): the last, or with ``newer`` the first of the greatest
+        ``newer``; others keep them all (ON CONFLICT DO NOTHING skips repeats, even within one
+        statement)."""
         spec = self.spec
         given = list(rows)
         self.stats.rows += len(given)
@@ -119,7 +120,7 @@ class BatchWriter:
         by_key: dict[Any, Row] = {}
         for row in given:
             key = key_of(row)
-            if newer is None or key not in by_key or by_key[key][newer] <= row[newer]:
+            if key not in by_key or (newer is None or by_key[key][newer] < row[newer]):
                 by_key[key] = row
         return list(by_key.values())
 
@@ -223,5 +224,5 @@ def _conflict_clause(spec: TableSpec) -> sql.Composed:
         key=key, updates=updates
     )
     if spec.newer:
-        clause += sql.SQL(" WHERE t.{c} <= EXCLUDED.{c}").format(c=sql.Identifier(spec.newer))
+        clause += sql.SQL(" WHERE t.{c} < EXCLUDED.{c}").format(c=sql.Identifier(spec.newer))
     return clause

@@ -151,6 +151,13 @@ class DistrictVitals:
             found = state.kinds[kind] = KindState(self.length, params.allowance, params.max_lead)
         return found
 
+    def resume(self, state: DistrictState, now: float) -> None:
+        """After a restart from a snapshot: every kind's watermark goes on from where it stood
+        (:meth:`~models.windows.KeyWindows.resume`), not from where the downtime took it."""
+        for kind in state.kinds.values():
+            kind.windows.resume(now)
+            kind.wake = -math.inf
+
     def merge(self, state: DistrictState, part: Window, now: float) -> Window | None:
         """Merge a part into its kind's windows; the running window, or None if late."""
         kind = self._kind(state, part.kind)
