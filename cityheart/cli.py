@@ -127,6 +127,11 @@ def watch(
     url: Annotated[str | None, typer.Option(help="Feed URL (default: from config).")] = None,
     count: Annotated[int | None, typer.Option(help="Exit after this many messages.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Exit after this many seconds.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="A feed token (cityheart token).", envvar="CITYHEART_TOKEN",
+                     show_default=False),
+    ] = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
@@ -141,16 +146,29 @@ def watch(
         as_json=as_json,
         count=count,
         timeout_s=timeout,
+        token=token,
+        fit_channels=not channel,
     ))
 
 
 @app.command()
-def bridge(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+def bridge(
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Bridge processes sharing the subscription, MQTT 5 "
+                     "(mqtt.bridge_processes)."),
+    ] = None,
+    index: Annotated[
+        int | None, typer.Option(min=0, help="Run only this member (0..processes-1).")
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
     """Run the MQTT-to-Kafka bridge until SIGINT/SIGTERM."""
-    from cityheart.metrics import with_metrics
-    from connectors.bridge import run_bridge
+    from cityheart.bridge import run_bridges
 
-    _run(config, verbose, with_metrics("bridge", run_bridge))
+    _run(config, verbose, lambda settings: run_bridges(
+        settings, config_path=config.resolve(), processes=processes, index=index))
 
 
 @app.command()
@@ -245,13 +263,27 @@ def bench(
                      "backlog in 2 partitions; prints the throughput ratio."),
     ] = None,
     backlog: Annotated[
-        int, typer.Option(help="Readings in the backlog of --flow-processes.")
+        int, typer.Option(help="Readings in the backlog of --flow-processes or "
+                          "--bridge-processes.")
     ] = 200_000,
+    bridge_processes: Annotated[
+        str | None,
+        typer.Option(help="Instead: mosquitto -> bridge -> Kafka alone with these bridge "
+                     "process counts (1,2) over a backlog; prints the throughput ratio."),
+    ] = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from cityheart.bench import run_bench
+
+    if bridge_processes is not None:
+        from cityheart.bench_bridge import run_bridge_bench
+
+        members = [int(p) for p in bridge_processes.split(",") if p.strip()]
+        _run(config, verbose, lambda settings: run_bridge_bench(
+            settings, processes=members, readings=backlog, as_json=as_json))
+        return
 
     if flow_processes is not None:
         from cityheart.bench_scale import run_scale_bench
@@ -265,6 +297,55 @@ def bench(
     _run(config, verbose, lambda settings: run_bench(
         settings, rates=offered, step_s=step_seconds, as_json=as_json
     ))
+
+
+@app.command()
+def soak(
+    readings: Annotated[
+        int | None, typer.Option(min=1, help="Readings to publish (or --duration).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds to publish (or --readings).")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=1, help="Readings per second.")] = 1000.0,
+    faults: Annotated[
+        str, typer.Option(help="What to kill and restart, comma-separated (empty: nothing).")
+    ] = "bridge,flow,feed,database,mqtt",
+    fault_interval: Annotated[
+        float, typer.Option(min=0, help="Mean seconds between one recovery and the next fault.")
+    ] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seeds the fault schedule and the simulator.")] = 1,
+    flow_processes: Annotated[
+        int, typer.Option(min=1, help="Flow processes (a flow fault kills one of them).")
+    ] = 1,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the report here as JSON (and .txt beside it).")
+    ] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep data and logs here (default: a temporary dir, "
+                                  "removed after a passing run).")
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Run the pipeline under faults (SIGKILL and restart) and reconcile: exit 1 on any loss."""
+    from cityheart.soak import SoakOptions, run_soak
+
+    if readings is None and duration is None:
+        readings = 300_000
+    options = SoakOptions(
+        readings=readings, duration_s=duration, rate=rate,
+        faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
+        fault_interval_s=fault_interval, seed=seed, flow_processes=flow_processes,
+        report=report, workdir=workdir,
+    )
+
+    def action(settings: Settings) -> int:
+        result = run_soak(settings, options)
+        typer.echo(result.text(), nl=False)
+        return 1 if result.failures() else 0
+
+    _run(config, verbose, action)
 
 
 @app.command()

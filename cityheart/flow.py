@@ -26,15 +26,12 @@ Across machines each runs ``cityheart flow --process-id I --addresses "h0:p;h1:p
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -46,6 +43,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from cityheart.members import stop_all, wait_for_first_exit
 from cityheart.settings import dump, load
 from connectors.kafka import create_topics
 from connectors.servers import ChildProcess, free_port, spawn
@@ -64,7 +62,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-STOP_TIMEOUT_S = 30.0
 
 
 def build_from_config(path: str) -> Dataflow:
@@ -155,40 +152,20 @@ def run_local_cluster(settings: Settings, processes: int) -> int:
             return _watch(children)
         except KeyboardInterrupt:
             log.info("flow stopped by signal")
-            return _stop_all(children)
+            return stop_all(children)
         finally:
-            _stop_all(children)
+            stop_all(children)
             if on_main_thread:
                 signal.signal(signal.SIGTERM, previous)
 
 
 def _watch(children: list[ChildProcess]) -> int:
-    """Wait until a child exits; then stop the others and return the first bad exit code."""
-    while all(child.running for child in children):
-        time.sleep(0.2)
-    exited = next(child for child in children if not child.running)
+    """Wait until a member exits; then stop the others and return the first bad exit code."""
+    exited = wait_for_first_exit(children)
     code = exited.process.returncode
     if code:
         log.error("%s exited with code %s: stopping the others", exited.name, code)
-    return code or _stop_all(children)
-
-
-def _stop_all(children: list[ChildProcess]) -> int:
-    """SIGTERM every child at once (a member waits for its peers), then wait; kill stragglers."""
-    for child in children:
-        if child.running:
-            with contextlib.suppress(ProcessLookupError):
-                child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    codes = []
-    for child in children:
-        try:
-            codes.append(child.process.wait(max(0.1, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %g s: killing it", child.name, STOP_TIMEOUT_S)
-            child.process.kill()
-            codes.append(child.process.wait())
-    return next((code for code in codes if code), 0)
+    return code or stop_all(children)
 
 
 def run_dataflow(

@@ -4,7 +4,7 @@
         run_bridge(settings)
 
     cli: _run(config, verbose, with_metrics("bridge", run_bridge))
-    metrics_urls(settings, ("bridge", "flow"))   # {"bridge": "http://127.0.0.1:9101/metrics", ...}
+    metrics_urls(settings, ("bridge", "flow"))   # {"bridge": "http://127.0.0.1:9110/metrics", ...}
 
 The recorder also runs :class:`connectors.pipeline_watch.PipelineWatch` (window latency and
 open incidents): it is the one process every deployment has exactly one of. A port already in

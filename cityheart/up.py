@@ -8,6 +8,11 @@ that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in 
 exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
 orphaned. Component logs go to ``<log dir>/<component>.log``.
 
+With ``mqtt.bridge_processes`` > 1 the ``bridge`` component is a parent of that many bridge
+members sharing the MQTT subscription (:mod:`cityheart.bridge`); their logs share bridge.log.
+Devices may publish once the first member subscribed: the shared subscription exists from then
+on, and the broker hands later members their share as they join.
+
 With ``mqtt.device_auth.enabled`` the embedded mosquitto refuses anonymous clients and takes the
 device registry's accounts (:func:`cityheart.devices.start_authenticated_broker`); the bridge
 and the simulator each get their own login through their environment
@@ -107,6 +112,28 @@ class Supervisor:
                 component.next_start = 0.0
                 self._start(component)
 
+    def child(self, name: str) -> ChildProcess | None:
+        """The child process of component ``name`` (KeyError if no component has that name)."""
+        return self._component(name).child
+
+    def restart_now(self, name: str) -> None:
+        """Start component ``name`` again at once if it has exited (no backoff: a fault test's
+        restart); the previous run must have exited."""
+        component = self._component(name)
+        if component.child is not None and component.child.running:
+            msg = f"component {name!r} is still running (pid {component.child.process.pid})"
+            raise RuntimeError(msg)
+        component.restarts += 1
+        component.next_start = 0.0
+        self._start(component)
+
+    def _component(self, name: str) -> _Component:
+        for component in self.components:
+            if component.name == name:
+                return component
+        msg = f"no component named {name!r}; running: {[c.name for c in self.components]}"
+        raise KeyError(msg)
+
     def stop(self) -> None:
         """Stop every component, last started first."""
         for component in reversed(self.components):
@@ -145,14 +172,20 @@ def city_stack(
     config_path: Path,
     log_dir: Path,
     components: tuple[str, ...] = COMPONENTS,
+    mqtt_persistence: Path | None = None,
 ) -> Iterator[RunningCity]:
-    """Start servers, topics and ``components`` (as child processes); stop them all on exit."""
+    """Start servers, topics and ``components`` (as child processes); stop them all on exit.
+
+    ``mqtt_persistence``: a directory where the embedded mosquitto keeps its state (persistent
+    sessions and their queued messages) across a restart of the broker (``cityheart soak``).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     servers: list[EmbeddedServer | EmbeddedPostgres] = []
     supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
     try:
         env = _start_servers(settings, servers, log_dir, components,
-                             config_path=config_path, logins=supervisor.component_env)
+                             config_path=config_path, logins=supervisor.component_env,
+                             mqtt_persistence=mqtt_persistence)
         supervisor.env.update(env)
         create_topics(
             env["CITYHEART_KAFKA_BOOTSTRAP"],
@@ -221,6 +254,7 @@ def _start_servers(
     *,
     config_path: Path | None = None,
     logins: dict[str, dict[str, str]] | None = None,
+    mqtt_persistence: Path | None = None,
 ) -> dict[str, str]:
     """Start the embedded servers config asks for; return the env that points children at them."""
     env = {}
@@ -236,6 +270,7 @@ def _start_servers(
                 settings.mqtt.port,
                 prefer=settings.mqtt.embedded_broker,
                 log_path=log_dir / "mqtt-broker.log",
+                persistence_dir=mqtt_persistence,
             )
         servers.append(mqtt)
         log.info("embedded MQTT broker (%s) at %s", mqtt.kind, mqtt.url)

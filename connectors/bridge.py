@@ -22,6 +22,13 @@ the others little. Throttled devices and their counts are logged at most every
 ``report_every_s``. A payload over ``mqtt.max_payload_bytes`` is dead-lettered as ``oversized``;
 a dead letter keeps at most the first ``max_payload_bytes`` bytes of its payload (the detail
 header then says so).
+
+Several processes (``mqtt.bridge_processes`` > 1, MQTT 5 only): member ``index`` connects as
+``<bridge_client_id>-<index>`` (a persistent session of its own) and subscribes to the shared
+subscription ``$share/<bridge_group>/<prefix>/+/+/+``, so the broker hands each message to one
+member (mosquitto 2.0: in turn, offline members included; their share waits in their session
+until they are back). The rate limit then holds per member: a device's messages go to any
+member, so it may send up to ``bridge_processes`` times its limit.
 """
 
 from __future__ import annotations
@@ -45,17 +52,33 @@ from connectors.metrics import (
     READINGS_INGESTED,
 )
 from connectors.mqtt import MqttClient, new_client, protocol_of
-from models.config import Settings
-from models.errors import ConnectorError, InvalidReading
+from models.config import MqttSettings, Settings
+from models.errors import ConfigError, ConnectorError, InvalidReading
 from models.rate_limit import RateLimiter
 from models.readings import ReadingParser, encode
 from models.timefmt import iso
 
-__all__ = ["Bridge", "BridgeStats", "run_bridge"]
+__all__ = ["Bridge", "BridgeStats", "member_client_id", "run_bridge", "subscription"]
 
 log = logging.getLogger(__name__)
 
 _REPORTED_DEVICES = 20  # throttled devices named in one report; the rest are summed
+
+
+def subscription(mqtt: MqttSettings) -> str:
+    """The topic filter the bridge subscribes to: shared by the group when several processes."""
+    pattern = f"{mqtt.topic_prefix}/+/+/+"
+    return f"$share/{mqtt.bridge_group}/{pattern}" if mqtt.bridge_processes > 1 else pattern
+
+
+def member_client_id(mqtt: MqttSettings, index: int) -> str:
+    """The MQTT client id of bridge member ``index`` (``bridge_client_id`` when it is alone)."""
+    if not 0 <= index < mqtt.bridge_processes:
+        msg = f"bridge member index {index} is not in 0..{mqtt.bridge_processes - 1}"
+        raise ConfigError("bridge", "mqtt.bridge_processes", msg)
+    if mqtt.bridge_processes == 1:
+        return mqtt.bridge_client_id
+    return f"{mqtt.bridge_client_id}-{index}"
 
 @dataclass
 class BridgeStats:
@@ -72,9 +95,11 @@ class BridgeStats:
 class Bridge:
     """Forward MQTT readings to Kafka, acknowledging each only once Kafka has it."""
 
-    def __init__(self, settings: Settings, *, clock: Any = time.time) -> None:
+    def __init__(self, settings: Settings, *, clock: Any = time.time, index: int = 0) -> None:
         self._settings = settings
         self._mqtt = settings.mqtt
+        self._client_id = member_client_id(settings.mqtt, index)
+        self._filter = subscription(settings.mqtt)
         self._topics = settings.kafka.topics
         self._clock = clock
         self._parser = ReadingParser(
@@ -139,7 +164,7 @@ class Bridge:
         password = self._mqtt.password.get_secret_value() if self._mqtt.password else None
         client = new_client(
             self._mqtt.url,
-            self._mqtt.bridge_client_id,
+            self._client_id,
             username=self._mqtt.username,
             password=password,
             persistent=True,  # the broker queues readings for us while we are away
@@ -158,13 +183,14 @@ class Bridge:
             log.error("MQTT broker %s refused the bridge: %s", self._mqtt.url, reason)
             return
         self.stats.connects += 1
-        pattern = f"{self._mqtt.topic_prefix}/+/+/+"
+        pattern = self._filter
         result, _ = client.subscribe(pattern, qos=1)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("cannot subscribe to %s on %s: %s", pattern, self._mqtt.url, result)
             return
         log.info(
-            "bridge connected to %s (session present: %s), subscribed to %s",
+            "bridge %s connected to %s (session present: %s), subscribed to %s",
+            self._client_id,
             self._mqtt.url,
             flags.session_present,
             pattern,
@@ -280,8 +306,9 @@ class Bridge:
         )
 
 
-def run_bridge(settings: Settings) -> None:
-    """Run the bridge until SIGINT or SIGTERM, then stop it cleanly."""
+def run_bridge(settings: Settings, *, index: int = 0) -> None:
+    """Run the bridge (member ``index`` of ``mqtt.bridge_processes``) until SIGINT or SIGTERM,
+    then stop it cleanly."""
     topics = settings.kafka.topics
     create_topics(
         settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
@@ -289,7 +316,7 @@ def run_bridge(settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, index=index)
     bridge.start()
     try:
         bridge.serve(stop)

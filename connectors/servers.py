@@ -222,7 +222,10 @@ def mosquitto_config(
     limit is a billion, not 0 for "no limit": mosquitto 2.0.11 then drops the connection of a
     client right after refusing one of its messages, e.g. one its ACL denies). With a
     ``password_file`` anonymous clients are refused; with an ``acl_file`` a client may read and
-    write only what it grants.
+    write only what it grants. With a ``persistence_dir`` the broker keeps persistent sessions
+    (subscriptions and queued QoS 1 messages) in ``mosquitto.db`` there, saved every second and
+    on a clean stop, so a restarted broker still queues for the bridge's session; a crash
+    (SIGKILL) loses at most what changed in the last second.
     """
     lines = [
         f"listener {port} {LOOPBACK}",
@@ -236,7 +239,8 @@ def mosquitto_config(
         "log_type warning",
     ]
     if persistence_dir is not None:
-        lines += ["persistence true", f"persistence_location {persistence_dir}/"]
+        lines += ["persistence true", f"persistence_location {persistence_dir}/",
+                  "autosave_interval 1"]
     if password_file is not None:
         lines.append(f"password_file {password_file}")
     if acl_file is not None:
@@ -277,6 +281,31 @@ def _install_auth_files(workdir: Path, files: dict[str, Path | None]) -> dict[st
     if owner is not None and any(installed.values()):
         os.chown(workdir, owner, -1)
     return installed
+
+
+def _give_to_broker_user(directory: Path) -> None:
+    """Make ``directory`` (created if missing) writable by mosquitto, which as root drops to
+    the ``mosquitto`` user before it writes its persistence file there (the folders above it
+    that others cannot pass through get o+x, with a warning)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create the persistence directory {str(directory)!r}: {exc.strerror}"
+        raise ConnectorError("mqtt", LOOPBACK, msg) from exc
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(ImportError, KeyError):
+        import pwd
+
+        owner = pwd.getpwnam("mosquitto").pw_uid
+        for path in [directory, *directory.iterdir()]:
+            os.chown(path, owner, -1)
+        for parent in directory.resolve().parents:
+            info = parent.stat()
+            if info.st_uid != owner and not info.st_mode & 0o001:
+                log.warning("letting mosquitto traverse %s (chmod o+x) to reach %s",
+                            parent, directory)
+                parent.chmod(info.st_mode | 0o001)
 
 
 def reload_mqtt_auth(
@@ -325,6 +354,8 @@ def start_mqtt_broker(
     if prefer in ("auto", "mosquitto") and mosquitto:
         try:
             auth = _install_auth_files(workdir, auth)
+            if persistence_dir is not None:
+                _give_to_broker_user(persistence_dir)
         except ConnectorError:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

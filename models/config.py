@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.anomaly_config import AnomalySettings
 from models.auth_config import AuthSettings
@@ -172,6 +180,23 @@ class MqttSettings(_Frozen):
     username: str | None = None
     password: SecretStr | None = None
     device_auth: DeviceAuthSettings = DeviceAuthSettings()
+    bridge_processes: Annotated[int, Field(ge=1)] = 1
+    """Bridge processes sharing the subscription (MQTT 5 shared subscription when > 1)."""
+    bridge_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "cityheart-bridge"
+    """The shared subscription's group: ``$share/<group>/<prefix>/+/+/+``."""
+
+    @field_validator("bridge_processes")
+    @classmethod
+    def _shared_needs_mqtt5(cls, value: int, info: ValidationInfo) -> int:
+        protocol = info.data.get("protocol")
+        if value > 1 and protocol not in (None, "5"):
+            msg = (
+                f"{value} bridge processes share the subscription through an MQTT 5 shared "
+                f"subscription, which MQTT {protocol} lacks: set mqtt.protocol to \"5\" or "
+                "mqtt.bridge_processes to 1"
+            )
+            raise ValueError(msg)
+        return value
 
     @field_validator("url")
     @classmethod

@@ -6,12 +6,13 @@ dashboard) listens on its own port, so they can share one machine (``cityheart u
     metrics:
       enabled: true
       host: 127.0.0.1
-      ports: {bridge: 9101, flow: 9102, feed: 9103, recorder: 9104, dashboard: 9105}
+      ports: {bridge: 9110, flow: 9120, feed: 9130, recorder: 9140, dashboard: 9150}
 
 ``port`` (usually set from ``CITYHEART_METRICS_PORT`` in a container, where each component has
 a network namespace of its own) overrides ``ports`` for whichever component reads it. Port 0
 picks a free port (tests). The n-th process of a component on one machine listens on its port
-+ n (:meth:`MetricsSettings.port_of`), so flow processes of one Bytewax cluster do not collide.
++ n (:meth:`MetricsSettings.port_of`; the defaults are ten apart), so the flow processes of one
+Bytewax cluster and the members of a bridge do not collide.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ class MetricsPorts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    bridge: _Port = 9101
-    flow: _Port = 9102
-    feed: _Port = 9103
-    recorder: _Port = 9104
-    dashboard: _Port = 9105
+    bridge: _Port = 9110
+    flow: _Port = 9120
+    feed: _Port = 9130
+    recorder: _Port = 9140
+    dashboard: _Port = 9150
 
 
 class MetricsSettings(BaseModel):

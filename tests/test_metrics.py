@@ -80,8 +80,8 @@ def with_metrics_port(settings: Settings, port: int | None) -> Settings:
 def test_each_component_has_its_port_and_the_environment_overrides_it() -> None:
     shipped = load(ROOT / "config.yaml", env={})
     urls = metrics_urls(shipped, ("feed", "bridge", "simulate"))
-    assert urls == {"feed": "http://127.0.0.1:9103/metrics",
-                    "bridge": "http://127.0.0.1:9101/metrics"}
+    assert urls == {"feed": "http://127.0.0.1:9130/metrics",
+                    "bridge": "http://127.0.0.1:9110/metrics"}
     assert shipped.metrics.port_of("flow", 2) == shipped.metrics.ports.flow + 2
     env = {"CITYHEART_METRICS_PORT": "9100", "CITYHEART_METRICS_HOST": "0.0.0.0"}
     container = load(ROOT / "config.yaml", env=env)

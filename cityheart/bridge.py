@@ -1,0 +1,109 @@
+"""``cityheart bridge``: the MQTT-to-Kafka bridge as one process or as several sharing the work.
+
+    run_bridges(settings, config_path=Path("config.yaml"))                 # mqtt.bridge_processes
+    run_bridges(settings, config_path=..., processes=2)                    # a parent of 2 members
+    run_bridges(settings, config_path=..., processes=2, index=1)           # member 1 of 2 only
+
+With one process this is :func:`connectors.bridge.run_bridge` (plus its ``/metrics``). With
+``processes`` > 1 (MQTT 5 only: the members share an MQTT 5 shared subscription, see
+:mod:`connectors.bridge`) the parent starts that many children, ``cityheart bridge --config
+<same file> --processes N --index I``, with its own environment (secrets stay out of files),
+and until SIGINT or SIGTERM watches them; it stops all of them together on a signal or when one
+exits (``cityheart up`` then restarts the whole bridge; nothing is lost, every member's session
+keeps its share meanwhile). On other machines run ``cityheart bridge --processes N --index I``
+for each member yourself. Member ``I`` serves ``/metrics`` on the bridge's port + I.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cityheart.members import stop_all, wait_for_first_exit
+from cityheart.metrics import component_metrics
+from connectors.bridge import member_client_id, run_bridge
+from connectors.kafka import create_topics
+from connectors.servers import ChildProcess, spawn
+from models.config import MqttSettings, Settings
+from models.errors import ConfigError
+
+__all__ = ["run_bridges", "with_processes"]
+
+log = logging.getLogger(__name__)
+
+
+
+def with_processes(settings: Settings, processes: int | None) -> Settings:
+    """``settings`` with ``mqtt.bridge_processes`` set to ``processes`` (None: as they are),
+    validated as config.yaml would be (ConfigError naming the key, e.g. under MQTT 3.1.1)."""
+    if processes is None:
+        return settings
+    try:
+        mqtt = MqttSettings.model_validate(
+            {**settings.mqtt.model_dump(), "bridge_processes": processes}
+        )
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ConfigError("--processes", "mqtt.bridge_processes", reason) from None
+    return settings.model_copy(update={"mqtt": mqtt})
+
+
+def run_bridges(
+    settings: Settings,
+    *,
+    config_path: Path,
+    processes: int | None = None,
+    index: int | None = None,
+) -> int:
+    """Run the bridge, its member ``index``, or a parent of ``mqtt.bridge_processes`` members
+    (``processes`` overrides it) until SIGINT or SIGTERM; return the exit code."""
+    settings = with_processes(settings, processes)
+    count = settings.mqtt.bridge_processes
+    if index is None and count > 1:
+        return _run_members(settings, config_path, count)
+    member_client_id(settings.mqtt, index or 0)  # refuses an index out of range at once
+    with component_metrics(settings, "bridge", index=index or 0):
+        run_bridge(settings, index=index or 0)
+    return 0
+
+
+def _run_members(settings: Settings, config_path: Path, count: int) -> int:
+    """Start ``count`` member processes and watch them; stop them all together."""
+    topics = settings.kafka.topics
+    create_topics(  # once, before the members race to
+        settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
+    )
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    } if on_main_thread else {}
+    children: list[ChildProcess] = []
+    log.info("bridge: %d processes sharing $share/%s/%s/+/+/+", count,
+             settings.mqtt.bridge_group, settings.mqtt.topic_prefix)
+    try:
+        for member in range(count):
+            argv = [sys.executable, "-m", "cityheart", "bridge", "--config", str(config_path),
+                    "--processes", str(count), "--index", str(member)]
+            children.append(spawn(f"bridge member {member}", argv))
+        return _watch(children)
+    except KeyboardInterrupt:
+        log.info("bridge stopped by signal")
+        return stop_all(children)
+    finally:
+        stop_all(children)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _watch(children: list[ChildProcess]) -> int:
+    """Wait until a member exits (never normal for a bridge): stop the others; the exit code."""
+    exited = wait_for_first_exit(children)
+    code = exited.process.returncode
+    log.error("%s exited with code %s: stopping the others", exited.name, code)
+    return code or stop_all(children) or 1
