@@ -22,7 +22,7 @@ Steps (ids are stable: bytewax uses them in errors, metrics and recovery snapsho
     the per-reading work ends here. Invalid ones become dead-letter records (original bytes;
     headers reason, detail, mqtt_topic, received_at, source="flow"); out-of-range ones also a
     :class:`~models.vitals.records.Rejection` for device health.
-``read_incident_outcomes`` → ``detector_feedback`` → ``merge_feedback`` (when a feedback source
+``read_incident_log`` → ``detector_feedback`` → ``merge_feedback`` (when an incident log source
 is given: the incidents topic read back)
     anomaly incidents resolved as false alarms, for the district's detectors
     (:mod:`alerts.feedback`, :meth:`flows.anomaly.Detectors.on_feedback`).
@@ -113,7 +113,7 @@ def build_flow(
     dead_letter_sink: Sink,
     dead_letter_source: Source | None = None,
     commands_source: Source | None = None,
-    feedback_source: Source | None = None,
+    incident_log_source: Source | None = None,
     clock: Clock | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
@@ -125,10 +125,11 @@ def build_flow(
     ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
     the bridge's out-of-range ones count against their devices' health.
     ``commands_source`` (optional) yields the ``commands`` topic's messages: people's actions
-    on incidents. ``feedback_source`` (optional) yields the ``incidents`` topic's messages
+    on incidents. ``incident_log_source`` (optional) yields the ``incidents`` topic's messages
     again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
-    it). ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the
-    parser's future check, the watermarks' advance, ``emitted_at`` and escalation.
+    it), and a restarted incident step catches up with the events it wrote after its snapshot.
+    ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the parser's future
+    check, the watermarks' advance, ``emitted_at`` and escalation.
     """
     clock = clock or time.time
     parser = ReadingParser(
@@ -159,9 +160,10 @@ def build_flow(
             "out_of_range_rejections", letters, Rejections(settings.mqtt.topic_prefix)
         )
         parsed = op.merge("merge_rejections", parsed, rejections)
-    if feedback_source is not None:
-        outcomes = op.input("read_incident_outcomes", flow, feedback_source)
-        feedback = op.flat_map_batch("detector_feedback", outcomes, Feedback())
+    incident_log = (op.input("read_incident_log", flow, incident_log_source)
+                    if incident_log_source is not None else None)
+    if incident_log is not None and settings.anomaly.enabled:
+        feedback = op.flat_map_batch("detector_feedback", incident_log, Feedback())
         parsed = op.merge("merge_feedback", parsed, feedback)
     split = op.branch("split_dead_letters", parsed, _is_fact)
     op.output("write_dead_letters", split.falses, dead_letter_sink)
@@ -180,7 +182,7 @@ def build_flow(
     commands = (op.input("read_commands", flow, commands_source)
                 if commands_source is not None else None)
     incidents = incident_steps(settings.incidents, settings.kafka.topics, alerts, commands,
-                               clock=clock)
+                               incident_log, clock=clock)
     op.output("write_incidents", incidents, incidents_sink)
     return flow
 
@@ -198,8 +200,7 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
         dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
-        feedback_source=(SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents]))
-                         if settings.anomaly.enabled else None),
+        incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
         clock=clock,
     )
 

@@ -1,6 +1,7 @@
 """The city flow's incident steps: the one writer of every incident's events, per district.
 
-    records = incident_steps(settings, alert_records, command_messages, clock=clock)
+    records = incident_steps(settings.incidents, settings.kafka.topics, alert_records,
+                             command_messages, log_messages, clock=clock)
     op.output("write_incidents", records, incidents_sink)
 
 Steps (ids are stable):
@@ -10,8 +11,10 @@ Steps (ids are stable):
 ``decode_commands`` (when a commands source is given)
     each ``commands`` message: a :class:`~alerts.commands.Command` from the dispatch API. One
     that cannot be read is logged and answered nowhere (it has no trustworthy id).
+``decode_incident_log`` → ``merge_incident_log`` (when the incidents topic is read back)
+    the events this step wrote before, as the topic kept them.
 ``merge_commands`` → ``key_by_incident_district``
-    alerts and commands, keyed by district.
+    alerts, commands and logged events, keyed by district.
 ``incidents``
     per district, one :class:`IncidentLogic` holding a :class:`~alerts.incidents.GroupingState`:
 
@@ -22,7 +25,11 @@ Steps (ids are stable):
       (:func:`~alerts.commands.execute`: permission, then transition); its answer goes to the
       ``command_results`` topic, its event (if any) like every other event;
     - escalation: every :data:`ESCALATION_CHECK_S` (and before each item) incidents whose
-      acknowledgement is overdue on the clock escalate (:meth:`IncidentGrouper.escalate`).
+      acknowledgement is overdue on the clock escalate (:meth:`IncidentGrouper.escalate`);
+    - a logged event (the topic read back) that the state has not seen - the step wrote it
+      after the snapshot it restarted from - is applied, so the state catches up with what
+      the topic already holds instead of numbering new events over it; the step's own events,
+      read back in normal running, are already known and cost a lookup.
 
     Incidents whose last alert is more than :data:`QUIET_S` (event time) before the district's
     newest alert, and no longer active, leave the state, so it stays small.
@@ -48,7 +55,7 @@ from bytewax.operators import StatefulLogic
 
 from alerts.commands import Command, InvalidCommand, execute
 from alerts.incidents import GroupingState, IncidentGrouper, InvalidAlert
-from alerts.lifecycle import Incident, IncidentEvent, apply
+from alerts.lifecycle import Incident, IncidentError, IncidentEvent, apply
 from connectors.kafka import KafkaRecord
 from models.config import KafkaTopics
 from models.incident_config import IncidentSettings
@@ -70,7 +77,7 @@ ESCALATION_CHECK_S = 1.0
 """How often (wall seconds) a district with an escalation pending looks at its clock."""
 
 Clock = Callable[[], float]
-Item = tuple[str, Any]  # ("alert", record dict) or ("command", Command)
+Item = tuple[str, Any]  # ("alert", record dict), ("command", Command), ("logged", record dict)
 
 
 class IncidentOutputs:
@@ -111,6 +118,8 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         tag, item = value
         if tag == "command":
             out += self._command(item)
+        elif tag == "logged":
+            self._catch_up(item)
         else:
             out += self._alert(item)
         return out, StatefulLogic.RETAIN
@@ -152,6 +161,19 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
             log.info("incidents: command %s refused: %s", command.id, result.detail)
         return out
 
+    def _catch_up(self, record: dict[str, Any]) -> None:
+        known = self._state.incidents.get(str(record.get("incident_id")))
+        sequence = record.get("sequence")
+        if known is not None and isinstance(sequence, int) and sequence <= known.sequence:
+            return  # written by this state: the normal case
+        try:
+            applied = self._grouper.apply(self._state, IncidentEvent.from_record(record))
+        except (IncidentError, KeyError, TypeError, ValueError) as exc:
+            log.warning("incidents: logged event %s not applied: %s", record.get("id"), exc)
+            return
+        if applied is not None:
+            log.info("incidents: caught up with logged event %s", record.get("id"))
+
     def _escalate(self) -> list[KafkaRecord]:
         incidents = dict(self._state.incidents)  # (frozen Incidents: a shallow copy is "before")
         out: list[KafkaRecord] = []
@@ -170,10 +192,14 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
 
 def incident_steps(
     settings: IncidentSettings, topics: KafkaTopics, alert_records: Stream[KafkaRecord],
-    command_messages: Stream[Any] | None = None, *, clock: Clock,
+    command_messages: Stream[Any] | None = None, log_messages: Stream[Any] | None = None, *,
+    clock: Clock,
 ) -> Stream[KafkaRecord]:
     """The incident, dispatch and command-result records of alerts and commands."""
     items = op.map("tag_alerts", op.map("decode_alerts", alert_records, _decode), _tag_alert)
+    if log_messages is not None:
+        logged = op.filter_map("decode_incident_log", log_messages, _logged)
+        items = op.merge("merge_incident_log", items, logged)
     if command_messages is not None:
         commands = op.filter_map("decode_commands", command_messages, _command)
         items = op.merge("merge_commands", items, commands)
@@ -201,6 +227,15 @@ def _command(message: Any) -> Item | None:
     except (orjson.JSONDecodeError, InvalidCommand) as exc:
         log.warning("incidents: unreadable command at key %r: %s", message.key, exc)
         return None
+
+
+def _logged(message: Any) -> Item | None:
+    try:
+        record = orjson.loads(message.value)
+        record["district"] = record["incident"]["district"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return ("logged", record)
 
 
 def _district(item: Item) -> str:

@@ -187,3 +187,31 @@ def test_command_records_are_checked_field_by_field() -> None:
                           ({**good, "requested_at": "soon"}, "requested_at"), ([], "object")]:
         with pytest.raises(InvalidCommand, match=named):
             Command.from_record(broken)
+
+
+def test_a_restarted_step_catches_up_with_what_it_wrote_after_its_snapshot(
+    base_settings: Settings, logic: IncidentLogic, clock: Clock,
+) -> None:
+    incident = opened(logic, clock)
+    snapshot = logic.snapshot()
+    written = []
+    for n in (2, 3):
+        out, _ = logic.on_item(alert(n, T + n))
+        written += [r for r in out if r.topic is None]
+    out, _ = logic.on_item(command(incident, "acknowledge", claims("operator"), T + 10))
+    written += [r for r in out if r.topic is None]
+    assert [orjson.loads(r.value)["sequence"] for r in written] == [2, 3, 4]
+    # the flow died; its state comes back from the snapshot, the topic still holds 2, 3, 4
+    restarted = IncidentLogic(IncidentGrouper(base_settings.incidents),
+                              IncidentOutputs(base_settings.kafka.topics), clock, snapshot)
+    for record in written:
+        logged = orjson.loads(record.value)
+        assert restarted.on_item(("logged", {**logged, "district": "harbour"}))[0] == []
+    # the replayed alerts are known now: nothing is numbered over what the topic holds
+    assert restarted.on_item(alert(2, T + 2))[0] == []
+    out, _ = restarted.on_item(alert(5, T + 20))
+    (event,) = [orjson.loads(r.value) for r in out if r.topic is None]
+    assert (event["sequence"], event["incident"]["state"]) == (5, "acknowledged")
+    # and in normal running the step's own events read back change nothing
+    assert restarted.on_item(("logged", {**event, "district": "harbour"}))[0] == []
+    assert restarted.snapshot().incidents[incident["id"]].sequence == 5
