@@ -18,13 +18,12 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
-from flows.city import build_flow
 from models.config import Settings
 from models.readings import Reading, encode
 from models.windows import KeyWindows, Window, preaggregate
+from tests.flow_support import run_flow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,20 +69,10 @@ def run(settings: Settings, items: list[tuple[float, KafkaRecord]]) -> tuple[lis
             clock.now = max(clock.now, arrival)
             yield record
 
-    vitals: list[KafkaRecord] = []
-    dead: list[KafkaRecord] = []
-    flow = build_flow(
-        settings,
-        source=TestingSource(arriving(), batch_size=1),
-        vitals_sink=TestingSink(vitals),
-        alerts_sink=TestingSink([]),
-        incidents_sink=TestingSink([]),
-        dead_letter_sink=TestingSink(dead),
-        clock=clock,
-    )
-    run_main(flow)
-    windows = [orjson.loads(r.value) for r in vitals if r.key == b"harbour/pm25"]
-    return windows, dead
+    out = run_flow(settings, arriving(), clock=clock)
+    windows = [v for v, key in zip(out.vitals, out.vital_keys, strict=True)
+               if key == b"harbour/pm25"]
+    return windows, out.dead
 
 
 def honest_windows(windows: list[dict]) -> list[dict]:

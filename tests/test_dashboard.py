@@ -10,7 +10,6 @@ pipeline's overview is also copied to docs/screenshot-overview.png (the README's
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import shutil
@@ -33,21 +32,16 @@ from cityheart.dashboard import web_root
 from cityheart.settings import load_mapping
 from cityheart.simulate import run_simulator
 from cityheart.up import city_stack
-from connectors.feed_server import FeedServer
-from connectors.kafka import ReliableProducer
 from connectors.servers import free_port
 from connectors.web_server import DashboardSettings, WebServer
 from models.config import Settings
 from models.timefmt import iso
+from tests.browser_support import LAPTOP, WALL, chromium
+from tests.feed_support import CuttableRelay, FeedThread, produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-WALL = {"width": 1920, "height": 1080}
-LAPTOP = {"width": 1366, "height": 768}
 WINDOW_S = 10
 
 
@@ -112,139 +106,18 @@ def city_history(settings: Settings, ends: list[float],
     return records
 
 
-def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
-    topics = {"vitals": settings.kafka.topics.vitals, "alerts": settings.kafka.topics.alerts}
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for channel, key, value in records:
-        producer.produce(topics[channel], value, key=key)
-    producer.flush(15)
-
-
-# servers
-
-
-class FeedThread:
-    """The real FeedServer on its own thread and event loop; stop() and start() again."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.server: FeedServer | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._failure: BaseException | None = None
-
-    def start(self) -> None:
-        ready = threading.Event()
-        self._failure = None
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(60), "the feed did not start within 60 s"
-        if self._failure is not None:
-            raise self._failure
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
-    def stop(self) -> None:
-        assert self._loop is not None and self._stop is not None and self._thread is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the feed did not stop within 30 s"
-        self._thread = None
-
-    def _run(self, ready: threading.Event) -> None:
-        try:
-            asyncio.run(self._main(ready))
-        except BaseException as exc:  # handed to the test thread
-            self._failure = exc
-            ready.set()
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with FeedServer(self.settings, heartbeat_s=1.0) as server:
-            self.server = server
-            ready.set()
-            await self._stop.wait()
-
-
-class Relay:
-    """A TCP relay to the feed that the test can cut (like a dead network) and reopen."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.refusing = False
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> Relay:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._relay, "127.0.0.1", 0), self._loop
-        )
-        self._server = future.result(10)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.cut(refuse=True)
-        self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def cut(self, *, refuse: bool) -> None:
-        """Drop every relayed connection now; with ``refuse``, drop new ones too."""
-        self.refusing = refuse
-
-        def drop() -> None:
-            for writer in list(self._writers):
-                writer.transport.abort()
-
-        self._loop.call_soon_threadsafe(drop)
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
-            writer.transport.abort()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers.difference_update((writer, up_writer))
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's chromium (never a downloaded build) through playwright."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/setup.sh test"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def feed(settings: Settings) -> Iterator[FeedThread]:
-    thread = FeedThread(settings)
-    thread.start()
-    yield thread
-    if thread.running:
-        thread.stop()
+    thread = FeedThread(settings, heartbeat_s=1.0)
+    with thread:  # stops it at the end unless the test left it stopped
+        yield thread
 
 
 def web_server(settings: Settings, **options: Any) -> WebServer:
@@ -495,7 +368,7 @@ def test_page_resumes_from_its_last_seq_after_a_dropped_connection(
     produce(settings, [*city_history(settings, ends),
                        alert("a-first", "harbour", "pm25", ends[-1], 160.0)])
     assert feed.server is not None
-    with Relay(feed.server.port) as relay, \
+    with CuttableRelay(feed.server.port) as relay, \
             web_server(settings, feed_url=f"ws://127.0.0.1:{relay.port}/feed") as web:
         screen = Screen(browser, web.url, WALL)
         screen.wait(LIVE)
@@ -508,7 +381,7 @@ def test_page_resumes_from_its_last_seq_after_a_dropped_connection(
         produce(settings, [alert("a-missed", "north-hills", "noise", later, 95.0,
                                  threshold=90.0),
                            vital(settings, "north-hills", "noise", later, 95.0)])
-        relay.refusing = False
+        relay.reopen()
         screen.wait(LIVE, timeout_s=20)
         screen.wait("() => document.querySelector('[data-alert-id=\"a-missed\"]')",
                     timeout_s=10)

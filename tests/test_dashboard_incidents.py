@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,22 +21,16 @@ from typing import Any
 import orjson
 import pytest
 
-from alerts.access import view
-from cityheart.dashboard import history_query, web_root
+from cityheart.dashboard import web_root
 from cityheart.dispatch_api import DispatchService
-from connectors.command_bus import CommandBus
-from connectors.servers import spawn
 from connectors.storage import Storage
-from connectors.storage.options import StorageOptions
 from connectors.storage.rows import reading_row
 from connectors.web_server import DashboardSettings, WebServer
 from models.config import Settings
 from models.readings import Reading
 from models.tokens import Claims, issue_token, verify_token
-from tests.support import write_config
-from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS, LAPTOP, WALL
-from tests.test_dispatch_api import raise_pollution
-from tests.test_feed import FeedThread
+from tests.browser_support import LAPTOP, WALL, chromium
+from tests.dispatch_support import dispatch_stack, raise_pollution
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
@@ -61,45 +54,16 @@ def authenticate(text: str) -> Claims:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's chromium (never a downloaded build) through playwright."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/setup.sh test"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def stack(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[SimpleNamespace]:
     """flow + recorder children; the feed with tokens and the dashboard with its API in-process."""
-    storage = Storage.open(StorageOptions(url=database_url))
-    config = write_config(settings, tmp_path / "config.yaml")
-    env = {**os.environ, "CITYHEART_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-           "CITYHEART_DATABASE_URL": database_url}
-    children = [
-        spawn(name, [sys.executable, "-m", "cityheart", name, "--config", str(config)], env=env,
-              log_path=tmp_path / f"{name}.log")
-        for name in ("flow", "recorder")
-    ]
-    topics = settings.kafka.topics
-    bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
-    bus.start()
-    service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30)
-    web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
-                    history=history_query(settings, lambda: storage), api=service,
-                    authenticate=authenticate)
-    try:
-        with FeedThread(settings, heartbeat_s=1.0, authenticate=authenticate, view=view) as feed:
-            web.start()
-            yield SimpleNamespace(url=web.url, settings=settings, storage=storage,
-                                  feed=f"ws://127.0.0.1:{feed.port}{settings.feed.path}")
-    finally:
-        web.close()
-        bus.close()
-        for child in children:
-            child.stop()
-        storage.close()
+    with dispatch_stack(settings, database_url, tmp_path, authenticate=authenticate,
+                        feed=True) as running:
+        yield running
 
 
 class Screen:

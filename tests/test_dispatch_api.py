@@ -7,8 +7,6 @@ the dashboard's HTTP server in this process, real HTTP clients with signed token
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,18 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
-from cityheart.dashboard import history_query, web_root
-from cityheart.dispatch_api import DispatchService
-from connectors.command_bus import CommandBus
-from connectors.kafka import ReliableProducer
-from connectors.servers import spawn
-from connectors.storage import Storage
-from connectors.storage.options import StorageOptions
-from connectors.web_server import DashboardSettings, WebServer
 from models.config import Settings
-from models.readings import Reading, encode
 from models.tokens import Claims, issue_token, verify_token
-from tests.support import consume_all, write_config
+from tests.dispatch_support import dispatch_stack, raise_pollution
+from tests.support import consume_all
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -69,49 +59,12 @@ def wait_for(condition: Any, timeout: float, what: str) -> Any:
 @pytest.fixture
 def stack(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[SimpleNamespace]:
     """flow + recorder children, the dashboard's API in-process, on this test's topics."""
-    options = StorageOptions(url=database_url)
-    storage = Storage.open(options)  # the schema, as `cityheart recorder` prepares it
-    config = write_config(settings, tmp_path / "config.yaml")
-    env = {**os.environ, "CITYHEART_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-           "CITYHEART_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "cityheart"]
-    children = [
-        spawn(name, [*command, name, "--config", str(config)], env=env,
-              log_path=tmp_path / f"{name}.log")
-        for name in ("flow", "recorder")
-    ]
-    topics = settings.kafka.topics
-    bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
-    bus.start()
 
     def authenticate(text: str) -> Claims:
         return verify_token(text, secret=SECRET, now=time.time())
 
-    service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30)
-    web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
-                    history=history_query(settings, lambda: storage), api=service,
-                    authenticate=authenticate)
-    web.start()
-    try:
-        yield SimpleNamespace(url=web.url, settings=settings, logs=tmp_path)
-    finally:
-        web.close()
-        bus.close()
-        for child in children:
-            child.stop()
-        storage.close()
-
-
-def raise_pollution(settings: Settings) -> None:
-    """PM2.5 far over the critical level in industrial-east: an alert, then an incident."""
-    start = (time.time() // 10) * 10 - 30
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for n, value in enumerate((180.0, 200.0, 220.0)):
-        reading = Reading(f"pm25-ie-{n}", "industrial-east", "pm25", value, "ug/m3",
-                          start + 5 + n)
-        producer.produce(settings.kafka.topics.readings, encode(reading),
-                         key=reading.device_id.encode())
-    producer.flush(15)
+    with dispatch_stack(settings, database_url, tmp_path, authenticate=authenticate) as running:
+        yield running
 
 
 def test_a_dispatcher_works_an_incident_through_its_lifecycle_and_others_see_it_masked(
@@ -220,7 +173,7 @@ def test_the_incident_command_acts_as_its_tokens_role(stack: SimpleNamespace) ->
         return call(base, "GET", "/api/incidents", operator)[1]["incidents"]
 
     (incident,) = wait_for(listed, 90, "the incident in the API")
-    config = str(stack.logs / "config.yaml")
+    config = str(stack.config)
     runner = CliRunner()
 
     def cityheart(*args: str, who: str) -> Any:

@@ -15,7 +15,6 @@ import sys
 import threading
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -34,6 +33,7 @@ from connectors.servers import free_port
 from models.config import Settings
 from models.errors import ConnectorError
 from models.feed import CHANNELS
+from tests.feed_support import CuttableRelay, FeedThread, produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]
 
@@ -85,128 +85,8 @@ def alert(alert_id: str, district: str, kind: str) -> tuple[str, bytes, bytes]:
     return "alerts", alert_id.encode(), orjson.dumps(value)
 
 
-def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
-    topics = {"vitals": settings.kafka.topics.vitals, "alerts": settings.kafka.topics.alerts}
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for channel, key, value in records:
-        producer.produce(topics[channel], value, key=key)
-    producer.flush(15)
-
-
 def subscribe_op(since: int | None = None, **filters: list[str]) -> str:
     return orjson.dumps({"op": "subscribe", "since": since, **filters}).decode()
-
-
-# feed servers and a network you can cut
-
-
-class FeedThread:
-    """A FeedServer running in its own thread and event loop, for synchronous tests."""
-
-    def __init__(self, settings: Settings, **options: Any) -> None:
-        self.settings, self.options = settings, options
-        self.server: FeedServer | None = None
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> FeedServer:
-        self._thread.start()
-        assert self._ready.wait(60), "feed did not start within 60 s"
-        if self._failure is not None:
-            raise self._failure
-        assert self.server is not None
-        return self.server
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "feed did not stop within 30 s"
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # handed to the test thread
-            self._failure = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with FeedServer(self.settings, **self.options) as server:
-            self.server = server
-            self._ready.set()
-            await self._stop.wait()
-
-
-class CuttableLink:
-    """A TCP relay to the feed whose connections the test can cut, as a network failure would."""
-
-    def __init__(self, port: int) -> None:
-        self.target_port = port
-        self.port = 0
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._relays: set[asyncio.Task[None]] = set()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> CuttableLink:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
-        self._server = future.result(10)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def cut(self) -> None:
-        """Drop every relayed connection at once (no close frames: like a dead network)."""
-
-        def drop() -> None:
-            for writer in self._writers:
-                writer.transport.abort()
-
-        self._loop.call_soon_threadsafe(drop)
-
-    async def _listen(self) -> asyncio.Server:
-        return await asyncio.start_server(self._relay, "127.0.0.1", 0)
-
-    async def _shutdown(self) -> None:
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        for task in self._relays:
-            task.cancel()
-        await asyncio.gather(*self._relays, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._relays.add(task)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers.difference_update((writer, up_writer))
-        self._relays.discard(task)
 
 
 async def aread_until_heartbeat(
@@ -478,7 +358,7 @@ def test_client_resumes_after_a_network_cut_with_no_gap_and_no_duplicate(
             alert("a1", "old-town", "pm25"),
         ],
     )
-    with FeedThread(settings, heartbeat_s=0.2) as feed, CuttableLink(feed.port) as link:
+    with FeedThread(settings, heartbeat_s=0.2) as feed, CuttableRelay(feed.port) as link:
         url = f"ws://127.0.0.1:{link.port}{settings.feed.path}"
         with FeedClient(url, kinds=["pm25"], since=0) as client:
             received = list(islice(client.messages(timeout=30), 3))

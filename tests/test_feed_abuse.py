@@ -31,15 +31,14 @@ from connectors.feed_server import MAX_FRAME_BYTES, FeedServer
 from models.config import Settings
 from models.errors import ConnectorError
 from models.tokens import Claims
+from tests.feed_support import FeedThread, produce
 from tests.test_feed import (
     ROOT,
-    FeedThread,
     alert,
     aread_until_heartbeat,
     asubscribe,
     cityheart,
     command_env,
-    produce,
     subscribe_op,
     vital,
 )

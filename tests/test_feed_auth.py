@@ -28,13 +28,13 @@ from models.config import Settings
 from models.errors import ConnectorError
 from models.feed import FeedLog
 from models.tokens import Claims, verify_token
+from tests.feed_support import produce
 from tests.test_feed import (
     ROOT,
     alert,
     aread_until_heartbeat,
     cityheart,
     command_env,
-    produce,
     subscribe_op,
     vital,
 )

@@ -19,7 +19,7 @@ from flows.incidents import IncidentOutputs
 from models.config import Settings
 from models.timefmt import iso
 from models.tokens import Claims, issue_token, verify_token
-from tests.test_feed import CuttableLink, FeedThread
+from tests.feed_support import CuttableRelay, FeedThread
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -59,7 +59,7 @@ def test_a_client_cut_off_during_a_burst_of_incident_events_resumes_with_no_gap_
     records = incident_history(settings, alerts=150)
     first, middle, rest = records[:20], records[20:80], records[80:]
     produce(settings, first)
-    with FeedThread(settings, heartbeat_s=0.2) as feed, CuttableLink(feed.port) as link:
+    with FeedThread(settings, heartbeat_s=0.2) as feed, CuttableRelay(feed.port) as link:
         url = f"ws://127.0.0.1:{link.port}{settings.feed.path}"
         with FeedClient(url, channels=["incidents"], since=0) as client:
             messages = client.messages(timeout=30)

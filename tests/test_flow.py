@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
-from flows.city import build_flow, build_from_config
+from flows.city import build_from_config
 from models.config import Settings
-from models.readings import Reading, encode
+from tests.flow_support import FlowOutputs, run_flow
+from tests.flow_support import reading_record as msg
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,44 +20,9 @@ T = 1_795_669_200.0  # 2026-11-26T05:00:00Z; windows are 10 s, the late allowanc
 NOW = T + 120.0  # the injected wall clock: stands still, so event time alone moves watermarks
 
 
-def msg(ts: float, value: float, *, device: str = "pm-1", district: str = "harbour",
-        kind: str = "pm25", unit: str = "ug/m3") -> KafkaRecord:
-    """A `readings` record exactly as the bridge writes it."""
-    reading = Reading(device, district, kind, value, unit, ts)
-    return KafkaRecord(device.encode(), encode(reading))
-
-
-@dataclass
-class Outputs:
-    vitals: list[dict] = field(default_factory=list)
-    indicators: list[dict] = field(default_factory=list)
-    alerts: list[dict] = field(default_factory=list)
-    dead: list[KafkaRecord] = field(default_factory=list)
-    vital_keys: list[bytes] = field(default_factory=list)
-    alert_keys: list[bytes] = field(default_factory=list)
-
-
-def run(settings: Settings, items: list, *, batch_size: int = 1, now: float = NOW) -> Outputs:
-    vitals: list[KafkaRecord] = []
-    alerts: list[KafkaRecord] = []
-    out = Outputs()
-    flow = build_flow(
-        settings,
-        source=TestingSource(items, batch_size=batch_size),
-        vitals_sink=TestingSink(vitals),
-        alerts_sink=TestingSink(alerts),
-        incidents_sink=TestingSink([]),
-        dead_letter_sink=TestingSink(out.dead),
-        clock=lambda: now,
-    )
-    run_main(flow)
-    windows = [r for r in vitals if b'"record":"indicator"' not in r.value]
-    out.vitals = [orjson.loads(r.value) for r in windows]
-    out.indicators = [orjson.loads(r.value) for r in vitals if r not in windows]
-    out.alerts = [orjson.loads(r.value) for r in alerts]
-    out.vital_keys = [r.key for r in windows]
-    out.alert_keys = [r.key for r in alerts]
-    return out
+def run(settings: Settings, items: list, *, batch_size: int = 1,
+        now: float = NOW) -> FlowOutputs:
+    return run_flow(settings, items, batch_size=batch_size, clock=lambda: now)
 
 
 def test_vitals_per_district_kind_and_window_with_exact_statistics(base_settings) -> None:
@@ -203,11 +166,12 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
     flow = build_from_config(str(CONFIG))
     assert [step.step_name for step in flow.substeps] == [
         "read_readings", "parse_reading", "read_dead_letters", "out_of_range_rejections",
-        "merge_rejections", "read_incident_outcomes", "detector_feedback", "merge_feedback",
+        "merge_rejections", "read_incident_log", "detector_feedback", "merge_feedback",
         "split_dead_letters", "write_dead_letters", "key_by_district",
         "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
         "merge_outputs", "split_vitals_alerts", "vital_records", "write_vitals", "alert_records",
-        "write_alerts", "read_commands", "decode_alerts", "tag_alerts", "decode_commands",
-        "merge_commands", "key_by_incident_district", "incidents", "incident_records",
+        "write_alerts", "read_commands", "decode_alerts", "tag_alerts", "decode_incident_log",
+        "merge_incident_log", "decode_commands", "merge_commands", "key_by_incident_district",
+        "incidents", "incident_records",
         "write_incidents",
     ]

@@ -31,6 +31,7 @@ from models.config import Settings
 from models.readings import Reading, encode
 from models.timefmt import from_iso, iso
 from models.windows import Window
+from tests.flow_support import run_flow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,18 +73,8 @@ def shipped(base_settings: Settings) -> Settings:
 
 
 def run(settings: Settings, items: list[KafkaRecord]) -> list[dict[str, Any]]:
-    alerts: list[KafkaRecord] = []
-    flow = build_flow(
-        settings,
-        source=TestingSource(items, batch_size=60),
-        vitals_sink=TestingSink([]),
-        alerts_sink=TestingSink(alerts),
-        incidents_sink=TestingSink([]),
-        dead_letter_sink=TestingSink([]),
-        clock=lambda: NOW,
-    )
-    run_main(flow)
-    return [orjson.loads(record.value) | {"key": record.key} for record in alerts]
+    out = run_flow(settings, items, batch_size=60, clock=lambda: NOW)
+    return [alert | {"key": key} for alert, key in zip(out.alerts, out.alert_keys, strict=True)]
 
 
 @pytest.fixture(scope="module")

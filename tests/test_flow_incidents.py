@@ -7,12 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
-from flows.city import build_flow
 from models.config import Settings
 from models.readings import Reading, encode
+from tests.flow_support import run_flow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,20 +30,9 @@ def storm(district: str = "industrial-east", *, seconds: int = 1800) -> list[Kaf
 
 
 def run(settings: Settings, items: list[KafkaRecord]) -> tuple[list[dict], list[KafkaRecord]]:
-    alerts: list[KafkaRecord] = []
-    incidents: list[KafkaRecord] = []
-    flow = build_flow(
-        settings,
-        source=TestingSource(items, batch_size=50),
-        vitals_sink=TestingSink([]),
-        alerts_sink=TestingSink(alerts),
-        incidents_sink=TestingSink(incidents),
-        dead_letter_sink=TestingSink([]),
-        clock=lambda: NOW,
-    )
-    run_main(flow)
+    out = run_flow(settings, items, batch_size=50, clock=lambda: NOW)
     # (the incidents sink also gets each event's copies for the departments' dispatch queues)
-    return [orjson.loads(r.value) for r in alerts], [r for r in incidents if r.topic is None]
+    return out.alerts, [r for r in out.incidents if r.topic is None]
 
 
 @pytest.fixture(scope="module")

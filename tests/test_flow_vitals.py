@@ -10,31 +10,23 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alerts.rules import alert_id
 from cityheart.settings import dump, load_mapping
 from connectors.kafka import KafkaRecord
-from flows.city import build_flow
 from models.config import Settings
-from models.readings import Reading, encode
 from models.timefmt import iso
+from tests.flow_support import FlowOutputs, run_flow
+from tests.flow_support import reading_record as msg
 
 pytestmark = pytest.mark.timeout(60)
 
 T = 1_795_669_200.0  # 2026-11-26T05:00:00Z = 06:00 in Berlin (day); windows are 10 s
 NOW = T + 3600.0  # the injected wall clock stands still: event time alone moves watermarks
-
-
-def msg(ts: float, value: float, *, device: str = "pm-1", district: str = "harbour",
-        kind: str = "pm25", unit: str = "ug/m3") -> KafkaRecord:
-    """A `readings` record exactly as the bridge writes it."""
-    return KafkaRecord(device.encode(), encode(Reading(device, district, kind, value, unit, ts)))
 
 
 def tuned(base: Settings, **indicators: Any) -> Settings:
@@ -48,46 +40,8 @@ def tuned(base: Settings, **indicators: Any) -> Settings:
     return load_mapping(data, env={})
 
 
-@dataclass
-class Out:
-    vitals: list[dict] = field(default_factory=list)
-    indicators: list[dict] = field(default_factory=list)
-    alerts: list[dict] = field(default_factory=list)
-    dead: list[KafkaRecord] = field(default_factory=list)
-    keys: list[bytes] = field(default_factory=list)
-
-    def of(self, indicator: str, district: str = "harbour") -> list[dict]:
-        return [r for r in self.indicators
-                if r["indicator"] == indicator and r["district"] == district]
-
-    def at(self, indicator: str, start: float, district: str = "harbour") -> dict:
-        (record,) = [r for r in self.of(indicator, district) if r["window_start"] == iso(start)]
-        return record
-
-
-def run(settings: Settings, items: list, *, dead_letters: list | None = None,
-        batch_size: int = 1) -> Out:
-    vitals: list[KafkaRecord] = []
-    alerts: list[KafkaRecord] = []
-    out = Out()
-    flow = build_flow(
-        settings,
-        source=TestingSource(items, batch_size=batch_size),
-        vitals_sink=TestingSink(vitals),
-        alerts_sink=TestingSink(alerts),
-        incidents_sink=TestingSink([]),
-        dead_letter_sink=TestingSink(out.dead),
-        dead_letter_source=None if dead_letters is None else TestingSource(dead_letters),
-        clock=lambda: NOW,
-    )
-    run_main(flow)
-    for record in vitals:
-        value = orjson.loads(record.value)
-        (out.indicators if value.get("record") == "indicator" else out.vitals).append(value)
-        if value.get("record") == "indicator":
-            out.keys.append(record.key)
-    out.alerts = [orjson.loads(r.value) for r in alerts]
-    return out
+def run(settings: Settings, items: list, **options: Any) -> FlowOutputs:
+    return run_flow(settings, items, clock=lambda: NOW, **options)
 
 
 def every(start: float, stop: float, step: float, value: float, **where: Any) -> list:
@@ -125,7 +79,7 @@ def test_aqi_of_a_known_pm25_window_and_its_record_shape(short: Settings) -> Non
                    "emitted_at": "2026-11-26T06:00:00.000Z"}
     instant = out.at("aqi_instant", T)
     assert (instant["value"], instant["details"]["averaging"]) == (57, "instant")
-    assert b"harbour/indicator:aqi" in out.keys
+    assert b"harbour/indicator:aqi" in out.indicator_keys
     city = out.at("aqi", T, district="city")
     assert (city["value"], city["details"]["districts"]) == (57, {"harbour": 57})
 

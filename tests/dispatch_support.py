@@ -1,0 +1,94 @@
+"""The incident/dispatch stack the dispatch tests share, and a pollution episode to feed it.
+
+    with dispatch_stack(settings, database_url, tmp_path, authenticate=check) as stack:
+        raise_pollution(stack.settings)      # an alert, then an incident, in industrial-east
+        ...                                  # HTTP calls to stack.url (the dispatch API)
+
+The flow and the recorder run as the child processes production runs (their logs and config
+in ``tmp_path``); the command bus, the dispatch API and the dashboard's server (with history)
+run in this process; with ``feed=True`` the push feed too, with the same tokens and role
+masking (its URL in ``stack.feed``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+from alerts.access import view
+from cityheart.dashboard import history_query, web_root
+from cityheart.dispatch_api import DispatchService
+from connectors.command_bus import CommandBus
+from connectors.kafka import ReliableProducer
+from connectors.servers import spawn
+from connectors.storage import Storage
+from connectors.storage.options import StorageOptions
+from connectors.web_server import DashboardSettings, WebServer
+from models.config import Settings
+from models.readings import Reading, encode
+from models.tokens import Claims
+from tests.feed_support import FeedThread
+from tests.support import write_config
+
+__all__ = ["dispatch_stack", "raise_pollution"]
+
+
+@contextmanager
+def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
+                   authenticate: Callable[[str], Claims], feed: bool = False,
+                   ) -> Iterator[SimpleNamespace]:
+    """Run the stack on this test's topics and database; yield what a test talks to.
+
+    The namespace has ``url`` (the dashboard, with the API under ``api/``), ``settings``,
+    ``storage`` (the recorder's database, opened here), ``config`` (the children's config file),
+    ``logs`` (the folder with the children's logs) and ``feed`` (the feed's URL, or None).
+    """
+    storage = Storage.open(StorageOptions(url=database_url))  # the schema, as the recorder does
+    config = write_config(settings, tmp_path / "config.yaml")
+    env = {**os.environ, "CITYHEART_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+           "CITYHEART_DATABASE_URL": database_url}
+    children = [
+        spawn(name, [sys.executable, "-m", "cityheart", name, "--config", str(config)], env=env,
+              log_path=tmp_path / f"{name}.log")
+        for name in ("flow", "recorder")
+    ]
+    topics = settings.kafka.topics
+    bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
+    bus.start()
+    service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30)
+    web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
+                    history=history_query(settings, lambda: storage), api=service,
+                    authenticate=authenticate)
+    try:
+        with ExitStack() as servers:
+            feed_url = None
+            if feed:
+                server = servers.enter_context(FeedThread(
+                    settings, heartbeat_s=1.0, authenticate=authenticate, view=view))
+                feed_url = f"ws://127.0.0.1:{server.port}{settings.feed.path}"
+            web.start()
+            yield SimpleNamespace(url=web.url, settings=settings, storage=storage,
+                                  config=config, logs=tmp_path, feed=feed_url)
+    finally:
+        web.close()
+        bus.close()
+        for child in children:
+            child.stop()
+        storage.close()
+
+
+def raise_pollution(settings: Settings) -> None:
+    """PM2.5 far over the critical level in industrial-east: an alert, then an incident."""
+    start = (time.time() // 10) * 10 - 30
+    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
+    for n, value in enumerate((180.0, 200.0, 220.0)):
+        reading = Reading(f"pm25-ie-{n}", "industrial-east", "pm25", value, "ug/m3",
+                          start + 5 + n)
+        producer.produce(settings.kafka.topics.readings, encode(reading),
+                         key=reading.device_id.encode())
+    producer.flush(15)
