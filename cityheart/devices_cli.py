@@ -86,9 +86,7 @@ def add(
 
     def action(settings: Settings, path: Path) -> None:
         password = add_device(settings, path, device_id, district=district, kind=kind)
-        device = load_registry(settings, path).get(device_id)
-        assert device is not None
-        _print_secret(device_id, device.topic(settings.mqtt.topic_prefix), password, as_json)
+        _print_password(settings, path, device_id, password, as_json)
 
     _run(config, registry, verbose, action)
 
@@ -105,11 +103,18 @@ def rotate(
 
     def action(settings: Settings, path: Path) -> None:
         password = rotate_device(settings, path, device_id)
-        device = load_registry(settings, path).get(device_id)
-        assert device is not None
-        _print_secret(device_id, device.topic(settings.mqtt.topic_prefix), password, as_json)
+        _print_password(settings, path, device_id, password, as_json)
 
     _run(config, registry, verbose, action)
+
+
+def _print_password(
+    settings: Settings, path: Path, device_id: str, password: str, as_json: bool
+) -> None:
+    """Print a device's new password with the topic it may publish on."""
+    device = load_registry(settings, path).get(device_id)
+    assert device is not None
+    _print_secret(device_id, device.topic(settings.mqtt.topic_prefix), password, as_json)
 
 
 def _print_secret(device_id: str, topic: str, password: str, as_json: bool) -> None:

@@ -1,9 +1,13 @@
-"""Helpers the tests share: config files for child processes, reading whole topics."""
+"""Helpers the tests share: config files for child processes, reading whole topics, a bridge."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from connectors.bridge import Bridge
 from models.config import Settings
 
 
@@ -117,3 +121,19 @@ class FeedRecorder:
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, f"condition not met within {timeout:g} s"
                 self._arrived.wait(remaining)
+
+
+@contextlib.contextmanager
+def serving_bridge(settings: Settings) -> Iterator[Bridge]:
+    """A real Bridge serving on a thread, as ``cityheart bridge`` runs it; stopped on exit."""
+    stop = threading.Event()
+    bridge = Bridge(settings)
+    bridge.start()
+    server = threading.Thread(target=bridge.serve, args=(stop,), daemon=True)
+    server.start()
+    try:
+        yield bridge
+    finally:
+        stop.set()
+        server.join(10)
+        bridge.stop()

@@ -25,7 +25,7 @@ from connectors.bridge import Bridge
 from connectors.kafka import tail_consumer
 from models.config import RateLimitSettings, Settings
 from models.timefmt import iso
-from tests.support import consume_all, write_config
+from tests.support import consume_all, serving_bridge, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,15 +80,8 @@ def reading(device: str, kind: str, value: float, seq: int, unit: str = "ug/m3")
 
 @pytest.fixture
 def bridge(settings: Settings) -> Iterator[Bridge]:
-    stop = threading.Event()
-    running = Bridge(settings)
-    running.start()
-    server = threading.Thread(target=running.serve, args=(stop,), daemon=True)
-    server.start()
-    yield running
-    stop.set()
-    server.join(10)
-    running.stop()
+    with serving_bridge(settings) as running:
+        yield running
 
 
 def test_bad_payloads_are_dead_lettered_with_reason_and_good_ones_flow(

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from connectors.bridge import Bridge
 from models.config import RateLimitSettings, Settings
 from models.timefmt import iso
-from tests.support import consume_all
+from tests.support import consume_all, serving_bridge
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,15 +81,8 @@ def limited(settings: Settings) -> Settings:
 
 @pytest.fixture
 def bridge(limited: Settings) -> Iterator[Bridge]:
-    stop = threading.Event()
-    running = Bridge(limited)
-    running.start()
-    server = threading.Thread(target=running.serve, args=(stop,), daemon=True)
-    server.start()
-    yield running
-    stop.set()
-    server.join(10)
-    running.stop()
+    with serving_bridge(limited) as running:
+        yield running
 
 
 def test_a_flooding_device_is_throttled_and_the_calm_one_is_not(
