@@ -131,9 +131,12 @@ def incident_id(rule: str, district: str, kind: str, window_start: float) -> str
 
 @dataclass(slots=True)
 class GroupingState:
-    """The incidents grouping still knows, by id (picklable; JSON through to/from_record)."""
+    """The incidents grouping still knows, by id (picklable; JSON through to/from_record),
+    and the people's commands applied to them (command id -> incident id), so that a command
+    read again after a restart is not applied twice."""
 
     incidents: dict[str, Incident] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready: ``{"incidents": [incident records]}``."""
@@ -217,6 +220,9 @@ class IncidentGrouper:
         gone = [i.id for i in state.incidents.values() if not i.active and i.updated_at < before]
         for key in gone:
             del state.incidents[key]
+        if gone:
+            dropped = set(gone)
+            state.commands = {c: i for c, i in state.commands.items() if i not in dropped}
         return gone
 
     def _own_incident(self, state: GroupingState, facts: AlertFacts) -> Incident | None:

@@ -42,6 +42,7 @@ ACTION_ALIASES = {"ack": "acknowledge"}
 
 Answer = tuple[HTTPStatus, dict[str, Any]]
 _MAX_EVENTS = 1_000_000
+_READ_AHEAD = 20
 
 
 class DispatchService:
@@ -59,8 +60,10 @@ class DispatchService:
 
     def incidents(self, claims: Claims, *, states: list[str], limit: int) -> dict[str, Any]:
         """The incidents this caller may see (newest first), with the actions it may take."""
-        rows = self._storage().history.incidents(states=states, limit=_MAX_EVENTS)
-        shown = [self._shown(claims, _incident(row)) for row in reversed(rows)]
+        # newest first; a dispatcher sees only some of them, so read ahead before masking
+        rows = self._storage().history.incidents(states=states, limit=_READ_AHEAD * limit,
+                                                 newest_first=True)
+        shown = [self._shown(claims, _incident(row)) for row in rows]
         return {"incidents": [s for s in shown if s is not None][:limit]}
 
     def incident(self, claims: Claims, incident_id: str) -> dict[str, Any] | None:
@@ -71,8 +74,17 @@ class DispatchService:
         if shown is None:
             return None
         events = history.incident_events(incident_id=incident_id, limit=_MAX_EVENTS)
-        timeline = [view(claims, {"type": "incident_event", **_event(e)}) for e in events]
-        return {"incident": shown, "events": [e for e in timeline if e is not None]}
+        # masked as the incident is routed now: a department routed in later sees it all
+        now_routed = shown.get("departments") or []
+        timeline = []
+        for row in events:
+            event = _event(row)
+            visible = view(claims, {**event, "type": "incident_event",
+                                    "departments": now_routed})
+            if visible is not None:
+                visible["departments"] = event.get("departments") or []
+                timeline.append(visible)
+        return {"incident": shown, "events": timeline}
 
     def act(self, claims: Claims, incident_id: str, request: Mapping[str, Any]) -> Answer:
         """Check, send to the flow, and answer with its event or its refusal."""

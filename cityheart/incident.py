@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
+from alerts.lifecycle import ACTIONS as LIFECYCLE_ACTIONS
+from cityheart.dispatch_api import ACTION_ALIASES
 from connectors.api_client import ApiClient
 from models.config import Settings
 
 __all__ = ["ACTIONS", "run_incident"]
 
-ACTIONS = ("ack", "acknowledge", "dispatch", "comment", "resolve", "close", "reopen", "show")
+ACTIONS = (*ACTION_ALIASES, *LIFECYCLE_ACTIONS, "show")
 
 
 def run_incident(
@@ -36,11 +39,12 @@ def run_incident(
         print(f"error: action {action!r} is not one of {', '.join(ACTIONS)}", file=sys.stderr)
         return 2
     client = ApiClient(api or settings.dashboard.url, token=token)
+    path = f"/api/incidents/{quote(incident_id, safe='')}"
     if action == "show":
-        status, document = client.get(f"/api/incidents/{incident_id}")
+        status, document = client.get(path)
     else:
         body = {"action": action, "comment": comment, "team": team, "outcome": outcome}
-        status, document = client.post(f"/api/incidents/{incident_id}/actions",
+        status, document = client.post(f"{path}/actions",
                                        {k: v for k, v in body.items() if v is not None})
     if status != 200:
         print(f"error: {document.get('error')} ({status}): {document.get('detail')}",

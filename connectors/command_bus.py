@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from connectors.kafka import ReliableProducer, tail_consumer
 from models.errors import ConnectorError
@@ -103,7 +103,13 @@ class CommandBus:
     def _read(self, consumer: Any) -> None:
         try:
             while not self._stop.is_set():
-                for message in consumer.consume(100, 0.2):
+                try:
+                    messages = consumer.consume(100, 0.2)
+                except KafkaException as exc:
+                    log.warning("command bus: reading answers failed, retrying: %s", exc)
+                    self._stop.wait(1.0)
+                    continue
+                for message in messages:
                     if message.error() is not None:
                         if message.error().code() != KafkaError._PARTITION_EOF:
                             log.warning("command bus: %s", message.error())

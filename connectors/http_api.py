@@ -13,7 +13,9 @@ cityheart layer from the database, the command bus and the access rules)::
     GET  /api/kpi?since=7d&until=now        {"since", "until", "departments": [...]}
 
 The token comes as ``Authorization: Bearer <token>`` (or ``?token=``). Without one the caller
-is refused (401) when ``auth.required``, else served as an anonymous operator. Every error
+is refused (401) when ``auth.required``; else, when tokens are checked at all (a secret is
+set), served as an anonymous viewer (no actions, masked), and only on a server that checks no
+tokens (a demo) as an anonymous operator. Every error
 answer is ``{"error": code, "detail": sentence}``.
 """
 
@@ -31,12 +33,15 @@ import orjson
 from models.errors import CityheartError
 from models.tokens import Claims, TokenError
 
-__all__ = ["ANONYMOUS", "ApiRequest", "IncidentApi", "answer", "caller"]
+__all__ = ["ANONYMOUS", "ANONYMOUS_VIEWER", "ApiRequest", "IncidentApi", "answer", "caller"]
 
 log = logging.getLogger(__name__)
 
 ANONYMOUS = Claims(role="operator", sub="anonymous", iat=0, exp=2**62)
-"""Who a caller without a token is while ``auth.required`` is false."""
+"""Who a caller without a token is on a server that checks no tokens."""
+
+ANONYMOUS_VIEWER = Claims(role="viewer", sub="anonymous", iat=0, exp=2**62)
+"""Who a caller without a token is where tokens are checked but not required."""
 
 _MAX_BODY = 64 * 1024
 
@@ -140,7 +145,7 @@ def caller(
         if auth_required:
             return _error(HTTPStatus.UNAUTHORIZED, "unauthorized",
                           "this API requires a token (Authorization: Bearer <token>)")
-        return ANONYMOUS
+        return ANONYMOUS if authenticate is None else ANONYMOUS_VIEWER
     if authenticate is None:
         return _error(HTTPStatus.UNAUTHORIZED, "unauthorized",
                       "this server checks no tokens (CITYHEART_TOKEN_SECRET is not set)")

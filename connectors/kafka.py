@@ -34,7 +34,6 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.metrics import track_partition
 from models.errors import ConnectorError
 
 __all__ = [
@@ -302,6 +301,9 @@ class _AssignedKafkaSource(FixedPartitionedSource):
         feeds the ``cityheart_consumer_lag`` metric."""
         partition, topic = for_part.split("-", 1)
         inner = self._source.build_part(step_id, for_part, resume_state)
+        # imported here: only the flow process needs the metrics wrapper (and bytewax)
+        from connectors.metrics import track_partition
+
         return track_partition(inner, self._bootstrap, topic, int(partition))
 
 

@@ -263,7 +263,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, *, body: bool) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send(HTTPStatus.BAD_REQUEST, "application/json",
+                       b'{"error": "invalid", "detail": "a bad Content-Length"}', body)
+            return
         data = self.rfile.read(min(length, 1 << 20)) if length > 0 else b""
         request = ApiRequest(self.command, url.path, url.query,
                              self.headers.get("Authorization"), data)
@@ -350,7 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
-        log.debug("dashboard: %s %s", self.address_string(), format % args)
+        # the request line may carry ?token=...: log it without its query
+        line = (format % args).replace(self.path, urlsplit(self.path).path)
+        log.debug("dashboard: %s %s", self.address_string(), line)
 
 
 def serve_dashboard(

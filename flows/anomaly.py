@@ -41,7 +41,7 @@ from models.anomaly import AnomalyDetector, UnknownFalseAlarm
 from models.errors import CityheartError
 from models.windows import Window
 
-__all__ = ["FIRED_MEMORY", "Detectors"]
+__all__ = ["FIRED_MEMORY", "MARK_MEMORY", "Detectors"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ Output = tuple[str, Any]
 
 FIRED_MEMORY = 16
 """Alerts remembered per series (alert time, detector time, value) for people's feedback."""
+
+MARK_MEMORY = 1000
+"""False-alarm incidents whose marks a district remembers (to undo them on a reopen)."""
 
 Fired = tuple[float, float, float]
 
@@ -130,6 +133,8 @@ class Detectors:
                             f"({feedback.incident_id}; tolerance {alarm.tolerance:.2f} scales)")
         if marks:
             self._marks[feedback.incident_id] = tuple(marks)
+            while len(self._marks) > MARK_MEMORY:  # the oldest can no longer be undone
+                del self._marks[next(iter(self._marks))]
         return done
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Detectors:

@@ -31,8 +31,10 @@ Steps (ids are stable):
       the topic already holds instead of numbering new events over it; the step's own events,
       read back in normal running, are already known and cost a lookup.
 
-    Incidents whose last alert is more than :data:`QUIET_S` (event time) before the district's
-    newest alert, and no longer active, leave the state, so it stays small.
+    Incidents no longer active and last updated more than :data:`QUIET_S` before the district's
+    newest alert leave the state (:meth:`~alerts.incidents.IncidentGrouper.forget`), so it
+    stays small. A command already applied (its id is remembered with its incident) is not
+    applied again when the commands topic is read again after a restart.
 
 Every event becomes records for the ``incidents`` topic and for the dispatch queue topic of
 each department it is routed to (key = incident id, value = the event record plus
@@ -71,7 +73,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 QUIET_S = 86400.0
-"""Incidents quiet this long (event time) and no longer active leave the flow's state."""
+"""Incidents no longer active and not updated for this long leave the flow's state."""
 
 ESCALATION_CHECK_S = 1.0
 """How often (wall seconds) a district with an escalation pending looks at its clock."""
@@ -150,11 +152,15 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         return [r for e in grouped.events for r in self._outputs.event_records(e, grouped.incident)]
 
     def _command(self, command: Command) -> list[KafkaRecord]:
+        if command.id in self._state.commands:  # read again after a restart: done already
+            log.info("incidents: command %s was applied before; not again", command.id)
+            return []
         known = self._state.incidents.get(command.incident_id)
         result, after = execute(command, known)
         out = [self._outputs.result_record(result)]
         if result.ok and after is not None and result.event is not None:
             self._state.incidents[after.id] = after
+            self._state.commands[command.id] = after.id
             event = IncidentEvent.from_record(result.event)
             out = self._outputs.event_records(event, after) + out
         else:
@@ -173,6 +179,9 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
             return
         if applied is not None:
             log.info("incidents: caught up with logged event %s", record.get("id"))
+            command_id = (record.get("details") or {}).get("command_id")
+            if command_id:
+                self._state.commands[str(command_id)] = applied.id
 
     def _escalate(self) -> list[KafkaRecord]:
         incidents = dict(self._state.incidents)  # (frozen Incidents: a shallow copy is "before")
@@ -183,11 +192,7 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         return out
 
     def _forget_quiet(self, *, newest: float) -> None:
-        incidents = self._state.incidents
-        quiet = [k for k, i in incidents.items()
-                 if not i.active and i.last_alert_at < newest - QUIET_S]
-        for key in quiet:
-            del incidents[key]
+        self._grouper.forget(self._state, before=newest - QUIET_S)
 
 
 def incident_steps(

@@ -215,3 +215,21 @@ def test_a_restarted_step_catches_up_with_what_it_wrote_after_its_snapshot(
     # and in normal running the step's own events read back change nothing
     assert restarted.on_item(("logged", {**event, "district": "harbour"}))[0] == []
     assert restarted.snapshot().incidents[incident["id"]].sequence == 5
+
+
+def test_a_command_read_again_after_a_restart_is_not_applied_twice(
+    base_settings: Settings, logic: IncidentLogic, clock: Clock,
+) -> None:
+    incident = opened(logic, clock)
+    comment = command(incident, "comment", claims("operator"), T + 5, 7, comment="on it")
+    out, _ = logic.on_item(comment)
+    (written,) = [r for r in out if r.topic is None]
+    assert logic.on_item(comment)[0] == [], "the same command again changes nothing"
+    # restarted from a snapshot taken before it: the topic's event teaches the state the id
+    restarted = IncidentLogic(IncidentGrouper(base_settings.incidents),
+                              IncidentOutputs(base_settings.kafka.topics), clock,
+                              IncidentGrouper(base_settings.incidents).new_state())
+    restarted.on_item(alert(1, T))
+    restarted.on_item(("logged", {**orjson.loads(written.value), "district": "harbour"}))
+    assert restarted.on_item(comment)[0] == []
+    assert restarted.snapshot().incidents[incident["id"]].sequence == 2

@@ -127,8 +127,10 @@ class History:
         states: Sequence[str] = (),
         severities: Sequence[str] = (),
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Incidents open at some time in ``[since, until)``, by opening time, at most ``limit``."""
+        """Incidents open at some time in ``[since, until)``, by opening time (oldest first, or
+        newest first), at most ``limit``."""
         where, params = _where([
             ("opened_at", "<", until), ("district", "in", districts), ("state", "in", states),
             ("severity", "in", severities),
@@ -138,8 +140,9 @@ class History:
                 "(closed_at IS NULL OR closed_at >= %s)"
             )
             params.append(_dt(since))
-        query = sql.SQL("SELECT * FROM incidents{where} ORDER BY opened_at, id LIMIT %s").format(
-            where=where
+        order = sql.SQL("opened_at DESC, id DESC" if newest_first else "opened_at, id")
+        query = sql.SQL("SELECT * FROM incidents{where} ORDER BY {order} LIMIT %s").format(
+            where=where, order=order
         )
         return self._records(query, [*params, limit])
 

@@ -13,10 +13,12 @@ const AT_ONCE = 4;
 const STEP_S = { raw: 0, "1m": 60, "1h": 3600, "1d": 86400 };
 
 export class HistoryLoader {
-  constructor(config, state, onLoaded) {
+  /** token(): the signed-in token, or null: history is checked and masked by role too. */
+  constructor(config, state, onLoaded, token = () => null) {
     this.config = config;
     this.state = state;
     this.onLoaded = onLoaded;
+    this.token = token;
     this.available = true;
     this.requested = new Set();
   }
@@ -77,7 +79,9 @@ export class HistoryLoader {
     const query = new URLSearchParams({ district, name, source, since: SINCE });
     let response;
     try {
-      response = await fetch(`api/history?${query}`, { cache: "no-store" });
+      const token = this.token();
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      response = await fetch(`api/history?${query}`, { cache: "no-store", headers });
     } catch {
       this.available = false;
       return null;

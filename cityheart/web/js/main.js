@@ -52,7 +52,7 @@ async function main() {
       navCount(incidents);
     }, RENDER_EVERY_MS);
   };
-  const history = new HistoryLoader(config, state, render);
+  const history = new HistoryLoader(config, state, render, () => session.token);
   router = new Router(document.getElementById("view"), ROUTES,
                       { config, state, clock, incidents, session, history, render });
   buildNav(document.getElementById("nav"), session);
