@@ -39,6 +39,7 @@ __all__ = [
     "Forbidden",
     "allowed_actions",
     "authorize",
+    "history_view",
     "may_act",
     "may_subscribe",
     "view",
@@ -107,6 +108,12 @@ def may_subscribe(claims: Claims, channel: str) -> bool:
     if claims.role == "operator":
         return True
     return channel in _CHANNELS_OF_ROLE.get(claims.role, frozenset())
+
+
+def history_view(claims: Claims, document: Mapping[str, Any]) -> dict[str, Any]:
+    """A history series (``/api/history``) as this role may see it: a viewer's has no device
+    ids, places or people, as its feed messages have none."""
+    return dict(document) if claims.role != "viewer" else _scrub(document)
 
 
 def may_act(claims: Claims, action: str, departments: tuple[str, ...] | list[str]) -> bool:

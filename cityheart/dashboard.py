@@ -18,6 +18,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from alerts.access import history_view
 from cityheart.dispatch_api import DispatchService
 from cityheart.token import feed_auth
 from connectors.command_bus import CommandBus
@@ -84,6 +85,7 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             history=history_query(settings, storage),
             api=DispatchService(settings, storage=storage, bus=bus),
             authenticate=authenticate,
+            history_view=history_view,
         )
     finally:
         bus.close()

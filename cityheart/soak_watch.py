@@ -77,7 +77,7 @@ class AckedPublisher:
         mqtt = settings.mqtt
         self.publisher = MqttPublisher(
             mqtt.url, client_id, max_inflight=1000, on_acked=self._on_acked,
-            protocol=protocol_of(mqtt.protocol),
+            protocol=protocol_of(mqtt.protocol), persistent=True,  # a device's own session
         )
         self.stop_event = threading.Event()
         self.done = threading.Event()

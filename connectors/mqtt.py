@@ -205,7 +205,8 @@ class MqttPublisher:
     Counters: ``published`` (handed to paho), ``acknowledged`` (PUBACK with success),
     ``rejected`` (PUBACK with an MQTT v5 failure reason: not re-sent), ``connects``.
     ``on_acked(topic, payload)`` runs on paho's network thread with the publisher's lock held:
-    keep it short and never publish from it.
+    keep it short and never publish from it. ``persistent`` keeps the device's broker session
+    across disconnects (see :func:`new_client`).
     """
 
     def __init__(
@@ -220,6 +221,7 @@ class MqttPublisher:
         on_acked: Callable[[str, bytes], None] | None = None,
         keep_acked: bool = False,
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+        persistent: bool = False,
     ) -> None:
         if not 1 <= max_inflight <= 60000:
             msg = f"max_inflight must be between 1 and 60000 (message ids wrap), got {max_inflight}"
@@ -241,6 +243,7 @@ class MqttPublisher:
         self._closing = False
         self._client = new_client(
             url, client_id, username=username, password=password, protocol=protocol,
+            persistent=persistent,
             max_inflight=0,  # our window limits what is in flight; see new_client
         )
         self._client.on_connect = self._on_connect

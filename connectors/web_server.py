@@ -55,8 +55,6 @@ __all__ = ["DashboardSettings", "HistoryQuery", "WebServer", "config_document", 
 
 log = logging.getLogger(__name__)
 
-_DEVICE_KEYS = frozenset({"device_id", "device", "devices", "device_ids", "station"})
-
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -150,6 +148,9 @@ def _feed_url(settings: Settings, dashboard: DashboardSettings, page_host: str |
 HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
 """(district, name, source, since, until) -> a JSON-ready series, for ``GET /api/history``."""
 
+HistoryView = Callable[[Claims, dict[str, Any]], dict[str, Any]]
+"""(caller, series) -> the series as the caller's role may see it."""
+
 
 class WebServer:
     """The dashboard's HTTP server on ``dashboard.host``/``port``, serving ``static_dir``.
@@ -158,7 +159,8 @@ class WebServer:
     indicators][&since=1h][&until=now]``: a district's series of a kind or an indicator at a
     resolution chosen from the range (raw, 1 min, 1 h, 1 day), for charts of the last hours.
     With ``api`` it answers the dispatch API under ``/api/`` (:mod:`connectors.http_api`),
-    checking tokens with ``authenticate``.
+    checking tokens with ``authenticate``; ``history_view`` (alerts.access.history_view) masks
+    a series by the caller's role.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class WebServer:
         history: HistoryQuery | None = None,
         api: IncidentApi | None = None,
         authenticate: Callable[[str], Claims] | None = None,
+        history_view: HistoryView | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -177,6 +180,7 @@ class WebServer:
         self.history = history
         self.api = api
         self.authenticate = authenticate
+        self.history_view = history_view
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -332,9 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             since = parse_time(one("since", "1h") or "1h", now=now)
             until = parse_time(one("until", "now") or "now", now=now)
             document = self.app.history(district, name, source, since, until)
-            if claims.role == "viewer":  # aggregated values only: no device ids
-                document["points"] = [{k: v for k, v in point.items() if k not in _DEVICE_KEYS}
-                                      for point in document.get("points", ())]
+            if self.app.history_view is not None:
+                document = self.app.history_view(claims, document)
         except ValueError as exc:
             answer(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except CityheartError as exc:
@@ -370,6 +373,7 @@ def serve_dashboard(
     history: HistoryQuery | None = None,
     api: IncidentApi | None = None,
     authenticate: Callable[[str], Claims] | None = None,
+    history_view: HistoryView | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -380,7 +384,7 @@ def serve_dashboard(
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
-                       authenticate=authenticate) as web:
+                       authenticate=authenticate, history_view=history_view) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from alerts.access import view
+from alerts.access import history_view, view
 from cityheart.dashboard import history_query, web_root
 from cityheart.dispatch_api import DispatchService
 from connectors.command_bus import CommandBus
@@ -63,7 +63,7 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
     service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30)
     web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
                     history=history_query(settings, lambda: storage), api=service,
-                    authenticate=authenticate)
+                    authenticate=authenticate, history_view=history_view)
     try:
         with ExitStack() as servers:
             feed_url = None

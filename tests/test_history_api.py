@@ -9,6 +9,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from alerts.access import history_view
 from cityheart.dashboard import history_query, web_root
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
@@ -80,7 +81,8 @@ def test_history_checks_tokens_and_shows_viewers_no_device_ids(
 
     web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
                     history=history_query(settings), clock=lambda: NOW,
-                    authenticate=lambda t: verify_token(t, secret=secret, now=time.time()))
+                    authenticate=lambda t: verify_token(t, secret=secret, now=time.time()),
+                    history_view=history_view)
     path = "api/history?district=harbour&name=pm25&since=1h"
     with web:
         status, refused = get(f"{web.url}{path}")
