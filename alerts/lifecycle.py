@@ -38,6 +38,7 @@ from models.timefmt import from_iso, iso
 __all__ = [
     "ACTIONS",
     "OUTCOMES",
+    "ALERT_IDS_KEPT",
     "STATES",
     "SYSTEM_ACTIONS",
     "EventGap",
@@ -56,6 +57,10 @@ __all__ = [
 ]
 
 STATES = ("open", "acknowledged", "dispatched", "resolved", "closed")
+ALERT_IDS_KEPT = 200
+"""An incident keeps the ids of its latest alerts only (``alert_count`` counts them all): enough
+to recognise an alert read again after a restart, and its records stay small however long it
+lasts."""
 ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "close", "reopen")
 SYSTEM_ACTIONS = ("open", "alert", "escalate")
 OUTCOMES = ("confirmed", "false_alarm")
@@ -320,7 +325,8 @@ def _alert(i: Incident, e: IncidentEvent) -> Incident:
     d = e.details
     severity = max(i.severity, d["severity"], key=severity_rank)
     return replace(
-        i, severity=severity, alert_count=i.alert_count + 1, alert_ids=_add(i.alert_ids, d["id"]),
+        i, severity=severity, alert_count=i.alert_count + 1,
+        alert_ids=_add(i.alert_ids, d["id"])[-ALERT_IDS_KEPT:],
         kinds=_add(i.kinds, d["kind"]), rules=_add(i.rules, d["rule"]),
         detectors=_add(i.detectors, d.get("detector")),
         correlations=_add(i.correlations, d.get("correlation")),

@@ -190,3 +190,17 @@ def test_an_event_row_from_storage_is_read_back() -> None:
     back = IncidentEvent.from_record(row)
     assert (back.sequence, back.ts, back.departments) == (4, event.ts, event.departments)
     assert back.details["team"] == event.details["team"]
+
+
+def test_a_long_incident_keeps_its_latest_alert_ids_and_counts_them_all() -> None:
+    from alerts.lifecycle import ALERT_IDS_KEPT, IncidentEvent, apply
+
+    details = {"district": "harbour", "rule": "r", "kind": "water_level", "severity": "warning"}
+    incident = apply(None, IncidentEvent("inc-1", 1, 0.0, "system", "open", None, (),
+                                         {**details, "id": "a-0"}))
+    for n in range(1, 3 * ALERT_IDS_KEPT):
+        incident = apply(incident, IncidentEvent("inc-1", n + 1, float(n), "system", "alert",
+                                                 None, (), {**details, "id": f"a-{n}"}))
+    assert incident.alert_count == 3 * ALERT_IDS_KEPT
+    assert len(incident.alert_ids) == ALERT_IDS_KEPT
+    assert incident.alert_ids[-1] == f"a-{3 * ALERT_IDS_KEPT - 1}"
