@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 from connectors.feed_server import FeedServer
 from connectors.kafka import ReliableProducer
 from models.config import Settings
 
-__all__ = [
-    "wait_until_read","CuttableRelay", "FeedThread", "produce"]
+__all__ = ["CuttableRelay", "FeedThread", "produce"]
 
 
 def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
@@ -35,14 +33,6 @@ def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None
     for channel, key, value in records:
         producer.produce(topics[channel], value, key=key)
     producer.flush(15)
-
-
-def wait_until_read(feed: FeedThread, count: int, timeout: float = 30.0) -> None:
-    """Wait until ``feed`` has numbered at least ``count`` messages (read what was produced)."""
-    deadline = time.monotonic() + timeout
-    while feed.server is None or feed.server.log.last_seq < count:
-        assert time.monotonic() < deadline, f"the feed read fewer than {count} messages"
-        time.sleep(0.05)  # polling the real feed's progress, with a deadline
 
 
 class FeedThread:

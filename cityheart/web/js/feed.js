@@ -7,7 +7,7 @@
 // (alerts by id, vitals by window), so nothing is missed and nothing doubled.
 //
 // A fresh start takes the snapshot, then (with `history`) subscribes again with since = the
-// hello's last seq - history: the feed replays its recent backlog, so sparklines start with
+// snapshot answer's last seq - history: the feed replays its recent backlog, so sparklines start with
 // the last minutes instead of one point, and goes on live from there. If the backlog no longer
 // reaches that far (a "resync" error) the snapshot's subscription simply stays.
 //
@@ -101,7 +101,8 @@ export class FeedConnection {
       this.hello(message);
     } else if (message.type === "subscribed") {
       this.subscribed = true;
-      if (this.phase === "snapshot") {
+      if (this.phase === "snapshot" && message.last_seq > 0) {
+        this.historySince = Math.max(0, message.last_seq - this.history);
         this.pending = message.replay;
         if (this.pending === 0) this.replayHistory();
       } else {
@@ -128,8 +129,9 @@ export class FeedConnection {
     if (Array.isArray(message.channels) && this.subscription.channels.length) {
       this.offered = message.channels;
     }
-    this.phase = since === null && this.history > 0 && message.last_seq > 0 ? "snapshot" : null;
-    this.historySince = Math.max(0, message.last_seq - this.history);
+    // a fresh start asks for a snapshot, then the backlog (decided when the snapshot is
+    // answered: the feed may have read more by then than hello's last_seq says)
+    this.phase = since === null && this.history > 0 ? "snapshot" : null;
     this.subscribe(since);
   }
 
