@@ -28,7 +28,9 @@ from alerts.commands import HTTP_STATUS, Command
 from alerts.kpi import department_kpis
 from alerts.lifecycle import ACTIONS, Incident
 from connectors.command_bus import CommandBus
+from connectors.http_api import error_answer
 from connectors.storage import Storage
+from connectors.storage.history import incident_record
 from models.config import Settings
 from models.history import parse_time
 from models.tokens import Claims
@@ -63,14 +65,14 @@ class DispatchService:
         # newest first; a dispatcher sees only some of them, so read ahead before masking
         rows = self._storage().history.incidents(states=states, limit=_READ_AHEAD * limit,
                                                  newest_first=True)
-        shown = [self._shown(claims, _incident(row)) for row in rows]
+        shown = [self._shown(claims, incident_record(row)) for row in rows]
         return {"incidents": [s for s in shown if s is not None][:limit]}
 
     def incident(self, claims: Claims, incident_id: str) -> dict[str, Any] | None:
         """One incident and its timeline, or None when unknown or not this caller's."""
         history = self._storage().history
         row = history.incident(incident_id)
-        shown = None if row is None else self._shown(claims, _incident(row))
+        shown = None if row is None else self._shown(claims, incident_record(row))
         if shown is None:
             return None
         events = history.incident_events(incident_id=incident_id, limit=_MAX_EVENTS)
@@ -90,18 +92,18 @@ class DispatchService:
         """Check, send to the flow, and answer with its event or its refusal."""
         action = ACTION_ALIASES.get(str(request.get("action")), request.get("action"))
         if action not in ACTIONS:
-            return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid",
+            return error_answer(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid",
                           f"action {request.get('action')!r} is not one of {list(ACTIONS)}")
         row = self._storage().history.incident(incident_id)
-        record = None if row is None else _incident(row)
+        record = None if row is None else incident_record(row)
         if record is None or view(claims, {"type": "incident", **record}) is None:
-            return _error(HTTPStatus.NOT_FOUND, "not_found", f"no incident {incident_id!r}")
+            return error_answer(HTTPStatus.NOT_FOUND, "not_found", f"no incident {incident_id!r}")
         try:
             authorize(claims, action, Incident.from_record(record))
         except Forbidden as exc:
-            return _error(HTTPStatus.FORBIDDEN, "forbidden", str(exc))
+            return error_answer(HTTPStatus.FORBIDDEN, "forbidden", str(exc))
         if self._bus is None:
-            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable",
+            return error_answer(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable",
                           "this server sends no commands (no Kafka configured)")
         text = {name: _text(request.get(name)) for name in ("comment", "team", "outcome")}
         command = Command.new(record, action, claims, at=self._clock(),
@@ -110,7 +112,7 @@ class DispatchService:
                                    timeout=self._timeout)
         if not result.get("ok"):
             error = str(result.get("error"))
-            return _error(HTTPStatus(HTTP_STATUS.get(error, 400)), error,
+            return error_answer(HTTPStatus(HTTP_STATUS.get(error, 400)), error,
                           str(result.get("detail")))
         event = view(claims, {"type": "incident_event", **result["event"]})
         return HTTPStatus.OK, {"event": event,
@@ -119,12 +121,12 @@ class DispatchService:
     def kpi(self, claims: Claims, *, since: str, until: str) -> Answer:
         """Department KPIs in ``[since, until)``: all for operators, their own for dispatchers."""
         if claims.role == "viewer":
-            return _error(HTTPStatus.FORBIDDEN, "forbidden", "viewers see no KPIs")
+            return error_answer(HTTPStatus.FORBIDDEN, "forbidden", "viewers see no KPIs")
         now = self._clock()
         try:
             start, end = parse_time(since, now=now), parse_time(until, now=now)
         except ValueError as exc:
-            return _error(HTTPStatus.BAD_REQUEST, "invalid", str(exc))
+            return error_answer(HTTPStatus.BAD_REQUEST, "invalid", str(exc))
         events = self._storage().history.incident_events(since=start, limit=_MAX_EVENTS)
         departments = [d for d in self.settings.incidents.departments
                        if claims.role == "operator" or d.id == claims.department]
@@ -142,18 +144,9 @@ class DispatchService:
         return shown
 
 
-def _incident(row: Mapping[str, Any]) -> dict[str, Any]:
-    record = row.get("record")
-    return dict(record) if isinstance(record, Mapping) else dict(row)
-
-
 def _event(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not None}
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _error(status: HTTPStatus, code: str, detail: str) -> Answer:
-    return status, {"error": code, "detail": detail}

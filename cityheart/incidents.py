@@ -23,6 +23,7 @@ import orjson
 
 from alerts.kpi import DepartmentKpi, department_kpis
 from cityheart.history import open_history_storage
+from connectors.storage.history import incident_record
 from models.config import Settings
 from models.history import parse_duration, parse_time
 from models.incident_config import SEVERITIES
@@ -56,7 +57,7 @@ def run_incidents(
         rows = storage.history.incidents(since=start, districts=districts, states=states,
                                          limit=limit)
     for row in rows:
-        record = _incident(row)
+        record = incident_record(row)
         print(orjson.dumps(record).decode() if as_json else _incident_line(record), flush=True)
     return 0
 
@@ -92,14 +93,6 @@ def _check_states(states: Sequence[str]) -> None:
         if state not in STATES:
             msg = f"state {state!r} is not one of {', '.join(STATES)}"
             raise ValueError(msg)
-
-
-def _incident(row: dict[str, Any]) -> dict[str, Any]:
-    """The stored incident record (the row's ``record`` column), else the row's columns."""
-    record = row.get("record")
-    if isinstance(record, dict):
-        return record
-    return {k: v for k, v in row.items() if k != "record"}
 
 
 def _incident_line(r: dict[str, Any]) -> str:

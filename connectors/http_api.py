@@ -33,7 +33,10 @@ import orjson
 from models.errors import CityheartError
 from models.tokens import Claims, TokenError
 
-__all__ = ["ANONYMOUS", "ANONYMOUS_VIEWER", "ApiRequest", "IncidentApi", "answer", "caller"]
+__all__ = [
+    "ANONYMOUS", "ANONYMOUS_VIEWER", "ApiRequest", "IncidentApi", "answer", "caller",
+    "error_answer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def answer(
 ) -> Answer:
     """The status and JSON document answering ``request`` (see module doc)."""
     if api is None:
-        return _error(HTTPStatus.NOT_FOUND, "not_found", "this server has no dispatch API")
+        return error_answer(HTTPStatus.NOT_FOUND, "not_found", "this server has no dispatch API")
     query = parse_qs(request.query)
     claims = caller(request, authenticate=authenticate, auth_required=auth_required)
     if isinstance(claims, tuple):
@@ -91,7 +94,7 @@ def answer(
         return _route(request, parts, query, api, claims)
     except CityheartError as exc:
         log.warning("dispatch API: %s %s: %s", request.method, request.path, exc)
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", str(exc))
+        return error_answer(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", str(exc))
 
 
 def _route(
@@ -106,16 +109,16 @@ def _route(
         try:
             limit = min(int(query.get("limit", ["500"])[0]), 5000)
         except ValueError:
-            return _error(HTTPStatus.BAD_REQUEST, "invalid", "limit must be a whole number")
+            return error_answer(HTTPStatus.BAD_REQUEST, "invalid", "limit must be a whole number")
         return HTTPStatus.OK, api.incidents(claims, states=query.get("state", []), limit=limit)
     if len(parts) == 3 and parts[:2] == ["api", "incidents"] and get:
         found = api.incident(claims, parts[2])
         if found is None:
-            return _error(HTTPStatus.NOT_FOUND, "not_found", f"no incident {parts[2]!r}")
+            return error_answer(HTTPStatus.NOT_FOUND, "not_found", f"no incident {parts[2]!r}")
         return HTTPStatus.OK, found
     if len(parts) == 4 and parts[:2] == ["api", "incidents"] and parts[3] == "actions":
         if request.method != "POST":
-            return _error(HTTPStatus.METHOD_NOT_ALLOWED, "invalid", "POST an action here")
+            return error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "invalid", "POST an action here")
         body = _json_body(request.body)
         if isinstance(body, tuple):
             return body
@@ -123,7 +126,7 @@ def _route(
     if parts == ["api", "kpi"] and get:
         return api.kpi(claims, since=query.get("since", ["7d"])[0],
                        until=query.get("until", ["now"])[0])
-    return _error(HTTPStatus.NOT_FOUND, "not_found", f"no such API: {request.method} "
+    return error_answer(HTTPStatus.NOT_FOUND, "not_found", f"no such API: {request.method} "
                   f"{request.path}")
 
 
@@ -136,38 +139,39 @@ def caller(
     if request.authorization:
         scheme, _, value = request.authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            return _error(HTTPStatus.UNAUTHORIZED, "unauthorized",
+            return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized",
                           "the Authorization header must be 'Bearer <token>'")
         token = value.strip()
     elif query.get("token"):
         token = query["token"][-1]
     if token is None:
         if auth_required:
-            return _error(HTTPStatus.UNAUTHORIZED, "unauthorized",
+            return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized",
                           "this API requires a token (Authorization: Bearer <token>)")
         return ANONYMOUS if authenticate is None else ANONYMOUS_VIEWER
     if authenticate is None:
-        return _error(HTTPStatus.UNAUTHORIZED, "unauthorized",
+        return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized",
                       "this server checks no tokens (CITYHEART_TOKEN_SECRET is not set)")
     try:
         return authenticate(token)
     except TokenError as exc:
         log.info("dispatch API: token refused: %s", exc)
-        return _error(HTTPStatus.UNAUTHORIZED, "unauthorized", f"token refused: {exc}")
+        return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized", f"token refused: {exc}")
 
 
 def _json_body(body: bytes) -> dict[str, Any] | Answer:
     if len(body) > _MAX_BODY:
-        return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid",
+        return error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid",
                       f"the body is over {_MAX_BODY} bytes")
     try:
         document = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
-        return _error(HTTPStatus.BAD_REQUEST, "invalid", f"the body is not JSON: {exc}")
+        return error_answer(HTTPStatus.BAD_REQUEST, "invalid", f"the body is not JSON: {exc}")
     if not isinstance(document, dict):
-        return _error(HTTPStatus.BAD_REQUEST, "invalid", "the body must be a JSON object")
+        return error_answer(HTTPStatus.BAD_REQUEST, "invalid", "the body must be a JSON object")
     return document
 
 
-def _error(status: HTTPStatus, code: str, detail: str) -> Answer:
+def error_answer(status: HTTPStatus, code: str, detail: str) -> Answer:
+    """An error answer: ``status`` and ``{"error": code, "detail": detail}``."""
     return status, {"error": code, "detail": detail}

@@ -18,7 +18,7 @@ raw values up to an hour, then the 1-minute, 1-hour or 1-day rollups, whose buck
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from models.history import Resolution, Series, SeriesPoint, bucket_floor, choose
 from models.readings import Reading
 from models.timefmt import iso
 
-__all__ = ["History"]
+__all__ = ["History", "incident_record"]
 
 Source = Literal["readings", "indicators"]
 Filters = list[tuple[str, str, Any]]
@@ -212,6 +212,14 @@ class History:
 
     def _error(self, exc: Exception) -> ConnectorError:
         return ConnectorError("postgresql", masked_url(self._pool.conninfo), f"query failed: {exc}")
+
+
+def incident_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The incident record of an ``incidents`` row (its ``record`` column), else its columns."""
+    record = row.get("record")
+    if isinstance(record, Mapping):
+        return dict(record)
+    return {k: v for k, v in row.items() if k != "record"}
 
 
 def _where(filters: Filters) -> tuple[sql.Composable, list[Any]]:
