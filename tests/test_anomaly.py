@@ -66,6 +66,12 @@ def daily_pattern_moves(series: Series, hours: float) -> Series:
     ]
 
 
+def sag(series: Series, size: float, hours: float) -> Series:
+    """From START on, ``hours`` of values ``size`` lower: a modest, lasting anomaly."""
+    end = START + int(hours * 12)
+    return [(t, x - size if START <= i < end else x) for i, (t, x) in enumerate(series)]
+
+
 def stuck(series: Series) -> Series:
     frozen = series[START][1]
     return [(t, frozen if i >= START else x) for i, (t, x) in enumerate(series)]
@@ -87,9 +93,10 @@ def test_clean_seasonal_series_stay_quiet(seed: int) -> None:
         (lambda s: level_shift(s, -10.0), 6, None),
         (lambda s: drift(s, 0.5), 30, None),
         (lambda s: daily_pattern_moves(s, 6.0), 12, None),
+        (lambda s: sag(s, 3.0, hours=8.0), 20, None),     # 1.5 noise sd: no single point is rare
         (stuck, 12, {"stuck"}),
     ],
-    ids=["spike", "dip", "shift-up", "shift-down", "drift", "daily-pattern", "stuck"],
+    ids=["spike", "dip", "shift-up", "shift-down", "drift", "daily-pattern", "sag", "stuck"],
 )
 @pytest.mark.parametrize("seed", [1, 2])
 def test_known_anomalies_alert_soon_after_they_start(anomaly, within, kinds, seed) -> None:

@@ -1,4 +1,4 @@
-"""Alert gates of the anomaly detector: quiet spells and daily habits (models.anomaly.alarms).
+"""When surprise alerts: sustained surprise, quiet spells and daily habits (models.anomaly.alarms).
 
 Series as in tests/test_anomaly.py: a daily cycle plus Gaussian noise, one reading every 5
 minutes; a "routine" is a spike at 02:00 UTC every day from day 4 on, as a nightly job makes.
@@ -11,7 +11,7 @@ import pickle
 import pytest
 
 from models.anomaly import AnomalyDetector
-from models.anomaly.alarms import DAY, DailyHabits, QuietSpell
+from models.anomaly.alarms import DAY, DailyHabits, QuietSpell, SustainedSurprise
 from tests.test_anomaly import PER_DAY, START, STEP, THRESHOLD, Series, run, seasonal
 
 NIGHTLY = 2 * 12             # 02:00 UTC, in 5-minute steps
@@ -90,6 +90,27 @@ def test_a_quiet_spell_holds_echoes_on_the_same_side_only() -> None:
     for _ in range(3):
         quiet.gate(0.0, above=True, start=3.0)
     assert quiet.gate(4.0, above=False, start=3.0) == 4.0     # the spell is over
+
+
+def test_sustained_surprise_alerts_once_when_it_adds_up() -> None:
+    sustained = SustainedSurprise(allowance=1.0, level=20.0, cap=7.0)
+    fired = [sustained.observe(3.0) for _ in range(15)]     # 2 nats a point beyond the allowance
+    assert fired == [False] * 9 + [True] + [False] * 5      # the 10th point reaches 20, once
+    for _ in range(30):
+        assert not sustained.observe(0.0)                   # drains at 1 nat a point
+    assert sustained.total == 0.0
+    assert [sustained.observe(3.0) for _ in range(10)][-1]  # a new episode alerts again
+
+
+def test_one_spike_does_not_fill_the_sum_and_an_episode_that_alerted_stays_quiet() -> None:
+    sustained = SustainedSurprise(allowance=1.0, level=20.0, cap=7.0)
+    assert not sustained.observe(500.0)                     # counts as 7: 6 after the allowance
+    assert sustained.total == 6.0
+    sustained.alerted()                                      # the spike itself alerted
+    assert not any(sustained.observe(3.0) for _ in range(20))   # its long echo adds no alert
+    idle = SustainedSurprise()
+    idle.alerted()                                           # no episode open: nothing to mark
+    assert [idle.observe(3.0) for _ in range(10)][-1]
 
 
 def test_gates_survive_a_snapshot_mid_habit() -> None:

@@ -1,4 +1,20 @@
-"""What becomes of an alert once the evidence is in: quiet spells and daily habits.
+"""When surprise becomes an alert: sustained surprise, quiet spells and daily habits.
+
+The detector alerts on the onset of surprise (its rise). What a rise misses is an anomaly of
+moderate strength that lasts: a public holiday whose traffic looks like a Sunday's, a pressure
+that stays a little low all night. :class:`SustainedSurprise` adds that evidence up::
+
+    sustained = SustainedSurprise(allowance=1.0, level=20.0, cap=7.0)
+    if sustained.observe(surprise):                    # once per episode
+        nats = max(nats, 7.0)
+
+- :class:`SustainedSurprise` - a CUSUM over the calibrated surprise: each point adds its
+  surprise (at most ``cap`` nats, so one huge spike does not fill it) minus an ``allowance``;
+  the sum never goes below 0. When it reaches ``level`` the episode alerts, unless it has
+  already alerted at least as strongly (:meth:`~SustainedSurprise.alerted`: the echo of a
+  spike in smoothed evidence is not a second anomaly); the episode ends when the sum is back
+  at 0. Surprise is 0 below each evidence's 98 % quantile, so a normal series drains the sum
+  at ``allowance`` nats a point and never gets there.
 
 The detector turns evidence into an alerting surprise in nats (see :mod:`.detector`); before that
 becomes a score, two small picklable gates decide whether it is news::
@@ -20,7 +36,7 @@ Both see only the past (time comes in as an argument) and keep a few tuples of s
 
 from __future__ import annotations
 
-__all__ = ["DailyHabits", "QuietSpell"]
+__all__ = ["DailyHabits", "QuietSpell", "SustainedSurprise"]
 
 DAY = 86400.0
 _BEAT = 1.3           # a later alert must beat the one it is compared with by 30 % to count
@@ -28,6 +44,37 @@ _HABIT_TOLERANCE = DAY / 48   # same time of day: within half an hour
 _HABIT_DAYS = 7.0     # alerts remembered for habits, at most ...
 _HABIT_CAPACITY = 16  # ... and at most this many
 _HABIT_REPEATS = 2    # earlier days with a matching alert that make a habit
+
+
+class SustainedSurprise:
+    """A CUSUM of surprise beyond ``allowance`` nats a point; reaching ``level`` alerts once."""
+
+    __slots__ = ("allowance", "cap", "fired", "level", "total")
+
+    def __init__(self, allowance: float = 1.0, level: float = 20.0, cap: float = 7.0) -> None:
+        self.allowance = allowance
+        self.level = level
+        self.cap = cap
+        self.total = 0.0       # nats accumulated in the current episode
+        self.fired = False     # whether this episode has alerted
+
+    def observe(self, surprise: float) -> bool:
+        """Add one point's surprise; True on the point where the episode first reaches ``level``."""
+        total = self.total + (surprise if surprise < self.cap else self.cap) - self.allowance
+        if total <= 0.0:
+            self.total = 0.0
+            self.fired = False
+            return False
+        self.total = total
+        if total >= self.level and not self.fired:
+            self.fired = True
+            return True
+        return False
+
+    def alerted(self) -> None:
+        """The current episode has alerted as strongly some other way: it does not alert again."""
+        if self.total > 0.0:
+            self.fired = True
 
 
 class QuietSpell:

@@ -28,10 +28,14 @@ becomes nats of surprise relative to *this series' own history* of that evidence
 detector's ``surprise`` is the largest of them (``kind`` names which). The alert ``score`` is the
 *rise* in surprise since the previous point, ``max(0, surprise - previous surprise)``, mapped to
 [0, 1) by ``s / (s + score_scale)``: an episode alerts at its onset rather than on every point,
-and a point that is as strange as the one before it adds nothing new. Two rules catch what a
+and a point that is as strange as the one before it adds nothing new. Three rules catch what a
 rise misses: the first point of an episode whose surprise reaches ``episode_nats`` (7) scores
 that whole surprise, so a slow ramp still alerts once when it gets there (the episode ends when
-the surprise falls below half of it); and a sensor that repeats one value for far longer than
+the surprise falls below half of it); an episode of moderate surprise that lasts (a holiday
+that looks like a Sunday, a pressure a little low all night) alerts once with
+``episode_nats`` when its surprise beyond ``sustain_allowance`` nats a point adds up to
+``sustain_nats`` (a CUSUM, :class:`~models.anomaly.alarms.SustainedSurprise`); and a sensor
+that repeats one value for far longer than
 this series' own repeat statistics allow (a geometric model of repeat runs, see
 :class:`~models.anomaly.baselines.RepeatRuns`) raises a one-off ``stuck`` event of at least
 ``stuck_nats``.
@@ -64,7 +68,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from models.anomaly.alarms import DailyHabits, QuietSpell
+from models.anomaly.alarms import DailyHabits, QuietSpell, SustainedSurprise
 from models.anomaly.baselines import Envelope, Hedge, RepeatRuns, RobustLevel, SlotProfile
 from models.anomaly.calibration import TailCalibrator, score_from_surprisal
 from models.anomaly.density import PhaseDensity, ValueDensity
@@ -133,6 +137,8 @@ class DetectorParams:
     phase_width: float = 0.05    # time-of-day kernel, as a share of a day (72 min)
     score_scale: float = 6.0     # surprise (nats) that maps to a score of 0.5
     episode_nats: float = 7.0    # a surprise this high alerts once per episode, however slow
+    sustain_allowance: float = 1.0   # nats a point that surprise may add up to without alerting
+    sustain_nats: float = 20.0   # surprise beyond the allowance, summed, that alerts (once)
     stuck_nats: float = 12.0     # improbability of a repeat run that makes a stuck event
     range_margin: float = 0.02   # an excursion beyond the range so far, in ranges, that alerts
     quiet_points: int = 100      # after an alert, smaller alerts are damped for this many points
@@ -151,6 +157,8 @@ class DetectorParams:
             "phase_width",
             "score_scale",
             "episode_nats",
+            "sustain_allowance",
+            "sustain_nats",
             "stuck_nats",
             "band_z",
             "range_margin",
@@ -215,6 +223,7 @@ class AnomalyDetector:
         "_recent",
         "_runs",
         "_spike_smooth",
+        "_sustained",
         "_week",
         "params",
     )
@@ -240,6 +249,9 @@ class AnomalyDetector:
         self._rare_smooth = 0.0
         self._previous = 0.0
         self._in_episode = False
+        self._sustained = SustainedSurprise(
+            params.sustain_allowance, params.sustain_nats, params.episode_nats
+        )
         self._quiet = QuietSpell(params.quiet_points)
         self._habits = DailyHabits()
         self._feedback = FeedbackMemory()
@@ -375,10 +387,13 @@ class AnomalyDetector:
         return surprise, kind
 
     def _alerting(self, surprise: float) -> float:
-        """The surprise that counts for alerting: its rise, or an episode's first high point."""
+        """The surprise that counts for alerting: its rise, an episode's first high point, or
+        ``episode_nats`` when a sustained episode has added up to ``sustain_nats``."""
         rise = surprise - self._previous
         self._previous = surprise
         level = self.params.episode_nats
+        if self._sustained.observe(surprise) and rise < level:
+            rise = level
         if surprise >= level and not self._in_episode:
             self._in_episode = True
             return surprise if surprise > rise else rise
@@ -435,6 +450,8 @@ class AnomalyDetector:
         start = 0.5 * params.score_scale
         alerting = self._quiet.gate(alerting, x >= expected, start)
         alerting = self._habits.gate(ts, alerting, x >= expected, start)
+        if alerting >= params.episode_nats:
+            self._sustained.alerted()
         muted = None
         if ready and alerting > 0.0 and self._feedback.alarms and scale > 0.0:
             alarm = self._feedback.muting(ts, (x - expected) / scale)
