@@ -130,7 +130,7 @@ class DetectorParams:
     """The few knobs of a detector; the defaults are generic (none is tuned to one series)."""
 
     warmup: int = 200            # points before any score above 0
-    memory: int = 2000           # points the calibration and the densities remember
+    memory: int = 3000           # points the calibration and the densities remember
     quantile: float = 0.98       # where each calibrator's tail starts
     prototypes: int = 32         # centres per density
     kernel_width: float = 0.5    # density kernel, in noise scales
