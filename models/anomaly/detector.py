@@ -35,10 +35,9 @@ the surprise falls below half of it); an episode of moderate surprise that lasts
 that looks like a Sunday, a pressure a little low all night) alerts once with
 ``episode_nats`` when its surprise beyond ``sustain_allowance`` nats a point adds up to
 ``sustain_nats`` (a CUSUM, :class:`~models.anomaly.alarms.SustainedSurprise`); and a sensor
-that repeats one value for far longer than
-this series' own repeat statistics allow (a geometric model of repeat runs, see
-:class:`~models.anomaly.baselines.RepeatRuns`) raises a one-off ``stuck`` event of at least
-``stuck_nats``.
+that repeats one value for far longer than this series' own repeat statistics allow (a
+geometric model of repeat runs, see :class:`~models.anomaly.baselines.RepeatRuns`) raises a
+one-off ``stuck`` event of at least ``stuck_nats``.
 
 Two more rules came from measuring on NAB (BENCHMARKS.md). A value that leaves the range the
 series has covered so far (a decaying min/max, judged only once a whole day has been seen) by
