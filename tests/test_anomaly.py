@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -228,3 +229,16 @@ def test_the_range_is_judged_only_after_a_whole_day() -> None:
     rnd = random.Random(4)
     early = [detector.update(i * STEP, 50.0 + i * 0.5 + rnd.gauss(0.0, 1.0)) for i in range(250)]
     assert all(r.kind != "beyond_range" for r in early)     # a ramp in its first day: no records
+
+
+def test_a_snapshot_from_before_sustained_surprise_resumes_and_gains_it() -> None:
+    # written by version 07ebe53 after the first 2000 points of seasonal(1)
+    snapshot = (Path(__file__).parent / "data" / "detector-07ebe53.pickle").read_bytes()
+    detector = pickle.loads(snapshot)
+    assert detector.seen == 2000 and detector.params.memory == 2000   # its own parameters
+    assert detector.params.sustain_nats == DetectorParams().sustain_nats   # new ones: defaults
+    results = run(sag(seasonal(1), 3.0, hours=8.0)[2000:], detector)
+    scores = [r.score for r in results]
+    assert max(scores[: START - 2000]) < THRESHOLD
+    alerts = [i - (START - 2000) for i, score in enumerate(scores) if score >= THRESHOLD]
+    assert alerts and 0 <= alerts[0] < 20, alerts

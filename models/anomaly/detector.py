@@ -64,7 +64,7 @@ resumes exactly. There is no randomness: equal inputs give equal outputs. Operat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from models.anomaly.alarms import DailyHabits, QuietSpell, SustainedSurprise
@@ -136,13 +136,14 @@ class DetectorParams:
     phase_width: float = 0.05    # time-of-day kernel, as a share of a day (72 min)
     score_scale: float = 6.0     # surprise (nats) that maps to a score of 0.5
     episode_nats: float = 7.0    # a surprise this high alerts once per episode, however slow
-    sustain_allowance: float = 1.0   # nats a point that surprise may add up to without alerting
-    sustain_nats: float = 20.0   # surprise beyond the allowance, summed, that alerts (once)
     stuck_nats: float = 12.0     # improbability of a repeat run that makes a stuck event
     range_margin: float = 0.02   # an excursion beyond the range so far, in ranges, that alerts
     quiet_points: int = 100      # after an alert, smaller alerts are damped for this many points
     band_z: float = 3.0          # half-width of the expected band, in robust sigmas
     margin: float = 0.25         # a false alarm mutes deviations up to (1 + margin) x its own
+    # new fields go last: a snapshot holds the values in this order (see __setstate__)
+    sustain_allowance: float = 1.0   # nats a point that surprise may add up to without alerting
+    sustain_nats: float = 20.0   # surprise beyond the allowance, summed, that alerts (once)
 
     def __post_init__(self) -> None:
         for name in ("warmup", "memory", "prototypes", "quiet_points"):
@@ -255,6 +256,26 @@ class AnomalyDetector:
         self._habits = DailyHabits()
         self._feedback = FeedbackMemory()
         self._recent: list[tuple[float, float, float]] = []
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Resume a snapshot, also one written before a part of the state existed.
+
+        Parts added later start afresh (the sustained-surprise sum came after snapshots of
+        version 07ebe53); parameters the snapshot lacks take their defaults.
+        """
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
+        params = self.params
+        missing = [f.name for f in fields(DetectorParams) if not hasattr(params, f.name)]
+        if missing:
+            known = {f.name: getattr(params, f.name) for f in fields(DetectorParams)
+                     if f.name not in missing}
+            params = self.params = DetectorParams(**known)
+        if not hasattr(self, "_sustained"):
+            self._sustained = SustainedSurprise(
+                params.sustain_allowance, params.sustain_nats, params.episode_nats
+            )
 
     @property
     def seen(self) -> int:
