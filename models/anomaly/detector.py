@@ -249,9 +249,7 @@ class AnomalyDetector:
         self._rare_smooth = 0.0
         self._previous = 0.0
         self._in_episode = False
-        self._sustained = SustainedSurprise(
-            params.sustain_allowance, params.sustain_nats, params.episode_nats
-        )
+        self._sustained = _sustained_surprise(params)
         self._quiet = QuietSpell(params.quiet_points)
         self._habits = DailyHabits()
         self._feedback = FeedbackMemory()
@@ -267,15 +265,12 @@ class AnomalyDetector:
         for name, value in slots.items():
             setattr(self, name, value)
         params = self.params
-        missing = [f.name for f in fields(DetectorParams) if not hasattr(params, f.name)]
-        if missing:
-            known = {f.name: getattr(params, f.name) for f in fields(DetectorParams)
-                     if f.name not in missing}
+        names = [f.name for f in fields(DetectorParams)]
+        known = {name: getattr(params, name) for name in names if hasattr(params, name)}
+        if len(known) < len(names):
             params = self.params = DetectorParams(**known)
         if not hasattr(self, "_sustained"):
-            self._sustained = SustainedSurprise(
-                params.sustain_allowance, params.sustain_nats, params.episode_nats
-            )
+            self._sustained = _sustained_surprise(params)
 
     @property
     def seen(self) -> int:
@@ -482,6 +477,11 @@ class AnomalyDetector:
         half = params.band_z * _SIGMA_PER_MAD * scale
         return Scored(ts, x, score, surprise, expected, expected - half, expected + half,
                       kind, ready, muted)
+
+
+def _sustained_surprise(params: DetectorParams) -> SustainedSurprise:
+    """The CUSUM of surprise a detector with ``params`` keeps (capped at ``episode_nats``)."""
+    return SustainedSurprise(params.sustain_allowance, params.sustain_nats, params.episode_nats)
 
 
 def _pattern(profile: SlotProfile, slot: int, x: float, spread: float, tiny: float) -> float | None:
