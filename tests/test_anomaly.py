@@ -210,6 +210,8 @@ def test_bad_readings_and_parameters_are_named() -> None:
         DetectorParams(warmup=0)
     with pytest.raises(InvalidDetectorInput, match="quantile=1.5"):
         DetectorParams(quantile=1.5)
+    with pytest.raises(InvalidDetectorInput, match="alert_discount=-1"):
+        DetectorParams(alert_discount=-1.0)
 
 
 def test_an_excursion_alerts_once_and_its_echo_within_the_quiet_spell_does_not() -> None:
@@ -231,12 +233,13 @@ def test_the_range_is_judged_only_after_a_whole_day() -> None:
     assert all(r.kind != "beyond_range" for r in early)     # a ramp in its first day: no records
 
 
-def test_a_snapshot_from_before_sustained_surprise_resumes_and_gains_it() -> None:
+def test_a_snapshot_from_before_sustained_surprise_and_alert_rate_resumes_and_gains_them() -> None:
     # written by version 07ebe53 after the first 2000 points of seasonal(1)
     snapshot = (Path(__file__).parent / "data" / "detector-07ebe53.pickle").read_bytes()
     detector = pickle.loads(snapshot)
     assert detector.seen == 2000 and detector.params.memory == 2000   # its own parameters
     assert detector.params.sustain_nats == DetectorParams().sustain_nats   # new ones: defaults
+    assert detector.params.alert_discount == DetectorParams().alert_discount
     results = run(sag(seasonal(1), 3.0, hours=8.0)[2000:], detector)
     scores = [r.score for r in results]
     assert max(scores[: START - 2000]) < THRESHOLD

@@ -1,4 +1,4 @@
-"""When surprise alerts: sustained surprise, quiet spells and daily habits (models.anomaly.alarms).
+"""When surprise alerts (models.anomaly.alarms): sustained surprise, quiet spells, habits, rate.
 
 Series as in tests/test_anomaly.py: a daily cycle plus Gaussian noise, one reading every 5
 minutes; a "routine" is a spike at 02:00 UTC every day from day 4 on, as a nightly job makes.
@@ -6,12 +6,14 @@ minutes; a "routine" is a spike at 02:00 UTC every day from day 4 on, as a night
 
 from __future__ import annotations
 
+import math
 import pickle
+import random
 
 import pytest
 
-from models.anomaly import AnomalyDetector
-from models.anomaly.alarms import DAY, DailyHabits, QuietSpell, SustainedSurprise
+from models.anomaly import AnomalyDetector, DetectorParams
+from models.anomaly.alarms import DAY, AlertRate, DailyHabits, QuietSpell, SustainedSurprise
 from tests.test_anomaly import PER_DAY, START, STEP, THRESHOLD, Series, run, seasonal
 
 NIGHTLY = 2 * 12             # 02:00 UTC, in 5-minute steps
@@ -111,6 +113,44 @@ def test_one_spike_does_not_fill_the_sum_and_an_episode_that_alerted_stays_quiet
     idle = SustainedSurprise()
     idle.alerted()                                           # no episode open: nothing to mark
     assert [idle.observe(3.0) for _ in range(10)][-1]
+
+
+def test_the_alert_rate_passes_two_alerts_whole_then_discounts_the_crowd() -> None:
+    rate = AlertRate(memory=1000, weight=2.0)
+    assert rate.gate(2.0, start=3.0) == 2.0                 # below start: passes, not counted
+    assert rate.count == 0.0
+    assert [rate.gate(5.0, start=3.0) for _ in range(2)] == [5.0, 5.0]
+    third = rate.gate(5.0, start=3.0)                       # two alerts before it
+    assert third == pytest.approx(5.0 - 2.0 * math.log(1.0 + rate.keep))
+    assert rate.gate(1.0, start=3.0) == 0.0                 # never below 0
+    for _ in range(5000):                                   # ~5 memories of quiet
+        rate.gate(0.0, start=3.0)
+    assert rate.gate(5.0, start=3.0) == 5.0                 # forgotten: whole again
+
+
+def bursty(seed: int) -> tuple[Series, list[int]]:
+    """The seasonal series with a burst of 5-7 noise sd every 100-200 points from day 1."""
+    rnd = random.Random(seed + 100)
+    series = seasonal(seed)
+    bursts = list(range(PER_DAY, START - 50, 150))
+    bursts = [i + rnd.randint(-50, 50) for i in bursts]
+    for i in bursts:
+        series[i] = (series[i][0], series[i][1] + rnd.uniform(10.0, 14.0))
+    series[START] = (series[START][0], series[START][1] + 40.0)     # a real anomaly
+    return series, bursts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_series_that_keeps_bursting_is_discounted_and_a_real_anomaly_still_alerts(seed) -> None:
+    series, bursts = bursty(seed)
+    counted = run(series)
+    uncounted = run(series, AnomalyDetector(DetectorParams(alert_discount=0.0)))
+    first = bursts[:2]                                      # the first bursts are news
+    assert [counted[i].score for i in first] == [uncounted[i].score for i in first]
+    later = bursts[4:]
+    assert sum(counted[i].score for i in later) < 0.7 * sum(uncounted[i].score for i in later)
+    assert all(counted[i].score <= uncounted[i].score for i in bursts)
+    assert counted[START].score >= THRESHOLD                # far stronger than the bursts
 
 
 def test_gates_survive_a_snapshot_mid_habit() -> None:

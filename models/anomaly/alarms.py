@@ -1,4 +1,4 @@
-"""When surprise becomes an alert: sustained surprise, quiet spells and daily habits.
+"""When surprise becomes an alert: sustained surprise, quiet spells, daily habits, alert rate.
 
 The detector alerts on the onset of surprise (its rise). What a rise misses is an anomaly of
 moderate strength that lasts: a public holiday whose traffic looks like a Sunday's, a pressure
@@ -17,11 +17,12 @@ that stays a little low all night. :class:`SustainedSurprise` adds that evidence
   at ``allowance`` nats a point and never gets there.
 
 The detector turns evidence into an alerting surprise in nats (see :mod:`.detector`); before that
-becomes a score, two small picklable gates decide whether it is news::
+becomes a score, three small picklable gates decide whether it is news::
 
-    quiet, habits = QuietSpell(points=100), DailyHabits()
+    quiet, habits, rate = QuietSpell(points=100), DailyHabits(), AlertRate(1000, weight=2.0)
     nats = quiet.gate(nats, above, start=3.0)          # an episode alerts once
     nats = habits.gate(ts, nats, above, start=3.0)     # so does a daily routine
+    nats = rate.gate(nats, start=3.0)                  # a series that cries wolf is discounted
 
 - :class:`QuietSpell` - an alert of at least ``start`` nats opens a spell of ``points`` points
   in which alerts on the same side of the expected value count only when they beat it by
@@ -31,12 +32,21 @@ becomes a score, two small picklable gates decide whether it is news::
   above them, is a routine (a nightly batch job, a daily backup spike) and is dropped. The
   first two occurrences still alert; a larger one at the same time still alerts.
 
-Both see only the past (time comes in as an argument) and keep a few tuples of state.
+- :class:`AlertRate` - a decayed count of the series' alerts of at least ``start`` nats over
+  about the last ``memory`` points. While that count is at most 1 an alert passes whole;
+  beyond it an alert loses ``weight x ln(count)`` nats: with the defaults the third alert in
+  a row loses 1.4 nats, the fifth 2.8. A bursty series whose bursts are its normal life stops
+  filling the alert feed, and a real anomaly, far stronger than the bursts, still alerts: the
+  prior odds of an anomaly, learnt from how often this series alerts.
+
+All see only the past (time comes in as an argument) and keep a few numbers or tuples of state.
 """
 
 from __future__ import annotations
 
-__all__ = ["DailyHabits", "QuietSpell", "SustainedSurprise"]
+import math
+
+__all__ = ["AlertRate", "DailyHabits", "QuietSpell", "SustainedSurprise"]
 
 DAY = 86400.0
 _BEAT = 1.3           # a later alert must beat the one it is compared with by 30 % to count
@@ -120,6 +130,25 @@ class DailyHabits:
         while alerts and (len(alerts) > _HABIT_CAPACITY or ts - alerts[0][0] > _HABIT_DAYS * DAY):
             del alerts[0]
         return 0.0 if matches >= _HABIT_REPEATS else nats
+
+
+class AlertRate:
+    """Recent alerts, decayed over ``memory`` points; past one, each costs ``weight x ln count``."""
+
+    __slots__ = ("count", "keep", "weight")
+
+    def __init__(self, memory: int = 1000, weight: float = 2.0) -> None:
+        self.keep = 1.0 - 1.0 / memory
+        self.weight = weight
+        self.count = 0.0       # alerts of the last ~memory points (exponentially decayed)
+
+    def gate(self, nats: float, start: float) -> float:
+        """``nats`` less the discount for the alerts before it; alerts >= ``start`` are counted."""
+        count = self.count
+        self.count = count * self.keep + (1.0 if nats >= start else 0.0)
+        if count > 1.0:
+            nats -= self.weight * math.log(count)
+        return nats if nats > 0.0 else 0.0
 
 
 def _same_time_of_day(age: float) -> bool:

@@ -43,11 +43,13 @@ Two more rules came from measuring on NAB (BENCHMARKS.md). A value that leaves t
 series has covered so far (a decaying min/max, judged only once a whole day has been seen) by
 more than ``range_margin`` of that range and more than one noise scale is a ``beyond_range``
 event of ``episode_nats x (1 + excursion in ranges)``: Numenta's HTM detector uses the same
-"spatial anomaly" idea. Then two gates of :mod:`~models.anomaly.alarms` act on alerts of at
-least half ``score_scale``: a quiet spell of ``quiet_points`` points in which further alerts on
-the same side of the expected value count only if they beat it by 30 % (one excursion alerts
-once, an excursion the other way still alerts), and daily habits (an alert at the time of day
-at which two alerts fired on earlier days of the last week is a routine, not news).
+"spatial anomaly" idea. Then three gates of :mod:`~models.anomaly.alarms` act on alerts of
+at least half ``score_scale``: a quiet spell of ``quiet_points`` points in which further alerts
+on the same side of the expected value count only if they beat it by 30 % (one excursion
+alerts once, an excursion the other way still alerts), daily habits (an alert at the time of
+day at which two alerts fired on earlier days of the last week is a routine, not news), and
+the alert rate: beyond one alert in about ``alert_memory`` points, each alert loses
+``alert_discount`` nats per e-fold of the recent ones (a series that cries wolf must shout).
 
 Warm-up is explicit: the score is 0 until ``warmup`` points have been seen (and each calibrator
 answers 0 until it has seen 30 values of its evidence), so a new series never alarms on its
@@ -67,7 +69,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from models.anomaly.alarms import DailyHabits, QuietSpell, SustainedSurprise
+from models.anomaly.alarms import AlertRate, DailyHabits, QuietSpell, SustainedSurprise
 from models.anomaly.baselines import Envelope, Hedge, RepeatRuns, RobustLevel, SlotProfile
 from models.anomaly.calibration import TailCalibrator, score_from_surprisal
 from models.anomaly.density import PhaseDensity, ValueDensity
@@ -144,9 +146,11 @@ class DetectorParams:
     # new fields go last: a snapshot holds the values in this order (see __setstate__)
     sustain_allowance: float = 1.0   # nats a point that surprise may add up to without alerting
     sustain_nats: float = 20.0   # surprise beyond the allowance, summed, that alerts (once)
+    alert_memory: int = 1000     # points over which a series' recent alerts are counted ...
+    alert_discount: float = 2.0  # ... and nats taken off per e-fold of them beyond one (0: off)
 
     def __post_init__(self) -> None:
-        for name in ("warmup", "memory", "prototypes", "quiet_points"):
+        for name in ("warmup", "memory", "prototypes", "quiet_points", "alert_memory"):
             number = getattr(self, name)
             if not isinstance(number, int) or number < 1:
                 raise InvalidDetectorInput(name, number, "must be a positive integer")
@@ -166,6 +170,9 @@ class DetectorParams:
             number = getattr(self, name)
             if not (isinstance(number, int | float) and math.isfinite(number) and number > 0):
                 raise InvalidDetectorInput(name, number, "must be a finite number above 0")
+        discount = self.alert_discount
+        if not (isinstance(discount, int | float) and math.isfinite(discount) and discount >= 0):
+            raise InvalidDetectorInput("alert_discount", discount, "must be a finite number >= 0")
         if not 0.0 <= self.margin <= 10.0:
             raise InvalidDetectorInput("margin", self.margin, "must be in [0, 10]")
 
@@ -205,6 +212,7 @@ class AnomalyDetector:
     """Scores one series point by point; see the module docstring for how."""
 
     __slots__ = (
+        "_alert_rate",
         "_calibrators",
         "_day",
         "_density",
@@ -252,6 +260,7 @@ class AnomalyDetector:
         self._sustained = _sustained_surprise(params)
         self._quiet = QuietSpell(params.quiet_points)
         self._habits = DailyHabits()
+        self._alert_rate = _alert_rate(params)
         self._feedback = FeedbackMemory()
         self._recent: list[tuple[float, float, float]] = []
 
@@ -259,7 +268,8 @@ class AnomalyDetector:
         """Resume a snapshot, also one written before a part of the state existed.
 
         Parts added later start afresh (the sustained-surprise sum came after snapshots of
-        version 07ebe53); parameters the snapshot lacks take their defaults.
+        version 07ebe53, the alert rate after 26edc5e); parameters the snapshot lacks take
+        their defaults.
         """
         _, slots = state
         for name, value in slots.items():
@@ -271,6 +281,8 @@ class AnomalyDetector:
             params = self.params = DetectorParams(**known)
         if not hasattr(self, "_sustained"):
             self._sustained = _sustained_surprise(params)
+        if not hasattr(self, "_alert_rate"):
+            self._alert_rate = _alert_rate(params)
 
     @property
     def seen(self) -> int:
@@ -465,6 +477,7 @@ class AnomalyDetector:
         start = 0.5 * params.score_scale
         alerting = self._quiet.gate(alerting, x >= expected, start)
         alerting = self._habits.gate(ts, alerting, x >= expected, start)
+        alerting = self._alert_rate.gate(alerting, start)
         if alerting >= params.episode_nats:
             self._sustained.alerted()
         muted = None
@@ -482,6 +495,11 @@ class AnomalyDetector:
 def _sustained_surprise(params: DetectorParams) -> SustainedSurprise:
     """The CUSUM of surprise a detector with ``params`` keeps (capped at ``episode_nats``)."""
     return SustainedSurprise(params.sustain_allowance, params.sustain_nats, params.episode_nats)
+
+
+def _alert_rate(params: DetectorParams) -> AlertRate:
+    """The count of recent alerts a detector with ``params`` keeps."""
+    return AlertRate(params.alert_memory, params.alert_discount)
 
 
 def _pattern(profile: SlotProfile, slot: int, x: float, spread: float, tiny: float) -> float | None:
