@@ -130,6 +130,29 @@ def test_a_flat_signal_never_alarms_and_a_noisy_one_that_freezes_alarms_once() -
     assert sum(r.score >= THRESHOLD for r in frozen[START:]) == 1
 
 
+def nightly_zeros(seed: int, freeze_days: float = 0.0) -> Series:
+    """A count (0-10 a reading by day) that reads 0 from 00:00 to 06:00 UTC every night; from
+    START on it reads 0 for ``freeze_days`` days."""
+    rnd = random.Random(seed)
+    series = []
+    for i in range(10 * PER_DAY):
+        count = 0 if i % PER_DAY < PER_DAY // 4 else sum(rnd.random() < 0.3 for _ in range(10))
+        if START <= i < START + freeze_days * PER_DAY:
+            count = 0
+        series.append((i * STEP, float(count)))
+    return series
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_nightly_runs_of_zeros_are_a_habit_and_a_longer_freeze_is_stuck(seed: int) -> None:
+    def stuck_days(series: Series) -> list[int]:
+        return [i // PER_DAY for i, r in enumerate(run(series)) if r.kind == "stuck" and r.score]
+
+    assert [day for day in stuck_days(nightly_zeros(seed)) if day >= 2] == []   # habit
+    frozen = [i for i in stuck_days(nightly_zeros(seed, freeze_days=2.0)) if i >= 2]
+    assert frozen == [START // PER_DAY]           # once, on the day the freeze began
+
+
 def test_scores_do_not_saturate() -> None:
     base = seasonal(1)
     big = run(spike(base, 2e3))[START].score

@@ -147,12 +147,25 @@ class RepeatRuns:
     a count). A run of ``r`` repeats has probability ``first * again ** (r - 1)`` under the
     statistics from before the run started (a run does not teach the model while it lasts; it
     is counted when it ends). :meth:`observe` returns the run's improbability in nats the first
-    time it reaches ``limit``, else 0.
+    time it reaches ``limit`` while the run is also longer than every run that ended in the
+    last one or two spans of ``record_span`` points (a count series that is 0 every night has
+    long runs of 0 by habit: only a record one is news), else 0.
     """
 
-    __slots__ = ("fired", "keep", "last", "repeats", "repeats_after_repeat", "run", "steps")
+    __slots__ = (
+        "fired",
+        "keep",
+        "last",
+        "record_left",
+        "record_span",
+        "records",
+        "repeats",
+        "repeats_after_repeat",
+        "run",
+        "steps",
+    )
 
-    def __init__(self, memory: int = 500) -> None:
+    def __init__(self, memory: int = 500, record_span: int = 6000) -> None:
         self.keep = 1.0 - 1.0 / memory
         self.last: float | None = None
         self.run = 0
@@ -160,17 +173,33 @@ class RepeatRuns:
         self.steps = 0.0
         self.repeats = 0.0
         self.repeats_after_repeat = 0.0
+        self.record_span = record_span
+        self.record_left = record_span   # points left in the current span
+        self.records = [0, 0]            # longest finished run of the previous and this span
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Resume a snapshot; one from before the run records (26edc5e) starts them afresh."""
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
+        if not hasattr(self, "records"):
+            self.record_span = self.record_left = 6000
+            self.records = [0, 0]
 
     def observe(self, x: float, tolerance: float, limit: float) -> float:
         """Count ``x`` (equal to the previous value within ``tolerance``); nats of a stuck run."""
         repeat = self.last is not None and abs(x - self.last) <= tolerance
         self.last = x
+        self.record_left -= 1
+        if self.record_left <= 0:
+            self.record_left = self.record_span
+            self.records = [self.records[1], 0]
         if repeat:
             self.run += 1
             first = (self.repeats + 0.5) / (self.steps + 1.0)
             again = (self.repeats_after_repeat + 0.5) / (self.repeats + 1.0)
             nats = -math.log(first) - (self.run - 1) * math.log(again)
-            if nats >= limit and not self.fired:
+            if nats >= limit and not self.fired and self.run > max(self.records):
                 self.fired = True
                 return nats
             return 0.0
@@ -186,6 +215,8 @@ class RepeatRuns:
 
     def _count_run(self, run: int) -> None:
         """Fold a finished run of ``run`` repeats into the decayed counts, in closed form."""
+        if run > self.records[1]:
+            self.records[1] = run
         keep = self.keep
         decay = keep**run
         added = (1.0 - decay) / (1.0 - keep)            # sum of keep**j for j < run

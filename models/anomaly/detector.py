@@ -36,8 +36,9 @@ that looks like a Sunday, a pressure a little low all night) alerts once with
 ``episode_nats`` when its surprise beyond ``sustain_allowance`` nats a point adds up to
 ``sustain_nats`` (a CUSUM, :class:`~models.anomaly.alarms.SustainedSurprise`); and a sensor
 that repeats one value for far longer than this series' own repeat statistics allow (a
-geometric model of repeat runs, see :class:`~models.anomaly.baselines.RepeatRuns`) raises a
-one-off ``stuck`` event of at least ``stuck_nats``.
+geometric model of repeat runs, see :class:`~models.anomaly.baselines.RepeatRuns`), and for
+longer than any run it had in the last ``2-4 x memory`` points, raises a one-off ``stuck``
+event of at least ``stuck_nats``.
 
 Two more rules came from measuring on NAB (BENCHMARKS.md). A value that leaves the range the
 series has covered so far (a decaying min/max, judged only once a whole day has been seen) by
@@ -250,7 +251,7 @@ class AnomalyDetector:
         self._phase_density = PhaseDensity(
             params.prototypes, params.kernel_width, params.phase_width, memory
         )
-        self._runs = RepeatRuns(memory=500)
+        self._runs = RepeatRuns(memory=500, record_span=2 * memory)
         self._range = Envelope(1.0 / (_RANGE_MEMORIES * memory))
         self._calibrators = [TailCalibrator(params.quantile, memory) for _ in KINDS]
         self._spike_smooth = 0.0
