@@ -28,10 +28,12 @@ Time comes in as epoch seconds; phases are taken modulo the period in UTC.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-__all__ = ["Envelope", "Hedge", "RepeatRuns", "RobustLevel", "SlotProfile"]
+__all__ = ["Envelope", "Hedge", "RepeatRuns", "RobustLevel", "SlotProfile", "restore_slots"]
 
 _CLIP = 5.0   # level updates are clipped at this many mean absolute deviations
+_RECORD_SPAN = 6000   # points a repeat-run record is kept for (one or two spans)
 
 
 class RobustLevel:
@@ -165,7 +167,7 @@ class RepeatRuns:
         "steps",
     )
 
-    def __init__(self, memory: int = 500, record_span: int = 6000) -> None:
+    def __init__(self, memory: int = 500, record_span: int = _RECORD_SPAN) -> None:
         self.keep = 1.0 - 1.0 / memory
         self.last: float | None = None
         self.run = 0
@@ -179,11 +181,9 @@ class RepeatRuns:
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Resume a snapshot; one from before the run records (26edc5e) starts them afresh."""
-        _, slots = state
-        for name, value in slots.items():
-            setattr(self, name, value)
+        restore_slots(self, state)
         if not hasattr(self, "records"):
-            self.record_span = self.record_left = 6000
+            self.record_span = self.record_left = _RECORD_SPAN
             self.records = [0, 0]
 
     def observe(self, x: float, tolerance: float, limit: float) -> float:
@@ -259,3 +259,11 @@ class Envelope:
         self.low = x if x < low else low
         self.high = x if x > high else high
         return beyond
+
+
+def restore_slots(obj: object, state: tuple[None, dict[str, Any]]) -> None:
+    """Set the slots a pickled snapshot of ``obj`` holds (the state of a ``__slots__`` class);
+    slots added since the snapshot was written stay unset for the caller to fill."""
+    _, slots = state
+    for name, value in slots.items():
+        setattr(obj, name, value)

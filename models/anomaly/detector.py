@@ -71,7 +71,14 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from models.anomaly.alarms import AlertRate, DailyHabits, QuietSpell, SustainedSurprise
-from models.anomaly.baselines import Envelope, Hedge, RepeatRuns, RobustLevel, SlotProfile
+from models.anomaly.baselines import (
+    Envelope,
+    Hedge,
+    RepeatRuns,
+    RobustLevel,
+    SlotProfile,
+    restore_slots,
+)
 from models.anomaly.calibration import TailCalibrator, score_from_surprisal
 from models.anomaly.density import PhaseDensity, ValueDensity
 from models.anomaly.feedback import FalseAlarm, FeedbackMemory
@@ -272,9 +279,7 @@ class AnomalyDetector:
         version 07ebe53, the alert rate after 26edc5e); parameters the snapshot lacks take
         their defaults.
         """
-        _, slots = state
-        for name, value in slots.items():
-            setattr(self, name, value)
+        restore_slots(self, state)
         params = self.params
         names = [f.name for f in fields(DetectorParams)]
         known = {name: getattr(params, name) for name in names if hasattr(params, name)}
