@@ -102,7 +102,9 @@ def test_the_harmless_bump_alerts_again_and_again_unless_someone_says_so(
 ) -> None:
     untaught = alerted_points(rule, Detectors(), {})
     assert BUMPS[0] in untaught and SPIKE in untaught
-    assert sum(b in untaught for b in BUMPS[1:]) >= 2, "it recurs"
+    # it recurs; the alert rate (models.anomaly.alarms.AlertRate) discounts the crowded later
+    # bumps on its own, but only the operator's word stops them all (the next test)
+    assert any(b in untaught for b in BUMPS[1:]), "it recurs"
 
 
 def test_a_false_alarm_stops_recurring_while_a_real_anomaly_still_fires(
