@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from models.anomaly import AnomalyDetector, DetectorParams, InvalidDetectorInput, Scored
+from models.anomaly import KINDS, AnomalyDetector, DetectorParams, InvalidDetectorInput, Scored
 from models.anomaly.calibration import TailCalibrator
 
 STEP = 300.0
@@ -141,6 +141,12 @@ def nightly_zeros(seed: int, freeze_days: float = 0.0) -> Series:
             count = 0
         series.append((i * STEP, float(count)))
     return series
+
+
+def test_a_series_that_never_repeats_a_value_is_never_called_stuck() -> None:
+    results = run(spike(seasonal(2), 30.0))     # surprise falls after the spike, ...
+    assert results[START].kind in KINDS
+    assert [r.ts for r in results if r.kind == "stuck"] == []   # ... which is not a freeze
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

@@ -322,7 +322,7 @@ class AnomalyDetector:
             beyond = self._beyond(ts, x, tiny)
         self._learn(ts, x, tiny)
         alerting = self._alerting(surprise)
-        if stuck > alerting:
+        if stuck > 0.0 and stuck > alerting:
             alerting, kind = stuck, STUCK
         if beyond > 0.0:
             nats = self.params.episode_nats * (1.0 + beyond)
