@@ -145,8 +145,7 @@ class DispatchConsumer:
         self._lock = _lock(self.checkpoint)
         try:
             self.ledger = load_checkpoint(self.checkpoint, self.topic)
-            config = {"auto.offset.reset": "earliest", **self._config}
-            self._consumer = tail_consumer(self.bootstrap, [self.topic], config=config)
+            self._consumer = tail_consumer(self.bootstrap, [self.topic], config=self._config)
             partitions = sorted(tp.partition for tp in self._consumer.assignment())
             self._ends = {p: self._watermarks(p) for p in partitions}
             self._assign()

@@ -101,7 +101,10 @@ def tail_consumer(
     """A consumer assigned every partition of ``topics`` from the ``beginning`` or the ``end``.
 
     "end" is resolved to each partition's high watermark now, not at the first fetch, so a
-    record produced after this returns is never skipped.
+    record produced after this returns is never skipped. From the beginning, a fetch the
+    broker answers "offset out of range" (Tansu can, while a new partition fills) falls back
+    to the earliest offset, not librdkafka's default of the latest, which would skip every
+    record already there.
     """
     if start not in ("beginning", "end"):
         msg = f"start must be 'beginning' or 'end', got {start!r}"
@@ -111,6 +114,7 @@ def tail_consumer(
         "group.id": "cityheart-unused",  # required by librdkafka; no group is joined
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest" if start == "beginning" else "latest",
         **FAST_FETCH,
         **(config or {}),
     }
