@@ -1,5 +1,6 @@
 """The browser the dashboard tests drive: Debian's chromium (never a downloaded build) through
-playwright, and the screen sizes they look at the page in.
+playwright, the screen sizes they look at the page in, and :class:`Screen`, one page that
+collects its script errors (each test module adds what else it watches).
 
     @pytest.fixture(scope="module")
     def browser() -> Iterator[Any]:
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LAPTOP", "WALL", "chromium"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LAPTOP", "WALL", "Screen", "chromium"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,3 +36,36 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+class Screen:
+    """One browser page and the script errors it raised (closing it asserts there were none).
+
+    Subclasses add their listeners after ``super().__init__`` and then open their URL.
+    """
+
+    wait_s = 15.0   # how long wait() waits unless told
+
+    def __init__(self, browser: Any, viewport: dict[str, int]) -> None:
+        self.page = browser.new_page(viewport=viewport)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def wait(self, script: str, arg: Any = None, timeout_s: float | None = None) -> Any:
+        """Wait until the JS function ``script`` returns something truthy; return it."""
+        timeout_s = self.wait_s if timeout_s is None else timeout_s
+        handle = self.page.wait_for_function(script, arg=arg, timeout=timeout_s * 1000)
+        return handle.json_value()
+
+    def wait_text(self, selector: str, text: str, timeout_s: float | None = None) -> None:
+        """Wait until the element at ``selector`` contains ``text``."""
+        self.wait("([sel, text]) => document.querySelector(sel)?.textContent.includes(text)",
+                  [selector, text], timeout_s)
+
+    def shot(self, path: Path) -> Path:
+        self.page.screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.page.close()
+        assert not self.errors, f"script errors on the page: {self.errors}"

@@ -37,6 +37,7 @@ from connectors.web_server import DashboardSettings, WebServer
 from models.config import Settings
 from models.timefmt import iso
 from tests.browser_support import LAPTOP, WALL, chromium
+from tests.browser_support import Screen as BrowserScreen
 from tests.feed_support import CuttableRelay, FeedThread, produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
@@ -124,31 +125,19 @@ def web_server(settings: Settings, **options: Any) -> WebServer:
     return WebServer(settings, DashboardSettings(port=0, **options), static_dir=web_root())
 
 
-class Screen:
+class Screen(BrowserScreen):
     """One browser page on the dashboard, with what it requested and any script errors."""
 
     def __init__(self, browser: Any, url: str, viewport: dict[str, int]) -> None:
-        self.page = browser.new_page(viewport=viewport)
+        super().__init__(browser, viewport)
         self.requests: list[str] = []
-        self.errors: list[str] = []
         self.sent: list[dict[str, Any]] = []
         self.page.on("request", lambda request: self.requests.append(request.url))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("websocket", self._watch_socket)
         self.page.goto(url)
 
     def _watch_socket(self, ws: Any) -> None:
         ws.on("framesent", lambda payload: self.sent.append(orjson.loads(payload)))
-
-    def wait(self, script: str, arg: Any = None, timeout_s: float = 15) -> Any:
-        """Wait until the JS function ``script`` returns something truthy; return it."""
-        handle = self.page.wait_for_function(script, arg=arg, timeout=timeout_s * 1000)
-        return handle.json_value()
-
-    def wait_text(self, selector: str, text: str, timeout_s: float = 15) -> None:
-        """Wait until the element at ``selector`` contains ``text``."""
-        self.wait("([sel, text]) => document.querySelector(sel)?.textContent.includes(text)",
-                  [selector, text], timeout_s)
 
     def state(self) -> str:
         return str(self.page.get_attribute("#conn", "data-state"))
@@ -157,13 +146,6 @@ class Screen:
         return list(self.page.eval_on_selector_all(
             f"{selector} [data-alert-id]", "rows => rows.map(r => r.dataset.alertId)"))
 
-    def shot(self, path: Path) -> Path:
-        self.page.screenshot(path=str(path))
-        return path
-
-    def close(self) -> None:
-        self.page.close()
-        assert not self.errors, f"script errors on the page: {self.errors}"
 
 
 LIVE = "() => document.querySelector('#conn')?.dataset.state === 'live'"

@@ -30,6 +30,7 @@ from models.config import Settings
 from models.readings import Reading
 from models.tokens import Claims, issue_token, verify_token
 from tests.browser_support import LAPTOP, WALL, chromium
+from tests.browser_support import Screen as BrowserScreen
 from tests.dispatch_support import dispatch_stack, raise_pollution
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
@@ -66,15 +67,15 @@ def stack(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[Sim
         yield running
 
 
-class Screen:
+class Screen(BrowserScreen):
     """One browser page signed in with ``who`` (None: no token), with the frames it received."""
+
+    wait_s = 20.0
 
     def __init__(self, browser: Any, url: str, who: str | None, viewport: dict[str, int],
                  hash_: str = "") -> None:
-        self.page = browser.new_page(viewport=viewport)
-        self.errors: list[str] = []
+        super().__init__(browser, viewport)
         self.frames: list[str] = []
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
         if who is not None:
             self.page.add_init_script(
@@ -84,26 +85,12 @@ class Screen:
     def _frame(self, payload: str | bytes) -> None:
         self.frames.append(payload if isinstance(payload, str) else payload.decode())
 
-    def wait(self, script: str, arg: Any = None, timeout_s: float = 20) -> Any:
-        return self.page.wait_for_function(script, arg=arg, timeout=timeout_s * 1000).json_value()
-
-    def wait_text(self, selector: str, text: str, timeout_s: float = 20) -> None:
-        self.wait("([sel, text]) => document.querySelector(sel)?.textContent.includes(text)",
-                  [selector, text], timeout_s)
-
     def go(self, hash_: str) -> None:
         self.page.evaluate("h => { location.hash = h; }", hash_)
 
     def card(self, incident_id: str, state: str) -> str:
         return f".board-column[data-state='{state}'] [data-incident-id='{incident_id}']"
 
-    def shot(self, path: Path) -> Path:
-        self.page.screenshot(path=str(path))
-        return path
-
-    def close(self) -> None:
-        self.page.close()
-        assert not self.errors, f"script errors on the page: {self.errors}"
 
 
 def store_past_readings(storage: Storage) -> int:
