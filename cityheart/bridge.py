@@ -17,18 +17,15 @@ for each member yourself. Member ``I`` serves ``/metrics`` on the bridge's port 
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from cityheart.members import stop_all, wait_for_first_exit
+from cityheart.members import run_members
 from cityheart.metrics import component_metrics
 from connectors.bridge import member_client_id, run_bridge
 from connectors.kafka import create_topics
-from connectors.servers import ChildProcess, spawn
 from models.config import MqttSettings, Settings
 from models.errors import ConfigError
 
@@ -78,32 +75,12 @@ def _run_members(settings: Settings, config_path: Path, count: int) -> int:
     create_topics(  # once, before the members race to
         settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
     )
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {
-        sig: signal.signal(sig, signal.default_int_handler)
-        for sig in (signal.SIGINT, signal.SIGTERM)
-    } if on_main_thread else {}
-    children: list[ChildProcess] = []
     log.info("bridge: %d processes sharing $share/%s/%s/+/+/+", count,
              settings.mqtt.bridge_group, settings.mqtt.topic_prefix)
-    try:
-        for member in range(count):
-            argv = [sys.executable, "-m", "cityheart", "bridge", "--config", str(config_path),
-                    "--processes", str(count), "--index", str(member)]
-            children.append(spawn(f"bridge member {member}", argv))
-        return _watch(children)
-    except KeyboardInterrupt:
-        log.info("bridge stopped by signal")
-        return stop_all(children)
-    finally:
-        stop_all(children)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _watch(children: list[ChildProcess]) -> int:
-    """Wait until a member exits (never normal for a bridge): stop the others; the exit code."""
-    exited = wait_for_first_exit(children)
-    code = exited.process.returncode
-    log.error("%s exited with code %s: stopping the others", exited.name, code)
-    return code or stop_all(children) or 1
+    members = [
+        (f"bridge member {member}",
+         [sys.executable, "-m", "cityheart", "bridge", "--config", str(config_path),
+          "--processes", str(count), "--index", str(member)])
+        for member in range(count)
+    ]
+    return run_members("bridge", members, always_running=True)  # a member never exits normally

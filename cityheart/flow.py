@@ -43,10 +43,10 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from cityheart.members import stop_all, wait_for_first_exit
+from cityheart.members import run_members
 from cityheart.settings import dump, load
 from connectors.kafka import create_topics
-from connectors.servers import ChildProcess, free_port, spawn
+from connectors.servers import free_port
 from flows.city import build_kafka_flow
 from models.config import FlowSettings, Settings
 from models.errors import CityheartError, ConfigError
@@ -135,37 +135,19 @@ def run_local_cluster(settings: Settings, processes: int) -> int:
     Returns 0 when every child stopped cleanly, else the first non-zero exit code.
     """
     addresses = [f"{LOOPBACK}:{free_port()}" for _ in range(processes)]
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main_thread else None
-    children: list[ChildProcess] = []
     with tempfile.TemporaryDirectory(prefix="cityheart-flow-") as tmp:
         config = Path(tmp) / "config.yaml"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT, 0o600)  # secrets are written in clear
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             yaml.safe_dump(dump(settings), out, sort_keys=False)
         log.info("flow: %d processes on %s", processes, ";".join(addresses))
-        try:
-            for index in range(processes):
-                argv = [sys.executable, "-m", "cityheart", "flow", "--config", str(config),
-                        "--process-id", str(index), "--addresses", ";".join(addresses)]
-                children.append(spawn(f"flow process {index}", argv))
-            return _watch(children)
-        except KeyboardInterrupt:
-            log.info("flow stopped by signal")
-            return stop_all(children)
-        finally:
-            stop_all(children)
-            if on_main_thread:
-                signal.signal(signal.SIGTERM, previous)
-
-
-def _watch(children: list[ChildProcess]) -> int:
-    """Wait until a member exits; then stop the others and return the first bad exit code."""
-    exited = wait_for_first_exit(children)
-    code = exited.process.returncode
-    if code:
-        log.error("%s exited with code %s: stopping the others", exited.name, code)
-    return code or stop_all(children)
+        members = [
+            (f"flow process {index}",
+             [sys.executable, "-m", "cityheart", "flow", "--config", str(config),
+              "--process-id", str(index), "--addresses", ";".join(addresses)])
+            for index in range(processes)
+        ]
+        return run_members("flow", members, signals=(signal.SIGTERM,))
 
 
 def run_dataflow(
