@@ -18,6 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from models.anomaly import KINDS, AnomalyDetector, DetectorParams, InvalidDetectorInput, Scored
+from models.anomaly.baselines import SlotProfile
 from models.anomaly.calibration import TailCalibrator
 
 STEP = 300.0
@@ -128,6 +129,22 @@ def test_a_flat_signal_never_alarms_and_a_noisy_one_that_freezes_alarms_once() -
     assert all(r.low == pytest.approx(45.0, abs=1e-3) == r.high for r in flat[300:])
     frozen = run(stuck(seasonal(3)))
     assert sum(r.score >= THRESHOLD for r in frozen[START:]) == 1
+
+
+def test_a_noiseless_pattern_of_hourly_steps_never_alarms() -> None:
+    """A reading exactly on the hour belongs to the slot that starts then, not the one before:
+    a series that repeats the same hourly steps every day has nothing to say."""
+    def hourly(i: int) -> float:
+        return 20.0 + (i * STEP // 3600 % 24 * 7 % 23) * 2.5
+
+    results = run([(i * STEP, hourly(i)) for i in range(14 * PER_DAY)])
+    assert max(r.score for r in results) < 0.1
+
+
+def test_a_time_exactly_on_a_slot_boundary_is_in_the_slot_that_starts_there() -> None:
+    week = SlotProfile(168, 7 * 86400.0, min_rate=0.3)
+    monday = 4 * 86400.0 + 2000 * 7 * 86400.0        # epoch weeks start on a Thursday
+    assert [week.slot(monday + hour * 3600.0) for hour in range(72)] == list(range(96, 168))
 
 
 def nightly_zeros(seed: int, freeze_days: float = 0.0) -> Series:

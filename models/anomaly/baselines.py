@@ -91,7 +91,7 @@ class SlotProfile:
 
     def slot(self, ts: float) -> int:
         """The slot of epoch time ``ts``."""
-        return int((ts % self.period) / self.period * self.slots) % self.slots
+        return int((ts % self.period) * self.slots / self.period) % self.slots
 
     def ready(self, slot: int) -> bool:
         """Whether ``slot`` has been visited often enough to predict."""
