@@ -93,7 +93,7 @@ class DispatchService:
         action = ACTION_ALIASES.get(str(request.get("action")), request.get("action"))
         if action not in ACTIONS:
             return error_answer(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid",
-                          f"action {request.get('action')!r} is not one of {list(ACTIONS)}")
+                                f"action {request.get('action')!r} is not one of {list(ACTIONS)}")
         row = self._storage().history.incident(incident_id)
         record = None if row is None else incident_record(row)
         if record is None or view(claims, {"type": "incident", **record}) is None:
@@ -104,7 +104,7 @@ class DispatchService:
             return error_answer(HTTPStatus.FORBIDDEN, "forbidden", str(exc))
         if self._bus is None:
             return error_answer(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable",
-                          "this server sends no commands (no Kafka configured)")
+                                "this server sends no commands (no Kafka configured)")
         text = {name: _text(request.get(name)) for name in ("comment", "team", "outcome")}
         command = Command.new(record, action, claims, at=self._clock(),
                               command_id=f"cmd-{uuid.uuid4().hex}", **text)
@@ -113,7 +113,7 @@ class DispatchService:
         if not result.get("ok"):
             error = str(result.get("error"))
             return error_answer(HTTPStatus(HTTP_STATUS.get(error, 400)), error,
-                          str(result.get("detail")))
+                                str(result.get("detail")))
         event = view(claims, {"type": "incident_event", **result["event"]})
         return HTTPStatus.OK, {"event": event,
                                "incident": self._shown(claims, result["incident"])}

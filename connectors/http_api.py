@@ -127,7 +127,7 @@ def _route(
         return api.kpi(claims, since=query.get("since", ["7d"])[0],
                        until=query.get("until", ["now"])[0])
     return error_answer(HTTPStatus.NOT_FOUND, "not_found", f"no such API: {request.method} "
-                  f"{request.path}")
+                        f"{request.path}")
 
 
 def caller(
@@ -140,18 +140,18 @@ def caller(
         scheme, _, value = request.authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized",
-                          "the Authorization header must be 'Bearer <token>'")
+                                "the Authorization header must be 'Bearer <token>'")
         token = value.strip()
     elif query.get("token"):
         token = query["token"][-1]
     if token is None:
         if auth_required:
             return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized",
-                          "this API requires a token (Authorization: Bearer <token>)")
+                                "this API requires a token (Authorization: Bearer <token>)")
         return ANONYMOUS if authenticate is None else ANONYMOUS_VIEWER
     if authenticate is None:
         return error_answer(HTTPStatus.UNAUTHORIZED, "unauthorized",
-                      "this server checks no tokens (CITYHEART_TOKEN_SECRET is not set)")
+                            "this server checks no tokens (CITYHEART_TOKEN_SECRET is not set)")
     try:
         return authenticate(token)
     except TokenError as exc:
@@ -162,7 +162,7 @@ def caller(
 def _json_body(body: bytes) -> dict[str, Any] | Answer:
     if len(body) > _MAX_BODY:
         return error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid",
-                      f"the body is over {_MAX_BODY} bytes")
+                            f"the body is over {_MAX_BODY} bytes")
     try:
         document = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
