@@ -313,14 +313,16 @@ class AnomalyDetector:
         if self._n == 1:
             self._first_ts = ts
         tiny = self._level.tiny()
-        evidence, expected, scale = self._evidence(ts, x, tiny)
+        day_slot, week_slot = self._day.slot(ts), self._week.slot(ts)
+        phase = (ts % DAY) / DAY
+        evidence, expected, scale = self._evidence(x, tiny, day_slot, week_slot, phase)
         surprise, kind = self._calibrate(evidence)
         stuck = 0.0
         beyond = 0.0
         if self._n > _ACTIVE_AFTER:
             stuck = self._runs.observe(x, tiny, self.params.stuck_nats)
             beyond = self._beyond(ts, x, tiny)
-        self._learn(ts, x, tiny)
+        self._learn(x, tiny, day_slot, week_slot, phase)
         alerting = self._alerting(surprise)
         if stuck > 0.0 and stuck > alerting:
             alerting, kind = stuck, STUCK
@@ -367,20 +369,19 @@ class AnomalyDetector:
         return self._feedback.remove(alarm_id)
 
     def _evidence(
-        self, ts: float, x: float, tiny: float
+        self, x: float, tiny: float, day_slot: int, week_slot: int, phase: float
     ) -> tuple[list[float | None], float, float]:
         level = self._level
         if self._n == 1:
             return [None] * len(KINDS), x, 0.0
         day = self._day
-        slot = day.slot(ts)
         scale = level.scale + tiny
         z_level = abs(x - level.level) / scale
         expected = level.level
-        if day.ready(slot):
-            z_day = abs(x - day.mean[slot]) / (day.scale + tiny)
+        if day.ready(day_slot):
+            z_day = abs(x - day.mean[day_slot]) / (day.scale + tiny)
             weight_level, weight_day = self._hedge.weights()
-            expected = weight_level * level.level + weight_day * day.mean[slot]
+            expected = weight_level * level.level + weight_day * day.mean[day_slot]
             scale = weight_level * scale + weight_day * (day.scale + tiny)
             spike = self._hedge.surprise(z_level, z_day)
             if self._n > _ACTIVE_AFTER:
@@ -393,15 +394,14 @@ class AnomalyDetector:
         noise = level.noise + tiny
         rare = self._density.surprisal(x, noise)
         self._rare_smooth += 0.1 * (rare - self._rare_smooth)
-        phase = (ts % DAY) / DAY
         evidence: list[float | None] = [
             spike,
             self._spike_smooth,
             rare,
             self._rare_smooth,
             self._phase_density.surprisal(x, phase, noise),
-            _pattern(day, slot, x, level.spread, tiny),
-            _pattern(self._week, self._week.slot(ts), x, level.spread, tiny),
+            _pattern(day, day_slot, x, level.spread, tiny),
+            _pattern(self._week, week_slot, x, level.spread, tiny),
         ]
         return evidence, expected, scale
 
@@ -451,16 +451,18 @@ class AnomalyDetector:
             return 0.0
         return excursion / width
 
-    def _learn(self, ts: float, x: float, tiny: float) -> None:
+    def _learn(
+        self, x: float, tiny: float, day_slot: int, week_slot: int, phase: float
+    ) -> None:
         level = self._level
         level.learn(x)
         n = self._n
         if n > _ACTIVE_AFTER:
             noise = level.noise + tiny
             self._density.learn(x, noise)
-            self._phase_density.learn(x, (ts % DAY) / DAY, noise)
-        self._week.learn(self._week.slot(ts), x, n)
-        self._day.learn(self._day.slot(ts), x, n)
+            self._phase_density.learn(x, phase, noise)
+        self._week.learn(week_slot, x, n)
+        self._day.learn(day_slot, x, n)
 
     def _finish(
         self,
