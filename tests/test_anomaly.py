@@ -74,6 +74,16 @@ def sag(series: Series, size: float, hours: float) -> Series:
     return [(t, x - size if START <= i < end else x) for i, (t, x) in enumerate(series)]
 
 
+def flicker(seed: int, share: float, hours: float) -> Series:
+    """A count that reads 1 on 5 % of readings, and on ``share`` of them ``hours`` from START."""
+    rnd = random.Random(seed)
+    end = START + int(hours * 12)
+    return [
+        (i * STEP, 1.0 if rnd.random() < (share if START <= i < end else 0.05) else 0.0)
+        for i in range(10 * PER_DAY)
+    ]
+
+
 def stuck(series: Series) -> Series:
     frozen = series[START][1]
     return [(t, frozen if i >= START else x) for i, (t, x) in enumerate(series)]
@@ -108,6 +118,15 @@ def test_known_anomalies_alert_soon_after_they_start(anomaly, within, kinds, see
     assert alerts and 0 <= alerts[0] < within, alerts
     if kinds is not None:
         assert results[START + alerts[0]].kind in kinds
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_sensor_that_flickers_far_more_often_than_usual_alerts(seed: int) -> None:
+    # each reading is a 0 or a 1 the series has shown many times: only their share is news
+    results = run(flicker(seed, share=0.5, hours=4.0))
+    assert max(r.score for r in results[PER_DAY:START]) < THRESHOLD   # after its first day
+    alerts = [i for i, r in enumerate(results[START:]) if r.score >= THRESHOLD]
+    assert alerts and alerts[0] < 48, alerts                           # within the 4 hours
 
 
 def test_an_alert_says_what_was_expected() -> None:
@@ -280,7 +299,8 @@ def test_the_range_is_judged_only_after_a_whole_day() -> None:
 
 
 def test_a_snapshot_from_before_sustained_surprise_and_alert_rate_resumes_and_gains_them() -> None:
-    # written by version 07ebe53 after the first 2000 points of seasonal(1)
+    # written by version 07ebe53 after the first 2000 points of seasonal(1), before the sustained
+    # surprise, the alert rate and the outlier share (with its calibrator) existed
     snapshot = (Path(__file__).parent / "data" / "detector-07ebe53.pickle").read_bytes()
     detector = pickle.loads(snapshot)
     assert detector.seen == 2000 and detector.params.memory == 2000   # its own parameters

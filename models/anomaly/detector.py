@@ -8,7 +8,7 @@ Feed it one series' readings in time order; each :meth:`AnomalyDetector.update` 
     if result.score >= threshold:                # one threshold for every sensor kind
         alert(f"expected {result.low:.0f}-{result.high:.0f}, got {value:.0f}")
 
-How it scores. Before learning from a value the detector gathers seven pieces of evidence, each
+How it scores. Before learning from a value the detector gathers eight pieces of evidence, each
 a non-negative number that is large when the value is unusual in one way:
 
 ==================  ======================================================================
@@ -21,6 +21,8 @@ a non-negative number that is large when the value is unusual in one way:
 ``daily_pattern``   smoothed residual from the daily profile, in profile-scale units, only
                     where that profile explains the series (its error < 0.7 x the spread)
 ``weekly_pattern``  the same for a 168-hour weekly profile
+``outliers``        the share of the last ~30 values that lie more than 6 noise scales from
+                    the level: a sensor gone erratic, a spell of unusual activity
 ==================  ======================================================================
 
 Each evidence goes through its own :class:`~models.anomaly.calibration.TailCalibrator`, so it
@@ -103,6 +105,7 @@ KINDS = (
     "time_of_day",
     "daily_pattern",
     "weekly_pattern",
+    "outliers",
 )
 STUCK = "stuck"      # the kind of a stuck-sensor event
 BEYOND = "beyond_range"  # the kind of a value beyond the range the series has covered
@@ -115,6 +118,8 @@ _NEGLIGIBLE = 0.1     # nats of alerting surprise treated as none
 _DAY_SLOTS = 48      # half hours
 _WEEK_SLOTS = 168    # hours
 _RECENT = 64          # recent points remembered for mark_false_alarm
+_OUTLIER_NOISES = 6.0  # an outlier lies this many noise scales (slow MADs) from the level
+_OUTLIER_RATE = 0.03   # the outlier share is an average over about the last 1 / rate values
 
 
 class InvalidDetectorInput(CityheartError, ValueError):
@@ -231,6 +236,7 @@ class AnomalyDetector:
         "_in_episode",
         "_level",
         "_n",
+        "_outliers",
         "_phase_density",
         "_previous",
         "_quiet",
@@ -263,6 +269,7 @@ class AnomalyDetector:
         self._calibrators = [TailCalibrator(params.quantile, memory) for _ in KINDS]
         self._spike_smooth = 0.0
         self._rare_smooth = 0.0
+        self._outliers = 0.0
         self._previous = 0.0
         self._in_episode = False
         self._sustained = _sustained_surprise(params)
@@ -276,8 +283,8 @@ class AnomalyDetector:
         """Resume a snapshot, also one written before a part of the state existed.
 
         Parts added later start afresh (the sustained-surprise sum came after snapshots of
-        version 07ebe53, the alert rate after 26edc5e); parameters the snapshot lacks take
-        their defaults.
+        version 07ebe53, the alert rate after 26edc5e, the outlier share and its calibrator
+        after f3be506); parameters the snapshot lacks take their defaults.
         """
         restore_slots(self, state)
         params = self.params
@@ -289,6 +296,11 @@ class AnomalyDetector:
             self._sustained = _sustained_surprise(params)
         if not hasattr(self, "_alert_rate"):
             self._alert_rate = _alert_rate(params)
+        if not hasattr(self, "_outliers"):
+            self._outliers = 0.0
+        calibrators = self._calibrators
+        while len(calibrators) < len(KINDS):
+            calibrators.append(TailCalibrator(params.quantile, params.memory))
 
     @property
     def seen(self) -> int:
@@ -402,8 +414,15 @@ class AnomalyDetector:
             self._phase_density.surprisal(x, phase, noise),
             _pattern(day, day_slot, x, level.spread, tiny),
             _pattern(self._week, week_slot, x, level.spread, tiny),
+            self._outlier_share(x, noise),
         ]
         return evidence, expected, scale
+
+    def _outlier_share(self, x: float, noise: float) -> float:
+        """The recent share of values far from the level, this one included."""
+        outlier = 1.0 if abs(x - self._level.level) > _OUTLIER_NOISES * noise else 0.0
+        self._outliers += _OUTLIER_RATE * (outlier - self._outliers)
+        return self._outliers
 
     def _calibrate(self, evidence: list[float | None]) -> tuple[float, str | None]:
         surprise = 0.0
