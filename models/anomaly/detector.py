@@ -109,8 +109,8 @@ KINDS = (
 )
 STUCK = "stuck"      # the kind of a stuck-sensor event
 BEYOND = "beyond_range"  # the kind of a value beyond the range the series has covered
-_RANGE_MEMORIES = 16
-_RANGE_NOISES = 1.0  # the range forgets an old excursion over this many ``memory`` spans
+_RANGE_MEMORIES = 16  # the range forgets an old excursion over this many ``memory`` spans
+_RANGE_NOISES = 1.0   # an excursion counts only beyond this many noise scales
 _ACTIVE_AFTER = 10    # values before any evidence is computed (levels need a start)
 _PATTERN_GATE = 0.7   # a profile counts when its error is below this share of the spread
 _SIGMA_PER_MAD = 1.25  # Gaussian sigma per mean absolute deviation
