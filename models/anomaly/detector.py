@@ -28,10 +28,13 @@ a non-negative number that is large when the value is unusual in one way:
 Each evidence goes through its own :class:`~models.anomaly.calibration.TailCalibrator`, so it
 becomes nats of surprise relative to *this series' own history* of that evidence; the
 detector's ``surprise`` is the largest of them (``kind`` names which). The alert ``score`` is the
-*rise* in surprise since the previous point, ``max(0, surprise - previous surprise)``, mapped to
-[0, 1) by ``s / (s + score_scale)``: an episode alerts at its onset rather than on every point,
-and a point that is as strange as the one before it adds nothing new. Three rules catch what a
-rise misses: the first point of an episode whose surprise reaches ``episode_nats`` (7) scores
+*rise* in the point evidences (``spike``, ``rare_value``, ``time_of_day``: the largest of their
+nats) since the previous point, mapped to [0, 1) by ``s / (s + score_scale)``: an episode alerts
+at its onset rather than on every point, and a point that is as strange as the one before it
+adds nothing new. The smoothed evidences (``shift``, ``rare_values``, the patterns, ``outliers``)
+describe a state that lasts; their rise only echoes a point that already counted, or follows a
+slow climb, so they count through the rules below instead. Three rules catch what a rise
+misses: the first point of an episode whose surprise reaches ``episode_nats`` (7) scores
 that whole surprise, so a slow ramp still alerts once when it gets there (the episode ends when
 the surprise falls below half of it); an episode of moderate surprise that lasts (a holiday
 that looks like a Sunday, a pressure a little low all night) alerts once with
@@ -120,6 +123,10 @@ _WEEK_SLOTS = 168    # hours
 _RECENT = 64          # recent points remembered for mark_false_alarm
 _OUTLIER_NOISES = 6.0  # an outlier lies this many noise scales (slow MADs) from the level
 _OUTLIER_RATE = 0.03   # the outlier share is an average over about the last 1 / rate values
+#: Evidences smoothed over several points: they count in the surprise (episodes, sustained
+#: surprise) but not in the onset, whose rise is the alert.
+_LASTING = frozenset({"shift", "rare_values", "daily_pattern", "weekly_pattern", "outliers"})
+_ONSET = tuple(kind not in _LASTING for kind in KINDS)
 
 
 class InvalidDetectorInput(CityheartError, ValueError):
@@ -328,14 +335,14 @@ class AnomalyDetector:
         day_slot, week_slot = self._day.slot(ts), self._week.slot(ts)
         phase = (ts % DAY) / DAY
         evidence, expected, scale = self._evidence(x, tiny, day_slot, week_slot, phase)
-        surprise, kind = self._calibrate(evidence)
+        surprise, kind, onset = self._calibrate(evidence)
         stuck = 0.0
         beyond = 0.0
         if self._n > _ACTIVE_AFTER:
             stuck = self._runs.observe(x, tiny, self.params.stuck_nats)
             beyond = self._beyond(ts, x, tiny)
         self._learn(x, tiny, day_slot, week_slot, phase)
-        alerting = self._alerting(surprise)
+        alerting = self._alerting(surprise, onset)
         if stuck > 0.0 and stuck > alerting:
             alerting, kind = stuck, STUCK
         if beyond > 0.0:
@@ -424,8 +431,9 @@ class AnomalyDetector:
         self._outliers += _OUTLIER_RATE * (outlier - self._outliers)
         return self._outliers
 
-    def _calibrate(self, evidence: list[float | None]) -> tuple[float, str | None]:
-        surprise = 0.0
+    def _calibrate(self, evidence: list[float | None]) -> tuple[float, str | None, float]:
+        """The surprise (the largest calibrated evidence), its kind, and the onset surprise."""
+        surprise = onset = 0.0
         kind = None
         for index, value in enumerate(evidence):
             if value is None:
@@ -435,14 +443,16 @@ class AnomalyDetector:
             if nats > surprise:
                 surprise = nats
                 kind = KINDS[index]
+            if nats > onset and _ONSET[index]:
+                onset = nats
             calibrator.learn(value)
-        return surprise, kind
+        return surprise, kind, onset
 
-    def _alerting(self, surprise: float) -> float:
-        """The surprise that counts for alerting: its rise, an episode's first high point, or
-        ``episode_nats`` when a sustained episode has added up to ``sustain_nats``."""
-        rise = surprise - self._previous
-        self._previous = surprise
+    def _alerting(self, surprise: float, onset: float) -> float:
+        """The surprise that counts for alerting: the onset's rise, an episode's first high
+        point, or ``episode_nats`` when a sustained episode has added up to ``sustain_nats``."""
+        rise = onset - self._previous
+        self._previous = onset
         level = self.params.episode_nats
         if self._sustained.observe(surprise) and rise < level:
             rise = level
