@@ -123,10 +123,9 @@ _WEEK_SLOTS = 168    # hours
 _RECENT = 64          # recent points remembered for mark_false_alarm
 _OUTLIER_NOISES = 6.0  # an outlier lies this many noise scales (slow MADs) from the level
 _OUTLIER_RATE = 0.03   # the outlier share is an average over about the last 1 / rate values
-#: Evidences smoothed over several points: they count in the surprise (episodes, sustained
-#: surprise) but not in the onset, whose rise is the alert.
-_LASTING = frozenset({"shift", "rare_values", "daily_pattern", "weekly_pattern", "outliers"})
-_ONSET = tuple(kind not in _LASTING for kind in KINDS)
+#: Whether each evidence marks an onset (the point evidences); the smoothed ones describe a
+#: state that lasts and count only in the surprise (episodes, sustained surprise).
+_ONSET = tuple(kind in ("spike", "rare_value", "time_of_day") for kind in KINDS)
 
 
 class InvalidDetectorInput(CityheartError, ValueError):
