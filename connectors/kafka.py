@@ -4,7 +4,8 @@
 - :class:`ReliableProducer` produces with delivery callbacks: a record is "done" only when the
   broker confirmed it, and a failed delivery is raised, never silently dropped.
 - :func:`tail_consumer` reads whole topics by explicit partition assignment (no consumer group:
-  group joins are slow on some brokers and each reader here keeps its own position).
+  group joins are slow on some brokers and each reader here keeps its own position), and never
+  skips a record a broker showed late (:class:`GaplessConsumer`).
 - :func:`kafka_source` and :class:`KafkaRecordSink` are the Bytewax source and sink the flow
   uses (flows never import ``bytewax.connectors`` or confluent_kafka themselves); the sink takes
   :class:`KafkaRecord` items and confirms every batch with the broker before Bytewax moves on.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,8 @@ from models.errors import ConnectorError
 
 __all__ = [
     "FAST_FETCH",
+    "GapGuard",
+    "GaplessConsumer",
     "KafkaRecord",
     "KafkaRecordSink",
     "ReliableProducer",
@@ -91,20 +95,120 @@ def partitions_of(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[
     return sorted(metadata.partitions)
 
 
+GAP_PATIENCE_S = 2.0
+"""How long a reader waits for the records of a gap in offsets before it goes on without them."""
+
+KEEP, SEEN, REWIND = "keep", "seen", "rewind"
+
+
+class GapGuard:
+    """The offset a reader expects next in each partition, and what to make of each record.
+
+    Tansu (the embedded broker) reserves a batch's offsets before it stores the batch, so while
+    two producers write one partition a fetch can return the later batch before the earlier one
+    exists; a reader that moves on never sees the earlier one. :meth:`verdict` says ``KEEP``
+    for the record expected next, ``SEEN`` for one already returned (read again after a
+    rewind), and ``REWIND`` when records are missing before this one: read again from
+    :meth:`expected`. A gap that stays open for ``patience_s`` (offsets a compacted or
+    transactional topic on Kafka proper never fills) is accepted, with a warning.
+    """
+
+    def __init__(
+        self, patience_s: float = GAP_PATIENCE_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._patience_s = patience_s
+        self._clock = clock
+        self._next: dict[tuple[str, int], int] = {}
+        self._open: dict[tuple[str, int], float] = {}   # partition -> when its gap was seen
+        self.rewinds = 0
+
+    def expect(self, topic: str, partition: int, offset: int) -> None:
+        """The next record of ``topic`` ``partition`` should have ``offset``."""
+        self._next[(topic, partition)] = offset
+
+    def forget(self, topic: str, partition: int) -> None:
+        """Expect nothing of ``topic`` ``partition`` until its next record (a new position)."""
+        self._next.pop((topic, partition), None)
+        self._open.pop((topic, partition), None)
+
+    def expected(self, topic: str, partition: int) -> int | None:
+        """The offset expected next, None before the first record of an unknown start."""
+        return self._next.get((topic, partition))
+
+    def verdict(self, topic: str, partition: int, offset: int) -> str:
+        """``KEEP``, ``SEEN`` or ``REWIND`` for a record at ``offset`` (see the class)."""
+        key = (topic, partition)
+        expected = self._next.get(key)
+        if expected is not None and offset < expected:
+            return SEEN
+        if expected is not None and offset > expected:
+            now = self._clock()
+            since = self._open.setdefault(key, now)
+            if now - since < self._patience_s:
+                self.rewinds += 1
+                return REWIND
+            log.warning("records %d-%d of %s partition %d never arrived; reading on",
+                        expected, offset - 1, topic, partition)
+        self._open.pop(key, None)
+        self._next[key] = offset + 1
+        return KEEP
+
+
+class GaplessConsumer(Consumer):
+    """A Consumer whose :meth:`consume` returns each record once, in order, without gaps.
+
+    It keeps a :class:`GapGuard`: on a gap it seeks back to the first missing offset and drops
+    what it already returned when the broker sends it again. :meth:`assign` starts each
+    partition afresh: the first record after it sets the expectation, unless the caller says
+    what to expect (``guard.expect``).
+    """
+
+    def __init__(self, config: Mapping[str, Any], guard: GapGuard | None = None) -> None:
+        super().__init__(dict(config))
+        self.guard = guard if guard is not None else GapGuard()
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        super().assign(partitions)
+        for tp in partitions:
+            self.guard.forget(tp.topic, tp.partition)
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        guard = self.guard
+        kept = []
+        rewound: set[tuple[str, int]] = set()
+        for message in super().consume(num_messages, timeout):
+            if message.error() is not None:
+                kept.append(message)
+                continue
+            topic, partition = message.topic(), message.partition()
+            if (topic, partition) in rewound:
+                continue   # read again after the seek
+            verdict = guard.verdict(topic, partition, message.offset())
+            if verdict == KEEP:
+                kept.append(message)
+            elif verdict == REWIND:
+                rewound.add((topic, partition))
+                missing = guard.expected(topic, partition)
+                self.seek(TopicPartition(topic, partition, missing))
+        return kept
+
+
 def tail_consumer(
     bootstrap: str,
     topics: Sequence[str],
     *,
     start: str = "beginning",
     config: Mapping[str, Any] | None = None,
-) -> Consumer:
+) -> GaplessConsumer:
     """A consumer assigned every partition of ``topics`` from the ``beginning`` or the ``end``.
 
     "end" is resolved to each partition's high watermark now, not at the first fetch, so a
     record produced after this returns is never skipped. From the beginning, a fetch the
     broker answers "offset out of range" (Tansu can, while a new partition fills) falls back
     to the earliest offset, not librdkafka's default of the latest, which would skip every
-    record already there.
+    record already there. The reader expects the offsets from there on without a gap
+    (:class:`GaplessConsumer`): from the partition's first offset, or from the end from the
+    first record it gets.
     """
     if start not in ("beginning", "end"):
         msg = f"start must be 'beginning' or 'end', got {start!r}"
@@ -118,22 +222,26 @@ def tail_consumer(
         **FAST_FETCH,
         **(config or {}),
     }
-    consumer = Consumer(settings)
+    consumer = GaplessConsumer(settings)
     assignment = []
+    firsts = []   # (topic, partition, first offset) of the partitions read from the beginning
     for topic in topics:
         for part in partitions_of(bootstrap, topic):
-            offset = OFFSET_BEGINNING
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+            except KafkaException as exc:
+                consumer.close()
+                msg = f"cannot read the offsets of {topic!r} partition {part}: {exc.args[0]}"
+                raise ConnectorError("kafka", bootstrap, msg) from exc
             if start == "end":
-                try:
-                    _, offset = consumer.get_watermark_offsets(
-                        TopicPartition(topic, part), timeout=10
-                    )
-                except KafkaException as exc:
-                    consumer.close()
-                    msg = f"cannot read the end of {topic!r} partition {part}: {exc.args[0]}"
-                    raise ConnectorError("kafka", bootstrap, msg) from exc
+                offset = high   # some brokers under-report it: no offset is expected from it
+            else:
+                offset = OFFSET_BEGINNING
+                firsts.append((topic, part, low))
             assignment.append(TopicPartition(topic, part, offset))
     consumer.assign(assignment)
+    for topic, part, low in firsts:
+        consumer.guard.expect(topic, part, low)
     return consumer
 
 
