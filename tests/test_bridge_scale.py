@@ -102,6 +102,11 @@ class ReadingsLog:
                     last_new = time.monotonic()
         return self.counts()
 
+    @property
+    def rewinds(self) -> int:
+        """How often the reader found records missing and went back for them."""
+        return self._consumer.guard.rewinds
+
     def counts(self) -> Counter:
         return Counter(_key(orjson.loads(value)) for value in self.values)
 
@@ -136,8 +141,13 @@ def test_two_members_forward_every_reading_once_and_share_the_work(
         for member, server in zip(members, servers, strict=True):
             server.join(10)
             member.stop()
-    assert set(counts) == published, f"lost {len(published - set(counts))} readings"
     forwarded = [member.stats.forwarded for member in members]
+    acknowledged = [member.stats.acknowledged for member in members]
+    assert set(counts) == published, (
+        f"lost {len(published - set(counts))} readings; members forwarded {forwarded}, "
+        f"Kafka acknowledged {acknowledged}; the reader went back for missing records "
+        f"{readings_log.rewinds} times"
+    )
     assert sum(forwarded) == len(published), f"each reading went to one member: {forwarded}"
     assert min(forwarded) >= len(published) // 4, f"both members took part: {forwarded}"
     counts = readings_log.read_until(lambda c: False, 1.0)  # anything late would show here
