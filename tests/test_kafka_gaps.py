@@ -8,9 +8,10 @@ readers of ``tail_consumer`` notice the jump in offsets and go back for what is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-import uuid
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -20,10 +21,12 @@ from connectors.kafka import (
     REWIND,
     SEEN,
     GapGuard,
+    GaplessConsumer,
     ReliableProducer,
     create_topics,
     tail_consumer,
 )
+from tests.conftest import unique
 
 pytestmark = pytest.mark.timeout(60)
 services = pytest.mark.services
@@ -66,12 +69,22 @@ def test_a_gap_rewinds_until_it_fills_or_patience_runs_out(caplog) -> None:
     assert guard.verdict("readings", 0, 10) == KEEP
 
 
-def produced(bootstrap: str, topic: str, partitions: int, count: int) -> None:
+@contextlib.contextmanager
+def reader_of_new_topic(
+    bootstrap: str, partitions: int, count: int
+) -> Iterator[tuple[str, GaplessConsumer]]:
+    """A topic holding records "0" .. ``count - 1``, and a tail_consumer of it (closed after)."""
+    topic = unique("gaps")
     create_topics(bootstrap, [topic], partitions)
     producer = ReliableProducer(bootstrap, linger_ms=5)
     for seq in range(count):
         producer.produce(topic, str(seq).encode(), key=f"device-{seq % 7}".encode())
     producer.flush(10)
+    consumer = tail_consumer(bootstrap, [topic])
+    try:
+        yield topic, consumer
+    finally:
+        consumer.close()
 
 
 def read(consumer, count: int, timeout: float = 10.0) -> list[tuple[int, int, bytes]]:
@@ -86,14 +99,9 @@ def read(consumer, count: int, timeout: float = 10.0) -> list[tuple[int, int, by
 
 @services
 def test_a_reader_from_the_beginning_gets_every_record_once_in_order(kafka_broker) -> None:
-    topic = f"gaps-{uuid.uuid4().hex[:10]}"
-    produced(kafka_broker.bootstrap, topic, partitions=2, count=300)
-    consumer = tail_consumer(kafka_broker.bootstrap, [topic])
-    try:
+    with reader_of_new_topic(kafka_broker.bootstrap, partitions=2, count=300) as (_, consumer):
         records = read(consumer, 300)
         assert read(consumer, 1, timeout=0.5) == []       # nothing twice
-    finally:
-        consumer.close()
     assert sorted(int(value) for _, _, value in records) == list(range(300))
     for partition in (0, 1):
         offsets = [offset for p, offset, _ in records if p == partition]
@@ -102,15 +110,10 @@ def test_a_reader_from_the_beginning_gets_every_record_once_in_order(kafka_broke
 
 @services
 def test_a_reader_that_finds_records_missing_goes_back_for_them(kafka_broker) -> None:
-    topic = f"gaps-{uuid.uuid4().hex[:10]}"
-    produced(kafka_broker.bootstrap, topic, partitions=1, count=20)
-    consumer = tail_consumer(kafka_broker.bootstrap, [topic])
-    try:
+    with reader_of_new_topic(kafka_broker.bootstrap, partitions=1, count=20) as (topic, consumer):
         consumer.assign([TopicPartition(topic, 0, 12)])   # the broker would hand 12.. first
         consumer.guard.expect(topic, 0, 5)                # but 5 is the next one due
         records = read(consumer, 15)
-    finally:
-        consumer.close()
     assert [offset for _, offset, _ in records] == list(range(5, 20))
     assert consumer.guard.rewinds >= 1
 
@@ -118,17 +121,12 @@ def test_a_reader_that_finds_records_missing_goes_back_for_them(kafka_broker) ->
 @services
 def test_a_reader_placed_at_an_offset_starts_there(kafka_broker) -> None:
     # the dispatch consumer does this with the offsets of its checkpoint
-    topic = f"gaps-{uuid.uuid4().hex[:10]}"
-    produced(kafka_broker.bootstrap, topic, partitions=1, count=20)
-    consumer = tail_consumer(kafka_broker.bootstrap, [topic])
-    try:
+    with reader_of_new_topic(kafka_broker.bootstrap, partitions=1, count=20) as (topic, consumer):
         consumer.assign([TopicPartition(topic, 0, 15)])
         records = read(consumer, 5)
         assert read(consumer, 1, timeout=0.5) == []
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         again = read(consumer, 20)
-    finally:
-        consumer.close()
     assert [offset for _, offset, _ in records] == [15, 16, 17, 18, 19]
     assert consumer.guard.rewinds == 0
     assert [offset for _, offset, _ in again] == list(range(20))
