@@ -1,6 +1,6 @@
 """Who may see and do what: feed messages masked by role, incident actions checked per role.
 
-Roles come from a verified token's :class:`~models.tokens.Claims`:
+Roles come from a verified token's :class:`~models.claims.Claims`:
 
 - ``operator``: every message, unmasked; every action on every incident.
 - ``dispatcher`` of department X: vitals and indicators; incidents, incident events and alerts
@@ -12,7 +12,7 @@ Roles come from a verified token's :class:`~models.tokens.Claims`:
   comments, no names of people. Raw alerts and KPIs are not shown. No actions.
 
 Feed message types: control (``hello``, ``subscribed``, ``error``, ``heartbeat``) go to
-everyone; ``vital``, ``indicator``, ``alert`` as in models.feed; ``incident`` (an
+everyone; ``vital``, ``indicator``, ``alert`` as in connectors.feed.protocol; ``incident`` (an
 :meth:`Incident.to_record` flattened), ``incident_event`` (an :meth:`IncidentEvent.to_record`
 flattened) and ``kpi`` (a :meth:`DepartmentKpi.to_record`, with ``department``). Anything else
 only operators see. The result depends only on the role and department, so a feed can mask a
@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.lifecycle import ACTIONS, Incident, available_actions
+from models.claims import Claims
 from models.errors import CityheartError
-from models.tokens import Claims
 
 __all__ = [
     "CONTROL_TYPES",

@@ -36,10 +36,10 @@ from typing import Any
 
 from alerts.rules import Alert, Severity
 from models.anomaly import AnomalyDetector, DetectorParams, Scored
-from models.anomaly_config import AnomalySettings
-from models.config import Kind
 from models.timefmt import iso
 from models.windows import Window
+from settings.anomaly import AnomalySettings
+from settings.config import Kind
 
 __all__ = ["AnomalyAlert", "AnomalyRule", "Block", "Observation", "anomaly_alert_id"]
 

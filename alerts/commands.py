@@ -37,9 +37,9 @@ from alerts.lifecycle import (
     act,
     to_epoch,
 )
+from models.claims import Claims
 from models.errors import CityheartError
 from models.timefmt import iso
-from models.tokens import Claims
 
 __all__ = [
     "ERRORS",

@@ -26,14 +26,14 @@ from dataclasses import replace
 
 from alerts.lifecycle import Incident, IncidentEvent, apply
 from alerts.routing import merge, route_incident
-from models.incident_config import (
+from models.timefmt import iso
+from settings.incidents import (
     SEVERITIES,
     Department,
     IncidentSettings,
     SuppressionWindow,
     severity_rank,
 )
-from models.timefmt import iso
 
 __all__ = [
     "SYSTEM_ACTOR",

@@ -39,8 +39,8 @@ from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
 from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
 from alerts.routing import merge, route
 from models.errors import CityheartError
-from models.incident_config import SEVERITIES, CorrelationRule, IncidentSettings
 from models.timefmt import iso
+from settings.incidents import SEVERITIES, CorrelationRule, IncidentSettings
 
 __all__ = [
     "AlertFacts",

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from alerts.rules import Alert, Severity, alert_id
-from models.indicator_config import IndicatorRuleSettings
 from models.timefmt import iso
 from models.vitals.records import CITY, IndicatorRecord
+from settings.indicators import IndicatorRuleSettings
 
 __all__ = ["Episode", "IndicatorRule", "indicator_rules"]
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from alerts.lifecycle import IncidentEvent, state_after
-from models.incident_config import Department
 from models.timefmt import iso
+from settings.incidents import Department
 
 __all__ = ["DepartmentKpi", "IncidentFacts", "department_kpis", "incident_facts"]
 

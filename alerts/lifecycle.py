@@ -32,8 +32,8 @@ from datetime import datetime
 from typing import Any
 
 from models.errors import CityheartError
-from models.incident_config import severity_rank
 from models.timefmt import from_iso, iso
+from settings.incidents import severity_rank
 
 __all__ = [
     "ACTIONS",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from alerts.lifecycle import Incident
-from models.incident_config import RoutingRule, RoutingSettings, severity_rank
+from settings.incidents import RoutingRule, RoutingSettings, severity_rank
 
 __all__ = ["matches", "merge", "route", "route_incident"]
 

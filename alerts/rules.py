@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from models.config import Kind
 from models.timefmt import iso
 from models.windows import Window
+from settings.config import Kind
 
 __all__ = ["Alert", "Rule", "ThresholdRule", "alert_id", "rules_for_kinds"]
 

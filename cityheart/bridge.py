@@ -22,12 +22,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cityheart.members import run_members
 from cityheart.metrics import component_metrics
+from cityheart.runtime.members import run_members
 from connectors.bridge import member_client_id, run_bridge
 from connectors.kafka import create_topics
-from models.config import MqttSettings, Settings
 from models.errors import ConfigError
+from settings.config import MqttSettings, Settings
 
 __all__ = ["run_bridges", "with_processes"]
 

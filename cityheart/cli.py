@@ -4,7 +4,7 @@
     cityheart simulate --devices 200 --rate 100 --scenario pollution-episode
     cityheart watch [--json] [--district D] [--kind K]
     cityheart bridge | flow | feed    # one long-running component each, for production
-    cityheart bench [--json]
+    cityheart bench [--json]          # with the lab installed (pip install ./lab)
     cityheart token --role viewer     # a signed feed token (CITYHEART_TOKEN_SECRET)
 
 Every command reads the configuration once (``--config``, default ./config.yaml, with
@@ -16,17 +16,18 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cityheart.devices_cli import devices_app
-from cityheart.settings import load
-from models.config import Settings
 from models.errors import CityheartError
+from settings.config import Settings
+from settings.loader import load
 
-__all__ = ["app"]
+__all__ = ["ConfigOption", "VerboseOption", "app", "run_command"]
 
 app = typer.Typer(
     add_completion=False,
@@ -59,7 +60,7 @@ def _settings(config: Path, verbose: bool) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _run(config: Path, verbose: bool, action: Callable[[Settings], int | None]) -> None:
+def run_command(config: Path, verbose: bool, action: Callable[[Settings], int | None]) -> None:
     """Load the settings once, run ``action`` on them and exit with its code (an error: 1)."""
     settings = _settings(config, verbose)
     try:
@@ -73,9 +74,9 @@ def _run(config: Path, verbose: bool, action: Callable[[Settings], int | None]) 
 @app.command()
 def up(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the whole city on this machine until Ctrl-C: servers, bridge, flow, feed, simulator."""
-    from cityheart.up import run_city
+    from cityheart.runtime.up import run_city
 
-    _run(config, verbose, lambda settings: run_city(settings, config_path=config.resolve()))
+    run_command(config, verbose, lambda settings: run_city(settings, config_path=config.resolve()))
 
 
 @app.command()
@@ -113,7 +114,7 @@ def simulate(
             summary = {**dataclasses.asdict(report), "rate": report.rate}
             typer.echo(orjson.dumps(summary).decode())
 
-    _run(config, verbose, simulate_city)
+    run_command(config, verbose, simulate_city)
 
 
 @app.command()
@@ -138,7 +139,7 @@ def watch(
     """Print live vital signs and alerts from the push feed."""
     from cityheart.watch import run_watch
 
-    _run(config, verbose, lambda settings: run_watch(
+    run_command(config, verbose, lambda settings: run_watch(
         url or settings.feed.url,
         channels=channel or ["vitals", "alerts"],
         districts=district or [],
@@ -167,7 +168,7 @@ def bridge(
     """Run the MQTT-to-Kafka bridge until SIGINT/SIGTERM."""
     from cityheart.bridge import run_bridges
 
-    _run(config, verbose, lambda settings: run_bridges(
+    run_command(config, verbose, lambda settings: run_bridges(
         settings, config_path=config.resolve(), processes=processes, index=index))
 
 
@@ -209,7 +210,7 @@ def flow(
         with flow_metrics(settings, process_id):
             return run_flow(settings, process_id=process_id, addresses=members)
 
-    _run(config, verbose, run)
+    run_command(config, verbose, run)
 
 
 @app.command()
@@ -218,7 +219,7 @@ def recorder(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption 
     from cityheart.metrics import with_metrics
     from cityheart.recorder import run_recorder
 
-    _run(config, verbose, with_metrics("recorder", run_recorder))
+    run_command(config, verbose, with_metrics("recorder", run_recorder))
 
 
 @app.command()
@@ -234,7 +235,7 @@ def replay(
     """Re-run the indicator and alert logic over stored readings (backfill, no duplicates)."""
     from cityheart.replay import run_replay
 
-    _run(config, verbose, lambda settings: run_replay(
+    run_command(config, verbose, lambda settings: run_replay(
         settings, since=since, until=until, districts=district or [], kinds=kind or []
     ))
 
@@ -245,107 +246,7 @@ def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = Fa
     from cityheart.metrics import with_metrics
     from cityheart.token import run_feed_with_auth
 
-    _run(config, verbose, with_metrics("feed", run_feed_with_auth))
-
-
-@app.command()
-def bench(
-    as_json: Annotated[bool, typer.Option("--json", help="End with JSON result lines.")] = False,
-    rates: Annotated[
-        str, typer.Option(help="Comma-separated offered rates, readings/s.")
-    ] = "1000,2500,5000,7500",
-    step_seconds: Annotated[
-        float, typer.Option(help="Seconds at each rate (several flow windows).")
-    ] = 25.0,
-    flow_processes: Annotated[
-        str | None,
-        typer.Option(help="Instead: the flow alone with these process counts (1,2) over a "
-                     "backlog in 2 partitions; prints the throughput ratio."),
-    ] = None,
-    backlog: Annotated[
-        int, typer.Option(help="Readings in the backlog of --flow-processes or "
-                          "--bridge-processes.")
-    ] = 200_000,
-    bridge_processes: Annotated[
-        str | None,
-        typer.Option(help="Instead: mosquitto -> bridge -> Kafka alone with these bridge "
-                     "process counts (1,2) over a backlog; prints the throughput ratio."),
-    ] = None,
-    config: ConfigOption = Path("config.yaml"),
-    verbose: VerboseOption = False,
-) -> None:
-    """Benchmark the whole pipeline on the embedded stack at increasing rates."""
-    from cityheart.bench import run_bench
-
-    if bridge_processes is not None:
-        from cityheart.bench_bridge import run_bridge_bench
-
-        members = [int(p) for p in bridge_processes.split(",") if p.strip()]
-        _run(config, verbose, lambda settings: run_bridge_bench(
-            settings, processes=members, readings=backlog, as_json=as_json))
-        return
-
-    if flow_processes is not None:
-        from cityheart.bench_scale import run_scale_bench
-
-        counts = [int(p) for p in flow_processes.split(",") if p.strip()]
-        _run(config, verbose, lambda settings: run_scale_bench(
-            settings, processes=counts, readings=backlog, as_json=as_json))
-        return
-
-    offered = [float(r) for r in rates.split(",") if r.strip()]
-    _run(config, verbose, lambda settings: run_bench(
-        settings, rates=offered, step_s=step_seconds, as_json=as_json
-    ))
-
-
-@app.command()
-def soak(
-    readings: Annotated[
-        int | None, typer.Option(min=1, help="Readings to publish (or --duration).")
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option(min=1, help="Seconds to publish (or --readings).")
-    ] = None,
-    rate: Annotated[float, typer.Option(min=1, help="Readings per second.")] = 1000.0,
-    faults: Annotated[
-        str, typer.Option(help="What to kill and restart, comma-separated (empty: nothing).")
-    ] = "bridge,flow,feed,database,mqtt",
-    fault_interval: Annotated[
-        float, typer.Option(min=0, help="Mean seconds between one recovery and the next fault.")
-    ] = 30.0,
-    seed: Annotated[int, typer.Option(help="Seeds the fault schedule and the simulator.")] = 1,
-    flow_processes: Annotated[
-        int, typer.Option(min=1, help="Flow processes (a flow fault kills one of them).")
-    ] = 1,
-    report: Annotated[
-        Path | None, typer.Option(help="Write the report here as JSON (and .txt beside it).")
-    ] = None,
-    workdir: Annotated[
-        Path | None, typer.Option(help="Keep data and logs here (default: a temporary dir, "
-                                  "removed after a passing run).")
-    ] = None,
-    config: ConfigOption = Path("config.yaml"),
-    verbose: VerboseOption = False,
-) -> None:
-    """Run the pipeline under faults (SIGKILL and restart) and reconcile: exit 1 on any loss."""
-    from cityheart.soak import SoakOptions, run_soak
-
-    if readings is None and duration is None:
-        readings = 300_000
-    options = SoakOptions(
-        readings=readings, duration_s=duration, rate=rate,
-        faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
-        fault_interval_s=fault_interval, seed=seed, flow_processes=flow_processes,
-        report=report, workdir=workdir,
-    )
-
-    def action(settings: Settings) -> int:
-        result = run_soak(settings, options)
-        typer.echo(result.text(), nl=False)
-        return 1 if result.failures() else 0
-
-    _run(config, verbose, action)
+    run_command(config, verbose, with_metrics("feed", run_feed_with_auth))
 
 
 @app.command()
@@ -401,7 +302,7 @@ def history(
     """Print stored history: a series, latest values, alerts, incidents or incident events."""
     from cityheart.history import run_history
 
-    _run(config, verbose, lambda settings: run_history(
+    run_command(config, verbose, lambda settings: run_history(
         settings,
         what=what,
         districts=district or [],
@@ -434,7 +335,7 @@ def dashboard(
     from cityheart.dashboard import run_dashboard
     from cityheart.metrics import with_metrics
 
-    _run(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
+    run_command(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
         settings,
         host=settings.dashboard.host if host is None else host,
         port=settings.dashboard.port if port is None else port,
@@ -457,7 +358,7 @@ def token(
     def print_token(settings: Settings) -> None:
         typer.echo(issue(settings, role=role, department=department, sub=sub, ttl_s=ttl))
 
-    _run(config, verbose, print_token)
+    run_command(config, verbose, print_token)
 
 
 @app.command()
@@ -479,7 +380,7 @@ def incidents(
     """List the stored incidents (the recorder keeps them from the incidents topic)."""
     from cityheart.incidents import run_incidents
 
-    _run(config, verbose, lambda settings: run_incidents(
+    run_command(config, verbose, lambda settings: run_incidents(
         settings, states=state or [], districts=district or [], since=since, limit=limit,
         as_json=as_json, url=database_url,
     ))
@@ -509,7 +410,7 @@ def incident(
     """Act on an incident (acknowledge, dispatch, comment, resolve) as your token's role."""
     from cityheart.incident import run_incident
 
-    _run(config, verbose, lambda settings: run_incident(
+    run_command(config, verbose, lambda settings: run_incident(
         settings, incident_id, action, token=token, api=api, comment=comment, team=team,
         outcome=outcome, as_json=as_json,
     ))
@@ -531,7 +432,7 @@ def kpi(
     """Print department KPIs (time to acknowledge and resolve, SLA shares, backlog)."""
     from cityheart.incidents import run_kpi
 
-    _run(config, verbose, lambda settings: run_kpi(
+    run_command(config, verbose, lambda settings: run_kpi(
         settings, since=since, period=period, as_json=as_json, url=database_url,
     ))
 
@@ -550,10 +451,23 @@ def dispatch(
     """Print a department's dispatch queue (its incident events) from where it left off."""
     from cityheart.dispatch import run_dispatch
 
-    _run(config, verbose, lambda settings: run_dispatch(
+    run_command(config, verbose, lambda settings: run_dispatch(
         settings, department=department, checkpoint=checkpoint, as_json=as_json, once=once,
     ))
 
 
 if __name__ == "__main__":
     app()
+
+
+def _load_plugins() -> None:
+    """Add the commands of installed plugins (entry point group ``cityheart.commands``).
+
+    Each entry point names a ``register(app)`` callable; the lab (``pip install ./lab``) adds
+    ``cityheart bench`` and ``cityheart soak`` this way, so the product never imports it.
+    """
+    for entry in entry_points(group="cityheart.commands"):
+        entry.load()(app)
+
+
+_load_plugins()

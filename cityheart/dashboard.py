@@ -5,7 +5,7 @@
 
 The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no build step) and
 talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
-``/api/history`` (charts) and the dispatch API (:mod:`cityheart.dispatch_api`: incidents,
+``/api/history`` (charts) and the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
 actions, KPIs), all reading the ``database:`` of config.yaml, connected on first use (so the
 page works while the database is still starting or away).
 """
@@ -19,14 +19,14 @@ from importlib import resources
 from pathlib import Path
 
 from alerts.access import history_view
-from cityheart.dispatch_api import DispatchService
+from cityheart.services.dispatch import DispatchService
 from cityheart.token import feed_auth
 from connectors.command_bus import CommandBus
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
-from models.config import Settings
 from models.errors import ConnectorError
+from settings.config import Settings
 
 __all__ = ["history_query", "lazy_storage", "run_dashboard", "web_root"]
 

@@ -30,19 +30,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from connectors.servers import EmbeddedServer, start_mqtt_broker
-from models.config import Settings
-from models.devices import (
-    Device,
-    DeviceRegistry,
-    acl_file,
-    hash_password,
-    parse_registry,
-    password_file,
-    registry_mapping,
-)
+from cityheart.runtime.servers import EmbeddedServer, start_mqtt_broker
+from connectors.mqtt_accounts import acl_file, hash_password, password_file
+from models.devices import Device, DeviceRegistry, parse_registry, registry_mapping
 from models.errors import ConfigError
 from models.timefmt import iso
+from settings.config import Settings
 
 __all__ = [
     "BRIDGE_ACCOUNT",

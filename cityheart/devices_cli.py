@@ -29,9 +29,9 @@ from cityheart.devices import (
     revoke_device,
     rotate_device,
 )
-from cityheart.settings import load
-from models.config import Settings
 from models.errors import CityheartError
+from settings.config import Settings
+from settings.loader import load
 
 __all__ = ["devices_app"]
 

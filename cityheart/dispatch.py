@@ -7,7 +7,7 @@
 It reads the department's topic (``settings.kafka.topics.dispatch(department)``, created if
 missing) from where its checkpoint (default ``var/dispatch/<department>.json``) says, so a
 restart prints exactly the events it has not printed yet, in order per incident, duplicates
-skipped (see :mod:`connectors.dispatch`). Human lines::
+skipped (see :mod:`connectors.dispatch.consumer`). Human lines::
 
     2026-11-26T08:00:10.000Z  inc-5f0c  #3 dispatch  dispatched  critical  harbour  ana  team crew-3
 
@@ -30,9 +30,9 @@ from typing import Any
 
 import orjson
 
-from connectors.dispatch import DispatchConsumer
+from connectors.dispatch.consumer import DispatchConsumer
 from connectors.kafka import create_topics
-from models.config import Settings
+from settings.config import Settings
 
 __all__ = ["default_checkpoint", "format_event", "run_dispatch"]
 

@@ -43,13 +43,13 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from cityheart.members import run_members
-from cityheart.settings import dump, load
+from cityheart.runtime.members import run_members
+from cityheart.runtime.servers import free_port
 from connectors.kafka import create_topics
-from connectors.servers import free_port
 from flows.city import build_kafka_flow
-from models.config import FlowSettings, Settings
 from models.errors import CityheartError, ConfigError
+from settings.config import FlowSettings, Settings
+from settings.loader import dump, load
 
 __all__ = [
     "build_from_config",

@@ -28,11 +28,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from connectors.storage import Storage, StorageOptions, start_postgres
+from cityheart.runtime.postgres import start_postgres
+from connectors.storage import Storage, StorageOptions
 from connectors.storage.schema import LATEST, schema_version
-from models.config import Settings
 from models.errors import ConnectorError
 from models.history import RESOLUTIONS, parse_time
+from settings.config import Settings
 
 __all__ = ["WHAT", "open_history_storage", "run_history"]
 

@@ -20,9 +20,9 @@ from urllib.parse import quote
 import orjson
 
 from alerts.lifecycle import ACTIONS as LIFECYCLE_ACTIONS
-from cityheart.dispatch_api import ACTION_ALIASES
+from cityheart.services.dispatch import ACTION_ALIASES
 from connectors.api_client import ApiClient
-from models.config import Settings
+from settings.config import Settings
 
 __all__ = ["ACTIONS", "run_incident"]
 

@@ -24,9 +24,9 @@ import orjson
 from alerts.kpi import DepartmentKpi, department_kpis
 from cityheart.history import open_history_storage
 from connectors.storage.history import incident_record
-from models.config import Settings
 from models.history import parse_duration, parse_time
-from models.incident_config import SEVERITIES
+from settings.config import Settings
+from settings.incidents import SEVERITIES
 
 __all__ = ["STATES", "run_incidents", "run_kpi"]
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 from connectors.metrics import MetricsServer, serve_metrics
 from connectors.pipeline_watch import PipelineWatch
-from models.config import Settings
 from models.errors import ConnectorError
-from models.metrics_config import METRICS_COMPONENTS
+from settings.config import Settings
+from settings.metrics import METRICS_COMPONENTS
 
 __all__ = ["component_metrics", "flow_metrics", "metrics_urls", "with_metrics"]
 

@@ -14,7 +14,7 @@ from connectors.kafka import create_topics
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from flows.recorder import build_recorder_flow
-from models.config import Settings
+from settings.config import Settings
 
 __all__ = ["run_recorder"]
 

@@ -15,10 +15,10 @@ from cityheart.flow import run_dataflow
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from flows.replay import build_replay_flow
-from models.config import Settings
 from models.errors import ConfigError
 from models.history import parse_time
 from models.timefmt import iso
+from settings.config import Settings
 
 __all__ = ["run_replay"]
 

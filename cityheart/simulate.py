@@ -3,7 +3,7 @@
     report = run_simulator(settings, rate=500, count=10_000)   # None: from settings.simulator
     print(report.published, report.acknowledged, report.rate)
 
-The fleet, values and scenario come from :mod:`models.simulation`; publishing (QoS 1, at most
+The fleet, values and scenario come from :mod:`cityheart.simulation`; publishing (QoS 1, at most
 :data:`MAX_INFLIGHT` unacknowledged) from :class:`connectors.mqtt.MqttPublisher`. Pacing uses a
 monotonic clock: every tick publishes all readings due since the start, so the rate does not
 drift however long a tick or a publish takes. The run ends after ``duration_s`` or ``count``
@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
+from cityheart.simulation import Schedule, Simulator
 from connectors.mqtt import MqttPublisher, protocol_of
-from models.config import Settings
 from models.errors import ConfigError
-from models.simulation import Schedule, Simulator
+from settings.config import Settings
 
 __all__ = ["FLUSH_TIMEOUT_S", "MAX_INFLIGHT", "TICK_S", "SimulationReport", "run_simulator"]
 

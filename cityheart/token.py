@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping
 
 from alerts.access import may_subscribe
 from alerts.access import view as access_view
-from connectors.feed_auth import Authenticate, View
-from connectors.feed_server import run_feed
-from models.auth_config import TOKEN_SECRET_ENV
-from models.config import Settings
+from connectors.feed.auth import Authenticate, View
+from connectors.feed.server import run_feed
+from connectors.tokens import MIN_SECRET_BYTES, Claims, issue_token, verify_token
 from models.errors import ConfigError
-from models.tokens import MIN_SECRET_BYTES, Claims, issue_token, verify_token
+from settings.auth import TOKEN_SECRET_ENV
+from settings.config import Settings
 
 __all__ = ["feed_auth", "issue", "run_feed_with_auth", "token_secret"]
 
@@ -72,7 +72,7 @@ def feed_auth(
 def run_feed_with_auth(settings: Settings) -> None:
     """``run_feed`` with tokens, role masking and channel checks on when a secret is set, and
     the departments' KPIs on its ``kpis`` channel."""
-    from cityheart.feed_kpis import KpiDigest
+    from cityheart.services.kpi_digest import KpiDigest
 
     authenticate, view = feed_auth(settings)
     run_feed(settings, authenticate=authenticate, view=view,

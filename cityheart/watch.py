@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from connectors.feed_client import FeedClient
+from connectors.feed.client import FeedClient
 
 __all__ = ["format_message", "run_watch"]
 

@@ -16,7 +16,7 @@ the reason in headers (reason, detail, mqtt_topic, received_at, source=bridge). 
 dropped silently.
 
 Hostile or broken devices: each device (MQTT topic) has a token bucket (``mqtt.rate_limit``,
-:class:`models.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
+:class:`connectors.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
 the dead-letter topic with reason ``rate_limited`` and is not parsed, so a flooding device costs
 the others little. Throttled devices and their counts are logged at most every
 ``report_every_s``. A payload over ``mqtt.max_payload_bytes`` is dead-lettered as ``oversized``;
@@ -52,11 +52,11 @@ from connectors.metrics import (
     READINGS_INGESTED,
 )
 from connectors.mqtt import MqttClient, new_client, protocol_of
-from models.config import MqttSettings, Settings
+from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.rate_limit import RateLimiter
 from models.readings import ReadingParser, encode
 from models.timefmt import iso
+from settings.config import MqttSettings, Settings
 
 __all__ = ["Bridge", "BridgeStats", "member_client_id", "run_bridge", "subscription"]
 

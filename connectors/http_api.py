@@ -30,8 +30,8 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from connectors.tokens import Claims, TokenError
 from models.errors import CityheartError
-from models.tokens import Claims, TokenError
 
 __all__ = [
     "ANONYMOUS", "ANONYMOUS_VIEWER", "ApiRequest", "IncidentApi", "answer", "caller",

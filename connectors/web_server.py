@@ -42,14 +42,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from connectors.http_api import ApiRequest, IncidentApi, answer, caller
-from models.config import Settings
+from connectors.tokens import Claims
 from models.errors import CityheartError, ConfigError, ConnectorError
 from models.history import parse_time
-from models.indicator_config import INDICATORS
 from models.indicators import crowd, noise, power, traffic, water
 from models.indicators.score import SCORE_LEVELS
-from models.tokens import Claims
 from models.vitals.compute import HEALTH_LEVELS
+from settings.config import Settings
+from settings.indicators import INDICATORS
 
 __all__ = ["DashboardSettings", "HistoryQuery", "WebServer", "config_document", "serve_dashboard"]
 

@@ -88,13 +88,13 @@ from flows.steps import (
     Rejections,
     SlowWhenIdle,
 )
-from models.config import Settings
-from models.incident_config import RoutingSettings
 from models.readings import ReadingParser
 from models.vitals.city import CityVitals
-from models.vitals.compute import VitalsParams
 from models.vitals.district import DistrictVitals
 from models.vitals.records import CITY
+from settings.config import Settings
+from settings.incidents import RoutingSettings
+from settings.params import vitals_params
 
 __all__ = ["build_flow", "build_from_config", "build_kafka_flow"]
 
@@ -139,7 +139,7 @@ def build_flow(
         max_future_s=settings.flow.max_future_s,
         max_payload_bytes=settings.mqtt.max_payload_bytes,
     )
-    params = VitalsParams.from_settings(settings)
+    params = vitals_params(settings)
     context = Context(
         vitals=DistrictVitals(params),
         city=CityVitals(params),
@@ -208,7 +208,7 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
 def build_from_config(path: str) -> Dataflow:
     """The Kafka dataflow of the config.yaml at ``path``, for ``python -m bytewax.run``.
 
-    This reads the file only: the layers forbid flows to import ``cityheart.settings``, so the
+    This reads the file only: the layers forbid flows to import ``settings.loader``, so the
     CITYHEART_* environment overrides do not apply here. ``cityheart flow`` (or
     ``cityheart.flow:build_from_config``) loads the configuration with them.
     """

@@ -59,8 +59,8 @@ from alerts.commands import Command, InvalidCommand, execute
 from alerts.incidents import GroupingState, IncidentGrouper, InvalidAlert
 from alerts.lifecycle import Incident, IncidentError, IncidentEvent, apply
 from connectors.kafka import KafkaRecord
-from models.config import KafkaTopics
-from models.incident_config import IncidentSettings
+from settings.config import KafkaTopics
+from settings.incidents import IncidentSettings
 
 __all__ = [
     "ESCALATION_CHECK_S",

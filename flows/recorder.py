@@ -31,7 +31,7 @@ from bytewax.dataflow import Dataflow
 from connectors.kafka import kafka_source
 from connectors.storage.options import StorageOptions
 from connectors.storage.sinks import PostgresSink
-from models.config import KafkaSettings
+from settings.config import KafkaSettings
 
 __all__ = ["build_recorder_flow"]
 

@@ -24,7 +24,7 @@ from connectors.storage.replay_source import StoredReadingsSource
 from connectors.storage.rows import Row, alert_row, vitals_topic_row
 from connectors.storage.sinks import RoutedPostgresSink
 from flows.city import build_flow
-from models.config import Settings
+from settings.config import Settings
 
 __all__ = ["build_replay_flow"]
 

@@ -20,13 +20,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import orjson
 
-from models.config import Kind
 from models.errors import InvalidReading
 
-__all__ = ["REASONS", "Reading", "ReadingParser", "encode"]
+__all__ = ["REASONS", "KindSpec", "Reading", "ReadingParser", "encode"]
 
 REASONS = (
     "oversized",
@@ -82,12 +82,25 @@ def encode(reading: Reading) -> bytes:
     return orjson.dumps(record)
 
 
+class KindSpec(Protocol):
+    """What the parser needs of a sensor kind (``settings.config.Kind`` is one)."""
+
+    @property
+    def unit(self) -> str: ...  # the canonical unit
+
+    @property
+    def convert(self) -> Mapping[str, tuple[float, float]]: ...  # unit -> (scale, offset)
+
+    @property
+    def range(self) -> tuple[float, float]: ...  # valid values, in the canonical unit
+
+
 class ReadingParser:
     """Validate and normalise device payloads against the city's districts and kinds."""
 
     def __init__(
         self,
-        kinds: Mapping[str, Kind],
+        kinds: Mapping[str, KindSpec],
         districts: Sequence[str],
         *,
         topic_prefix: str = "city",

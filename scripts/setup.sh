@@ -40,3 +40,5 @@ fi
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
 .venv/bin/python -m pip install -q -e "$spec"
+# the lab (benchmarks, soaks, scorers) is its own distribution; the tests need it
+case ",${extras}," in *,test,*) .venv/bin/python -m pip install -q -e ./lab ;; esac

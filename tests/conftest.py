@@ -18,10 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from cityheart.settings import load
+from cityheart.runtime.servers import free_port, start_kafka_broker, start_mqtt_broker
 from connectors.kafka import create_topics
-from connectors.servers import free_port, start_kafka_broker, start_mqtt_broker
-from models.config import KafkaTopics, Settings
+from settings.config import KafkaTopics, Settings
+from settings.loader import load
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config.yaml"
@@ -119,7 +119,7 @@ def postgres_server() -> Iterator[SimpleNamespace]:
     import shutil
     import tempfile
 
-    from connectors.storage.embedded import start_postgres
+    from cityheart.runtime.postgres import start_postgres
 
     # not under pytest's private (0700) temp tree: the server runs as another user under root
     root = Path(tempfile.mkdtemp(prefix="cityheart-test-pg-"))

@@ -22,16 +22,16 @@ from types import SimpleNamespace
 
 from alerts.access import history_view, view
 from cityheart.dashboard import history_query, web_root
-from cityheart.dispatch_api import DispatchService
+from cityheart.runtime.servers import spawn
+from cityheart.services.dispatch import DispatchService
 from connectors.command_bus import CommandBus
 from connectors.kafka import ReliableProducer
-from connectors.servers import spawn
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
+from connectors.tokens import Claims
 from connectors.web_server import DashboardSettings, WebServer
-from models.config import Settings
 from models.readings import Reading, encode
-from models.tokens import Claims
+from settings.config import Settings
 from tests.feed_support import FeedThread
 from tests.support import write_config
 

@@ -19,9 +19,9 @@ import asyncio
 import threading
 from typing import Any
 
-from connectors.feed_server import FeedServer
+from connectors.feed.server import FeedServer
 from connectors.kafka import ReliableProducer
-from models.config import Settings
+from settings.config import Settings
 
 __all__ = ["CuttableRelay", "FeedThread", "produce"]
 

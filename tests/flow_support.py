@@ -20,9 +20,9 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
 from flows.city import build_flow
-from models.config import Settings
 from models.readings import Reading, encode
 from models.timefmt import iso
+from settings.config import Settings
 
 __all__ = ["FlowOutputs", "reading_record", "run_flow"]
 

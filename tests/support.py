@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from connectors.bridge import Bridge
-from models.config import Settings
+from settings.config import Settings
 
 
 def write_config(settings: Settings, path: Path) -> Path:
     """Write ``settings`` as a config.yaml a child process (``cityheart ... --config``) can load."""
     import yaml
 
-    from cityheart.settings import dump
+    from settings.loader import dump
 
     path.write_text(yaml.safe_dump(dump(settings), sort_keys=False))
     return path

@@ -8,9 +8,9 @@ from alerts.access import Forbidden, allowed_actions, authorize, view
 from alerts.incidents import IncidentGrouper
 from alerts.lifecycle import Incident, IncidentEvent, act
 from alerts.rules import Alert, alert_id
-from models.incident_config import IncidentSettings
+from connectors.tokens import Claims, issue_token, verify_token
 from models.timefmt import iso
-from models.tokens import Claims, issue_token, verify_token
+from settings.incidents import IncidentSettings
 
 T0 = 1_795_669_200.0
 SECRET = "feed-secret-for-the-access-tests"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from cityheart.runtime.servers import free_port
+from cityheart.runtime.up import city_stack
 from cityheart.simulate import run_simulator
-from cityheart.up import city_stack
-from connectors.servers import free_port
-from models.config import Settings
+from settings.config import Settings
 from tests.support import FeedRecorder, write_config
 
 pytestmark = pytest.mark.timeout(180)

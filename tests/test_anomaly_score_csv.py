@@ -1,4 +1,4 @@
-"""``python -m models.score_csv IN OUT``: the command benchmarks run, with the flow's detector."""
+"""``python -m lab.score_csv IN OUT``: the command benchmarks run, with the flow's detector."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.score_csv import detect, main, parse_time
 from models.anomaly import AnomalyDetector
-from models.score_csv import detect, main, parse_time
 
 START = datetime(2014, 4, 1, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ def write_series(path: Path, n: int = 1200) -> list[tuple[datetime, float]]:
 
 def test_the_command_writes_the_detectors_scores_next_to_the_input(tmp_path: Path) -> None:
     series = write_series(tmp_path / "in.csv")
-    command = ["-m", "models.score_csv", str(tmp_path / "in.csv"), str(tmp_path / "out.csv")]
+    command = ["-m", "lab.score_csv", str(tmp_path / "in.csv"), str(tmp_path / "out.csv")]
     done = subprocess.run(
         [sys.executable, *command], capture_output=True, text=True, timeout=120, check=False
     )

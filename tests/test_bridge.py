@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from connectors.bridge import Bridge
 from connectors.kafka import tail_consumer
-from models.config import RateLimitSettings, Settings
 from models.timefmt import iso
+from settings.config import RateLimitSettings, Settings
 from tests.support import consume_all, serving_bridge, write_config
 
 pytestmark = pytest.mark.timeout(120)

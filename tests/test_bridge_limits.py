@@ -18,8 +18,8 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from connectors.bridge import Bridge
-from models.config import RateLimitSettings, Settings
 from models.timefmt import iso
+from settings.config import RateLimitSettings, Settings
 from tests.support import consume_all, serving_bridge
 
 pytestmark = pytest.mark.timeout(120)

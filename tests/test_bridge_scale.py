@@ -25,13 +25,13 @@ import pytest
 import yaml
 
 from cityheart.bridge import with_processes
-from cityheart.settings import load_mapping
 from connectors.bridge import Bridge
 from connectors.kafka import tail_consumer
 from connectors.mqtt import MqttPublisher
-from models.config import RateLimitSettings, Settings
 from models.errors import ConfigError
 from models.timefmt import iso
+from settings.config import RateLimitSettings, Settings
+from settings.loader import load_mapping
 from tests.support import write_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -278,7 +278,7 @@ def test_mqtt_3_1_1_refuses_several_bridge_processes(base_settings: Settings) ->
 def test_bench_measures_one_and_two_bridge_processes(
     base_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cityheart.bench_bridge import run_bridge_bench
+    from lab.bench_bridge import run_bridge_bench
 
     assert run_bridge_bench(base_settings, processes=[1, 2], readings=3000, as_json=True) == 0
     lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -20,9 +20,9 @@ import orjson
 import pytest
 
 from connectors.kafka import KafkaRecord
-from models.config import Settings
 from models.readings import Reading, encode
 from models.windows import KeyWindows, Window, preaggregate
+from settings.config import Settings
 from tests.flow_support import run_flow
 
 pytestmark = pytest.mark.timeout(60)

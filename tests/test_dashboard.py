@@ -1,6 +1,6 @@
 """The command-centre web page in a real browser: Debian's chromium driven by playwright.
 
-The real push feed (connectors.feed_server.FeedServer, in a thread) reads the test's own Kafka
+The real push feed (connectors.feed.server.FeedServer, in a thread) reads the test's own Kafka
 topics on the session's Tansu; the test produces vital, indicator and alert records into them
 in the flow's wire format, and looks at what the page shows. One test runs the whole pipeline
 (bridge, flow, feed as child processes, the simulator's pollution episode) instead. Screenshots
@@ -29,13 +29,13 @@ import pytest
 import yaml
 
 from cityheart.dashboard import web_root
-from cityheart.settings import load_mapping
+from cityheart.runtime.servers import free_port
+from cityheart.runtime.up import city_stack
 from cityheart.simulate import run_simulator
-from cityheart.up import city_stack
-from connectors.servers import free_port
 from connectors.web_server import DashboardSettings, WebServer
-from models.config import Settings
 from models.timefmt import iso
+from settings.config import Settings
+from settings.loader import load_mapping
 from tests.browser_support import LAPTOP, WALL, chromium
 from tests.browser_support import Screen as BrowserScreen
 from tests.feed_support import CuttableRelay, FeedThread, produce

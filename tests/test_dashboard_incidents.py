@@ -22,13 +22,13 @@ import orjson
 import pytest
 
 from cityheart.dashboard import web_root
-from cityheart.dispatch_api import DispatchService
+from cityheart.services.dispatch import DispatchService
 from connectors.storage import Storage
 from connectors.storage.rows import reading_row
+from connectors.tokens import Claims, issue_token, verify_token
 from connectors.web_server import DashboardSettings, WebServer
-from models.config import Settings
 from models.readings import Reading
-from models.tokens import Claims, issue_token, verify_token
+from settings.config import Settings
 from tests.browser_support import LAPTOP, WALL, chromium
 from tests.browser_support import Screen as BrowserScreen
 from tests.dispatch_support import dispatch_stack, raise_pollution

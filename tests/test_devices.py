@@ -36,14 +36,15 @@ from cityheart.devices import (
     rotate_device,
     start_authenticated_broker,
 )
-from cityheart.up import Supervisor
+from cityheart.runtime.servers import free_port, reload_mqtt_auth, start_mqtt_broker
+from cityheart.runtime.up import Supervisor
 from connectors.bridge import Bridge
 from connectors.mqtt import MqttClient, new_client
-from connectors.servers import free_port, reload_mqtt_auth, start_mqtt_broker
-from models.config import Settings
-from models.devices import acl_file, check_password, hash_password, parse_registry
+from connectors.mqtt_accounts import acl_file, check_password, hash_password
+from models.devices import parse_registry
 from models.errors import ConfigError, ConnectorError
 from models.timefmt import iso
+from settings.config import Settings
 from tests.support import consume_all
 
 pytestmark = pytest.mark.timeout(90)

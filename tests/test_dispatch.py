@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from alerts.lifecycle import Incident, IncidentEvent, act, apply
 from cityheart.cli import app
-from connectors.dispatch import DispatchConsumer, load_checkpoint, save_checkpoint
+from connectors.dispatch.consumer import DispatchConsumer, load_checkpoint, save_checkpoint
+from connectors.dispatch.queue import CheckpointError, DispatchLedger, DispatchLimits
 from connectors.kafka import ReliableProducer, create_topics
-from models.config import Settings
-from models.dispatch_queue import CheckpointError, DispatchLedger, DispatchLimits
 from models.timefmt import iso
+from settings.config import Settings
 from tests.conftest import unique
 from tests.support import write_config
 

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from models.config import Settings
-from models.tokens import Claims, issue_token, verify_token
+from connectors.tokens import Claims, issue_token, verify_token
+from settings.config import Settings
 from tests.dispatch_support import dispatch_stack, raise_pollution
 from tests.support import consume_all
 

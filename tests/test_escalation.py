@@ -8,7 +8,7 @@ from alerts.escalation import escalate, next_due, raised, suppression_for
 from alerts.incidents import IncidentGrouper
 from alerts.lifecycle import Incident, act, replay
 from alerts.rules import Alert, alert_id
-from models.incident_config import IncidentSettings
+from settings.incidents import IncidentSettings
 
 T0 = 1_795_669_200.0   # 2026-11-26T05:00:00Z
 SETTINGS = IncidentSettings.model_validate({

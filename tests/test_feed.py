@@ -24,15 +24,15 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from cityheart.settings import dump
+from cityheart.runtime.servers import free_port
 from cityheart.watch import run_watch
-from connectors.feed_client import FeedClient
-from connectors.feed_server import FeedServer
+from connectors.feed.client import FeedClient
+from connectors.feed.protocol import CHANNELS
+from connectors.feed.server import FeedServer
 from connectors.kafka import ReliableProducer
-from connectors.servers import free_port
-from models.config import Settings
 from models.errors import ConnectorError
-from models.feed import CHANNELS
+from settings.config import Settings
+from settings.loader import dump
 from tests.feed_support import CuttableRelay, FeedThread, produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]

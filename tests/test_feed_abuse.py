@@ -24,13 +24,13 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed
 
 from alerts.access import may_subscribe, view
-from cityheart.settings import dump
 from cityheart.token import feed_auth, issue
 from cityheart.watch import run_watch
-from connectors.feed_server import MAX_FRAME_BYTES, FeedServer
-from models.config import Settings
+from connectors.feed.server import MAX_FRAME_BYTES, FeedServer
+from connectors.tokens import Claims
 from models.errors import ConnectorError
-from models.tokens import Claims
+from settings.config import Settings
+from settings.loader import dump
 from tests.feed_support import FeedThread, produce
 from tests.test_feed import (
     ROOT,
@@ -93,7 +93,7 @@ def test_may_subscribe_allows_exactly_the_channels_whose_messages_a_role_can_see
 def test_a_viewer_asking_for_alerts_is_refused_and_can_subscribe_to_the_rest(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="connectors.feed_server")
+    caplog.set_level(logging.INFO, logger="connectors.feed.server")
     viewer_token = token(settings, "viewer")
 
     async def scenario() -> dict[str, Any]:
@@ -127,7 +127,7 @@ def test_a_viewer_asking_for_alerts_is_refused_and_can_subscribe_to_the_rest(
     assert seen["water_subscribed"]["type"] == "subscribed"
     assert [m["id"] for m in seen["water"]] == ["a-water"]
     assert [m["id"] for m in seen["anon"]] == ["a-water", "a-traffic"]
-    logged = [r for r in caplog.records if r.name == "connectors.feed_server"
+    logged = [r for r in caplog.records if r.name == "connectors.feed.server"
               and "may not subscribe to channel 'alerts'" in r.getMessage()]
     assert len(logged) == 1 and logged[0].levelno == logging.INFO
     assert viewer_token not in caplog.text
@@ -174,7 +174,7 @@ async def oversized(url: str) -> int | None:
 def test_a_flooding_client_is_cut_off_while_another_receives_every_message_in_order(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="connectors.feed_server")
+    caplog.set_level(logging.INFO, logger="connectors.feed.server")
     burst = [vital(d, k, s) for s in range(1, 101) for d, k in (("old-town", "pm25"),
                                                                 ("riverside", "noise"))]
     burst += [alert(f"a{i}", "harbour", "pm25") for i in range(50)]

@@ -22,12 +22,12 @@ from websockets.exceptions import ConnectionClosed
 
 from alerts.access import view as access_view
 from cityheart.token import feed_auth, issue
-from connectors.feed_auth import MaskCache
-from connectors.feed_server import FeedServer
-from models.config import Settings
+from connectors.feed.auth import MaskCache
+from connectors.feed.protocol import FeedLog
+from connectors.feed.server import FeedServer
+from connectors.tokens import Claims, verify_token
 from models.errors import ConnectorError
-from models.feed import FeedLog
-from models.tokens import Claims, verify_token
+from settings.config import Settings
 from tests.feed_support import produce
 from tests.test_feed import (
     ROOT,

@@ -13,12 +13,12 @@ from websockets.sync.client import connect
 from alerts.access import view
 from alerts.incidents import IncidentGrouper
 from alerts.lifecycle import act
-from connectors.feed_client import FeedClient
+from connectors.feed.client import FeedClient
 from connectors.kafka import KafkaRecord, ReliableProducer
+from connectors.tokens import Claims, issue_token, verify_token
 from flows.incidents import IncidentOutputs
-from models.config import Settings
 from models.timefmt import iso
-from models.tokens import Claims, issue_token, verify_token
+from settings.config import Settings
 from tests.feed_support import CuttableRelay, FeedThread
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
@@ -124,7 +124,7 @@ def test_the_feed_publishes_each_departments_kpis_to_whom_may_see_them(
     settings: Settings,
 ) -> None:
     from alerts.access import may_subscribe
-    from cityheart.feed_kpis import KpiDigest
+    from cityheart.services.kpi_digest import KpiDigest
 
     records = incident_history(settings, alerts=3)   # opened ~1 h ago, acknowledged
     produce(settings, records)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.feed import (
+from connectors.feed.delivery import Deduper, Outbox
+from connectors.feed.protocol import (
     FeedError,
     FeedLog,
     FeedMessage,
@@ -19,7 +20,6 @@ from models.feed import (
     heartbeat_message,
     parse_request,
 )
-from models.feed_delivery import Deduper, Outbox
 
 T = "2026-11-26T08:00:00.000Z"
 DISTRICTS = ["old-town", "riverside"]

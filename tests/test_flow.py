@@ -8,7 +8,7 @@ import pytest
 
 from connectors.kafka import KafkaRecord
 from flows.city import build_from_config
-from models.config import Settings
+from settings.config import Settings
 from tests.flow_support import FlowOutputs, run_flow
 from tests.flow_support import reading_record as msg
 

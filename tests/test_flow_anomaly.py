@@ -22,15 +22,15 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alerts.anomaly_rules import AnomalyRule, Observation, anomaly_alert_id
-from cityheart.settings import dump, load_mapping
 from connectors.kafka import KafkaRecord
 from flows.anomaly import Detectors
 from flows.city import build_flow
 from models.anomaly import KINDS
-from models.config import Settings
 from models.readings import Reading, encode
 from models.timefmt import from_iso, iso
 from models.windows import Window
+from settings.config import Settings
+from settings.loader import dump, load_mapping
 from tests.flow_support import run_flow
 
 pytestmark = pytest.mark.timeout(120)

@@ -16,13 +16,13 @@ from alerts.anomaly_rules import AnomalyRule
 from alerts.feedback import DetectorFeedback, detector_feedback
 from alerts.incidents import IncidentGrouper
 from alerts.lifecycle import act
-from cityheart.settings import load
 from connectors.kafka import KafkaRecord
 from flows.anomaly import Detectors
 from flows.incidents import IncidentOutputs
 from flows.steps import Feedback
-from models.config import Settings
 from models.windows import Window
+from settings.config import Settings
+from settings.loader import load
 from tests.conftest import CONFIG
 
 T0 = 1_795_651_200.0   # 2026-11-26T00:00:00Z

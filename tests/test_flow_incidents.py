@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from connectors.kafka import KafkaRecord
-from models.config import Settings
 from models.readings import Reading, encode
+from settings.config import Settings
 from tests.flow_support import run_flow
 
 pytestmark = pytest.mark.timeout(120)

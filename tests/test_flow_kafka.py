@@ -17,11 +17,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cityheart.runtime.servers import spawn
 from connectors.kafka import ReliableProducer, tail_consumer
-from connectors.servers import spawn
-from models.config import Settings
 from models.readings import Reading, encode
 from models.timefmt import from_iso
+from settings.config import Settings
 from tests.support import consume_all, write_config
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]

@@ -23,13 +23,13 @@ import orjson
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from cityheart.settings import dump, load_mapping
+from cityheart.runtime.servers import ChildProcess, spawn
 from connectors.kafka import KafkaRecord, ReliableProducer, tail_consumer
-from connectors.servers import ChildProcess, spawn
 from flows.city import build_flow
-from models.config import Settings
 from models.readings import Reading, encode
 from models.timefmt import from_iso
+from settings.config import Settings
+from settings.loader import dump, load_mapping
 from tests.support import write_config
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]

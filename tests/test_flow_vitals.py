@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 from alerts.rules import alert_id
-from cityheart.settings import dump, load_mapping
 from connectors.kafka import KafkaRecord
-from models.config import Settings
 from models.timefmt import iso
+from settings.config import Settings
+from settings.loader import dump, load_mapping
 from tests.flow_support import FlowOutputs, run_flow
 from tests.flow_support import reading_record as msg
 

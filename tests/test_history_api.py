@@ -15,8 +15,8 @@ from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.storage.rows import reading_row
 from connectors.web_server import DashboardSettings, WebServer
-from models.config import Settings
 from models.readings import Reading
+from settings.config import Settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,7 +64,7 @@ def test_history_checks_tokens_and_shows_viewers_no_device_ids(
 ) -> None:
     import time
 
-    from models.tokens import issue_token, verify_token
+    from connectors.tokens import issue_token, verify_token
 
     secret = "history-secret-0123456789"
     settings = base_settings.model_copy(update={

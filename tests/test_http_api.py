@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from connectors.http_api import ApiRequest, caller
-from models.tokens import Claims, issue_token, verify_token
+from connectors.tokens import Claims, issue_token, verify_token
 
 SECRET = "api-secret-0123456789abcdef"
 

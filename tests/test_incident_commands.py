@@ -10,10 +10,10 @@ import pytest
 
 from alerts.commands import Command, CommandResult, InvalidCommand
 from alerts.incidents import IncidentGrouper
+from connectors.tokens import Claims
 from flows.incidents import ESCALATION_CHECK_S, IncidentLogic, IncidentOutputs
-from models.config import Settings
 from models.timefmt import iso
-from models.tokens import Claims
+from settings.config import Settings
 
 T = 1_795_669_200.0  # 2026-11-26T05:00:00Z
 

@@ -20,7 +20,7 @@ from alerts.incidents import (
 )
 from alerts.lifecycle import act
 from alerts.rules import Alert, alert_id
-from models.incident_config import IncidentSettings
+from settings.incidents import IncidentSettings
 
 T0 = 1_795_669_200.0   # 2026-11-26T05:00:00Z, a multiple of 900 s
 SETTINGS = IncidentSettings.model_validate({

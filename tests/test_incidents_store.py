@@ -19,8 +19,8 @@ from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from flows.incidents import IncidentOutputs
 from flows.recorder import build_recorder_flow
-from models.config import Settings
 from models.timefmt import iso
+from settings.config import Settings
 from tests.test_flow import CONFIG
 
 pytestmark = pytest.mark.timeout(120)

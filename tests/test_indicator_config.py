@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cityheart.settings import load, load_mapping
 from models.errors import ConfigError
-from models.indicator_config import INDICATORS, SCORED
+from settings.indicators import INDICATORS, SCORED
+from settings.loader import load, load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -9,9 +9,9 @@ from pydantic import ValidationError
 
 from alerts.indicator_rules import IndicatorRule, indicator_rules
 from alerts.rules import alert_id
-from models.config import Settings
-from models.indicator_config import IndicatorRuleSettings
 from models.vitals.records import IndicatorRecord
+from settings.config import Settings
+from settings.indicators import IndicatorRuleSettings
 
 T = 1_795_669_200.0
 

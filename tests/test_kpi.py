@@ -8,8 +8,8 @@ import pytest
 
 from alerts.kpi import department_kpis, incident_facts
 from alerts.lifecycle import event_id
-from models.incident_config import Department
 from models.timefmt import iso
+from settings.incidents import Department
 
 T0 = 1_795_669_200.0       # 2026-11-26T05:00:00Z
 DAY = 86400.0

@@ -23,7 +23,7 @@ from alerts.lifecycle import (
 )
 from alerts.rules import Alert, alert_id
 from models.errors import CityheartError
-from models.incident_config import IncidentSettings
+from settings.incidents import IncidentSettings
 
 T0 = 1_795_669_200.0   # 2026-11-26T05:00:00Z
 SETTINGS = IncidentSettings.model_validate({

@@ -25,12 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from cityheart.metrics import component_metrics, metrics_urls
-from cityheart.settings import load
-from connectors.feed_server import FeedServer
+from connectors.feed.server import FeedServer
 from connectors.kafka import ReliableProducer, kafka_source
 from connectors.metrics import serve_metrics
-from models.config import Settings
 from models.timefmt import iso
+from settings.config import Settings
+from settings.loader import load
 from tests.support import write_config
 from tests.test_bridge import Device, reading
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cityheart.runtime.up import city_stack
 from cityheart.simulate import run_simulator
-from cityheart.up import city_stack
 from connectors.mqtt import MqttPublisher
-from models.config import Settings
 from models.timefmt import iso
+from settings.config import Settings
 from tests.support import FeedRecorder, write_config
 
 pytestmark = pytest.mark.timeout(240)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cityheart.settings import dump, load_mapping
+from cityheart.runtime.up import city_stack
 from cityheart.simulate import run_simulator
-from cityheart.up import city_stack
-from models.config import Settings
+from settings.config import Settings
+from settings.loader import dump, load_mapping
 from tests.support import FeedRecorder, write_config
 
 pytestmark = pytest.mark.timeout(240)

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, assume, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from cityheart.settings import ENV_OVERRIDES, load, load_mapping
-from models.config import Settings
 from models.errors import ConfigError, InvalidReading
 from models.readings import REASONS, Reading, ReadingParser, encode
 from models.timefmt import from_iso, iso
+from settings.config import Settings
+from settings.loader import ENV_OVERRIDES, load, load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (ROOT / "config.yaml").read_text()

@@ -1,4 +1,4 @@
-"""The per-device token bucket (models/rate_limit.py) with an injected clock: no sleeping."""
+"""The per-device token bucket (connectors/rate_limit.py) with an injected clock: no sleeping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from models.rate_limit import RateLimiter
+from connectors.rate_limit import RateLimiter
 
 T = 1000.0  # a monotonic clock's reading; only differences matter
 

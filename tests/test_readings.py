@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from models.config import Settings
 from models.errors import InvalidReading
 from models.readings import REASONS, Reading, ReadingParser, encode
+from settings.config import Settings
 
 NOW = 1_795_669_200.0  # 2026-11-26T05:00:00Z
 

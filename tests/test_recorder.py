@@ -13,9 +13,9 @@ from bytewax.testing import TestingSource, run_main
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from flows.recorder import build_recorder_flow
-from models.config import Settings
 from models.readings import Reading, encode
 from models.timefmt import iso
+from settings.config import Settings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,9 +10,9 @@ from cityheart.replay import run_replay
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.storage.rows import reading_row
-from models.config import Settings
 from models.readings import Reading
 from models.timefmt import iso
+from settings.config import Settings
 
 pytestmark = pytest.mark.timeout(120)
 

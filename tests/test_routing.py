@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from alerts.lifecycle import Incident
 from alerts.routing import merge, route, route_incident
-from models.incident_config import IncidentSettings, incident_problems
-from models.indicator_config import INDICATORS
+from settings.incidents import IncidentSettings, incident_problems
+from settings.indicators import INDICATORS
 
 # The block proposed for config.yaml (kept here so that it is known to validate).
 CONFIG_BLOCK = """

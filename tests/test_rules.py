@@ -7,9 +7,9 @@ import pickle
 import pytest
 
 from alerts.rules import Alert, ThresholdRule, alert_id, rules_for_kinds
-from models.config import Settings
 from models.readings import Reading
 from models.windows import KeyWindows, Window, preaggregate
+from settings.config import Settings
 
 T = 1_795_669_200.0  # 2026-11-26T05:00:00Z
 

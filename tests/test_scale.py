@@ -19,10 +19,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cityheart.runtime.servers import spawn
 from connectors.kafka import ReliableProducer, create_topics, tail_consumer
-from connectors.servers import spawn
-from models.config import Settings
 from models.readings import Reading, encode
+from settings.config import Settings
 from tests.support import write_config
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]

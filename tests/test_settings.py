@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from cityheart.settings import load, load_mapping
 from models.errors import ConfigError
+from settings.loader import load, load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -122,7 +122,7 @@ def test_any_section_value_either_loads_or_fails_with_config_error(section: str,
 def test_dump_round_trips_including_secrets(base_settings) -> None:
     from pydantic import SecretStr
 
-    from cityheart.settings import dump
+    from settings.loader import dump
 
     secret = base_settings.model_copy(update={
         "database": base_settings.database.model_copy(

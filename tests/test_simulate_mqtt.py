@@ -27,12 +27,18 @@ import pytest
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from cityheart.runtime.servers import (
+    ChildProcess,
+    free_port,
+    mosquitto_config,
+    spawn,
+    wait_for_port,
+)
 from cityheart.simulate import run_simulator
 from connectors.mqtt import MqttPublisher, parse_url
-from connectors.servers import ChildProcess, free_port, mosquitto_config, spawn, wait_for_port
-from models.config import ScenarioEvent, Settings
 from models.errors import ConfigError, ConnectorError
 from models.readings import ReadingParser
+from settings.config import ScenarioEvent, Settings
 from tests.support import write_config
 
 pytestmark = pytest.mark.timeout(120)

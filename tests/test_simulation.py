@@ -1,4 +1,4 @@
-"""The simulated city (models.simulation): pure, seeded, no broker.
+"""The simulated city (cityheart.simulation): pure, seeded, no broker.
 
 What users rely on: the fleet covers every district and kind; values follow the city's local
 day with realistic noise; a seed reproduces a run; scenario events do exactly what config.yaml
@@ -20,11 +20,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from models.config import ScenarioEvent, Settings
+from cityheart.simulation import NOISE_PHI, Schedule, Simulator, build_fleet, pair_order
 from models.errors import ConfigError
 from models.readings import ReadingParser
-from models.simulation import NOISE_PHI, Schedule, Simulator, build_fleet, pair_order
 from models.timefmt import iso
+from settings.config import ScenarioEvent, Settings
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINTER_DAY = datetime(2026, 1, 15, tzinfo=UTC).timestamp()

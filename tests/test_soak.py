@@ -55,7 +55,7 @@ def test_soak_under_faults_loses_and_doubles_nothing(tmp_path: Path) -> None:
 
 def test_feed_audit_counts_what_the_feed_skipped() -> None:
     """The zero above means something: the audit sees a skipped seq, live or in a heartbeat."""
-    from cityheart.soak_watch import FeedAudit
+    from lab.soak_watch import FeedAudit
 
     audit = FeedAudit("ws://127.0.0.1:9/feed")  # never started: frames are shown to it directly
 

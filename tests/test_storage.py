@@ -219,7 +219,7 @@ def test_nothing_is_lost_when_the_database_stops_for_a_while() -> None:
     import tempfile
     from pathlib import Path
 
-    from connectors.storage.embedded import start_postgres
+    from cityheart.runtime.postgres import start_postgres
     from connectors.storage.writers import backoff
 
     root = Path(tempfile.mkdtemp(prefix="cityheart-test-outage-"))
@@ -263,7 +263,7 @@ def test_the_embedded_server_keeps_its_history_across_restarts() -> None:
     import tempfile
     from pathlib import Path
 
-    from connectors.storage.embedded import start_postgres
+    from cityheart.runtime.postgres import start_postgres
 
     root = Path(tempfile.mkdtemp(prefix="cityheart-test-restart-"))
     rows = [reading_row(r) for r in readings(0.2)]
@@ -310,7 +310,7 @@ def test_a_flow_waits_out_a_database_outage_and_stores_everything_once() -> None
     import tempfile
     from pathlib import Path
 
-    from connectors.storage.embedded import start_postgres
+    from cityheart.runtime.postgres import start_postgres
 
     root = Path(tempfile.mkdtemp(prefix="cityheart-test-flow-outage-"))
     servers = [start_postgres(root / "data", database="cityheart", durable=False)]

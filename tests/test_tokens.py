@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.errors import CityheartError
-from models.tokens import (
+from connectors.tokens import (
     Claims,
     ExpiredToken,
     ForgedToken,
@@ -23,6 +22,7 @@ from models.tokens import (
     issue_token,
     verify_token,
 )
+from models.errors import CityheartError
 
 SECRET = "a-test-secret-of-32-bytes-length"
 NOW = 1_795_669_200.0

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import yaml
 
-from connectors.servers import free_port
+from cityheart.runtime.servers import free_port
 from tests.support import FeedRecorder
 
 pytestmark = pytest.mark.timeout(240)

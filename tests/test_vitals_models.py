@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.config import Settings
 from models.indicators import HealthParams
 from models.readings import Reading
 from models.vitals.air import UG_PER_PPB, AirParams, convert
-from models.vitals.compute import VitalsParams, rise_rate
+from models.vitals.compute import rise_rate
 from models.vitals.devices import (
     WindowedTracker,
     rejection_from_dead_letter,
@@ -23,6 +22,8 @@ from models.vitals.devices import (
 from models.vitals.district import DistrictProgress, DistrictVitals, DistrictWindow
 from models.vitals.records import Rejection
 from models.windows import DeviceRun, KeyWindows, preaggregate
+from settings.config import Settings
+from settings.params import air_params, vitals_params
 
 T = 1_795_669_200.0
 
@@ -38,7 +39,7 @@ def test_gases_convert_between_mass_and_volume_at_25_degrees() -> None:
 
 
 def air(settings: Settings, standard: str = "hj633") -> AirParams:
-    params = AirParams.from_settings(settings)
+    params = air_params(settings)
     periods = {"1h": 10.0, "8h": 20.0, "24h": 40.0}
     return AirParams(standard, params.kinds, periods, 10.0, 0.75)
 
@@ -162,7 +163,7 @@ def test_key_windows_know_the_boundary_they_passed_and_when_they_reach_the_next(
 def test_a_district_whose_devices_all_fall_silent_still_reports_with_the_wall_clock(
     base_settings: Settings,
 ) -> None:
-    vitals = DistrictVitals(VitalsParams.from_settings(base_settings))
+    vitals = DistrictVitals(vitals_params(base_settings))
     state = vitals.new_state("harbour")
     now = T + 12.0  # the wall clock, just after the readings (never behind them: max_clock_lead_s)
     for t in (T + 1, T + 11):

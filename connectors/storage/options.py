@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from models.database_config import DatabaseSettings
 from models.history import parse_duration
+from settings.database import DatabaseSettings
 
 __all__ = ["Retention", "StorageOptions", "masked_url"]
 

@@ -30,10 +30,10 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool
 
+from connectors.retry import backoff
 from connectors.storage.options import masked_url
 from connectors.storage.rows import TABLES, Row, TableSpec
 from models.errors import ConnectorError
-from models.retry import backoff
 
 __all__ = ["BatchWriter", "WriterStats", "backoff", "is_retryable"]
 

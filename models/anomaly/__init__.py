@@ -21,7 +21,7 @@ learn; no look-ahead) and says what it expected::
 - :mod:`models.anomaly.feedback` - false alarms that mute similar deviations, reversibly
 - :mod:`models.anomaly.alarms` - quiet spells and daily habits: which alerts are news
 
-``python -m models.score_csv IN.csv OUT.csv`` runs the same detector over a CSV file.
+``python -m lab.score_csv IN.csv OUT.csv`` runs the same detector over a CSV file.
 """
 
 from __future__ import annotations

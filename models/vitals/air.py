@@ -4,7 +4,7 @@ Each district keeps one :class:`~models.indicators.rolling.RollingMean` per poll
 closed window adds its mean once (weight 1: a window is a span of time, however many readings
 it holds), so the 1 h, 8 h and 24 h means are time averages kept incrementally. From them::
 
-    params = AirParams.from_settings(settings)
+    params = air_params(settings)  # settings.params
     rolling = params.new_rolling()                         # per district, picklable
     rolling["pm25"].add(window_mid, 35.0)
     averaged = params.averaged(rolling, at=window_mid)     # AirResult or None
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.aqi import CATEGORIES, AqiError, OutOfTable, compute_aqi, names_for, sub_index, unit_of
-from models.config import Settings
 from models.indicators.levels import Scale
 from models.indicators.rolling import RollingMean
 
@@ -151,16 +150,6 @@ class AirParams:
     periods_s: Mapping[str, float]
     bucket_s: float
     min_filled: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AirParams:
-        """The parameters of ``settings.indicators.aqi``."""
-        aqi = settings.indicators.aqi
-        kinds = {
-            pollutant: (kind, settings.kinds[kind].unit)
-            for pollutant, kind in aqi.pollutant_kinds(settings.kinds).items()
-        }
-        return cls(aqi.standard, kinds, dict(aqi.periods_s), aqi.bucket_s, aqi.min_filled)
 
     @property
     def pollutant_of_kind(self) -> dict[str, str]:

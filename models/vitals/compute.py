@@ -4,7 +4,7 @@
 per-device means, the kind's device coverage at the window's end); :class:`DistrictParams`
 holds one district's parameters from config.yaml. The functions here are pure::
 
-    params = VitalsParams.from_settings(settings).district("old-town")
+    params = vitals_params(settings)  # settings.params.district("old-town")
     record = traffic_record("old-town", kind_window, params)   # IndicatorRecord or None
 
 How each indicator is computed from the window (see README, "Vital signs"):
@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from models.config import Settings
 from models.indicators import (
     Coverage,
     CrowdParams,
     HealthParams,
     Indicator,
-    NoiseLimit,
     NoiseParams,
     PowerParams,
     PressureBand,
@@ -126,70 +124,9 @@ class VitalsParams:
     districts: Mapping[str, DistrictParams] = field(default_factory=dict)
     max_lead: float = math.inf  # how far ahead of the clock event time may move a watermark
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> VitalsParams:
-        """The parameters of ``settings`` (validated already, so this cannot fail)."""
-        ind = settings.indicators
-        sources = {n: k for n, k in ind.source_kinds().items() if k and k in settings.kinds}
-        noise_kind = sources.get("noise")
-        population = None
-        if ind.score.city_weighting == "population":
-            population = {d: ind.district(d).population or 0.0 for d in settings.district_ids()}
-        return cls(
-            length=settings.flow.window_s,
-            allowance=settings.flow.late_allowance_s,
-            max_lead=settings.flow.max_clock_lead_s,
-            timezone=ZoneInfo(settings.city.timezone),
-            air=AirParams.from_settings(settings),
-            sources=sources,
-            intervals={k: kind.interval_s for k, kind in settings.kinds.items()},
-            health={k: HealthParams(**ind.device_health.for_kind(k)) for k in settings.kinds},
-            min_coverage=ind.device_health.min_coverage,
-            weights=dict(ind.score.weights),
-            population=population,
-            leq_window_s=ind.noise.leq_window_s,
-            rise_window_s=ind.water.rise_window_s,
-            rise_min_span_s=ind.water.rise_min_span_s,
-            decibel_kinds=frozenset({noise_kind} if noise_kind else ()),
-            districts={d: _district(settings, d) for d in settings.district_ids()},
-        )
-
     def district(self, district_id: str) -> DistrictParams:
         """The parameters of one district."""
         return self.districts[district_id]
-
-
-def _district(settings: Settings, district_id: str) -> DistrictParams:
-    ind = settings.indicators
-    own = ind.district(district_id)
-    traffic = ind.traffic
-    noise = ind.noise
-    limits = {zone: NoiseLimit(day, night) for zone, (day, night) in noise.limits.items()}
-    lines = own.water or ind.water.lines
-    band = own.pressure or ind.water.pressure
-    return DistrictParams(
-        traffic=TrafficParams(
-            own.free_flow_kmh or traffic.free_flow_kmh, traffic.tti_bounds, traffic.worst_index,
-            traffic.max_index, traffic.slow_fraction, traffic.share_bounds,
-        ),
-        traffic_method=traffic.method,
-        noise=NoiseParams.for_zone(
-            own.noise_zone or noise.zone, limits, day_start_hour=noise.day_start_hour,
-            night_start_hour=noise.night_start_hour, excess_bounds=noise.excess_bounds_db,
-            best_margin_db=noise.best_margin_db, worst_excess_db=noise.worst_excess_db,
-        ),
-        water=WaterLevelParams(
-            lines.normal_m, lines.warning_m, lines.danger_m, ind.water.rise_alert_m_per_h
-        ),
-        pressure=PressureBand(
-            band.critical_low_bar, band.low_bar, band.high_bar, band.critical_high_bar
-        ),
-        power=PowerParams(ind.power.bounds, ind.power.worst_ratio),
-        capacity_mw=dict(ind.power.capacities_mw),
-        default_capacity_mw=ind.power.default_capacity_mw,
-        crowd=CrowdParams(own.crowd_safe_density or ind.crowd.safe_density, ind.crowd.bounds,
-                          ind.crowd.worst_ratio),
-    )
 
 
 def _record(

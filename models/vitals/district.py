@@ -3,7 +3,7 @@
 The flow keys its state by district. :class:`DistrictVitals` (built once from settings) works
 on a picklable :class:`DistrictState` per district; time is always an argument::
 
-    vitals = DistrictVitals(VitalsParams.from_settings(settings))
+    vitals = DistrictVitals(vitals_params(settings))  # settings.params
     state = vitals.new_state("old-town")
     running = vitals.merge(state, part, now)      # a Window part of one kind; None if late
     vitals.reject(state, rejection)               # an out-of-range reading of a device

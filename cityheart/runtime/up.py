@@ -1,0 +1,303 @@
+"""``cityheart up``: the whole city on one machine, until Ctrl-C.
+
+Starts, in order: the MQTT broker and the Kafka broker (embedded ones unless config.yaml or the
+environment names external servers), the topics, then one child process per component
+(``cityheart feed``, ``flow``, ``bridge``, ``simulate``), each exactly as it would run in
+production. It prints ``feed: ws://...`` once the feed accepts connections, restarts a component
+that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
+exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
+orphaned. Component logs go to ``<log dir>/<component>.log``.
+
+With ``mqtt.bridge_processes`` > 1 the ``bridge`` component is a parent of that many bridge
+members sharing the MQTT subscription (:mod:`cityheart.bridge`); their logs share bridge.log.
+Devices may publish once the first member subscribed: the shared subscription exists from then
+on, and the broker hands later members their share as they join.
+
+With ``mqtt.device_auth.enabled`` the embedded mosquitto refuses anonymous clients and takes the
+device registry's accounts (:func:`cityheart.devices.start_authenticated_broker`); the bridge
+and the simulator each get their own login through their environment
+(:attr:`Supervisor.component_env`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cityheart.devices import start_authenticated_broker
+from cityheart.metrics import metrics_urls
+from cityheart.runtime.postgres import EmbeddedPostgres, start_postgres
+from cityheart.runtime.servers import (
+    ChildProcess,
+    EmbeddedServer,
+    ensure_port_free,
+    spawn,
+    start_kafka_broker,
+    start_mqtt_broker,
+    wait_for_log,
+    wait_for_port,
+)
+from connectors.kafka import create_topics
+from settings.config import Settings
+
+__all__ = ["COMPONENTS", "RunningCity", "Supervisor", "city_stack", "run_city"]
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("feed", "dashboard", "flow", "recorder", "bridge", "simulate")
+READY_BRIDGE = "subscribed to"
+"""The components ``up`` runs, in start order (stopped in reverse)."""
+
+
+@dataclass
+class _Component:
+    name: str
+    argv: list[str]
+    child: ChildProcess | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    """Start components as child processes, restart those that die, stop them in reverse order."""
+
+    env: dict[str, str]
+    log_dir: Path
+    components: list[_Component] = field(default_factory=list)
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Extra environment by component name (the MQTT login of each under device auth)."""
+
+    def add(self, name: str, argv: list[str]) -> None:
+        """Start ``argv`` as component ``name``."""
+        component = _Component(name, argv)
+        self.components.append(component)
+        (self.log_dir / f"{name}.log").write_bytes(b"")  # a new run, a new log; restarts append
+        self._start(component)
+
+    def _start(self, component: _Component) -> None:
+        component.child = spawn(
+            component.name,
+            component.argv,
+            env={**self.env, **self.component_env.get(component.name, {})},
+            log_path=self.log_dir / f"{component.name}.log",
+        )
+
+    def check(self, now: float) -> None:
+        """Restart any component that exited, waiting longer after each restart (max 30 s)."""
+        for component in self.components:
+            child = component.child
+            if child is None or child.running:
+                continue
+            if component.next_start == 0.0:
+                delay = min(30.0, 2.0**component.restarts)
+                component.next_start = now + delay
+                log.error(
+                    "%s exited with code %s; restarting in %g s (see %s)",
+                    component.name,
+                    child.process.returncode,
+                    delay,
+                    child.log_path,
+                )
+            elif now >= component.next_start:
+                component.restarts += 1
+                component.next_start = 0.0
+                self._start(component)
+
+    def child(self, name: str) -> ChildProcess | None:
+        """The child process of component ``name`` (KeyError if no component has that name)."""
+        return self._component(name).child
+
+    def restart_now(self, name: str) -> None:
+        """Start component ``name`` again at once if it has exited (no backoff: a fault test's
+        restart); the previous run must have exited."""
+        component = self._component(name)
+        if component.child is not None and component.child.running:
+            msg = f"component {name!r} is still running (pid {component.child.process.pid})"
+            raise RuntimeError(msg)
+        component.restarts += 1
+        component.next_start = 0.0
+        self._start(component)
+
+    def _component(self, name: str) -> _Component:
+        for component in self.components:
+            if component.name == name:
+                return component
+        msg = f"no component named {name!r}; running: {[c.name for c in self.components]}"
+        raise KeyError(msg)
+
+    def stop(self) -> None:
+        """Stop every component, last started first."""
+        for component in reversed(self.components):
+            if component.child is not None:
+                code = component.child.stop(signal.SIGTERM, timeout=15)
+                log.info("%s stopped (exit code %s)", component.name, code)
+
+
+@dataclass
+class RunningCity:
+    """What :func:`city_stack` started: the supervisor of components and the servers' addresses."""
+
+    supervisor: Supervisor
+    mqtt_url: str
+    kafka_bootstrap: str
+    feed_url: str
+    dashboard_url: str
+    servers: list[EmbeddedServer | EmbeddedPostgres]
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each running embedded server and component, by name."""
+        found = {
+            getattr(server, "kind", "postgres"): server.child.process.pid
+            for server in self.servers
+        }
+        for component in self.supervisor.components:
+            if component.child is not None and component.child.running:
+                found[component.name] = component.child.process.pid
+        return found
+
+
+@contextlib.contextmanager
+def city_stack(
+    settings: Settings,
+    *,
+    config_path: Path,
+    log_dir: Path,
+    components: tuple[str, ...] = COMPONENTS,
+    mqtt_persistence: Path | None = None,
+) -> Iterator[RunningCity]:
+    """Start servers, topics and ``components`` (as child processes); stop them all on exit.
+
+    ``mqtt_persistence``: a directory where the embedded mosquitto keeps its state (persistent
+    sessions and their queued messages) across a restart of the broker (``cityheart soak``).
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    servers: list[EmbeddedServer | EmbeddedPostgres] = []
+    supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
+    try:
+        env = _start_servers(settings, servers, log_dir, components,
+                             config_path=config_path, logins=supervisor.component_env,
+                             mqtt_persistence=mqtt_persistence)
+        supervisor.env.update(env)
+        create_topics(
+            env["CITYHEART_KAFKA_BOOTSTRAP"],
+            settings.kafka_topic_names(),
+            settings.kafka.partitions,
+        )
+        if "feed" in components:
+            ensure_port_free(settings.feed.port, "feed")
+        if "dashboard" in components:
+            ensure_port_free(settings.dashboard.port, "dashboard")
+        base = [sys.executable, "-m", "cityheart"]
+        for name in components:
+            supervisor.add(name, [*base, name, "--config", str(config_path)])
+            child = supervisor.components[-1].child
+            assert child is not None
+            if name == "feed":
+                wait_for_port(settings.feed.host, settings.feed.port, 30, child.process)
+            elif name == "dashboard":
+                wait_for_port(settings.dashboard.host, settings.dashboard.port, 30, child.process)
+            elif name == "bridge" and child.log_path is not None:
+                # devices may publish only once the bridge's session subscribes, or the broker
+                # has nobody to keep their readings for
+                wait_for_log(child.log_path, READY_BRIDGE, 30, child.process)
+        yield RunningCity(
+            supervisor,
+            env["CITYHEART_MQTT_URL"],
+            env["CITYHEART_KAFKA_BOOTSTRAP"],
+            settings.feed.url,
+            settings.dashboard.url,
+            servers,
+        )
+    finally:
+        supervisor.stop()
+        for server in reversed(servers):
+            server.stop()
+
+
+def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = None) -> int:
+    """Run the whole city until SIGINT or SIGTERM; return the exit code (0 on a clean stop)."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    log_dir = log_dir or Path("var") / "log"
+    try:
+        with city_stack(settings, config_path=config_path, log_dir=log_dir) as city:
+            print(f"feed: {city.feed_url}", flush=True)
+            print(f"dashboard: {city.dashboard_url}", flush=True)
+            print(f"logs: {log_dir.resolve()}", flush=True)
+            for name, url in metrics_urls(settings, COMPONENTS).items():
+                print(f"metrics: {name} {url}", flush=True)
+            while not stop.wait(0.5):
+                city.supervisor.check(time.monotonic())
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
+def _start_servers(
+    settings: Settings,
+    servers: list[EmbeddedServer | EmbeddedPostgres],
+    log_dir: Path,
+    components: tuple[str, ...],
+    *,
+    config_path: Path | None = None,
+    logins: dict[str, dict[str, str]] | None = None,
+    mqtt_persistence: Path | None = None,
+) -> dict[str, str]:
+    """Start the embedded servers config asks for; return the env that points children at them."""
+    env = {}
+    if settings.mqtt.embedded:
+        if settings.mqtt.device_auth.enabled:  # the bridge and the simulator log in
+            mqtt, component_logins = start_authenticated_broker(
+                settings, config_path or Path("config.yaml"),
+                log_path=log_dir / "mqtt-broker.log",
+            )
+            (logins if logins is not None else {}).update(component_logins)
+        else:
+            mqtt = start_mqtt_broker(
+                settings.mqtt.port,
+                prefer=settings.mqtt.embedded_broker,
+                log_path=log_dir / "mqtt-broker.log",
+                persistence_dir=mqtt_persistence,
+            )
+        servers.append(mqtt)
+        log.info("embedded MQTT broker (%s) at %s", mqtt.kind, mqtt.url)
+        env["CITYHEART_MQTT_URL"] = mqtt.url
+        if mqtt.kind == "amqtt":
+            env["CITYHEART_MQTT_PROTOCOL"] = "3.1.1"  # amqtt does not speak MQTT 5
+    else:
+        env["CITYHEART_MQTT_URL"] = settings.mqtt.url
+    if settings.kafka.embedded:
+        kafka = start_kafka_broker(settings.kafka.port, log_path=log_dir / "kafka-broker.log")
+        servers.append(kafka)
+        log.info("embedded Kafka broker (Tansu) at %s", kafka.bootstrap)
+        env["CITYHEART_KAFKA_BOOTSTRAP"] = kafka.bootstrap
+    else:
+        env["CITYHEART_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
+    database = settings.database
+    if database.embedded and "recorder" in components:  # only the recorder uses the database
+        postgres = start_postgres(
+            Path(database.data_dir),
+            database.port,
+            database=database.name,
+            log_path=log_dir / "postgres.log",
+        )
+        servers.append(postgres)
+        log.info("embedded PostgreSQL at 127.0.0.1:%d, data in %s", postgres.port,
+                 postgres.data_dir)
+        env["CITYHEART_DATABASE_URL"] = postgres.url(database.name)
+    else:
+        env["CITYHEART_DATABASE_URL"] = database.url.get_secret_value()
+    return env

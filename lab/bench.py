@@ -1,0 +1,304 @@
+"""``cityheart bench``: sustained throughput and latency of the whole pipeline on this machine.
+
+It starts the embedded stack on free ports (MQTT broker, Tansu, PostgreSQL, bridge, flow,
+recorder, feed: the same child processes as ``cityheart up``), subscribes to the feed like an
+operator's screen, and runs the simulator as its own process at each offered rate for
+``step_s`` seconds. For each step:
+
+- accepted readings/s: readings counted in the vital-sign records of the windows that lie
+  wholly inside the step, over the span of those windows;
+- publish-to-vital latency: feed arrival time minus the window's end (the moment its last
+  reading can be published), so it includes the flow's late allowance by design;
+- publish-to-alert latency: feed arrival time minus the event time of the reading that made the
+  alert fire (the simulator stamps readings when it publishes them). The ``bench`` scenario keeps
+  crowd density and water level above their thresholds in every district, so every window of
+  every district raises fresh alerts to time;
+- CPU seconds used by each process during the step, per reading.
+
+A step "keeps up" when at least 97 % of what was published is accepted and the p99
+publish-to-vital latency stays under the late allowance plus 1.5 s (a lagging flow shows there
+first). ``sustained_readings_per_s`` is the accepted rate of the fastest step that kept up.
+With ``--json`` every step and then the summary are printed as one JSON object a line.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import yaml
+from pydantic import SecretStr
+
+from cityheart.runtime.servers import free_port
+from cityheart.runtime.up import RunningCity, city_stack
+from connectors.feed.client import FeedClient
+from models.timefmt import from_iso
+from settings.config import ScenarioEvent, Settings
+from settings.loader import dump
+
+__all__ = ["StepResult", "bench_settings", "run_bench"]
+
+KEEP_UP_SHARE = 0.97
+LAG_MARGIN_S = 1.5
+DRAIN_TIMEOUT_S = 30.0
+
+
+@dataclass
+class StepResult:
+    """What one offered rate achieved."""
+
+    offered_per_s: float
+    published_per_s: float
+    accepted_per_s: float
+    publish_to_vital_p50_ms: float | None
+    publish_to_vital_p99_ms: float | None
+    publish_to_alert_p50_ms: float | None
+    publish_to_alert_p99_ms: float | None
+    alerts_timed: int
+    kept_up: bool
+    cpu_us_per_reading: dict[str, float]
+
+
+class _FeedRecorder:
+    """Keep (arrival time, message) for every feed message, on a thread of its own."""
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+        self._client = FeedClient(url, channels=("vitals", "alerts"), connect_timeout=30)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._received: list[tuple[float, dict[str, Any]]] = []
+        self._thread = threading.Thread(target=self._run, name="bench-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._client.next_message(time.monotonic() + 0.2)
+            if message is not None:
+                with self._lock:
+                    self._received.append((self._clock(), message))
+
+    def received(self) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(m) for _, m in self.received()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._client.close()
+
+
+def bench_settings(settings: Settings, workdir: Path) -> Settings:
+    """The city of ``settings`` on free loopback ports (database in ``workdir``), with the
+    ``bench`` scenario added."""
+    bench_events = [
+        ScenarioEvent(type="episode", district=district, kind=kind, factor=factor)
+        for district in settings.district_ids()
+        for kind, factor in (("crowd_density", 20.0), ("water_level", 3.0))
+        if kind in settings.kinds
+    ]
+    scenarios = {**settings.simulator.scenarios, "bench": bench_events}
+    return settings.model_copy(
+        update={
+            "mqtt": settings.mqtt.model_copy(
+                update={"url": f"mqtt://127.0.0.1:{free_port()}", "embedded": True}
+            ),
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap": f"127.0.0.1:{free_port()}", "embedded": True}
+            ),
+            "feed": settings.feed.model_copy(update={"host": "127.0.0.1", "port": free_port()}),
+            "database": settings.database.model_copy(update={
+                "url": SecretStr(f"postgresql://postgres@127.0.0.1:{free_port()}/cityheart"),
+                "embedded": True,
+                "data_dir": str(workdir / "pgdata"),
+            }),
+            "simulator": settings.simulator.model_copy(update={"scenarios": scenarios}),
+        }
+    )
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_step(
+    settings: Settings, config: Path, city: RunningCity, recorder: _FeedRecorder, rate: float,
+    step_s: float,
+) -> StepResult:
+    pids = city.pids()
+    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    devices = max(settings.simulator.devices, int(rate))
+    started = time.time()
+    simulate = subprocess.run(
+        [sys.executable, "-m", "cityheart", "simulate", "--config", str(config),
+         "--rate", str(rate), "--duration", str(step_s), "--devices", str(devices),
+         "--scenario", "bench", "--json"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, **city.supervisor.env},
+    )
+    ended = time.time()
+    if simulate.returncode != 0:
+        msg = f"the simulator failed at {rate:g}/s: {simulate.stderr.strip()[-500:]}"
+        raise RuntimeError(msg)
+    report = orjson.loads(simulate.stdout.strip().splitlines()[-1])
+    cpu_sim = _cpu_self_children()
+    recorder.wait_for(
+        lambda m: m["type"] == "vital" and from_iso(m["window_start"]) >= ended,
+        DRAIN_TIMEOUT_S,
+    )
+    cpu_after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    inside = [
+        (arrived, m) for arrived, m in recorder.received()
+        if m["type"] == "vital"
+        and from_iso(m["window_start"]) >= started
+        and from_iso(m["window_end"]) <= ended
+    ]
+    if inside:
+        span = (max(from_iso(m["window_end"]) for _, m in inside)
+                - min(from_iso(m["window_start"]) for _, m in inside))
+        accepted = sum(m["count"] for _, m in inside) / span
+    else:
+        accepted = 0.0
+    vital_lag = [arrived - from_iso(m["window_end"]) for arrived, m in inside]
+    alert_lag = [
+        arrived - from_iso(m["ts"]) for arrived, m in recorder.received()
+        if m["type"] == "alert" and m["rule"].endswith(".threshold")  # fire on the reading
+        and started <= from_iso(m["ts"]) <= ended
+    ]
+    published = report["published"] / report["elapsed_s"] if report["elapsed_s"] else 0.0
+    p99_vital = _percentile(vital_lag, 0.99)
+    kept_up = (
+        accepted >= KEEP_UP_SHARE * published
+        and p99_vital is not None
+        and p99_vital < settings.flow.late_allowance_s + LAG_MARGIN_S
+    )
+    readings = max(1, report["published"])
+    cpu = {
+        name: round((cpu_after[name] - cpu_before[name]) / readings * 1e6, 1) for name in pids
+    }
+    cpu["simulator"] = round(cpu_sim / readings * 1e6, 1)
+    return StepResult(
+        offered_per_s=rate,
+        published_per_s=round(published, 1),
+        accepted_per_s=round(accepted, 1),
+        publish_to_vital_p50_ms=_ms(_percentile(vital_lag, 0.5)),
+        publish_to_vital_p99_ms=_ms(p99_vital),
+        publish_to_alert_p50_ms=_ms(_percentile(alert_lag, 0.5)),
+        publish_to_alert_p99_ms=_ms(_percentile(alert_lag, 0.99)),
+        alerts_timed=len(alert_lag),
+        kept_up=kept_up,
+        cpu_us_per_reading=cpu,
+    )
+
+
+_children_cpu_seen = 0.0
+
+
+def _cpu_self_children() -> float:
+    """CPU seconds used by reaped children (the simulator) since the last call."""
+    global _children_cpu_seen
+    usage = os.times()
+    total = usage.children_user + usage.children_system
+    spent, _children_cpu_seen = total - _children_cpu_seen, total
+    return spent
+
+
+def run_bench(
+    settings: Settings, *, rates: list[float], step_s: float, as_json: bool,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run the benchmark and print the results; return 0."""
+    workdir = Path(tempfile.mkdtemp(prefix="cityheart-bench-"))
+    bench = bench_settings(settings, workdir)
+    config = workdir / "config.yaml"
+    config.write_text(yaml.safe_dump(dump(bench)))
+    _cpu_self_children()
+    results: list[StepResult] = []
+    with city_stack(bench, config_path=config, log_dir=workdir / "log",
+                    components=("feed", "flow", "recorder", "bridge")) as city:
+        recorder = _FeedRecorder(city.feed_url)
+        recorder.start()
+        try:
+            for rate in rates:
+                result = _run_step(bench, config, city, recorder, rate, step_s)
+                results.append(result)
+                _print_step(result, as_json, out)
+        finally:
+            recorder.stop()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when the run fails, for its logs
+    summary = _summary(results, step_s)
+    if as_json:
+        out.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        out.write(
+            f"sustained {summary['sustained_readings_per_s']} readings/s; p99 publish-to-vital "
+            f"{summary['publish_to_vital_p99_ms']} ms, publish-to-alert "
+            f"{summary['publish_to_alert_p99_ms']} ms ({summary['machine']})\n"
+        )
+    out.flush()
+    return 0
+
+
+def _print_step(result: StepResult, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(orjson.dumps({"step": asdict(result)}).decode() + "\n")
+    else:
+        out.write(
+            f"offered {result.offered_per_s:>8g}/s  published {result.published_per_s:>8.0f}/s  "
+            f"accepted {result.accepted_per_s:>8.0f}/s  vital p50/p99 "
+            f"{result.publish_to_vital_p50_ms}/{result.publish_to_vital_p99_ms} ms  alert "
+            f"p50/p99 {result.publish_to_alert_p50_ms}/{result.publish_to_alert_p99_ms} ms "
+            f"({result.alerts_timed} alerts)  {'kept up' if result.kept_up else 'FELL BEHIND'}\n"
+            f"    CPU us/reading: {result.cpu_us_per_reading}\n"
+        )
+    out.flush()
+
+
+def _summary(results: list[StepResult], step_s: float) -> dict[str, Any]:
+    kept = [r for r in results if r.kept_up]
+    best = max(kept, key=lambda r: r.accepted_per_s) if kept else None
+    return {
+        "sustained_readings_per_s": best.accepted_per_s if best else 0.0,
+        "publish_to_vital_p99_ms": best.publish_to_vital_p99_ms if best else None,
+        "publish_to_alert_p99_ms": best.publish_to_alert_p99_ms if best else None,
+        "at_offered_per_s": best.offered_per_s if best else None,
+        "step_s": step_s,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                   f"{platform.python_version()}, {platform.system()} {platform.release()}",
+    }

@@ -1,0 +1,124 @@
+"""The lab's commands on the ``cityheart`` CLI: ``cityheart bench`` and ``cityheart soak``.
+
+Registered through the ``cityheart.commands`` entry point of the lab's own distribution
+(``pip install ./lab``), so the product's CLI gains them without importing the lab::
+
+    cityheart bench --json
+    cityheart soak --readings 300000 --rate 2500 --faults bridge,flow,mqtt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityheart.cli import ConfigOption, VerboseOption, run_command
+from settings.config import Settings
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bench`` and ``soak`` to ``app``."""
+    app.command()(bench)
+    app.command()(soak)
+
+
+def bench(
+    as_json: Annotated[bool, typer.Option("--json", help="End with JSON result lines.")] = False,
+    rates: Annotated[
+        str, typer.Option(help="Comma-separated offered rates, readings/s.")
+    ] = "1000,2500,5000,7500",
+    step_seconds: Annotated[
+        float, typer.Option(help="Seconds at each rate (several flow windows).")
+    ] = 25.0,
+    flow_processes: Annotated[
+        str | None,
+        typer.Option(help="Instead: the flow alone with these process counts (1,2) over a "
+                     "backlog in 2 partitions; prints the throughput ratio."),
+    ] = None,
+    backlog: Annotated[
+        int, typer.Option(help="Readings in the backlog of --flow-processes or "
+                          "--bridge-processes.")
+    ] = 200_000,
+    bridge_processes: Annotated[
+        str | None,
+        typer.Option(help="Instead: mosquitto -> bridge -> Kafka alone with these bridge "
+                     "process counts (1,2) over a backlog; prints the throughput ratio."),
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Benchmark the whole pipeline on the embedded stack at increasing rates."""
+    from lab.bench import run_bench
+
+    if bridge_processes is not None:
+        from lab.bench_bridge import run_bridge_bench
+
+        members = [int(p) for p in bridge_processes.split(",") if p.strip()]
+        run_command(config, verbose, lambda settings: run_bridge_bench(
+            settings, processes=members, readings=backlog, as_json=as_json))
+        return
+
+    if flow_processes is not None:
+        from lab.bench_scale import run_scale_bench
+
+        counts = [int(p) for p in flow_processes.split(",") if p.strip()]
+        run_command(config, verbose, lambda settings: run_scale_bench(
+            settings, processes=counts, readings=backlog, as_json=as_json))
+        return
+
+    offered = [float(r) for r in rates.split(",") if r.strip()]
+    run_command(config, verbose, lambda settings: run_bench(
+        settings, rates=offered, step_s=step_seconds, as_json=as_json
+    ))
+
+
+def soak(
+    readings: Annotated[
+        int | None, typer.Option(min=1, help="Readings to publish (or --duration).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds to publish (or --readings).")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=1, help="Readings per second.")] = 1000.0,
+    faults: Annotated[
+        str, typer.Option(help="What to kill and restart, comma-separated (empty: nothing).")
+    ] = "bridge,flow,feed,database,mqtt",
+    fault_interval: Annotated[
+        float, typer.Option(min=0, help="Mean seconds between one recovery and the next fault.")
+    ] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seeds the fault schedule and the simulator.")] = 1,
+    flow_processes: Annotated[
+        int, typer.Option(min=1, help="Flow processes (a flow fault kills one of them).")
+    ] = 1,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the report here as JSON (and .txt beside it).")
+    ] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep data and logs here (default: a temporary dir, "
+                                  "removed after a passing run).")
+    ] = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Run the pipeline under faults (SIGKILL and restart) and reconcile: exit 1 on any loss."""
+    from lab.soak import SoakOptions, run_soak
+
+    if readings is None and duration is None:
+        readings = 300_000
+    options = SoakOptions(
+        readings=readings, duration_s=duration, rate=rate,
+        faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
+        fault_interval_s=fault_interval, seed=seed, flow_processes=flow_processes,
+        report=report, workdir=workdir,
+    )
+
+    def action(settings: Settings) -> int:
+        result = run_soak(settings, options)
+        typer.echo(result.text(), nl=False)
+        return 1 if result.failures() else 0
+
+    run_command(config, verbose, action)

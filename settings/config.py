@@ -1,0 +1,393 @@
+"""The shape of cityheart's configuration: frozen, validated pydantic models, no I/O.
+
+``settings.loader.load`` reads config.yaml and the environment into a :class:`Settings`;
+every other layer takes the parts it needs as constructor arguments. Unknown keys are refused
+(``extra="forbid"``) so a typo fails at start instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from settings.anomaly import AnomalySettings
+from settings.auth import AuthSettings
+from settings.database import DatabaseSettings
+from settings.incidents import IncidentSettings, incident_problems
+from settings.indicator_checks import reference_problems as _indicator_problems
+from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
+from settings.metrics import MetricsSettings
+
+__all__ = [
+    "AnomalySettings",
+    "AuthSettings",
+    "CityInfo",
+    "DashboardSection",
+    "DeviceAuthSettings",
+    "District",
+    "FeedSettings",
+    "FlowSettings",
+    "IndicatorSettings",
+    "KafkaSettings",
+    "KafkaTopics",
+    "Kind",
+    "MetricsSettings",
+    "MqttSettings",
+    "RateLimitSettings",
+    "ScenarioEvent",
+    "Settings",
+    "Simulation",
+    "SimulatorSettings",
+    "Thresholds",
+]
+
+_ID = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CityInfo(_Frozen):
+    """The city's name and local time zone."""
+
+    name: str
+    timezone: str = "UTC"
+
+
+Point = tuple[float, float]
+
+
+class District(_Frozen):
+    """A district: its id (used in topics and keys), name, centroid and polygon ring."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    name: str
+    centroid: Point
+    polygon: Annotated[list[Point], Field(min_length=4)]
+
+    @field_validator("centroid", "polygon")
+    @classmethod
+    def _within_wgs84(cls, value: Point | list[Point]) -> Point | list[Point]:
+        points = [value] if isinstance(value, tuple) else value
+        for lon, lat in points:
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                msg = f"[{lon}, {lat}] is not a WGS84 [lon, lat] point"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("polygon")
+    @classmethod
+    def _closed_ring(cls, ring: list[Point]) -> list[Point]:
+        if ring[0] != ring[-1]:
+            msg = f"polygon must be closed: first point {list(ring[0])} != last {list(ring[-1])}"
+            raise ValueError(msg)
+        return ring
+
+
+class Thresholds(_Frozen):
+    """The threshold rule of a kind: levels for warning and critical on a window statistic."""
+
+    direction: Literal["above", "below"]
+    stat: Literal["mean", "min", "max", "last"] = "mean"
+    warning: float
+    critical: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        check_severity_order(self.direction, self.warning, self.critical)
+        return self
+
+
+class Simulation(_Frozen):
+    """How the simulator draws a kind's values: a daily cosine plus Gaussian noise."""
+
+    base: float
+    amplitude: float = 0.0
+    peak_hour: Annotated[float, Field(ge=0, lt=24)] = 12.0
+    noise_sd: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Kind(_Frozen):
+    """A sensor kind: canonical unit, accepted units, valid range, cadence, thresholds."""
+
+    name: str
+    unit: str
+    convert: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    range: tuple[float, float]
+    interval_s: Annotated[float, Field(gt=0)]
+    thresholds: Thresholds
+    simulation: Simulation
+
+    @field_validator("range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            msg = f"range must be [min, max] with min < max, got {list(value)}"
+            raise ValueError(msg)
+        return value
+
+
+class DeviceAuthSettings(_Frozen):
+    """Per-device MQTT accounts: each device writes only its own topic (``cityheart devices``).
+
+    ``registry`` is the device registry file, relative to config.yaml's directory. ``gateway``
+    names an account that may write every device topic, for the simulator of ``cityheart up``
+    (null: none, only registered devices publish).
+    """
+
+    enabled: bool = False
+    registry: str = "devices.yaml"
+    gateway: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = (
+        "cityheart-gateway"
+    )
+
+
+class RateLimitSettings(_Frozen):
+    """The bridge's per-device token bucket (``mqtt.rate_limit``); see connectors/rate_limit.py."""
+
+    enabled: bool = True
+    per_device_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    burst: Annotated[int, Field(ge=1)] = 100
+    report_every_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    max_devices: Annotated[int, Field(ge=2)] = 100_000
+
+
+class MqttSettings(_Frozen):
+    """Where devices publish and how the bridge subscribes."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    embedded: bool = True
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = "auto"
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "city"
+    bridge_client_id: str = "cityheart-bridge"
+    max_payload_bytes: Annotated[int, Field(gt=0)] = 4096
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    password: SecretStr | None = None
+    device_auth: DeviceAuthSettings = DeviceAuthSettings()
+    bridge_processes: Annotated[int, Field(ge=1)] = 1
+    """Bridge processes sharing the subscription (MQTT 5 shared subscription when > 1)."""
+    bridge_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "cityheart-bridge"
+    """The shared subscription's group: ``$share/<group>/<prefix>/+/+/+``."""
+
+    @field_validator("bridge_processes")
+    @classmethod
+    def _shared_needs_mqtt5(cls, value: int, info: ValidationInfo) -> int:
+        protocol = info.data.get("protocol")
+        if value > 1 and protocol not in (None, "5"):
+            msg = (
+                f"{value} bridge processes share the subscription through an MQTT 5 shared "
+                f"subscription, which MQTT {protocol} lacks: set mqtt.protocol to \"5\" or "
+                "mqtt.bridge_processes to 1"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            msg = f"{value!r} is not an mqtt://host:port URL"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def host(self) -> str:
+        """The broker's host name."""
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """The broker's TCP port (1883 when the URL names none)."""
+        return urlsplit(self.url).port or 1883
+
+
+class KafkaTopics(_Frozen):
+    """Names of the Kafka topics cityheart reads and writes."""
+
+    readings: str = "readings"
+    dead_letter: str = "readings.dlq"
+    vitals: str = "vitals"
+    alerts: str = "alerts"
+    incidents: str = "incidents"
+    commands: str = "incident-commands"
+    command_results: str = "incident-command-results"
+    dispatch_prefix: str = "dispatch."
+
+    def dispatch(self, department: str) -> str:
+        """The dispatch queue topic of ``department`` (its incident events, key = incident id)."""
+        return f"{self.dispatch_prefix}{department}"
+
+    def every(self, departments: Iterable[str] = ()) -> list[str]:
+        """Every topic cityheart uses: the fixed ones, then one dispatch queue per department."""
+        fixed = [self.readings, self.dead_letter, self.vitals, self.alerts, self.incidents,
+                 self.commands, self.command_results]
+        return fixed + [self.dispatch(d) for d in departments]
+
+
+class KafkaSettings(_Frozen):
+    """The Kafka-compatible broker."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    embedded: bool = True
+    partitions: Annotated[int, Field(ge=1)] = 1
+    topics: KafkaTopics = KafkaTopics()
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                msg = f"{server!r} is not host:port"
+                raise ValueError(msg)
+        return value
+
+    @property
+    def port(self) -> int:
+        """The port of the first bootstrap server (the one an embedded broker listens on)."""
+        return int(self.bootstrap.split(",")[0].rpartition(":")[2])
+
+
+class FlowSettings(_Frozen):
+    """The Bytewax dataflow's windows, workers, processes and recovery."""
+
+    window_s: Annotated[float, Field(gt=0)] = 10.0
+    late_allowance_s: Annotated[float, Field(ge=0)] = 1.0
+    max_future_s: Annotated[float, Field(ge=0)] = 300.0
+    max_clock_lead_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    workers: Annotated[int, Field(ge=1)] = 1
+    processes: Annotated[int, Field(ge=1)] = 1
+    recovery_dir: str | None = None
+    recovery_partitions: Annotated[int, Field(ge=1)] = 1
+    snapshot_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    backup_interval_s: Annotated[float, Field(ge=0)] = 0.0
+
+
+class FeedSettings(_Frozen):
+    """The websocket push feed."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    path: Annotated[str, Field(pattern=r"^/")] = "/feed"
+    backlog: Annotated[int, Field(ge=0)] = 2000
+
+    @property
+    def url(self) -> str:
+        """The ws:// URL clients connect to."""
+        return f"ws://{self.host}:{self.port}{self.path}"
+
+
+class DashboardSection(_Frozen):
+    """Where the command-centre web page is served (``cityheart dashboard``)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8766
+
+    @property
+    def url(self) -> str:
+        """The http:// URL of the page."""
+        return f"http://{self.host}:{self.port}/"
+
+
+class ScenarioEvent(_Frozen):
+    """One scripted event of a simulator scenario."""
+
+    type: Literal["episode", "stuck", "silent"]
+    district: str
+    kind: str
+    start_s: Annotated[float, Field(ge=0)] = 0.0
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+    ramp_s: Annotated[float, Field(ge=0)] = 0.0
+    factor: Annotated[float, Field(ge=0)] = 1.0
+
+
+class SimulatorSettings(_Frozen):
+    """Defaults of the device simulator and its scripted scenarios."""
+
+    devices: Annotated[int, Field(ge=1)] = 216
+    rate: Annotated[float, Field(gt=0)] = 100.0
+    seed: int = 7
+    scenario: str = "calm"
+    scenarios: dict[str, list[ScenarioEvent]] = Field(default_factory=lambda: {"calm": []})
+
+
+class Settings(_Frozen):
+    """The whole configuration of one cityheart deployment."""
+
+    city: CityInfo
+    districts: Annotated[list[District], Field(min_length=1)]
+    kinds: Annotated[dict[str, Kind], Field(min_length=1)]
+    mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    flow: FlowSettings = FlowSettings()
+    feed: FeedSettings = FeedSettings()
+    dashboard: DashboardSection = DashboardSection()
+    simulator: SimulatorSettings = SimulatorSettings()
+    indicators: IndicatorSettings = IndicatorSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    anomaly: AnomalySettings = AnomalySettings()
+    auth: AuthSettings = AuthSettings()
+    incidents: IncidentSettings = IncidentSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @field_validator("kinds")
+    @classmethod
+    def _kind_ids(cls, kinds: dict[str, Kind]) -> dict[str, Kind]:
+        for kind_id in kinds:
+            if not kind_id or not kind_id.replace("_", "a").isalnum() or not kind_id.islower():
+                msg = f"kind id {kind_id!r} must be lower-case letters, digits and underscores"
+                raise ValueError(msg)
+        return kinds
+
+    def reference_problems(self) -> list[tuple[str, str]]:
+        """(dotted key, reason) for every cross-reference that does not resolve."""
+        problems: list[tuple[str, str]] = []
+        ids = [d.id for d in self.districts]
+        for number, district_id in enumerate(ids):
+            if ids.index(district_id) != number:
+                problems.append((f"districts[{number}].id", f"{district_id!r} is repeated"))
+        if self.simulator.scenario not in self.simulator.scenarios:
+            problems.append((
+                "simulator.scenario",
+                f"{self.simulator.scenario!r} is not one of {sorted(self.simulator.scenarios)}",
+            ))
+        for name, events in self.simulator.scenarios.items():
+            for number, event in enumerate(events):
+                where = f"simulator.scenarios.{name}[{number}]"
+                if event.district not in ids:
+                    reason = f"{event.district!r} is not a district id"
+                    problems.append((f"{where}.district", reason))
+                if event.kind not in self.kinds:
+                    problems.append((f"{where}.kind", f"{event.kind!r} is not a kind id"))
+        problems += _indicator_problems(
+            self.indicators, kinds=self.kinds, district_ids=ids, window_s=self.flow.window_s
+        )
+        problems += incident_problems(
+            self.incidents, alert_kinds={*self.kinds, *INDICATORS}, district_ids=ids
+        )
+        return problems
+
+    def district_ids(self) -> list[str]:
+        """The district ids in config order."""
+        return [d.id for d in self.districts]
+
+    def kafka_topic_names(self) -> list[str]:
+        """Every Kafka topic this city uses, including each department's dispatch queue."""
+        return self.kafka.topics.every(d.id for d in self.incidents.departments)
