@@ -372,7 +372,7 @@ def start_mqtt_broker(
         raise ConnectorError("mqtt", f"{LOOPBACK}:{port}", msg)
     else:
         argv = [sys.executable, "-m", "cityheart.runtime.amqtt_broker", "--port", str(port)]
-        child = spawn("amqtt", argv, log_path=log_path, cwd=Path(__file__).resolve().parent.parent)
+        child = spawn("amqtt", argv, log_path=log_path, cwd=Path(__file__).resolve().parents[2])
         kind = "amqtt"
     try:
         wait_for_port(LOOPBACK, port, timeout, child.process)
