@@ -246,6 +246,9 @@ class KafkaSettings(_Frozen):
 
     bootstrap: str = "127.0.0.1:9092"
     embedded: bool = True
+    storage: Literal["durable", "memory"] = "durable"
+    """The embedded broker's storage: durable (files in ``data_dir``) or memory."""
+    data_dir: str = "var/kafka"
     partitions: Annotated[int, Field(ge=1)] = 1
     topics: KafkaTopics = KafkaTopics()
 
