@@ -9,10 +9,11 @@ exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), 
 orphaned. Component logs go to ``<log dir>/<component>.log``.
 
 What survives a restart of ``up``: PostgreSQL keeps ``database.data_dir``; with
-``kafka.storage: durable`` (the default) the embedded Tansu keeps its topics, records and consumer
-offsets in ``kafka.data_dir`` (on s3rver, :mod:`connectors.kafka_store`, installed with npm on
-first use; without node/npm ``up`` says so and falls back to memory) and the flow runs with
-Bytewax recovery in ``kafka.data_dir/flow-recovery`` (:func:`flow_recovery_dir`), so it resumes
+``kafka.storage: durable`` (not the default yet: see RELIABILITY.md) the embedded Tansu keeps
+its topics, records and consumer offsets in ``kafka.data_dir`` (on s3rver,
+:mod:`connectors.kafka_store`, installed with npm on first use; without node/npm ``up`` says so
+and falls back to memory) and the flow runs with Bytewax recovery in
+``kafka.data_dir/flow-recovery`` (:func:`flow_recovery_dir`), so it resumes
 its windows, rules and incidents where the last run's snapshot left them.
 
 With ``mqtt.bridge_processes`` > 1 the ``bridge`` component is a parent of that many bridge

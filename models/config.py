@@ -246,8 +246,8 @@ class KafkaSettings(_Frozen):
 
     bootstrap: str = "127.0.0.1:9092"
     embedded: bool = True
-    storage: Literal["durable", "memory"] = "durable"
-    """The embedded broker's storage: durable (files in ``data_dir``) or memory."""
+    storage: Literal["durable", "memory"] = "memory"
+    """The embedded broker's storage: memory, or durable (files in ``data_dir``)."""
     data_dir: str = "var/kafka"
     partitions: Annotated[int, Field(ge=1)] = 1
     topics: KafkaTopics = KafkaTopics()
