@@ -80,8 +80,8 @@ def s3rver_script(
         return script
     npm = shutil.which("npm")
     if not install or npm is None:
-        why = "npm is not on PATH" if npm is None else "it is not installed"
-        msg = f"s3rver is missing and {why} (install it: cd {PACKAGE_DIR} && npm ci)"
+        why = ", and npm is not on PATH" if npm is None else ""
+        msg = f"s3rver is not installed{why} (install it: cd {PACKAGE_DIR} && npm ci)"
         raise S3StoreUnavailable(msg)
     if notify is not None:
         notify(f"installing s3rver (npm ci, once) in {PACKAGE_DIR}")
