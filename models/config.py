@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -65,6 +66,16 @@ class CityInfo(_Frozen):
 
     name: str
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"{value!r} is not an IANA time zone (such as 'Europe/Berlin' or 'UTC')"
+            raise ValueError(msg) from None
+        return value
 
 
 Point = tuple[float, float]

@@ -56,6 +56,8 @@ def test_shipped_config_describes_a_mid_size_city() -> None:
         (lambda d: d["simulator"]["scenarios"]["demo"][0].update(kind="ozone"),
          "simulator.scenarios.demo[0].kind", "'ozone'"),
         (lambda d: d["districts"][1].update(id="old-town"), "districts[1].id", "repeated"),
+        (lambda d: d["city"].update(timezone="Europe/Berln"), "city.timezone",
+         "'Europe/Berln' is not an IANA time zone"),
     ],
 )
 def test_a_wrong_key_or_value_is_named(edit, key: str, words: str) -> None:
