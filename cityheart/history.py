@@ -23,22 +23,29 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import orjson
 
+from alerts.lifecycle import STATES
+from alerts.rules import Severity as AlertSeverity
 from connectors.storage import Storage, StorageOptions, start_postgres
 from connectors.storage.schema import LATEST, schema_version
+from models.choices import check_choices
 from models.config import Settings
 from models.errors import ConnectorError
 from models.history import RESOLUTIONS, parse_time
+from models.incident_config import SEVERITIES
+from models.indicator_config import INDICATORS
+from models.vitals.records import CITY
 
 __all__ = ["WHAT", "open_history_storage", "run_history"]
 
 log = logging.getLogger(__name__)
 
 WHAT = ("series", "latest", "alerts", "incidents", "events")
+ALERT_SEVERITIES = get_args(AlertSeverity)
 
 
 def run_history(
@@ -64,6 +71,7 @@ def run_history(
     try:
         start, end = parse_time(since, now=now), parse_time(until, now=now)
         _check(what, districts, indicator, kind, resolution, start, end)
+        _check_choices(settings, what, districts, indicator, kind, severities, states)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -95,6 +103,19 @@ def _check(
         if (indicator is None) == (kind is None):
             msg = "a series needs either --indicator or --kind"
             raise ValueError(msg)
+
+
+def _check_choices(
+    settings: Settings, what: str, districts: Sequence[str], indicator: str | None,
+    kind: str | None, severities: Sequence[str], states: Sequence[str],
+) -> None:
+    """Refuse a filter value that cannot match anything, listing the valid ones."""
+    check_choices(districts, [*settings.district_ids(), CITY], "--district")
+    check_choices([indicator], INDICATORS, "--indicator")
+    kinds = [*settings.kinds, *INDICATORS] if what == "alerts" else list(settings.kinds)
+    check_choices([kind], kinds, "--kind")
+    check_choices(severities, ALERT_SEVERITIES if what == "alerts" else SEVERITIES, "--severity")
+    check_choices(states, STATES, "--state")
 
 
 def _query(

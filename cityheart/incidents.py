@@ -22,15 +22,16 @@ from typing import Any
 import orjson
 
 from alerts.kpi import DepartmentKpi, department_kpis
+from alerts.lifecycle import STATES
 from cityheart.history import open_history_storage
 from connectors.storage.history import incident_record
+from models.choices import check_choices
 from models.config import Settings
 from models.history import parse_duration, parse_time
 from models.incident_config import SEVERITIES
 
 __all__ = ["STATES", "run_incidents", "run_kpi"]
 
-STATES = ("open", "acknowledged", "dispatched", "resolved", "closed")
 _MAX_EVENTS = 1_000_000
 
 
@@ -49,7 +50,8 @@ def run_incidents(
     now = time.time() if now is None else now
     try:
         start = parse_time(since, now=now)
-        _check_states(states)
+        check_choices(states, STATES, "--state")
+        check_choices(districts, settings.district_ids(), "--district")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -86,13 +88,6 @@ def run_kpi(
     for row in rows:
         print(orjson.dumps(row.to_record()).decode() if as_json else _kpi_line(row), flush=True)
     return 0
-
-
-def _check_states(states: Sequence[str]) -> None:
-    for state in states:
-        if state not in STATES:
-            msg = f"state {state!r} is not one of {', '.join(STATES)}"
-            raise ValueError(msg)
 
 
 def _incident_line(r: dict[str, Any]) -> str:

@@ -1,0 +1,65 @@
+"""What the CLI answers to a wrong filter value or option: a one-line refusal, never silence.
+
+Each command runs through typer's CliRunner on the shipped config.yaml. The database URL names
+a loopback port nothing listens on, so a command that fails to refuse its arguments before
+connecting fails its test instead of quietly finding a database.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from cityheart.cli import app
+from tests.conftest import CONFIG
+
+NO_DATABASE = "postgresql://postgres@127.0.0.1:9/cityheart"
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, [*args, "--config", str(CONFIG)], env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal", "valid"),
+    [
+        (["history", "series", "--district", "industrial-eas", "--indicator", "aqi"],
+         "--district 'industrial-eas' is not one of", "industrial-east"),
+        (["history", "series", "--district", "harbour", "--indicator", "aqq"],
+         "--indicator 'aqq' is not one of", "'aqi'"),
+        (["history", "series", "--district", "harbour", "--kind", "pm2.5"],
+         "--kind 'pm2.5' is not one of", "'pm25'"),
+        (["history", "latest", "--kind", "aqi"], "--kind 'aqi' is not one of", "'pm25'"),
+        (["history", "alerts", "--kind", "aqq"], "--kind 'aqq' is not one of", "'aqi'"),
+        (["history", "alerts", "--severity", "critcal"],
+         "--severity 'critcal' is not one of", "['critical', 'warning']"),
+        (["history", "incidents", "--severity", "critcal"],
+         "--severity 'critcal' is not one of", "'emergency'"),
+        (["history", "incidents", "--state", "opne"], "--state 'opne' is not one of",
+         "'acknowledged'"),
+        (["incidents", "--district", "industrial-eas"], "--district 'industrial-eas' is not one of",
+         "'industrial-east'"),
+        (["incidents", "--state", "opne"], "--state 'opne' is not one of", "'open'"),
+    ],
+)
+def test_an_unknown_filter_value_is_refused_with_the_valid_ones(
+    args: list[str], refusal: str, valid: str
+) -> None:
+    result = run(*args, "--database-url", NO_DATABASE)
+    assert result.exit_code == 2, result.output
+    assert refusal in result.stderr and valid in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "valid"),
+    [("--district", "industrial-eas", "'industrial-east'"), ("--kind", "pm2.5", "'pm25'")],
+)
+def test_replay_refuses_an_unknown_district_or_kind(option: str, value: str, valid: str) -> None:
+    result = run("replay", "--from", "1h", option, value,
+                 env={"CITYHEART_DATABASE_URL": NO_DATABASE})
+    assert result.exit_code != 0
+    assert f"{option}: {option.lstrip('-')} {value!r} is not one of" in result.stderr
+    assert valid in result.stderr
