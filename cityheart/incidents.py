@@ -77,7 +77,7 @@ def run_kpi(
     now = time.time() if now is None else now
     try:
         start = parse_time(since, now=now)
-        period_s = None if period is None else parse_duration(period)
+        period_s = None if period is None else _period(period)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -88,6 +88,18 @@ def run_kpi(
     for row in rows:
         print(orjson.dumps(row.to_record()).decode() if as_json else _kpi_line(row), flush=True)
     return 0
+
+
+def _period(period: str) -> float:
+    try:
+        period_s = parse_duration(period)
+    except ValueError as exc:
+        msg = f"--period: {exc}"
+        raise ValueError(msg) from None
+    if period_s <= 0:
+        msg = f"--period {period!r} must be a duration above zero, such as 1h, 1d or 7d"
+        raise ValueError(msg)
+    return period_s
 
 
 def _incident_line(r: dict[str, Any]) -> str:

@@ -63,3 +63,11 @@ def test_replay_refuses_an_unknown_district_or_kind(option: str, value: str, val
     assert result.exit_code != 0
     assert f"{option}: {option.lstrip('-')} {value!r} is not one of" in result.stderr
     assert valid in result.stderr
+
+
+@pytest.mark.parametrize("period", ["0s", "0", "-1d", "soon"])
+def test_kpi_refuses_a_period_that_is_not_a_positive_duration(period: str) -> None:
+    result = run("kpi", f"--period={period}", "--database-url", NO_DATABASE)
+    assert result.exit_code == 2, result.output
+    assert "--period" in result.stderr and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
