@@ -71,3 +71,10 @@ def test_kpi_refuses_a_period_that_is_not_a_positive_duration(period: str) -> No
     assert result.exit_code == 2, result.output
     assert "--period" in result.stderr and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_watch_refuses_an_unknown_channel_before_connecting() -> None:
+    result = run("watch", "--channel", "incident", "--url", "ws://127.0.0.1:9/feed")
+    assert result.exit_code == 2, result.output
+    assert "--channel 'incident' is not one of ['alerts', 'incidents', 'kpis', 'vitals']" in (
+        result.stderr)
