@@ -78,3 +78,14 @@ def test_watch_refuses_an_unknown_channel_before_connecting() -> None:
     assert result.exit_code == 2, result.output
     assert "--channel 'incident' is not one of ['alerts', 'incidents', 'kpis', 'vitals']" in (
         result.stderr)
+
+
+def test_token_refuses_a_department_that_does_not_exist() -> None:
+    env = {"CITYHEART_TOKEN_SECRET": "a-test-secret-of-enough-bytes"}
+    result = run("token", "--role", "dispatcher", "--department", "nope", env=env)
+    assert result.exit_code != 0
+    assert result.stdout == "", "no token is issued"
+    assert "--department: department 'nope' is not one of [" in result.stderr
+    assert "'water-authority'" in result.stderr
+    issued = run("token", "--role", "dispatcher", "--department", "water-authority", env=env)
+    assert issued.exit_code == 0 and issued.stdout.count(".") == 1
