@@ -89,3 +89,13 @@ def test_token_refuses_a_department_that_does_not_exist() -> None:
     assert "'water-authority'" in result.stderr
     issued = run("token", "--role", "dispatcher", "--department", "water-authority", env=env)
     assert issued.exit_code == 0 and issued.stdout.count(".") == 1
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]])
+def test_devices_list_says_when_no_device_is_registered(tmp_path, as_json: list[str]) -> None:
+    registry = tmp_path / "devices.yaml"
+    result = run("devices", "list", *as_json, "--registry", str(registry))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "", "stdout holds devices only"
+    assert f"no devices registered in {registry}" in result.stderr
+    assert "cityheart devices add" in result.stderr
