@@ -7,6 +7,8 @@ connecting fails its test instead of quietly finding a database.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -99,3 +101,29 @@ def test_devices_list_says_when_no_device_is_registered(tmp_path, as_json: list[
     assert result.stdout == "", "stdout holds devices only"
     assert f"no devices registered in {registry}" in result.stderr
     assert "cityheart devices add" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["incidents"], ["kpi"], ["history", "alerts"]])
+def test_without_a_running_database_the_history_commands_fail_at_once_in_one_line(
+    tmp_path, command: list[str]
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    data = yaml.safe_load(CONFIG.read_text())
+    # nothing listens on the discard port: a pool would log a warning at each retry
+    data["database"].update(url=NO_DATABASE, embedded=True, data_dir=str(tmp_path / "pgdata"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYHEART_")}
+    result = subprocess.run([sys.executable, "-m", "cityheart", *command, "--config", str(config)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith(f"error: postgresql at {NO_DATABASE}: "), (
+        result.stderr)
+    assert "Connection refused" in lines[0] and "`cityheart up`" in lines[0]
+    assert not (tmp_path / "pgdata").exists(), "no database of its own is started"
