@@ -127,3 +127,10 @@ def test_without_a_running_database_the_history_commands_fail_at_once_in_one_lin
         result.stderr)
     assert "Connection refused" in lines[0] and "`cityheart up`" in lines[0]
     assert not (tmp_path / "pgdata").exists(), "no database of its own is started"
+
+
+def test_incident_refuses_an_unknown_outcome_before_calling_the_api() -> None:
+    result = run("incident", "inc-1", "resolve", "--outcome", "maybe",
+                 "--api", "http://127.0.0.1:9/")
+    assert result.exit_code == 2, result.output
+    assert "--outcome 'maybe' is not one of ['confirmed', 'false_alarm']" in result.stderr
