@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +23,7 @@ import typer
 
 from cityheart.devices_cli import devices_app
 from cityheart.settings import load
+from models.choices import check_choices
 from models.config import Settings
 from models.errors import CityheartError
 
@@ -55,6 +56,15 @@ def _settings(config: Path, verbose: bool) -> Settings:
     try:
         return load(config)
     except CityheartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _refuse_unknown(values: list[str], known: Collection[str], option: str) -> None:
+    """Exit 2 naming ``option`` and the valid values if one of ``values`` is not ``known``."""
+    try:
+        check_choices(values, known, option)
+    except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -122,7 +132,8 @@ def watch(
     district: Annotated[list[str] | None, typer.Option(help="Only these districts.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these sensor kinds.")] = None,
     channel: Annotated[
-        list[str] | None, typer.Option(help="Channels: vitals, alerts (default both).")
+        list[str] | None,
+        typer.Option(help="Channels: vitals, alerts, incidents, kpis (default: vitals, alerts)."),
     ] = None,
     url: Annotated[str | None, typer.Option(help="Feed URL (default: from config).")] = None,
     count: Annotated[int | None, typer.Option(help="Exit after this many messages.")] = None,
@@ -135,8 +146,11 @@ def watch(
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """Print live vital signs and alerts from the push feed."""
+    """Print live vital signs, alerts, incidents or department KPIs from the push feed."""
     from cityheart.watch import run_watch
+    from models.feed import CHANNELS
+
+    _refuse_unknown(channel or [], CHANNELS, "--channel")
 
     _run(config, verbose, lambda settings: run_watch(
         url or settings.feed.url,
