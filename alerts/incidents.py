@@ -4,7 +4,7 @@ The flow keeps one picklable :class:`GroupingState` (per district, or one for al
 every alert record of the ``alerts`` topic; :meth:`IncidentGrouper.add` says what became of it
 and returns the incident events to store and publish::
 
-    grouper = IncidentGrouper(settings.incidents)
+    grouper = IncidentGrouper(settings.incidents, DisplayNames.from_settings(settings))
     state = grouper.new_state()
     grouped = grouper.add(state, alert_record)   # status: opened | joined | duplicate | suppressed
     grouped.incident.alert_count, grouped.incident.severity, grouped.events
@@ -38,12 +38,15 @@ from typing import Any, Literal
 from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
 from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
 from alerts.routing import merge, route
+from models.config import Settings
 from models.errors import CityheartError
 from models.incident_config import SEVERITIES, CorrelationRule, IncidentSettings
+from models.indicator_config import INDICATOR_NAMES
 from models.timefmt import iso
 
 __all__ = [
     "AlertFacts",
+    "DisplayNames",
     "GroupingState",
     "Grouped",
     "IncidentGrouper",
@@ -114,13 +117,41 @@ def _number(record: Mapping[str, Any], name: str, convert: Any) -> float | None:
     return number
 
 
-def incident_title(facts: AlertFacts) -> str:
-    """What the incident is about, for people: "pm25 over its threshold in harbour"."""
+@dataclass(frozen=True, slots=True)
+class DisplayNames:
+    """How people read district and kind ids: the names config.yaml gives them.
+
+    An id without a name reads as itself. Kinds cover sensor kinds and indicators (an
+    indicator rule's alert has the indicator as its kind).
+    """
+
+    districts: Mapping[str, str] = field(default_factory=dict)
+    kinds: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DisplayNames:
+        """The districts' and kinds' ``name`` of config.yaml, and the indicators' names."""
+        kinds = {**INDICATOR_NAMES, **{k: kind.name for k, kind in settings.kinds.items()}}
+        return cls({d.id: d.name for d in settings.districts}, kinds)
+
+    def district(self, district_id: str) -> str:
+        """The district's name, or its id."""
+        return self.districts.get(district_id) or district_id
+
+    def kind(self, kind_id: str) -> str:
+        """The kind's (or indicator's) name, or its id."""
+        return self.kinds.get(kind_id) or kind_id
+
+
+def incident_title(facts: AlertFacts, names: DisplayNames | None = None) -> str:
+    """What the incident is about, for people: "Ozone past its threshold in Harbour"."""
+    names = names or DisplayNames()
+    kind, district = names.kind(facts.kind), names.district(facts.district)
     if facts.rule.startswith("anomaly."):
-        return f"unusual {facts.kind} in {facts.district}"
+        return f"unusual {kind} in {district}"
     if facts.rule == f"{facts.kind}.threshold":
-        return f"{facts.kind} past its threshold in {facts.district}"
-    return f"{facts.kind}: {facts.rule} in {facts.district}"
+        return f"{kind} past its threshold in {district}"
+    return f"{kind}: {facts.rule} in {district}"
 
 
 def incident_id(rule: str, district: str, kind: str, window_start: float) -> str:
@@ -161,10 +192,12 @@ class Grouped:
 
 class IncidentGrouper:
     """Groups alerts into incidents under ``settings`` (grouping window, correlation, routing,
-    suppression). Holds no state of its own: that is the :class:`GroupingState` passed in."""
+    suppression), titled with ``names``. Holds no state of its own: that is the
+    :class:`GroupingState` passed in."""
 
-    def __init__(self, settings: IncidentSettings) -> None:
+    def __init__(self, settings: IncidentSettings, names: DisplayNames | None = None) -> None:
         self.settings = settings
+        self.names = names or DisplayNames()
         self.window_s = settings.grouping_window_s
 
     def new_state(self) -> GroupingState:
@@ -259,7 +292,7 @@ class IncidentGrouper:
         departments = route(self.settings.routing, district=facts.district, kinds=(facts.kind,),
                             severity=facts.severity, rules=(facts.rule,))
         details = {**_alert_details(facts), "district": facts.district,
-                   "title": incident_title(facts)}
+                   "title": incident_title(facts, self.names)}
         event = IncidentEvent(new_id, 1, facts.ts, SYSTEM_ACTOR, "open", None, departments,
                               details)
         incident = apply(None, event)
@@ -275,7 +308,7 @@ class IncidentGrouper:
             details["correlation"] = correlation.id
             if correlation.id not in incident.correlations:
                 label = correlation.title or correlation.id
-                details["title"] = f"{label} in {facts.district}"
+                details["title"] = f"{label} in {self.names.district(facts.district)}"
         kinds = (*incident.kinds, facts.kind)
         severity = max(incident.severity, facts.severity, key=SEVERITIES.index)
         departments = route(self.settings.routing, district=facts.district, kinds=kinds,

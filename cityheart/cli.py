@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from cityheart.aqi import EXAMPLE as AQI_EXAMPLE
 from cityheart.devices_cli import devices_app
 from cityheart.settings import load
 from models.choices import check_choices
@@ -364,24 +365,35 @@ def soak(
 
 @app.command()
 def aqi(
-    standard: Annotated[
-        str, typer.Option(help="hj633 (China HJ 633-2012) or epa (US EPA AQI, 2024 PM2.5).")
-    ],
     pairs: Annotated[
         list[str] | None,
         typer.Argument(
             metavar="NAME=VALUE[:UNIT]...",
-            help="Concentrations in the standard's units: pm25_24h=80 co_8h=9.5:ppm ...",
+            help="Concentrations, in the standard's units unless a UNIT is given "
+            "(ug/m3, mg/m3, ppb, ppm): " + AQI_EXAMPLE,
         ),
+    ] = None,
+    standard: Annotated[
+        str | None,
+        typer.Option(help="hj633 (China HJ 633-2012) or epa (US EPA AQI, 2024 PM2.5); "
+                     "default: indicators.aqi.standard of the config."),
     ] = None,
     batch: Annotated[
         bool, typer.Option("--batch", help="Read one JSON object of NAME: VALUE a line from stdin.")
     ] = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
 ) -> None:
-    """Air quality index of some concentrations, as one JSON object (a line each with --batch)."""
-    from cityheart.aqi import run_aqi
+    """Air quality index of some concentrations, computed as the flow computes it (JSON)."""
+    from dataclasses import replace
 
-    raise typer.Exit(run_aqi(standard, pairs or [], batch=batch))
+    from cityheart.aqi import run_aqi
+    from models.vitals.air import AirParams
+
+    params = AirParams.from_settings(_settings(config, verbose))
+    if standard is not None:
+        params = replace(params, standard=standard)
+    raise typer.Exit(run_aqi(params, pairs or [], batch=batch))
 
 
 @app.command()

@@ -74,6 +74,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from alerts.anomaly_rules import AnomalyRule
+from alerts.incidents import DisplayNames
 from alerts.indicator_rules import indicator_rules
 from alerts.routing import route
 from alerts.rules import rules_for_kinds
@@ -182,7 +183,8 @@ def build_flow(
     commands = (op.input("read_commands", flow, commands_source)
                 if commands_source is not None else None)
     incidents = incident_steps(settings.incidents, settings.kafka.topics, alerts, commands,
-                               incident_log, clock=clock)
+                               incident_log, clock=clock,
+                               names=DisplayNames.from_settings(settings))
     op.output("write_incidents", incidents, incidents_sink)
     return flow
 

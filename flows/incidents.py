@@ -1,7 +1,8 @@
 """The city flow's incident steps: the one writer of every incident's events, per district.
 
     records = incident_steps(settings.incidents, settings.kafka.topics, alert_records,
-                             command_messages, log_messages, clock=clock)
+                             command_messages, log_messages, clock=clock,
+                             names=DisplayNames.from_settings(settings))
     op.output("write_incidents", records, incidents_sink)
 
 Steps (ids are stable):
@@ -56,7 +57,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
 from alerts.commands import Command, InvalidCommand, execute
-from alerts.incidents import GroupingState, IncidentGrouper, InvalidAlert
+from alerts.incidents import DisplayNames, GroupingState, IncidentGrouper, InvalidAlert
 from alerts.lifecycle import Incident, IncidentError, IncidentEvent, apply
 from connectors.kafka import KafkaRecord
 from models.config import KafkaTopics
@@ -198,9 +199,12 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
 def incident_steps(
     settings: IncidentSettings, topics: KafkaTopics, alert_records: Stream[KafkaRecord],
     command_messages: Stream[Any] | None = None, log_messages: Stream[Any] | None = None, *,
-    clock: Clock,
+    clock: Clock, names: DisplayNames | None = None,
 ) -> Stream[KafkaRecord]:
-    """The incident, dispatch and command-result records of alerts and commands."""
+    """The incident, dispatch and command-result records of alerts and commands.
+
+    ``names`` gives the district and kind names incident titles use (default: their ids).
+    """
     items = op.map("tag_alerts", op.map("decode_alerts", alert_records, _decode), _tag_alert)
     if log_messages is not None:
         logged = op.filter_map("decode_incident_log", log_messages, _logged)
@@ -209,7 +213,7 @@ def incident_steps(
         commands = op.filter_map("decode_commands", command_messages, _command)
         items = op.merge("merge_commands", items, commands)
     keyed = op.key_on("key_by_incident_district", items, _district)
-    grouper = IncidentGrouper(settings)
+    grouper = IncidentGrouper(settings, names)
     outputs = IncidentOutputs(topics)
     logic = op.stateful(
         "incidents", keyed, lambda resume: IncidentLogic(grouper, outputs, clock, resume)
