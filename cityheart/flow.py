@@ -72,7 +72,9 @@ LOOPBACK = "127.0.0.1"
 
 
 def build_from_config(path: str) -> Dataflow:
-    """The Kafka dataflow of config.yaml at ``path`` plus environment overrides."""
+    """The Kafka dataflow of config.yaml at ``path`` plus environment overrides (for
+    ``python -m bytewax.run``, which may start many processes: incidents are not reconciled
+    with history here; :func:`run_flow` does that)."""
     return build_kafka_flow(load(path))
 
 
