@@ -22,9 +22,25 @@ level). Otherwise the alert opens an incident. An alert a suppression window cov
 none of this: it is reported as ``suppressed`` and changes nothing.
 
 Times are event times (the alert's ``ts``), so a replay groups the same way. The incident id
-hashes the first alert's rule, district, kind and the start of its grouping window (multiples
-of ``grouping_window_s`` since the epoch); event ids are incident id + sequence number. An alert
-id seen before is a duplicate and changes nothing.
+hashes the first alert's rule, district, kind, the start of its grouping window (multiples
+of ``grouping_window_s`` since the epoch) and the grouper's ``log``: the identity of the event
+log the incidents are written to (the flow passes the ``incidents`` topic's Kafka topic id);
+event ids are incident id + sequence number. An alert id seen before is a duplicate and
+changes nothing.
+
+Why the log's identity. The id must be the same whenever the same log is replayed (a restart
+reads the topics again and re-emits the same alerts: they must land on the same incidents, not
+open new ones), so it cannot come from a clock, a counter kept outside the log or a random
+number. Within one log the rest of the hash and the state make it unique (a second incident in
+the same window of a state that still knows the first gets ``-2``). But a log can be lost (an
+in-memory broker restarted, a topic recreated) while PostgreSQL keeps its history: the next
+run, starting from an empty state, would hash the same rule, district, kind and window into the
+id of an incident history already holds, and history would then show one id with the events of
+two incidents. The first alert's own id does not prevent that (alert ids are deterministic too,
+and a run restarted within the same window re-fires the same one), nor does its offset (a new
+log starts again at offset 0). The topic id does: it is fixed when the topic is created, stays
+the same for as long as the log exists (every replay of it), and a new log gets a new one.
+With ``log=""`` (tests, brokers without topic ids) the id is the hash of the four alone.
 """
 
 from __future__ import annotations
@@ -154,9 +170,12 @@ def incident_title(facts: AlertFacts, names: DisplayNames | None = None) -> str:
     return f"{kind}: {facts.rule} in {district}"
 
 
-def incident_id(rule: str, district: str, kind: str, window_start: float) -> str:
-    """The deterministic id of the incident an alert opens (``inc-`` and 16 hex digits)."""
+def incident_id(rule: str, district: str, kind: str, window_start: float, log: str = "") -> str:
+    """The deterministic id of the incident an alert opens (``inc-`` and 16 hex digits) in the
+    event log ``log`` (its identity; see the module doc)."""
     text = f"{rule}|{district}|{kind}|{iso(window_start)}"
+    if log:
+        text += f"|{log}"
     return "inc-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -192,13 +211,16 @@ class Grouped:
 
 class IncidentGrouper:
     """Groups alerts into incidents under ``settings`` (grouping window, correlation, routing,
-    suppression), titled with ``names``. Holds no state of its own: that is the
-    :class:`GroupingState` passed in."""
+    suppression), titled with ``names``, numbering them in the event log ``log`` (its identity,
+    see the module doc). Holds no state of its own: that is the :class:`GroupingState` passed in."""
 
-    def __init__(self, settings: IncidentSettings, names: DisplayNames | None = None) -> None:
+    def __init__(
+        self, settings: IncidentSettings, names: DisplayNames | None = None, *, log: str = ""
+    ) -> None:
         self.settings = settings
         self.names = names or DisplayNames()
         self.window_s = settings.grouping_window_s
+        self.log = log
 
     def new_state(self) -> GroupingState:
         """Fresh, empty state."""
@@ -284,7 +306,7 @@ class IncidentGrouper:
 
     def _open(self, state: GroupingState, facts: AlertFacts) -> Grouped:
         start = math.floor(facts.ts / self.window_s) * self.window_s
-        base = new_id = incident_id(facts.rule, facts.district, facts.kind, start)
+        base = new_id = incident_id(facts.rule, facts.district, facts.kind, start, self.log)
         number = 1
         while new_id in state.incidents:
             number += 1
