@@ -4,7 +4,7 @@ The flow keeps one picklable :class:`GroupingState` (per district, or one for al
 every alert record of the ``alerts`` topic; :meth:`IncidentGrouper.add` says what became of it
 and returns the incident events to store and publish::
 
-    grouper = IncidentGrouper(settings.incidents)
+    grouper = IncidentGrouper(settings.incidents, DisplayNames.from_settings(settings))
     state = grouper.new_state()
     grouped = grouper.add(state, alert_record)   # status: opened | joined | duplicate | suppressed
     grouped.incident.alert_count, grouped.incident.severity, grouped.events
@@ -22,9 +22,25 @@ level). Otherwise the alert opens an incident. An alert a suppression window cov
 none of this: it is reported as ``suppressed`` and changes nothing.
 
 Times are event times (the alert's ``ts``), so a replay groups the same way. The incident id
-hashes the first alert's rule, district, kind and the start of its grouping window (multiples
-of ``grouping_window_s`` since the epoch); event ids are incident id + sequence number. An alert
-id seen before is a duplicate and changes nothing.
+hashes the first alert's rule, district, kind, the start of its grouping window (multiples
+of ``grouping_window_s`` since the epoch) and the grouper's ``log``: the identity of the event
+log the incidents are written to (the flow passes the ``incidents`` topic's Kafka topic id);
+event ids are incident id + sequence number. An alert id seen before is a duplicate and
+changes nothing.
+
+Why the log's identity. The id must be the same whenever the same log is replayed (a restart
+reads the topics again and re-emits the same alerts: they must land on the same incidents, not
+open new ones), so it cannot come from a clock, a counter kept outside the log or a random
+number. Within one log the rest of the hash and the state make it unique (a second incident in
+the same window of a state that still knows the first gets ``-2``). But a log can be lost (an
+in-memory broker restarted, a topic recreated) while PostgreSQL keeps its history: the next
+run, starting from an empty state, would hash the same rule, district, kind and window into the
+id of an incident history already holds, and history would then show one id with the events of
+two incidents. The first alert's own id does not prevent that (alert ids are deterministic too,
+and a run restarted within the same window re-fires the same one), nor does its offset (a new
+log starts again at offset 0). The topic id does: it is fixed when the topic is created, stays
+the same for as long as the log exists (every replay of it), and a new log gets a new one.
+With ``log=""`` (tests, brokers without topic ids) the id is the hash of the four alone.
 """
 
 from __future__ import annotations
@@ -40,10 +56,13 @@ from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
 from alerts.routing import merge, route
 from models.errors import CityheartError
 from models.timefmt import iso
+from settings.config import Settings
 from settings.incidents import SEVERITIES, CorrelationRule, IncidentSettings
+from settings.indicators import INDICATOR_NAMES
 
 __all__ = [
     "AlertFacts",
+    "DisplayNames",
     "GroupingState",
     "Grouped",
     "IncidentGrouper",
@@ -114,18 +133,49 @@ def _number(record: Mapping[str, Any], name: str, convert: Any) -> float | None:
     return number
 
 
-def incident_title(facts: AlertFacts) -> str:
-    """What the incident is about, for people: "pm25 over its threshold in harbour"."""
+@dataclass(frozen=True, slots=True)
+class DisplayNames:
+    """How people read district and kind ids: the names config.yaml gives them.
+
+    An id without a name reads as itself. Kinds cover sensor kinds and indicators (an
+    indicator rule's alert has the indicator as its kind).
+    """
+
+    districts: Mapping[str, str] = field(default_factory=dict)
+    kinds: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DisplayNames:
+        """The districts' and kinds' ``name`` of config.yaml, and the indicators' names."""
+        kinds = {**INDICATOR_NAMES, **{k: kind.name for k, kind in settings.kinds.items()}}
+        return cls({d.id: d.name for d in settings.districts}, kinds)
+
+    def district(self, district_id: str) -> str:
+        """The district's name, or its id."""
+        return self.districts.get(district_id) or district_id
+
+    def kind(self, kind_id: str) -> str:
+        """The kind's (or indicator's) name, or its id."""
+        return self.kinds.get(kind_id) or kind_id
+
+
+def incident_title(facts: AlertFacts, names: DisplayNames | None = None) -> str:
+    """What the incident is about, for people: "Ozone past its threshold in Harbour"."""
+    names = names or DisplayNames()
+    kind, district = names.kind(facts.kind), names.district(facts.district)
     if facts.rule.startswith("anomaly."):
-        return f"unusual {facts.kind} in {facts.district}"
+        return f"unusual {kind} in {district}"
     if facts.rule == f"{facts.kind}.threshold":
-        return f"{facts.kind} past its threshold in {facts.district}"
-    return f"{facts.kind}: {facts.rule} in {facts.district}"
+        return f"{kind} past its threshold in {district}"
+    return f"{kind}: {facts.rule} in {district}"
 
 
-def incident_id(rule: str, district: str, kind: str, window_start: float) -> str:
-    """The deterministic id of the incident an alert opens (``inc-`` and 16 hex digits)."""
+def incident_id(rule: str, district: str, kind: str, window_start: float, log: str = "") -> str:
+    """The deterministic id of the incident an alert opens (``inc-`` and 16 hex digits) in the
+    event log ``log`` (its identity; see the module doc)."""
     text = f"{rule}|{district}|{kind}|{iso(window_start)}"
+    if log:
+        text += f"|{log}"
     return "inc-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -161,11 +211,16 @@ class Grouped:
 
 class IncidentGrouper:
     """Groups alerts into incidents under ``settings`` (grouping window, correlation, routing,
-    suppression). Holds no state of its own: that is the :class:`GroupingState` passed in."""
+    suppression), titled with ``names``, numbering them in the event log ``log`` (its identity,
+    see the module doc). Holds no state of its own: that is the :class:`GroupingState` passed in."""
 
-    def __init__(self, settings: IncidentSettings) -> None:
+    def __init__(
+        self, settings: IncidentSettings, names: DisplayNames | None = None, *, log: str = ""
+    ) -> None:
         self.settings = settings
+        self.names = names or DisplayNames()
         self.window_s = settings.grouping_window_s
+        self.log = log
 
     def new_state(self) -> GroupingState:
         """Fresh, empty state."""
@@ -251,7 +306,7 @@ class IncidentGrouper:
 
     def _open(self, state: GroupingState, facts: AlertFacts) -> Grouped:
         start = math.floor(facts.ts / self.window_s) * self.window_s
-        base = new_id = incident_id(facts.rule, facts.district, facts.kind, start)
+        base = new_id = incident_id(facts.rule, facts.district, facts.kind, start, self.log)
         number = 1
         while new_id in state.incidents:
             number += 1
@@ -259,7 +314,7 @@ class IncidentGrouper:
         departments = route(self.settings.routing, district=facts.district, kinds=(facts.kind,),
                             severity=facts.severity, rules=(facts.rule,))
         details = {**_alert_details(facts), "district": facts.district,
-                   "title": incident_title(facts)}
+                   "title": incident_title(facts, self.names)}
         event = IncidentEvent(new_id, 1, facts.ts, SYSTEM_ACTOR, "open", None, departments,
                               details)
         incident = apply(None, event)
@@ -275,7 +330,7 @@ class IncidentGrouper:
             details["correlation"] = correlation.id
             if correlation.id not in incident.correlations:
                 label = correlation.title or correlation.id
-                details["title"] = f"{label} in {facts.district}"
+                details["title"] = f"{label} in {self.names.district(facts.district)}"
         kinds = (*incident.kinds, facts.kind)
         severity = max(incident.severity, facts.severity, key=SEVERITIES.index)
         departments = route(self.settings.routing, district=facts.district, kinds=kinds,

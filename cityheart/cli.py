@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cityheart.aqi import EXAMPLE as AQI_EXAMPLE
 from cityheart.devices_cli import devices_app
+from models.choices import check_choices
 from models.errors import CityheartError
 from settings.config import Settings
 from settings.loader import load
@@ -56,6 +58,15 @@ def _settings(config: Path, verbose: bool) -> Settings:
     try:
         return load(config)
     except CityheartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _refuse_unknown(values: list[str], known: Collection[str], option: str) -> None:
+    """Exit 2 naming ``option`` and the valid values if one of ``values`` is not ``known``."""
+    try:
+        check_choices(values, known, option)
+    except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -123,7 +134,8 @@ def watch(
     district: Annotated[list[str] | None, typer.Option(help="Only these districts.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these sensor kinds.")] = None,
     channel: Annotated[
-        list[str] | None, typer.Option(help="Channels: vitals, alerts (default both).")
+        list[str] | None,
+        typer.Option(help="Channels: vitals, alerts, incidents, kpis (default: vitals, alerts)."),
     ] = None,
     url: Annotated[str | None, typer.Option(help="Feed URL (default: from config).")] = None,
     count: Annotated[int | None, typer.Option(help="Exit after this many messages.")] = None,
@@ -136,8 +148,11 @@ def watch(
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """Print live vital signs and alerts from the push feed."""
+    """Print live vital signs, alerts, incidents or department KPIs from the push feed."""
     from cityheart.watch import run_watch
+    from connectors.feed.protocol import CHANNELS
+
+    _refuse_unknown(channel or [], CHANNELS, "--channel")
 
     run_command(config, verbose, lambda settings: run_watch(
         url or settings.feed.url,
@@ -251,24 +266,35 @@ def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = Fa
 
 @app.command()
 def aqi(
-    standard: Annotated[
-        str, typer.Option(help="hj633 (China HJ 633-2012) or epa (US EPA AQI, 2024 PM2.5).")
-    ],
     pairs: Annotated[
         list[str] | None,
         typer.Argument(
             metavar="NAME=VALUE[:UNIT]...",
-            help="Concentrations in the standard's units: pm25_24h=80 co_8h=9.5:ppm ...",
+            help="Concentrations, in the standard's units unless a UNIT is given "
+            "(ug/m3, mg/m3, ppb, ppm): " + AQI_EXAMPLE,
         ),
+    ] = None,
+    standard: Annotated[
+        str | None,
+        typer.Option(help="hj633 (China HJ 633-2012) or epa (US EPA AQI, 2024 PM2.5); "
+                     "default: indicators.aqi.standard of the config."),
     ] = None,
     batch: Annotated[
         bool, typer.Option("--batch", help="Read one JSON object of NAME: VALUE a line from stdin.")
     ] = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
 ) -> None:
-    """Air quality index of some concentrations, as one JSON object (a line each with --batch)."""
-    from cityheart.aqi import run_aqi
+    """Air quality index of some concentrations, computed as the flow computes it (JSON)."""
+    from dataclasses import replace
 
-    raise typer.Exit(run_aqi(standard, pairs or [], batch=batch))
+    from cityheart.aqi import run_aqi
+    from models.vitals.air import AirParams
+
+    params = AirParams.from_settings(_settings(config, verbose))
+    if standard is not None:
+        params = replace(params, standard=standard)
+    raise typer.Exit(run_aqi(params, pairs or [], batch=batch))
 
 
 @app.command()

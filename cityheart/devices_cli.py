@@ -153,11 +153,15 @@ def list_devices(
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """List the registered devices, their topics and whether they are revoked."""
+    """List the registered devices, their topics and whether they are revoked (none: says so)."""
 
     def action(settings: Settings, path: Path) -> None:
         prefix = settings.mqtt.topic_prefix
-        for device in load_registry(settings, path).devices:
+        devices = load_registry(settings, path).devices
+        if not devices:
+            typer.echo(f"no devices registered in {path} (add one with: cityheart devices add "
+                       "ID --district D --kind K)", err=True)
+        for device in devices:
             state = "active" if device.active else "revoked"
             if as_json:
                 record = {"id": device.id, "district": device.district, "kind": device.kind,

@@ -18,6 +18,12 @@ since, which yields the same records again (alerts keep their ids), so nothing d
 changes. Without recovery a restart reads the topics again from the beginning and windows still
 open at the stop are not emitted.
 
+Incidents (:mod:`cityheart.reconcile`): before the dataflow starts, the incidents history still
+has to act on are compared with the ``incidents`` topic; those the log lost (a broker that kept
+its topics in memory restarted) are restored from history with a ``restore`` event, so every
+incident listed as open can still be acted on. New incident ids hash the topic's id, so a new
+log never reuses an id history holds.
+
 Scale-out (``flow.processes`` > 1): :func:`run_flow` starts that many flow processes as one
 Bytewax cluster on loopback (:func:`run_local_cluster`; Bytewax's own ``process_id`` and
 ``addresses``), which share the readings' partitions and exchange the districts' state.
@@ -43,6 +49,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from cityheart.reconcile import reconcile_incidents
 from cityheart.runtime.members import run_members
 from cityheart.runtime.servers import free_port
 from connectors.kafka import create_topics
@@ -65,7 +72,9 @@ LOOPBACK = "127.0.0.1"
 
 
 def build_from_config(path: str) -> Dataflow:
-    """The Kafka dataflow of config.yaml at ``path`` plus environment overrides."""
+    """The Kafka dataflow of config.yaml at ``path`` plus environment overrides (for
+    ``python -m bytewax.run``, which may start many processes: incidents are not reconciled
+    with history here; :func:`run_flow` does that)."""
     return build_kafka_flow(load(path))
 
 
@@ -106,7 +115,8 @@ def run_flow(
     recovery = recovery_config(flow_settings)  # made before any member of a cluster starts
     if process_id is None and flow_settings.processes > 1:
         return run_local_cluster(settings, flow_settings.processes)
-    flow = build_kafka_flow(settings)
+    restored = reconcile_incidents(settings, write=not process_id)
+    flow = build_kafka_flow(settings, restored=restored)
     log.info(
         "flow: %s -> %s (windows and indicators), %s (dead letters %s, read back for "
         "out-of-range devices) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",

@@ -10,9 +10,10 @@
 ``--since``/``--until`` take a duration ago (``15m``, ``1h``, ``7d``), ``now`` or an ISO 8601
 time with a zone. A series' resolution (raw, 1m, 1h, 1d) follows the range unless
 ``--resolution`` says otherwise. The database is the one of ``--database-url`` (or
-CITYHEART_DATABASE_URL), else config.yaml's ``database``; an embedded one that is not running
-(``cityheart up`` is not) is started on its data directory for the query and stopped after.
-Exit codes: 0 done, 2 a bad argument; a database error raises ConnectorError (exit 1).
+CITYHEART_DATABASE_URL), else config.yaml's ``database``; when it is not running (an embedded
+one runs while ``cityheart up`` does) the command fails at once with one line naming the URL
+and how to start it. Exit codes: 0 done, 2 a bad argument; a database error raises
+ConnectorError (exit 1).
 """
 
 from __future__ import annotations
@@ -22,24 +23,29 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, get_args
 
 import orjson
 
-from cityheart.runtime.postgres import start_postgres
+from alerts.lifecycle import STATES
+from alerts.rules import Severity as AlertSeverity
 from connectors.storage import Storage, StorageOptions
+from connectors.storage.pool import check_reachable
 from connectors.storage.schema import LATEST, schema_version
+from models.choices import check_choices
 from models.errors import ConnectorError
 from models.history import RESOLUTIONS, parse_time
+from models.vitals.records import CITY
 from settings.config import Settings
+from settings.incidents import SEVERITIES
+from settings.indicators import INDICATORS
 
 __all__ = ["WHAT", "open_history_storage", "run_history"]
 
 log = logging.getLogger(__name__)
 
 WHAT = ("series", "latest", "alerts", "incidents", "events")
+ALERT_SEVERITIES = get_args(AlertSeverity)
 
 
 def run_history(
@@ -65,6 +71,7 @@ def run_history(
     try:
         start, end = parse_time(since, now=now), parse_time(until, now=now)
         _check(what, districts, indicator, kind, resolution, start, end)
+        _check_choices(settings, what, districts, indicator, kind, severities, states)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +103,19 @@ def _check(
         if (indicator is None) == (kind is None):
             msg = "a series needs either --indicator or --kind"
             raise ValueError(msg)
+
+
+def _check_choices(
+    settings: Settings, what: str, districts: Sequence[str], indicator: str | None,
+    kind: str | None, severities: Sequence[str], states: Sequence[str],
+) -> None:
+    """Refuse a filter value that cannot match anything, listing the valid ones."""
+    check_choices(districts, [*settings.district_ids(), CITY], "--district")
+    check_choices([indicator], INDICATORS, "--indicator")
+    kinds = [*settings.kinds, *INDICATORS] if what == "alerts" else list(settings.kinds)
+    check_choices([kind], kinds, "--kind")
+    check_choices(severities, ALERT_SEVERITIES if what == "alerts" else SEVERITIES, "--severity")
+    check_choices(states, STATES, "--state")
 
 
 def _query(
@@ -149,26 +169,24 @@ def _line(what: str, r: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def open_history_storage(settings: Settings, url: str | None) -> Iterator[Storage]:
-    """The history database: ``url``, else config's ``database:`` (an embedded one that is not
-    running is started for the block's duration); ConnectorError if it holds no history."""
+    """The history database: ``url``, else config's ``database:``. ConnectorError at once, in
+    one line naming the URL and how to start it, when it is not running; also when it holds no
+    history."""
     database = settings.database
     options = StorageOptions(url=url) if url else StorageOptions.from_database(database)
-    server = None
     try:
-        storage = Storage.open(options, migrate_schema=False, name="cityheart-history")
-    except ConnectorError:
-        data_dir = getattr(database, "data_dir", None)
-        if url or not getattr(database, "embedded", False) or data_dir is None:
-            raise
-        if not (Path(data_dir) / "PG_VERSION").exists():
-            msg = f"no history yet: the embedded database in {data_dir} was never started"
-            raise ConnectorError("postgresql", options.masked_url, msg) from None
-        log.info("the embedded database is not running: starting it on %s for this query",
-                 data_dir)
-        parts = urlsplit(options.url)
-        server = start_postgres(Path(data_dir), parts.port or 5432,
-                                database=parts.path.lstrip("/") or "postgres")
-        storage = Storage.open(options, migrate_schema=False, name="cityheart-history")
+        check_reachable(options)
+    except ConnectorError as exc:
+        if url:
+            hint = "is the server of --database-url (CITYHEART_DATABASE_URL) running?"
+        elif database.embedded:
+            hint = ("the embedded database runs while `cityheart up` does: start it, or point "
+                    "--database-url (CITYHEART_DATABASE_URL) at a running server")
+        else:
+            hint = "is the server of config.yaml's database.url running?"
+        msg = f"cannot connect ({exc.reason}); {hint}"
+        raise ConnectorError("postgresql", options.masked_url, msg) from None
+    storage = Storage.open(options, migrate_schema=False, name="cityheart-history")
     try:
         with storage.pool.connection() as conn:
             version = schema_version(conn)
@@ -178,5 +196,3 @@ def open_history_storage(settings: Settings, url: str | None) -> Iterator[Storag
         yield storage
     finally:
         storage.close()
-        if server is not None:
-            server.stop()

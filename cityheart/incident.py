@@ -20,8 +20,10 @@ from urllib.parse import quote
 import orjson
 
 from alerts.lifecycle import ACTIONS as LIFECYCLE_ACTIONS
+from alerts.lifecycle import OUTCOMES
 from cityheart.services.dispatch import ACTION_ALIASES
 from connectors.api_client import ApiClient
+from models.choices import refusal
 from settings.config import Settings
 
 __all__ = ["ACTIONS", "run_incident"]
@@ -37,6 +39,9 @@ def run_incident(
     """Do ``action`` on ``incident_id`` (or show it); print the result; return the exit code."""
     if action not in ACTIONS:
         print(f"error: action {action!r} is not one of {', '.join(ACTIONS)}", file=sys.stderr)
+        return 2
+    if outcome is not None and (reason := refusal([outcome], OUTCOMES, "--outcome")):
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     client = ApiClient(api or settings.dashboard.url, token=token)
     path = f"/api/incidents/{quote(incident_id, safe='')}"

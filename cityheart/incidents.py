@@ -22,15 +22,16 @@ from typing import Any
 import orjson
 
 from alerts.kpi import DepartmentKpi, department_kpis
+from alerts.lifecycle import STATES
 from cityheart.history import open_history_storage
 from connectors.storage.history import incident_record
+from models.choices import check_choices
 from models.history import parse_duration, parse_time
 from settings.config import Settings
 from settings.incidents import SEVERITIES
 
 __all__ = ["STATES", "run_incidents", "run_kpi"]
 
-STATES = ("open", "acknowledged", "dispatched", "resolved", "closed")
 _MAX_EVENTS = 1_000_000
 
 
@@ -49,7 +50,8 @@ def run_incidents(
     now = time.time() if now is None else now
     try:
         start = parse_time(since, now=now)
-        _check_states(states)
+        check_choices(states, STATES, "--state")
+        check_choices(districts, settings.district_ids(), "--district")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -75,7 +77,7 @@ def run_kpi(
     now = time.time() if now is None else now
     try:
         start = parse_time(since, now=now)
-        period_s = None if period is None else parse_duration(period)
+        period_s = None if period is None else _period(period)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -88,11 +90,16 @@ def run_kpi(
     return 0
 
 
-def _check_states(states: Sequence[str]) -> None:
-    for state in states:
-        if state not in STATES:
-            msg = f"state {state!r} is not one of {', '.join(STATES)}"
-            raise ValueError(msg)
+def _period(period: str) -> float:
+    try:
+        period_s = parse_duration(period)
+    except ValueError as exc:
+        msg = f"--period: {exc}"
+        raise ValueError(msg) from None
+    if period_s <= 0:
+        msg = f"--period {period!r} must be a duration above zero, such as 1h, 1d or 7d"
+        raise ValueError(msg)
+    return period_s
 
 
 def _incident_line(r: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from cityheart.flow import run_dataflow
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from flows.replay import build_replay_flow
+from models.choices import refusal
 from models.errors import ConfigError
 from models.history import parse_time
 from models.timefmt import iso
@@ -43,6 +44,10 @@ def run_replay(
     if start >= end:
         reason = f"--from {iso(start)} must be before --to {iso(end)}"
         raise ConfigError("cityheart replay", "--from/--to", reason)
+    for option, values, known in (("--district", districts, settings.district_ids()),
+                                  ("--kind", kinds, list(settings.kinds))):
+        if (reason := refusal(values, known, option.lstrip("-"))) is not None:
+            raise ConfigError("cityheart replay", option, reason)
     options = StorageOptions.from_database(settings.database)
     with Storage.open(options) as storage:
         log.info("replay: readings from %s to %s", iso(start), iso(end))

@@ -21,6 +21,7 @@ from alerts.access import view as access_view
 from connectors.feed.auth import Authenticate, View
 from connectors.feed.server import run_feed
 from connectors.tokens import MIN_SECRET_BYTES, Claims, issue_token, verify_token
+from models.choices import refusal
 from models.errors import ConfigError
 from settings.auth import TOKEN_SECRET_ENV
 from settings.config import Settings
@@ -46,7 +47,13 @@ def issue(
     ttl_s: float | None = None, env: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> str:
-    """A signed token for ``role`` (and ``department``), valid ``ttl_s`` (auth.token_ttl_s)."""
+    """A signed token for ``role`` (and ``department``), valid ``ttl_s`` (auth.token_ttl_s).
+
+    ConfigError if ``department`` is not one of ``incidents.departments``.
+    """
+    departments = [d.id for d in settings.incidents.departments]
+    if department is not None and (reason := refusal([department], departments, "department")):
+        raise ConfigError("cityheart token", "--department", reason)
     return issue_token(
         role=role, department=department, sub=sub or role, secret=token_secret(env),
         now=clock(), ttl_s=settings.auth.token_ttl_s if ttl_s is None else ttl_s,

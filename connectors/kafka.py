@@ -1,11 +1,13 @@
 """Kafka plumbing shared by the bridge, the flow and the feed; any Kafka-compatible broker works.
 
-- :func:`create_topics` makes cityheart's topics if they are missing.
+- :func:`create_topics` makes cityheart's topics if they are missing; :func:`topic_id` names
+  one topic's incarnation (a recreated topic gets a new id).
 - :class:`ReliableProducer` produces with delivery callbacks: a record is "done" only when the
   broker confirmed it, and a failed delivery is raised, never silently dropped.
 - :func:`tail_consumer` reads whole topics by explicit partition assignment (no consumer group:
   group joins are slow on some brokers and each reader here keeps its own position), and never
-  skips a record a broker showed late (:class:`GaplessConsumer`).
+  skips a record a broker showed late (:class:`GaplessConsumer`); :func:`read_to_end` reads
+  a topic from its start up to where it ended when called.
 - :func:`kafka_source` and :class:`KafkaRecordSink` are the Bytewax source and sink the flow
   uses (flows never import ``bytewax.connectors`` or confluent_kafka themselves); the sink takes
   :class:`KafkaRecord` items and confirms every batch with the broker before Bytewax moves on.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -48,7 +51,9 @@ __all__ = [
     "create_topics",
     "kafka_source",
     "partitions_of",
+    "read_to_end",
     "tail_consumer",
+    "topic_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,23 @@ def partitions_of(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[
         msg = f"Kafka topic {topic!r} does not exist"
         raise ConnectorError("kafka", bootstrap, msg)
     return sorted(metadata.partitions)
+
+
+_NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # the all-zero id of brokers that assign none
+
+
+def topic_id(bootstrap: str, topic: str, *, timeout: float = 15.0) -> str | None:
+    """The broker's id of ``topic`` (base64 of a UUID, fixed when the topic was created: a topic
+    deleted and made again, or a broker that lost its data, gives a new one); None when the
+    broker assigns no topic ids. ConnectorError if the topic does not exist."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic]
+        found = str(future.result(timeout).topic_id)
+    except KafkaException as exc:
+        msg = f"cannot describe Kafka topic {topic!r}: {exc.args[0]}"
+        raise ConnectorError("kafka", bootstrap, msg) from exc
+    return None if found in ("", "None", _NO_TOPIC_ID) else found
 
 
 GAP_PATIENCE_S = 2.0
@@ -243,6 +265,48 @@ def tail_consumer(
     for topic, part, low in firsts:
         consumer.guard.expect(topic, part, low)
     return consumer
+
+
+def read_to_end(
+    bootstrap: str, topic: str, *, timeout: float = 60.0, poll_s: float = 0.2
+) -> Iterator[Any]:
+    """Every record of ``topic`` from its start up to its end as of this call (confluent_kafka
+    messages, each once, in order per partition); ConnectorError if that takes over ``timeout``.
+
+    Done when every partition was read up to its high watermark and a poll then found nothing
+    more (Tansu 0.6 may report the end of a partition as the first offset of its last batch
+    plus one: reaching it means that batch is here, not that it was all read).
+    """
+    consumer = tail_consumer(bootstrap, [topic])
+    try:
+        ends = {}
+        for tp in consumer.assignment():
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low:
+                ends[tp.partition] = high
+        done: dict[int, int] = {}
+        deadline = time.monotonic() + timeout
+        while ends:
+            messages = consumer.consume(500, poll_s)
+            for message in messages:
+                if message.error() is not None:
+                    if message.error().fatal():
+                        msg = f"cannot read topic {topic!r}: {message.error()}"
+                        raise ConnectorError("kafka", bootstrap, msg)
+                    continue
+                done[message.partition()] = message.offset() + 1
+                yield message
+            if not messages and all(done.get(p, 0) >= end for p, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                msg = (f"reading topic {topic!r} to its end took over {timeout:g} s (at "
+                       f"{done}, ends {ends})")
+                raise ConnectorError("kafka", bootstrap, msg)
+    except KafkaException as exc:
+        msg = f"cannot read topic {topic!r}: {exc.args[0]}"
+        raise ConnectorError("kafka", bootstrap, msg) from exc
+    finally:
+        consumer.close()
 
 
 class ReliableProducer:

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +74,12 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from alerts.anomaly_rules import AnomalyRule
+from alerts.incidents import DisplayNames
 from alerts.indicator_rules import indicator_rules
+from alerts.lifecycle import Incident
 from alerts.routing import route
 from alerts.rules import rules_for_kinds
-from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source
+from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source, topic_id
 from flows.incidents import incident_steps
 from flows.steps import (
     CityLogic,
@@ -115,6 +117,8 @@ def build_flow(
     commands_source: Source | None = None,
     incident_log_source: Source | None = None,
     clock: Clock | None = None,
+    incident_log_id: str = "",
+    restored: Mapping[str, Sequence[Incident]] | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
 
@@ -129,7 +133,10 @@ def build_flow(
     again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
     it), and a restarted incident step catches up with the events it wrote after its snapshot.
     ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the parser's future
-    check, the watermarks' advance, ``emitted_at`` and escalation.
+    check, the watermarks' advance, ``emitted_at`` and escalation. ``incident_log_id`` is the
+    identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
+    and ``restored`` the incidents taken up again from history (by district,
+    :mod:`alerts.reconcile`), for the incident step.
     """
     clock = clock or time.time
     parser = ReadingParser(
@@ -182,15 +189,26 @@ def build_flow(
     commands = (op.input("read_commands", flow, commands_source)
                 if commands_source is not None else None)
     incidents = incident_steps(settings.incidents, settings.kafka.topics, alerts, commands,
-                               incident_log, clock=clock)
+                               incident_log, clock=clock, log_id=incident_log_id,
+                               restored=restored, names=DisplayNames.from_settings(settings))
     op.output("write_incidents", incidents, incidents_sink)
     return flow
 
 
-def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataflow:
-    """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist)."""
+def build_kafka_flow(
+    settings: Settings, *, clock: Clock | None = None,
+    restored: Mapping[str, Sequence[Incident]] | None = None,
+) -> Dataflow:
+    """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist); new
+    incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids).
+    ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`).
+    """
     kafka = settings.kafka
     topics = kafka.topics
+    log_id = topic_id(kafka.bootstrap, topics.incidents)
+    if log_id is None:
+        log.warning("flow: the broker gives topic %r no id; incident ids cannot tell this log "
+                    "from one before it (they may repeat after the log is lost)", topics.incidents)
     return build_flow(
         settings,
         source=kafka_source(kafka.bootstrap, [topics.readings]),
@@ -202,6 +220,8 @@ def build_kafka_flow(settings: Settings, *, clock: Clock | None = None) -> Dataf
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
         clock=clock,
+        incident_log_id=log_id or "",
+        restored=restored,
     )
 
 

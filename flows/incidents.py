@@ -1,7 +1,9 @@
 """The city flow's incident steps: the one writer of every incident's events, per district.
 
     records = incident_steps(settings.incidents, settings.kafka.topics, alert_records,
-                             command_messages, log_messages, clock=clock)
+                             command_messages, log_messages, clock=clock, log_id="<topic id>",
+                             restored=plan.by_district(),
+                             names=DisplayNames.from_settings(settings))
     op.output("write_incidents", records, incidents_sink)
 
 Steps (ids are stable):
@@ -29,7 +31,15 @@ Steps (ids are stable):
     - a logged event (the topic read back) that the state has not seen - the step wrote it
       after the snapshot it restarted from - is applied, so the state catches up with what
       the topic already holds instead of numbering new events over it; the step's own events,
-      read back in normal running, are already known and cost a lookup.
+      read back in normal running, are already known and cost a lookup. One that cannot be
+      applied (its incident is unknown here, or events before it are missing: a ``restore``
+      event, see :mod:`alerts.reconcile`) brings the incident it carries instead;
+    - ``restored`` incidents (what :func:`alerts.reconcile.reconcile` took up again from
+      history at the flow's start) join a district's state before its first item, unless the
+      state knows them at the same or a later event already.
+
+    New incidents are numbered in the event log ``log_id`` (the ``incidents`` topic's id,
+    :func:`alerts.incidents.incident_id`).
 
     Incidents no longer active and last updated more than :data:`QUIET_S` before the district's
     newest alert leave the state (:meth:`~alerts.incidents.IncidentGrouper.forget`), so it
@@ -46,7 +56,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,7 +66,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
 from alerts.commands import Command, InvalidCommand, execute
-from alerts.incidents import GroupingState, IncidentGrouper, InvalidAlert
+from alerts.incidents import DisplayNames, GroupingState, IncidentGrouper, InvalidAlert
 from alerts.lifecycle import Incident, IncidentError, IncidentEvent, apply
 from connectors.kafka import KafkaRecord
 from settings.config import KafkaTopics
@@ -108,14 +118,20 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
 
     def __init__(
         self, grouper: IncidentGrouper, outputs: IncidentOutputs, clock: Clock,
-        resume: GroupingState | None,
+        resume: GroupingState | None, restored: Mapping[str, Sequence[Incident]] | None = None,
     ) -> None:
         self._grouper = grouper
         self._outputs = outputs
         self._clock = clock
         self._state = resume if resume is not None else grouper.new_state()
+        self._restored = restored or {}
+        self._took_restored = not self._restored
 
     def on_item(self, value: Item) -> tuple[list[KafkaRecord], bool]:
+        if not self._took_restored:  # the first item names this logic's district
+            self._took_restored = True
+            for incident in self._restored.get(_district(value), ()):
+                self._adopt(incident)
         out = self._escalate()
         tag, item = value
         if tag == "command":
@@ -175,13 +191,37 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         try:
             applied = self._grouper.apply(self._state, IncidentEvent.from_record(record))
         except (IncidentError, KeyError, TypeError, ValueError) as exc:
-            log.warning("incidents: logged event %s not applied: %s", record.get("id"), exc)
-            return
+            applied = self._carried(record, exc)
+        else:
+            applied = applied or self._carried(record, None)
         if applied is not None:
             log.info("incidents: caught up with logged event %s", record.get("id"))
             command_id = (record.get("details") or {}).get("command_id")
             if command_id:
                 self._state.commands[str(command_id)] = applied.id
+
+    def _carried(self, record: dict[str, Any], error: Exception | None) -> Incident | None:
+        """The incident a logged event carries (the incident after it), taken into the state
+        when the event itself cannot be applied; None (logged) if it carries none."""
+        try:
+            carried = Incident.from_record(record["incident"])
+            if carried.sequence != int(record["sequence"]):
+                msg = f"it carries the incident at event {carried.sequence}"
+                raise ValueError(msg)
+        except (KeyError, TypeError, ValueError) as exc:
+            if error is not None:
+                log.warning("incidents: logged event %s not applied: %s (%s)",
+                            record.get("id"), error, exc)
+            return None
+        return self._adopt(carried)
+
+    def _adopt(self, incident: Incident) -> Incident | None:
+        """Take ``incident`` into the state unless it knows it at that event or later."""
+        known = self._state.incidents.get(incident.id)
+        if known is not None and known.sequence >= incident.sequence:
+            return None
+        self._state.incidents[incident.id] = incident
+        return incident
 
     def _escalate(self) -> list[KafkaRecord]:
         incidents = dict(self._state.incidents)  # (frozen Incidents: a shallow copy is "before")
@@ -198,9 +238,13 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
 def incident_steps(
     settings: IncidentSettings, topics: KafkaTopics, alert_records: Stream[KafkaRecord],
     command_messages: Stream[Any] | None = None, log_messages: Stream[Any] | None = None, *,
-    clock: Clock,
+    clock: Clock, log_id: str = "", restored: Mapping[str, Sequence[Incident]] | None = None,
+    names: DisplayNames | None = None,
 ) -> Stream[KafkaRecord]:
-    """The incident, dispatch and command-result records of alerts and commands."""
+    """The incident, dispatch and command-result records of alerts and commands; new incidents
+    are numbered in the event log ``log_id``, ``restored`` incidents (by district) join the state
+    (see the module doc). ``names`` gives the district and kind names incident titles use
+    (default: their ids)."""
     items = op.map("tag_alerts", op.map("decode_alerts", alert_records, _decode), _tag_alert)
     if log_messages is not None:
         logged = op.filter_map("decode_incident_log", log_messages, _logged)
@@ -209,10 +253,11 @@ def incident_steps(
         commands = op.filter_map("decode_commands", command_messages, _command)
         items = op.merge("merge_commands", items, commands)
     keyed = op.key_on("key_by_incident_district", items, _district)
-    grouper = IncidentGrouper(settings)
+    grouper = IncidentGrouper(settings, names, log=log_id)
     outputs = IncidentOutputs(topics)
     logic = op.stateful(
-        "incidents", keyed, lambda resume: IncidentLogic(grouper, outputs, clock, resume)
+        "incidents", keyed,
+        lambda resume: IncidentLogic(grouper, outputs, clock, resume, restored),
     )
     return op.map("incident_records", logic, _record)
 

@@ -71,10 +71,12 @@ __all__ = [
     "AqiError",
     "AqiResult",
     "OutOfTable",
+    "check_concentration",
     "check_unit",
     "compute_aqi",
     "level_of",
     "names_for",
+    "spell_unit",
     "sub_index",
     "unit_of",
 ]
@@ -221,13 +223,22 @@ def unit_of(standard: str, name: str) -> str:
     return _table(standard, name).unit
 
 
+def spell_unit(unit: str) -> str:
+    """``unit`` as the tables spell units: ``µg/m³`` -> ``ug/m3``, ``PPM`` -> ``ppm``."""
+    return unit.strip().replace("µ", "u").replace("μ", "u").replace("³", "3").lower()
+
+
 def check_unit(standard: str, name: str, unit: str) -> None:
     """Raise AqiError unless ``unit`` is ``standard``'s unit for ``name`` (``µg/m³`` = ug/m3)."""
     expected = unit_of(standard, name)
-    spelled = unit.strip().replace("µ", "u").replace("μ", "u").replace("³", "3").lower()
-    if spelled != expected:
+    if spell_unit(unit) != expected:
         msg = f"unit {unit!r} is wrong: {_TITLES[standard]}'s {name} table is in {expected!r}"
         raise AqiError(standard, name, msg)
+
+
+def check_concentration(standard: str, name: str, value: object) -> None:
+    """Raise AqiError unless ``value`` is a finite, non-negative number (in any unit)."""
+    _exact(_table(standard, name), value)
 
 
 def level_of(aqi: int) -> int:

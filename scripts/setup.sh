@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what cityheart needs into ./.venv: Debian packages (mosquitto) when we can, then the
-# Python package with the extras named in $1 (for example "test"). Safe to run again.
+# Python package with the extras named in $1 (for example "test"), then s3rver (npm, pinned in
+# cityheart/runtime/s3rver) for the durable embedded Kafka when npm is there. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -42,3 +43,13 @@ spec="."
 .venv/bin/python -m pip install -q -e "$spec"
 # the lab (benchmarks, soaks, scorers) is its own distribution; the tests need it
 case ",${extras}," in *,test,*) .venv/bin/python -m pip install -q -e ./lab ;; esac
+
+# s3rver: the file-backed S3 store of the durable embedded Kafka (kafka.storage: durable)
+s3rver=cityheart/runtime/s3rver
+if [ -f "$s3rver/node_modules/.package-lock.json" ] && [ "$s3rver/node_modules/.package-lock.json" -nt "$s3rver/package-lock.json" ]; then
+  :
+elif command -v npm >/dev/null && command -v node >/dev/null; then
+  (cd "$s3rver" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "setup: node/npm not found: the durable embedded Kafka (kafka.storage: durable) is unavailable, \`cityheart up\` keeps Kafka in memory" >&2
+fi

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -28,7 +29,8 @@ from settings.database import DatabaseSettings
 from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
-from settings.metrics import MetricsSettings
+from settings.metrics import METRICS_COMPONENTS, MetricsSettings
+from settings.ports import Listener, port_clashes
 
 __all__ = [
     "AnomalySettings",
@@ -65,6 +67,16 @@ class CityInfo(_Frozen):
 
     name: str
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"{value!r} is not an IANA time zone (such as 'Europe/Berlin' or 'UTC')"
+            raise ValueError(msg) from None
+        return value
 
 
 Point = tuple[float, float]
@@ -246,6 +258,9 @@ class KafkaSettings(_Frozen):
 
     bootstrap: str = "127.0.0.1:9092"
     embedded: bool = True
+    storage: Literal["durable", "memory"] = "memory"
+    """The embedded broker's storage: memory, or durable (files in ``data_dir``)."""
+    data_dir: str = "var/kafka"
     partitions: Annotated[int, Field(ge=1)] = 1
     topics: KafkaTopics = KafkaTopics()
 
@@ -382,7 +397,26 @@ class Settings(_Frozen):
         problems += incident_problems(
             self.incidents, alert_kinds={*self.kinds, *INDICATORS}, district_ids=ids
         )
-        return problems
+        return problems + port_clashes(self.listeners())
+
+    def listeners(self) -> list[Listener]:
+        """The ports this deployment's servers listen on, by config key (embedded ones only)."""
+        found = [Listener("feed.port", self.feed.port),
+                 Listener("dashboard.port", self.dashboard.port)]
+        if self.mqtt.embedded:
+            found.append(Listener("mqtt.url", self.mqtt.port))
+        if self.kafka.embedded:
+            found.append(Listener("kafka.bootstrap", self.kafka.port))
+        if self.database.embedded:
+            found.append(Listener("database.url", self.database.port))
+        if self.metrics.enabled and self.metrics.port is None:
+            processes = {"bridge": self.mqtt.bridge_processes, "flow": self.flow.processes}
+            found += [
+                Listener(f"metrics.ports.{name}", self.metrics.port_of(name),
+                         processes.get(name, 1))
+                for name in METRICS_COMPONENTS
+            ]
+        return found
 
     def district_ids(self) -> list[str]:
         """The district ids in config order."""

@@ -34,6 +34,7 @@ __all__ = [
     "check_severity_order",
     "AQI_UNITS",
     "INDICATORS",
+    "INDICATOR_NAMES",
     "POLLUTANTS",
     "SCORED",
     "AqiSettings",
@@ -57,6 +58,14 @@ INDICATORS = (
     "device_health", "score",
 )
 """Every indicator the flow publishes, by the name records, rules and weights use."""
+
+INDICATOR_NAMES = {
+    "aqi": "Air quality index", "aqi_instant": "Air quality index (this window)",
+    "traffic": "Traffic", "noise": "Noise", "water_level": "Water level",
+    "water_pressure": "Water pressure", "power": "Power grid load", "crowd": "Crowding",
+    "device_health": "Sensor coverage", "score": "Health score",
+}
+"""How people read each indicator's name (incident titles and the like)."""
 
 SCORED = ("aqi", "traffic", "noise", "water_level", "water_pressure", "power", "crowd")
 """The indicators a district's health score may weigh."""

@@ -41,12 +41,13 @@ __all__ = ["dispatch_stack", "raise_pollution"]
 @contextmanager
 def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
                    authenticate: Callable[[str], Claims], feed: bool = False,
-                   ) -> Iterator[SimpleNamespace]:
+                   clock: Callable[[], float] = time.time) -> Iterator[SimpleNamespace]:
     """Run the stack on this test's topics and database; yield what a test talks to.
 
     The namespace has ``url`` (the dashboard, with the API under ``api/``), ``settings``,
     ``storage`` (the recorder's database, opened here), ``config`` (the children's config file),
     ``logs`` (the folder with the children's logs) and ``feed`` (the feed's URL, or None).
+    ``clock`` is the dispatch API's: the time of the actions people take through it.
     """
     storage = Storage.open(StorageOptions(url=database_url))  # the schema, as the recorder does
     config = write_config(settings, tmp_path / "config.yaml")
@@ -60,7 +61,8 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
     topics = settings.kafka.topics
     bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
     bus.start()
-    service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30)
+    service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30,
+                              clock=clock)
     web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
                     history=history_query(settings, lambda: storage), api=service,
                     authenticate=authenticate, history_view=history_view)

@@ -404,6 +404,8 @@ def test_command_prints_one_json_object() -> None:
     assert json.loads(run.stdout) == {
         "standard": "hj633", "aqi": 107, "level": 3, "category": "Lightly polluted",
         "primary": ["pm25_24h"], "iaqi": {"pm25_24h": 107, "pm10_24h": 85},
+        "beyond_table": [], "skipped": {},
+        "concentrations": {"pm25_24h": 80.0, "pm10_24h": 120.0},
     }
     run = cityheart("--standard", "epa", "co_8h=9.5:ppm", "o3_8h=0.071", "o3_1h=0.1")
     assert run.returncode == 0, run.stderr
@@ -414,9 +416,11 @@ def test_command_prints_one_json_object() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--standard", "epa", "co_8h=9.5:mg/m3"], ["'mg/m3'", "'ppm'", "co_8h"]),
+        (["--standard", "epa", "pm25_24h=9:ppm"], ["'ppm'", "'ug/m3'", "pm25_24h"]),
+        (["--standard", "epa", "co_8h=9.5:furlongs"], ["'furlongs'", "ppm", "co_8h"]),
         (["--standard", "epa", "co_1h=3"], ["co_1h", "US EPA"]),
-        (["--standard", "hj633", "pm25_24h=600"], ["600", "above the top"]),
+        (["--standard", "epa", "so2_1h=400"], ["no index", "so2_24h"]),
+        (["--standard", "who", "pm25_24h=3"], ["'who'", "hj633", "epa"]),
         (["--standard", "hj633", "pm25_24h=-1"], ["negative"]),
         (["--standard", "hj633", "pm25_24h=nan"], ["finite"]),
         (["--standard", "hj633", "pm25_24h=lots"], ["'lots'", "not a number"]),
@@ -451,3 +455,87 @@ def test_batch_of_good_lines_exits_0() -> None:
     run = cityheart("--standard", "epa", "--batch", stdin='{"pm25_24h": 425.4}\n{"so2_1h": 50}\n')
     assert run.returncode == 0, run.stderr
     assert [json.loads(line)["aqi"] for line in run.stdout.splitlines()] == [699, 69]
+
+
+# --- the command gives the flow's answer -------------------------------------------------------
+
+# (standard, this window's mean per pollutant in the kind's unit of config.yaml: PM, NO2, O3 and
+# SO2 in ug/m3, CO in mg/m3). The flow's instant AQI puts each into one table (INSTANT) and takes
+# the same mean for another period where the standard sends it there; the command is given
+# every NAME the flow used, each in the kind's unit.
+FLOW_INPUTS = [
+    ("epa", {"no2": 100.0}),  # ug/m3 into the ppb table
+    ("epa", {"co": 11.0, "o3": 150.0}),  # mg/m3 and ug/m3 into the ppm tables
+    ("epa", {"o3": 500.0}),  # 8-hour O3 above 0.200 ppm: the 1-hour table
+    ("epa", {"pm25": 425.4}),  # beyond the AQI: EPA extrapolates, 699
+    ("epa", {"pm25": 20.0, "so2": 1100.0}),  # 1-hour SO2 above 304 ppb: the 24-hour table
+    ("hj633", {"pm25": 80.0, "pm10": 120.0}),
+    ("hj633", {"pm25": 1000.0}),  # above HJ 633's table: 500, a lower bound
+    ("hj633", {"pm25": 1000.0, "pm10": 700.0, "no2": 50.0}),
+    ("hj633", {"co": 9.5, "o3": 250.0}),
+    ("hj633", {"so2": 900.0}),  # 1-hour SO2 above 800: the 24-hour table
+]
+
+
+def _flow_and_command(base_settings, standard: str, means: dict[str, float]):
+    from dataclasses import replace
+
+    from models.vitals.air import AirParams
+
+    params = replace(AirParams.from_settings(base_settings), standard=standard)
+    flow = params.instant(means)
+    assert flow is not None
+    line = {}
+    for name in flow.concentrations:
+        pollutant = name.rpartition("_")[0]
+        line[name] = f"{means[pollutant]}:{params.kinds[pollutant][1]}"
+    return flow, json.dumps(line)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("standard", ["epa", "hj633"])
+def test_the_command_gives_the_flows_answer_for_the_same_input(
+    base_settings, standard: str
+) -> None:
+    cases = [_flow_and_command(base_settings, s, m) for s, m in FLOW_INPUTS if s == standard]
+    stdin = "".join(line + "\n" for _, line in cases)
+    run = cityheart("--standard", standard, "--batch", stdin=stdin)
+    assert run.returncode == 0, run.stdout + run.stderr
+    printed = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(line, out) for (_, line), out in zip(cases, printed, strict=True)] == [
+        (line, flow.as_dict()) for flow, line in cases
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_the_command_converts_units_and_reports_beyond_the_table_like_the_flow() -> None:
+    run = cityheart("--standard", "epa", "no2_1h=100:ug/m3")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert (out["iaqi"], out["concentrations"]) == ({"no2_1h": 50}, {"no2_1h": 53.1406})
+    run = cityheart("--standard", "hj633", "pm25_24h=1000")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert (out["aqi"], out["level"], out["beyond_table"]) == (500, 6, ["pm25_24h"])
+
+
+@pytest.mark.timeout(120)
+def test_the_command_uses_the_configs_standard_and_its_help_example_works(
+    base_settings, tmp_path: Path
+) -> None:
+    from cityheart.aqi import EXAMPLE
+    from tests.support import write_config
+
+    shipped = cityheart("pm25_24h=20")  # ./config.yaml: hj633
+    assert json.loads(shipped.stdout)["standard"] == "hj633", shipped.stderr
+    aqi = base_settings.indicators.aqi.model_copy(update={"standard": "epa"})
+    indicators = base_settings.indicators.model_copy(update={"aqi": aqi})
+    config = write_config(base_settings.model_copy(update={"indicators": indicators}),
+                          tmp_path / "config.yaml")
+    run = cityheart("--config", str(config), "pm25_24h=20")
+    assert run.returncode == 0, run.stderr
+    assert (json.loads(run.stdout)["standard"], json.loads(run.stdout)["aqi"]) == ("epa", 71)
+    for standard in ("hj633", "epa"):
+        example = cityheart("--config", str(config), "--standard", standard, *EXAMPLE.split())
+        assert example.returncode == 0, example.stderr
+        assert json.loads(example.stdout)["standard"] == standard

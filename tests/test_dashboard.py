@@ -67,12 +67,12 @@ def vital(settings: Settings, district: str, kind: str, end: float, value: float
 
 
 def indicator(district: str, name: str, end: float, value: float, level: str,
-              score: float, unit: str = "") -> tuple[str, bytes, bytes]:
+              score: float, unit: str = "", **details: Any) -> tuple[str, bytes, bytes]:
     record = {
         "record": "indicator", "district": district, "indicator": name, "kind": name,
         "value": value, "unit": unit, "level": level, "score": score,
         "window_start": iso(end - WINDOW_S), "window_end": iso(end), "inputs": 12,
-        "coverage": None, "confident": True, "components": [], "details": {},
+        "coverage": None, "confident": True, "components": [], "details": details,
         "emitted_at": iso(end + 0.5),
     }
     return "vitals", f"{district}/indicator:{name}".encode(), orjson.dumps(record)
@@ -246,6 +246,42 @@ def test_overview_shows_every_district_live_values_and_alerts_within_seconds(
         assert overflow <= 0, "the overview is wider than a laptop screen"
         laptop.shot(tmp_path / "overview-laptop.png")
         laptop.close()
+
+
+def test_colour_and_label_agree_and_city_tiles_name_the_worst_district_beside_the_mean(
+    settings: Settings, feed: FeedThread, browser: Any, tmp_path: Path
+) -> None:
+    ends = window_ends(3)
+    # Industrial East: PM2.5 250 ug/m3 (critical) while its health score still reads good;
+    # the city's AQI, a mean over districts, is Excellent while Industrial East's is 300.
+    records = city_history(settings, ends, lambda d, k, n: 250.0 if (d, k) == (
+        "industrial-east", "pm25") else None)
+    for end in ends:
+        records += [
+            indicator("industrial-east", "score", end, 80.5, "good", 80.5, "score"),
+            indicator("industrial-east", "aqi", end, 300.0, "Heavily polluted", 40.0, "AQI",
+                      level_number=5),
+            indicator("harbour", "aqi", end, 30.0, "Excellent", 94.0, "AQI", level_number=1),
+            indicator("city", "aqi", end, 45.0, "Excellent", 91.0, "AQI", level_number=1),
+        ]
+    with web_server(settings) as web:
+        screen = Screen(browser, web.url, WALL)
+        screen.wait(LIVE)
+        produce(settings, records)
+        screen.wait(LEVEL, ["industrial-east", "critical"])
+        screen.wait_text("g[data-district='industrial-east'] .district-state", "Critical")
+        label = screen.page.text_content("g[data-district='industrial-east'] .district-state")
+        assert label == "Critical · score 80.5"
+        pm25 = ".tile[data-key='v:pm25'] .tile-worst"
+        screen.wait_text(pm25, "worst Industrial East 250 µg/m³ · critical")
+        assert screen.page.get_attribute(pm25, "data-level") == "critical"
+        aqi = ".tile[data-key='i:aqi']"
+        screen.wait_text(f"{aqi} .tile-worst", "worst Industrial East 300 AQI · Heavily polluted")
+        assert screen.page.inner_text(f"{aqi} .tile-level") == "Excellent"
+        assert screen.page.get_attribute(aqi, "data-level") == "ok"
+        assert screen.page.get_attribute(f"{aqi} .tile-worst", "data-level") == "critical"
+        screen.shot(tmp_path / "overview-worst.png")
+        screen.close()
 
 
 def test_district_view_lists_every_kind_and_indicator_the_devices_and_open_alerts(

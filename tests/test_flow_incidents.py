@@ -107,3 +107,12 @@ def test_storms_in_two_districts_are_separate_incidents(base_settings: Settings)
     for event in events:
         if event["action"] in ("open", "alert"):
             assert district_of[event["details"]["id"]] == event["incident"]["district"]
+
+
+def test_the_flows_incident_titles_use_the_names_people_read(
+    stormed: tuple[list[dict], list[KafkaRecord]],
+) -> None:
+    _, records = stormed
+    titles = {orjson.loads(r.value)["incident"]["title"] for r in records}
+    assert "Fine particulate matter PM2.5 past its threshold in Industrial East" in titles
+    assert not [t for t in titles if "industrial-east" in t or "pm25" in t]

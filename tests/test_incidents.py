@@ -220,3 +220,20 @@ def test_any_record_parses_or_raises_invalid_alert(record: dict) -> None:
     except InvalidAlert:
         return
     assert math.isfinite(facts.ts) and facts.severity in ("warning", "critical", "emergency")
+
+
+def test_titles_name_districts_and_kinds_as_config_yaml_does(base_settings) -> None:
+    from alerts.incidents import DisplayNames
+
+    grouper = IncidentGrouper(SETTINGS, DisplayNames.from_settings(base_settings))
+    state = grouper.new_state()
+    pm25 = grouper.add(state, _alert("pm25", "industrial-east", T0 + 10)).incident
+    rain = grouper.add(state, _alert("rainfall", "riverside", T0 + 10)).incident
+    water = grouper.add(state, _alert("water_level", "riverside", T0 + 2400)).incident
+    aqi = _alert("aqi", "university", T0 + 10, rule="aqi-high")
+    indicator = grouper.add(state, aqi).incident
+    assert pm25 and rain and water and indicator
+    assert pm25.title == "Fine particulate matter PM2.5 past its threshold in Industrial East"
+    assert rain.title == "Rainfall intensity past its threshold in Riverside"
+    assert water.title == "Flood risk in Riverside"
+    assert indicator.title == "Air quality index: aqi-high in University Quarter"

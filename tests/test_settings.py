@@ -56,6 +56,8 @@ def test_shipped_config_describes_a_mid_size_city() -> None:
         (lambda d: d["simulator"]["scenarios"]["demo"][0].update(kind="ozone"),
          "simulator.scenarios.demo[0].kind", "'ozone'"),
         (lambda d: d["districts"][1].update(id="old-town"), "districts[1].id", "repeated"),
+        (lambda d: d["city"].update(timezone="Europe/Berln"), "city.timezone",
+         "'Europe/Berln' is not an IANA time zone"),
     ],
 )
 def test_a_wrong_key_or_value_is_named(edit, key: str, words: str) -> None:
@@ -132,3 +134,32 @@ def test_dump_round_trips_including_secrets(base_settings) -> None:
     again = load_mapping(yaml.safe_load(yaml.safe_dump(dump(secret))), env={})
     assert again == secret
     assert again.database.url.get_secret_value() == "postgresql://u:pw@db.example:5432/city"
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "words"),
+    [
+        (lambda d: d["dashboard"].update(port=d["feed"]["port"]), "dashboard.port",
+         "feed.port (8765) and by dashboard.port (8765)"),
+        (lambda d: d["metrics"]["ports"].update(recorder=5433), "metrics.ports.recorder",
+         "database.url (5433) and by metrics.ports.recorder (5433)"),
+        (lambda d: d["kafka"].update(bootstrap="127.0.0.1:1883"), "kafka.bootstrap",
+         "mqtt.url (1883) and by kafka.bootstrap (1883)"),
+        (lambda d: d["mqtt"].update(bridge_processes=11), "metrics.ports.flow",
+         "metrics.ports.bridge (9110-9120, 11 processes)"),
+    ],
+)
+def test_two_servers_on_one_port_are_refused_naming_both(edit, key: str, words: str) -> None:
+    data = raw()
+    edit(data)
+    error = error_of(data)
+    assert error.key == key
+    assert "port" in str(error) and words in str(error)
+
+
+def test_ports_of_external_servers_and_port_zero_may_repeat() -> None:
+    data = raw()
+    data["feed"]["port"] = data["dashboard"]["port"] = 0
+    settings = load_mapping(data, env={"CITYHEART_KAFKA_BOOTSTRAP": "kafka.example:8766"})
+    assert settings.feed.port == settings.dashboard.port == 0
+    assert settings.kafka.port == 8766 and not settings.kafka.embedded

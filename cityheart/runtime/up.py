@@ -8,6 +8,14 @@ that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in 
 exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
 orphaned. Component logs go to ``<log dir>/<component>.log``.
 
+What survives a restart of ``up``: PostgreSQL keeps ``database.data_dir``; with
+``kafka.storage: durable`` (not the default yet: see RELIABILITY.md) the embedded Tansu keeps
+its topics, records and consumer offsets in ``kafka.data_dir`` (on s3rver,
+:mod:`cityheart.runtime.kafka_store`, installed with npm on first use; without node/npm
+``up`` says so and falls back to memory) and the flow runs with Bytewax recovery in
+``kafka.data_dir/flow-recovery`` (:func:`flow_recovery_dir`), so it resumes
+its windows, rules and incidents where the last run's snapshot left them.
+
 With ``mqtt.bridge_processes`` > 1 the ``bridge`` component is a parent of that many bridge
 members sharing the MQTT subscription (:mod:`cityheart.bridge`); their logs share bridge.log.
 Devices may publish once the first member subscribed: the shared subscription exists from then
@@ -34,6 +42,12 @@ from pathlib import Path
 
 from cityheart.devices import start_authenticated_broker
 from cityheart.metrics import metrics_urls
+from cityheart.runtime.kafka_store import (
+    TANSU_STORAGE,
+    S3StoreUnavailable,
+    start_s3_store,
+    tansu_s3_env,
+)
 from cityheart.runtime.postgres import EmbeddedPostgres, start_postgres
 from cityheart.runtime.servers import (
     ChildProcess,
@@ -46,9 +60,16 @@ from cityheart.runtime.servers import (
     wait_for_port,
 )
 from connectors.kafka import create_topics
-from settings.config import Settings
+from settings.config import KafkaSettings, Settings
 
-__all__ = ["COMPONENTS", "RunningCity", "Supervisor", "city_stack", "run_city"]
+__all__ = [
+    "COMPONENTS",
+    "RunningCity",
+    "Supervisor",
+    "city_stack",
+    "flow_recovery_dir",
+    "run_city",
+]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +173,10 @@ class RunningCity:
     feed_url: str
     dashboard_url: str
     servers: list[EmbeddedServer | EmbeddedPostgres]
+    kafka_storage: str = "external"
+    """What the embedded Kafka stores in: durable or memory (external: not embedded)."""
+    flow_recovery: Path | None = None
+    """The flow's Bytewax recovery directory, or None when recovery is off."""
 
     def pids(self) -> dict[str, int]:
         """Process id of each running embedded server and component, by name."""
@@ -183,10 +208,12 @@ def city_stack(
     servers: list[EmbeddedServer | EmbeddedPostgres] = []
     supervisor = Supervisor(env=dict(os.environ), log_dir=log_dir)
     try:
-        env = _start_servers(settings, servers, log_dir, components,
-                             config_path=config_path, logins=supervisor.component_env,
-                             mqtt_persistence=mqtt_persistence)
+        env, kafka_storage = _start_servers(
+            settings, servers, log_dir, components, config_path=config_path,
+            logins=supervisor.component_env, mqtt_persistence=mqtt_persistence)
         supervisor.env.update(env)
+        recovery = flow_recovery_dir(settings, kafka_storage)
+        extra_args = {"flow": ["--recovery-dir", str(recovery)]} if recovery else {}
         create_topics(
             env["CITYHEART_KAFKA_BOOTSTRAP"],
             settings.kafka_topic_names(),
@@ -198,7 +225,8 @@ def city_stack(
             ensure_port_free(settings.dashboard.port, "dashboard")
         base = [sys.executable, "-m", "cityheart"]
         for name in components:
-            supervisor.add(name, [*base, name, "--config", str(config_path)])
+            supervisor.add(name, [*base, name, "--config", str(config_path),
+                                  *extra_args.get(name, [])])
             child = supervisor.components[-1].child
             assert child is not None
             if name == "feed":
@@ -216,6 +244,8 @@ def city_stack(
             settings.feed.url,
             settings.dashboard.url,
             servers,
+            kafka_storage,
+            recovery or _configured_recovery(settings),
         )
     finally:
         supervisor.stop()
@@ -235,6 +265,12 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
             print(f"feed: {city.feed_url}", flush=True)
             print(f"dashboard: {city.dashboard_url}", flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
+            if city.kafka_storage != "external":
+                where = f" in {Path(settings.kafka.data_dir).resolve()}" \
+                    if city.kafka_storage == "durable" else " (gone when `up` stops)"
+                print(f"kafka: {city.kafka_storage}{where}", flush=True)
+            recovery = city.flow_recovery.resolve() if city.flow_recovery else "off"
+            print(f"flow recovery: {recovery}", flush=True)
             for name, url in metrics_urls(settings, COMPONENTS).items():
                 print(f"metrics: {name} {url}", flush=True)
             while not stop.wait(0.5):
@@ -255,9 +291,11 @@ def _start_servers(
     config_path: Path | None = None,
     logins: dict[str, dict[str, str]] | None = None,
     mqtt_persistence: Path | None = None,
-) -> dict[str, str]:
-    """Start the embedded servers config asks for; return the env that points children at them."""
+) -> tuple[dict[str, str], str]:
+    """Start the embedded servers config asks for; return the env that points children at them
+    and what the Kafka broker stores in (durable, memory, or external when not embedded)."""
     env = {}
+    kafka_storage = "external"
     if settings.mqtt.embedded:
         if settings.mqtt.device_auth.enabled:  # the bridge and the simulator log in
             mqtt, component_logins = start_authenticated_broker(
@@ -280,9 +318,8 @@ def _start_servers(
     else:
         env["CITYHEART_MQTT_URL"] = settings.mqtt.url
     if settings.kafka.embedded:
-        kafka = start_kafka_broker(settings.kafka.port, log_path=log_dir / "kafka-broker.log")
-        servers.append(kafka)
-        log.info("embedded Kafka broker (Tansu) at %s", kafka.bootstrap)
+        kafka, kafka_storage = _start_kafka(settings.kafka, servers, log_dir)
+        log.info("embedded Kafka broker (Tansu, %s) at %s", kafka_storage, kafka.bootstrap)
         env["CITYHEART_KAFKA_BOOTSTRAP"] = kafka.bootstrap
     else:
         env["CITYHEART_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
@@ -300,4 +337,45 @@ def _start_servers(
         env["CITYHEART_DATABASE_URL"] = postgres.url(database.name)
     else:
         env["CITYHEART_DATABASE_URL"] = database.url.get_secret_value()
-    return env
+    return env, kafka_storage
+
+
+def _tell(message: str) -> None:
+    """Tell the person running ``up`` something they should know (on stderr)."""
+    print(f"kafka: {message}", file=sys.stderr, flush=True)
+
+
+def _start_kafka(
+    kafka: KafkaSettings, servers: list[EmbeddedServer | EmbeddedPostgres], log_dir: Path
+) -> tuple[EmbeddedServer, str]:
+    """Start Tansu (durable: on s3rver, its files in ``kafka.data_dir``; memory where s3rver
+    cannot run, saying so); return it and its storage (durable or memory)."""
+    storage, storage_env = "memory://tansu/", None
+    if kafka.storage == "durable":
+        try:
+            store = start_s3_store(Path(kafka.data_dir) / "s3", log_path=log_dir / "s3rver.log",
+                                   install=True, notify=_tell)
+        except S3StoreUnavailable as exc:
+            _tell(f"durable storage is unavailable: {exc.reason}. Falling back to memory "
+                  "(kafka.storage: memory): topics and the flow's state will not survive a "
+                  "restart of `cityheart up`")
+        else:
+            servers.append(store)
+            storage, storage_env = TANSU_STORAGE, tansu_s3_env(store)
+    server = start_kafka_broker(kafka.port, log_path=log_dir / "kafka-broker.log",
+                                storage=storage, storage_env=storage_env)
+    servers.append(server)  # stopped before its store
+    return server, "durable" if storage_env else "memory"
+
+
+def flow_recovery_dir(settings: Settings, kafka_storage: str) -> Path | None:
+    """Where ``up`` tells the flow to keep its Bytewax recovery: in the durable embedded Kafka's
+    data directory, beside the topics its snapshots point into, unless ``flow.recovery_dir``
+    names a place (the flow then reads it from config) or the topics do not outlive ``up``."""
+    if settings.flow.recovery_dir is not None or kafka_storage != "durable":
+        return None
+    return (Path(settings.kafka.data_dir) / "flow-recovery").resolve()
+
+
+def _configured_recovery(settings: Settings) -> Path | None:
+    return Path(settings.flow.recovery_dir) if settings.flow.recovery_dir else None

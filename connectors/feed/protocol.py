@@ -45,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from models.choices import refusal
 from models.errors import CityheartError
 
 __all__ = [
@@ -218,9 +219,9 @@ def _string_set(op: Mapping[str, Any], name: str) -> frozenset[str]:
 def _known(values: frozenset[str], known: Collection[str] | None, what: str) -> None:
     if known is None:
         return
-    unknown = sorted(values.difference(known))
-    if unknown:
-        code, msg = f"unknown_{what}", f"{what} {unknown[0]!r} is not one of {sorted(known)}"
+    msg = refusal(values, known, what)
+    if msg is not None:
+        code = f"unknown_{what}"
         raise FeedError(code, msg)
 
 

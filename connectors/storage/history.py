@@ -6,6 +6,7 @@
     history.latest("vitals", districts=["old-town"])   # newest vital per district and kind
     history.alerts(since=t0, until=t1, severities=["critical"])
     history.incidents(since=t0, until=t1, states=["open"])
+    history.live_incidents(updated_since=t0)   # not resolved or closed, or updated since t0
     history.incident_events(incident_id="inc-1")
     for reading in history.readings(since=t0, until=t1):   # Reading objects in time order
         ...                                                  # (what a replay feeds the logic)
@@ -145,6 +146,15 @@ class History:
             where=where, order=order
         )
         return self._records(query, [*params, limit])
+
+    def live_incidents(self, *, updated_since: float) -> list[dict[str, Any]]:
+        """Every incident not resolved or closed, and every other one updated since
+        ``updated_since``, by opening time: what a restarted flow may have to take up again."""
+        query = sql.SQL(
+            "SELECT * FROM incidents WHERE state NOT IN ('resolved', 'closed') "
+            "OR updated_at >= %s ORDER BY opened_at, id"
+        )
+        return self._records(query, [_dt(updated_since)])
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
         """The stored row of one incident (its latest record in ``record``), or None."""

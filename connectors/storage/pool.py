@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from connectors.storage.options import StorageOptions, masked_url
 from models.errors import ConnectorError
 
-__all__ = ["Flavour", "detect_flavour", "open_pool"]
+__all__ = ["Flavour", "check_reachable", "detect_flavour", "open_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,18 @@ def open_pool(
             msg = f"no connection within {options.pool_timeout_s:g} s (is the server running?)"
             raise ConnectorError("postgresql", masked_url(options.url), msg) from exc
     return pool
+
+
+def check_reachable(options: StorageOptions, *, timeout_s: float = 3.0) -> None:
+    """Connect once, without retrying: ConnectorError naming the URL and psycopg's reason (such
+    as "Connection refused") when the server cannot be reached, within ``timeout_s``."""
+    try:
+        with psycopg.connect(options.url, connect_timeout=max(1, round(timeout_s))):
+            pass
+    except psycopg.Error as exc:
+        first_line = (str(exc).strip().splitlines() or ["no reason given"])[0]
+        reason = first_line.rsplit(": ", 1)[-1].strip()
+        raise ConnectorError("postgresql", masked_url(options.url), reason) from exc
 
 
 @dataclass(frozen=True, slots=True)

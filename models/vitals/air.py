@@ -9,6 +9,7 @@ it holds), so the 1 h, 8 h and 24 h means are time averages kept incrementally. 
     rolling["pm25"].add(window_mid, 35.0)
     averaged = params.averaged(rolling, at=window_mid)     # AirResult or None
     instant = params.instant({"pm25": 35.0, "no2": 40.0})  # this window's means only
+    given = params.given({"no2_1h": (100.0, "ug/m3")})     # exactly these NAMEs (cityheart aqi)
 
 ``averaged`` is the index the standard defines for real-time reporting: HJ 633-2012 takes PM2.5
 and PM10 as 24-hour moving averages, O3 as 1-hour and 8-hour, CO, SO2 and NO2 as 1-hour
@@ -36,7 +37,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.aqi import CATEGORIES, AqiError, OutOfTable, compute_aqi, names_for, sub_index, unit_of
+from models.aqi import (
+    CATEGORIES,
+    NAMES,
+    AqiError,
+    OutOfTable,
+    check_concentration,
+    compute_aqi,
+    names_for,
+    spell_unit,
+    sub_index,
+    unit_of,
+)
 from models.indicators.levels import Scale
 from models.indicators.rolling import RollingMean
 
@@ -128,6 +140,21 @@ class AirResult:
     filled: dict[str, float] = field(default_factory=dict)
     beyond: tuple[str, ...] = ()
     confident: bool = True
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``cityheart aqi`` prints: the index, what set it, and what could not count.
+
+        ``beyond_table`` lists NAMEs above the standard's table (the AQI is then a lower bound);
+        ``skipped`` maps a NAME that gave no index to the reason; ``concentrations`` are in
+        each table's unit (after any conversion).
+        """
+        return {
+            "standard": self.standard, "aqi": self.aqi, "level": self.level,
+            "category": self.category, "primary": list(self.primary), "iaqi": dict(self.iaqi),
+            "beyond_table": list(self.beyond), "skipped": dict(self.skipped),
+            "concentrations": {n: round(v, 4) for n, v in self.concentrations.items()},
+        }
 
     def components(self) -> tuple[dict[str, Any], ...]:
         """One explaining entry per NAME that went in."""
@@ -168,6 +195,25 @@ class AirParams:
         pollutant = _pollutant(name)
         return convert(pollutant, value, self.kinds[pollutant][1], unit_of(self.standard, name))
 
+    def given(self, values: Mapping[str, tuple[float, str | None]]) -> AirResult:
+        """The index of exactly the NAMEs in ``values``, each ``(value, unit or None)``.
+
+        None means the table's own unit. This is ``cityheart aqi``: the conversion, the
+        standard's fallbacks and the beyond-the-table rule are the flow's own. AqiError names a
+        bad NAME, unit or value, or says why no NAME gave an index.
+        """
+        available: dict[str, float] = {}
+        for name, (value, unit) in values.items():
+            to = unit_of(self.standard, name)
+            check_concentration(self.standard, name, value)
+            available[name] = _to_table_unit(self.standard, name, value, unit or to, to)
+        names = tuple(n for n in NAMES if n in available)
+        result, skipped = self._outcome("given", names, available, {})
+        if result is None:
+            msg = "no index: " + "; ".join(f"{n}: {why}" for n, why in skipped.items())
+            raise AqiError(self.standard, "", msg)
+        return result
+
     def averaged(self, rolling: Mapping[str, RollingMean], at: float) -> AirResult | None:
         """The standard's index from the rolling means, moved on to event time ``at``."""
         available: dict[str, float] = {}
@@ -197,13 +243,20 @@ class AirParams:
         self, averaging: str, names: tuple[str, ...], available: dict[str, float],
         filled: dict[str, float],
     ) -> AirResult | None:
+        return self._outcome(averaging, names, available, filled)[0]
+
+    def _outcome(
+        self, averaging: str, names: tuple[str, ...], available: dict[str, float],
+        filled: dict[str, float],
+    ) -> tuple[AirResult | None, dict[str, str]]:
+        """(the index or None, NAME -> why it gave none) of the ``names`` in ``available``."""
         given = {n: available[n] for n in names if n in available}
         if not given:
-            return None
+            return None, {}
         values = dict(given)
-        result, beyond = _compute(self.standard, given, available.get)
+        result, beyond, skipped = _compute(self.standard, given, available.get)
         if result is None and not beyond:
-            return None
+            return None, skipped
         if result is None:
             aqi, level, category, primary, iaqi = 500, 6, "", (), {}
         else:
@@ -215,36 +268,53 @@ class AirParams:
             iaqi.update({name: None for name in beyond})
         used = {n: values.get(n, available.get(n, 0.0)) for n in iaqi}
         confident = all(filled.get(n, 1.0) >= self.min_filled for n in used)
-        return AirResult(
+        result = AirResult(
             self.standard, averaging, aqi, level, category, primary, iaqi, used, available,
-            {n: filled[n] for n in used if n in filled}, tuple(beyond), confident,
+            {n: filled[n] for n in used if n in filled}, tuple(beyond), confident, skipped,
         )
+        return result, skipped
+
+
+def _to_table_unit(standard: str, name: str, value: float, unit: str, to: str) -> float:
+    """``value`` in ``unit`` as ``to`` (the table's unit); AqiError naming what converts."""
+    pollutant, spelled = _pollutant(name), spell_unit(unit)
+    try:
+        return convert(pollutant, value, spelled, to)
+    except ValueError:
+        known = [*_MASS, *(_VOLUME if pollutant in UG_PER_PPB else ())]
+        msg = f"unit {unit!r} cannot be converted to {to!r} (give one of {', '.join(known)})"
+        raise AqiError(standard, name, msg) from None
 
 
 def _compute(
     standard: str, given: dict[str, float], fallback: Callable[[str], float | None]
-) -> tuple[Any, list[str]]:
-    """compute_aqi with the standard's fallbacks supplied; (result or None, NAMEs above top)."""
+) -> tuple[Any, list[str], dict[str, str]]:
+    """compute_aqi with the standard's fallbacks supplied.
+
+    Returns (result or None, NAMEs above the top of their table, NAME -> why it gave no index).
+    """
     beyond: list[str] = []
-    dropped: set[str] = set()
+    skipped: dict[str, str] = {}
     for _ in range(2 * len(given) + 4):
         if not given:
             break
         try:
-            return compute_aqi(standard, given), beyond
+            return compute_aqi(standard, given), beyond, skipped
         except OutOfTable as exc:
-            supply = None if exc.use is None or exc.use in dropped else fallback(exc.use)
+            dropped = exc.use is None or exc.use in skipped or exc.use in beyond
+            supply = None if dropped else fallback(exc.use)
             if supply is not None and exc.use not in given:
                 given[exc.use] = supply
                 continue
             given.pop(exc.name, None)
-            dropped.add(exc.name)
             if _above_top(standard, exc.name, exc.value):
                 beyond.append(exc.name)
+            else:
+                skipped[exc.name] = exc.reason
         except AqiError as exc:
             given.pop(exc.name, None)
-            dropped.add(exc.name)
-    return None, beyond
+            skipped[exc.name] = exc.reason
+    return None, beyond, skipped
 
 
 def _above_top(standard: str, name: str, value: float) -> bool:

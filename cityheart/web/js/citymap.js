@@ -6,8 +6,6 @@ import { number, unitLabel } from "./format.js";
 import { RANKS, rankName } from "./levels.js";
 import { projection, ringBox, ringPath } from "./geo.js";
 
-const RANK_TEXT = ["Normal", "Elevated", "Warning", "Critical"];
-
 export class CityMap {
   /** onSelect(districtId) when a district is clicked; `compact` draws names only. */
   constructor(config, { onSelect, compact = false } = {}) {
@@ -64,10 +62,8 @@ export class CityMap {
       setAttr(entry.group, "data-selected", id === selected ? "true" : null);
       setAttr(entry.group, "data-worst", summary.worst ? summary.worst.id : null);
       if (this.compact) continue;
-      const stateText = summary.score
-        ? `${number(summary.score.value)} · ${summary.score.label}`
-        : summary.rank >= 0 ? RANK_TEXT[summary.rank] : "No data";
-      if (setText(entry.state, stateText)) fit(entry.state, entry.width);
+      // colour and words both from summary's one rank
+      if (setText(entry.state, summary.label)) fit(entry.state, entry.width);
       const worst = summary.worst;
       const worstText = worst ? `${worst.name} ${number(worst.value)} ${unitLabel(worst.unit)}`.trim() : "";
       if (setText(entry.worst, worstText)) fit(entry.worst, entry.width);

@@ -6,6 +6,8 @@
 // (config.indicators), the AQI's level number, or failing those its 0-100 sub-score.
 
 export const RANKS = ["ok", "watch", "warning", "critical"];
+/** How a rank reads on the map and in headlines. */
+export const RANK_TEXT = ["Normal", "Elevated", "Warning", "Critical"];
 export const NO_DATA = "none";
 export const HEALTH_INDICATORS = ["health_score", "score"];
 

@@ -3,8 +3,8 @@
 // an alert id already known is ignored), so a replay or a fresh snapshot after a reconnect
 // never doubles anything.
 
-import { indicatorLevel, isHealthScore, vitalLevel } from "./levels.js";
-import { indicatorLabel, kindLabel, ms } from "./format.js";
+import { RANK_TEXT, indicatorLevel, isHealthScore, vitalLevel } from "./levels.js";
+import { indicatorLabel, kindLabel, ms, number } from "./format.js";
 
 export const CITY = "city";
 const MAX_POINTS = 180;
@@ -106,9 +106,9 @@ export class CityState {
 
   /**
    * How a district (or the city) is doing: rank (its health score's, or critical when any of
-   * its vitals or indicators is; the worst item's without a score), the health score record,
-   * the worst item, and
-   * every item with its level.
+   * its vitals or indicators is; the worst item's without a score), the label that says that
+   * rank in words (the map writes it; it is never "good" on a critical district), the health
+   * score record, the worst item, and every item with its level.
    */
   summary(district) {
     const items = [];
@@ -130,7 +130,26 @@ export class CityState {
     // even while its overall score still reads "fair" (lesser items only move the score)
     const itemRank = worst ? Math.max(...items.map((i) => i.rank)) : -1;
     const rank = score ? (itemRank >= 3 ? 3 : score.rank) : itemRank;
-    return { district, rank, score, worst, items };
+    return { district, rank, label: rankLabel(rank, score), score, worst, items };
+  }
+
+  /**
+   * The district whose latest record of a kind (`v:` key) or indicator (`i:` key) is the
+   * worst, with its level: what a city-wide mean would hide. Null without district records.
+   */
+  worstDistrict(key) {
+    const [source, name] = [key.slice(0, 1), key.slice(2)];
+    let worst = null;
+    for (const district of this.config.districts) {
+      const record = source === "v" ? this.vitals.get(`${district.id}/${name}`)
+        : this.indicators.get(`${district.id}/${name}`);
+      if (!record) continue;
+      const level = source === "v" ? vitalLevel(this.config, record) : indicatorLevel(this.config, record);
+      if (level.rank >= 0 && (!worst || level.badness > worst.badness)) {
+        worst = { district: district.id, name: district.name, record, ...level };
+      }
+    }
+    return worst;
   }
 
   /** [{t, v}] oldest first for a series key ("v:district/kind" or "i:district/indicator"). */
@@ -165,6 +184,13 @@ export class CityState {
       .filter((p) => typeof p.v === "number");
     return withHistory(this.history.get(`c:${kind}`), live);
   }
+}
+
+/** A summary's words for its rank: the score with its level, unless an item overrides it. */
+function rankLabel(rank, score) {
+  if (score && score.rank === rank) return `${number(score.value)} · ${score.label}`;
+  if (score) return `${RANK_TEXT[rank]} · score ${number(score.value)}`;
+  return rank >= 0 ? RANK_TEXT[rank] : "No data";
 }
 
 /** The database's points before the first live one, then the live ones. */

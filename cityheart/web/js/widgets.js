@@ -12,11 +12,14 @@ export function tile(className = "tile") {
     h("header", { class: "tile-name" }),
     h("div", { class: "tile-value" }, h("span", { class: "num" }), " ", h("span", { class: "unit" })),
     sparkSvg(),
-    h("div", { class: "tile-meta" }, h("span", { class: "tile-level" }), " ", h("span", { class: "tile-detail" })));
+    h("div", { class: "tile-meta" }, h("span", { class: "tile-level" }), " ", h("span", { class: "tile-detail" })),
+    h("div", { class: "tile-worst", "data-level": "none" }));
 }
 
 /**
- * Refresh a tile: {name, value, unit, rank, level, points, threshold, meta, title}.
+ * Refresh a tile: {name, value, unit, rank, level, points, threshold, meta, title, worst}.
+ * `worst` ({text, rank}, optional) is a line in its own colour under a city-wide value: the
+ * worst district, which the mean would hide.
  */
 export function updateTile(el, item) {
   setAttr(el, "data-level", rankName(item.rank));
@@ -27,6 +30,10 @@ export function updateTile(el, item) {
   setText(el.querySelector(".unit"), unitLabel(item.unit));
   setText(el.querySelector(".tile-detail"), item.meta ? `· ${item.meta}` : "");
   drawSpark(el.querySelector("svg"), item.points || [], { threshold: item.threshold });
+  const worst = el.querySelector(".tile-worst");
+  setAttr(worst, "data-level", item.worst ? rankName(item.worst.rank) : "none");
+  setAttr(worst, "hidden", item.worst ? null : "");
+  setText(worst, item.worst ? item.worst.text : "");
 }
 
 /** An alert row for lists and the ticker. */

@@ -17,6 +17,7 @@ const ACTION_LABELS = {
 const EVENT_LABELS = {
   open: "opened", alert: "alert", escalate: "escalated", acknowledge: "acknowledged",
   dispatch: "dispatched", comment: "comment", resolve: "resolved", close: "closed", reopen: "reopened",
+  restore: "restored from history",
 };
 const NEEDS_FORM = new Set(["dispatch", "comment", "resolve"]);
 

@@ -2,7 +2,7 @@
 
 import { h, setText, syncList } from "../dom.js";
 import { CityMap } from "../citymap.js";
-import { indicatorLabel, kindLabel } from "../format.js";
+import { indicatorLabel, kindLabel, number, unitLabel } from "../format.js";
 import { indicatorLevel, isHealthScore, vitalLevel } from "../levels.js";
 import { CITY } from "../store.js";
 import { alertRow, flashNew, tile, updateAlertRow, updateTile } from "../widgets.js";
@@ -57,6 +57,7 @@ export class OverviewView {
       items.push({ key: `i:${record.indicator}`, name: isHealthScore(record) ? "City health" : indicatorLabel(record.indicator),
                    value: record.value, unit: record.unit, rank: level.rank, level: level.label,
                    points: state.points(`i:${CITY}/${record.indicator}`),
+                   worst: worstLine(state, `i:${record.indicator}`, record.unit),
                    meta: record.confident === false ? "unconfirmed" : "whole city" });
     }
     for (const kind of Object.keys(config.kinds)) {
@@ -67,6 +68,7 @@ export class OverviewView {
                    unit: config.kinds[kind].unit, rank: level.rank, level: level.label,
                    points: state.cityPoints(kind), threshold: thresholds?.warning,
                    title: config.kinds[kind].name,
+                   worst: city ? worstLine(state, `v:${kind}`, config.kinds[kind].unit) : null,
                    meta: city ? `${thresholds.stat} · ${city.devices} devices` : "waiting for data" });
     }
     return items;
@@ -87,6 +89,14 @@ export class OverviewView {
   }
 
   destroy() {}
+}
+
+/** "worst Industrial East 250 µg/m³ · critical": the district a city-wide value averages away. */
+function worstLine(state, key, unit) {
+  const worst = state.worstDistrict(key);
+  if (!worst) return null;
+  const text = `worst ${worst.name} ${number(worst.value)} ${unitLabel(unit)}`.trim();
+  return { rank: worst.rank, text: `${text} · ${worst.label}` };
 }
 
 function legend() {
