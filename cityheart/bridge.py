@@ -17,6 +17,7 @@ for each member yourself. Member ``I`` serves ``/metrics`` on the bridge's port 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from cityheart.metrics import component_metrics
 from cityheart.runtime.members import run_members
 from connectors.bridge import member_client_id, run_bridge
 from connectors.kafka import create_topics
+from connectors.notify import Notifier
 from models.errors import ConfigError
 from settings.config import MqttSettings, Settings
 
@@ -65,7 +67,7 @@ def run_bridges(
         return _run_members(settings, config_path, count)
     member_client_id(settings.mqtt, index or 0)  # refuses an index out of range at once
     with component_metrics(settings, "bridge", index=index or 0):
-        run_bridge(settings, index=index or 0)
+        run_bridge(settings, index=index or 0, notifier=Notifier.from_environ(os.environ))
     return 0
 
 

@@ -52,6 +52,7 @@ from connectors.metrics import (
     READINGS_INGESTED,
 )
 from connectors.mqtt import MqttClient, new_client, protocol_of
+from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
 from models.readings import ReadingParser, encode
@@ -95,8 +96,12 @@ class BridgeStats:
 class Bridge:
     """Forward MQTT readings to Kafka, acknowledging each only once Kafka has it."""
 
-    def __init__(self, settings: Settings, *, clock: Any = time.time, index: int = 0) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Any = time.time, index: int = 0,
+        notifier: Notifier | None = None,
+    ) -> None:
         self._settings = settings
+        self._notifier = notifier or Notifier(None)
         self._mqtt = settings.mqtt
         self._client_id = member_client_id(settings.mqtt, index)
         self._filter = subscription(settings.mqtt)
@@ -195,6 +200,8 @@ class Bridge:
             flags.session_present,
             pattern,
         )
+        self._notifier.status(f"subscribed to {pattern}")
+        self._notifier.ready()  # again after every reconnect: the supervisor counts them
         self._connected.set()
 
     def _on_disconnect(
@@ -306,9 +313,11 @@ class Bridge:
         )
 
 
-def run_bridge(settings: Settings, *, index: int = 0) -> None:
+def run_bridge(
+    settings: Settings, *, index: int = 0, notifier: Notifier | None = None
+) -> None:
     """Run the bridge (member ``index`` of ``mqtt.bridge_processes``) until SIGINT or SIGTERM,
-    then stop it cleanly."""
+    then stop it cleanly; ``notifier`` hears ``READY=1`` after each MQTT subscription."""
     topics = settings.kafka.topics
     create_topics(
         settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
@@ -316,7 +325,7 @@ def run_bridge(settings: Settings, *, index: int = 0) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    bridge = Bridge(settings, index=index)
+    bridge = Bridge(settings, index=index, notifier=notifier)
     bridge.start()
     try:
         bridge.serve(stop)

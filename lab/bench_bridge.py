@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from pathlib import Path
 import orjson
 import yaml
 
+from cityheart.runtime.readiness import ReadinessListener
 from cityheart.runtime.servers import (
     ChildProcess,
     EmbeddedServer,
@@ -61,7 +63,6 @@ log = logging.getLogger(__name__)
 DEVICES = 1000
 SHARE = (0.05, 0.95)
 RUN_TIMEOUT_S = 300.0
-READY = "subscribed to"
 READER = {"fetch.wait.max.ms": 200, "fetch.min.bytes": 256 * 1024}
 """The counting consumer's fetches: few and large (the flow reads readings as they come too)."""
 
@@ -176,15 +177,17 @@ class _Run:
     def _start(self) -> ChildProcess:
         env = {key: value for key, value in os.environ.items() if not key.startswith("CITYHEART_")}
         argv = [sys.executable, "-m", "cityheart", "bridge", "--config", str(self.config)]
-        before = self.log_path.read_text().count(READY) if self.log_path.exists() else 0
-        child = spawn(f"bridge x{self.processes}", argv, env=env, log_path=self.log_path)
-        deadline = time.monotonic() + 60
-        while self.log_path.read_text().count(READY) < before + self.processes:
-            if time.monotonic() > deadline or not child.running:
-                child.stop()
-                msg = f"{self.processes} bridge members did not subscribe within 60 s"
-                raise ConnectorError("bridge", str(self.log_path), msg)
-            time.sleep(0.1)
+        ready = ReadinessListener(Path(tempfile.mkdtemp(prefix="cityheart-")) / "bridge.notify")
+        child = spawn(f"bridge x{self.processes}", argv, env={**env, **ready.environ()},
+                      log_path=self.log_path)
+        try:  # each member says READY=1 once its session subscribed
+            ready.wait_ready(after=self.processes - 1, timeout=60, process=child.process)
+        except ConnectorError:
+            child.stop()
+            raise
+        finally:
+            ready.close()
+            shutil.rmtree(ready.path.parent, ignore_errors=True)
         return child
 
     def _member_pids(self, bridge: ChildProcess) -> list[int]:

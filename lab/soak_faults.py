@@ -38,7 +38,7 @@ from pathlib import Path
 
 from cityheart.runtime.postgres import EmbeddedPostgres, start_postgres
 from cityheart.runtime.servers import EmbeddedServer, start_mqtt_broker
-from cityheart.runtime.up import READY_BRIDGE, RunningCity
+from cityheart.runtime.up import RunningCity
 from lab.audit import count_rows
 from lab.soak_watch import AckedPublisher, FeedAudit
 from models.errors import ConnectorError
@@ -81,13 +81,6 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 found.append(int(entry.name))
     return sorted(found)
-
-
-def _count_in_log(path: Path, text: str) -> int:
-    try:
-        return path.read_text(errors="replace").count(text)
-    except OSError:
-        return 0
 
 
 def _wait(condition: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
@@ -141,7 +134,8 @@ class FaultInjector:
     # -- components ---------------------------------------------------------------------------
 
     def _bridge_ready(self) -> int:
-        return _count_in_log(self.log_dir / "bridge.log", READY_BRIDGE)
+        """The bridge's READY notices so far: one per MQTT subscription, restarts included."""
+        return self.city.supervisor.readiness["bridge"].ready_count
 
     def _kill_component(self, name: str, victim: int | None = None) -> tuple[int, float]:
         """SIGKILL component ``name`` (or ``victim``, one of its processes), wait until the

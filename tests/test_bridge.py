@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from cityheart.runtime.readiness import ReadinessListener
 from connectors.bridge import Bridge
 from connectors.kafka import tail_consumer
 from models.timefmt import iso
@@ -162,19 +164,14 @@ def seqs_in(bootstrap: str, topic: str, wanted: set[int], timeout: float) -> set
     return seqs
 
 
-def start_bridge_process(config: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start_bridge_process(
+    config: Path, log: Path, ready: ReadinessListener | None = None
+) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(ready.environ() if ready else {})}
     return subprocess.Popen(
         [sys.executable, "-m", "cityheart", "bridge", "--config", str(config)],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,
     )
-
-
-def wait_for_log(log: Path, text: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{text!r} not in {log}:\n{log.read_text()}"
-        time.sleep(0.05)
 
 
 def test_bridge_crash_loses_no_reading_the_broker_accepted(
@@ -185,8 +182,9 @@ def test_bridge_crash_loses_no_reading_the_broker_accepted(
     settings = settings.model_copy(update={"mqtt": unlimited})
     config = write_config(settings, tmp_path / "config.yaml")
     log = tmp_path / "bridge.log"
-    process = start_bridge_process(config, log)
-    wait_for_log(log, "subscribed to")
+    ready = ReadinessListener(Path(tempfile.mkdtemp(prefix="ch-")) / "bridge.notify")
+    process = start_bridge_process(config, log, ready)
+    ready.wait_ready(timeout=20, process=process)  # READY=1 once its session subscribed
     device = Device(mqtt_broker.url, "dev-crash")
     topic = f"{settings.mqtt.topic_prefix}/university/noise/nz-1"
     total = 3000
@@ -196,7 +194,7 @@ def test_bridge_crash_loses_no_reading_the_broker_accepted(
                 process.send_signal(signal.SIGKILL)  # a crash: no clean shutdown
                 process.wait(10)
             if seq == 2000:
-                process = start_bridge_process(config, log)
+                process = start_bridge_process(config, log, ready)
             device.publish(topic, reading("nz-1", "noise", 50.0, seq, unit="dBA"), seq=seq)
         device.wait_acked(total)
         accepted = set(device.acked)
@@ -207,7 +205,9 @@ def test_bridge_crash_loses_no_reading_the_broker_accepted(
         assert accepted - seqs == set(), f"lost {len(accepted - seqs)} readings"
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
+        assert ready.ready_count == 2, "each run said READY=1 once, after subscribing"
     finally:
+        ready.close()
         device.close()
         if process.poll() is None:
             process.kill()

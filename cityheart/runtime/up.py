@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -49,6 +51,7 @@ from cityheart.runtime.kafka_store import (
     tansu_s3_env,
 )
 from cityheart.runtime.postgres import EmbeddedPostgres, start_postgres
+from cityheart.runtime.readiness import ReadinessListener
 from cityheart.runtime.servers import (
     ChildProcess,
     EmbeddedServer,
@@ -56,7 +59,6 @@ from cityheart.runtime.servers import (
     spawn,
     start_kafka_broker,
     start_mqtt_broker,
-    wait_for_log,
     wait_for_port,
 )
 from connectors.kafka import create_topics
@@ -74,7 +76,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("feed", "dashboard", "flow", "recorder", "bridge", "simulate")
-READY_BRIDGE = "subscribed to"
 """The components ``up`` runs, in start order (stopped in reverse)."""
 
 
@@ -96,19 +97,25 @@ class Supervisor:
     components: list[_Component] = field(default_factory=list)
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
     """Extra environment by component name (the MQTT login of each under device auth)."""
+    readiness: dict[str, ReadinessListener] = field(default_factory=dict)
+    """Each component's READY notices (systemd's notify protocol), by component name."""
+    _sockets: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cityheart-")))
 
     def add(self, name: str, argv: list[str]) -> None:
         """Start ``argv`` as component ``name``."""
         component = _Component(name, argv)
         self.components.append(component)
         (self.log_dir / f"{name}.log").write_bytes(b"")  # a new run, a new log; restarts append
+        # a short path of its own: a Unix socket's path may not exceed 107 bytes
+        self.readiness[name] = ReadinessListener(self._sockets / f"{name}.notify")
         self._start(component)
 
     def _start(self, component: _Component) -> None:
         component.child = spawn(
             component.name,
             component.argv,
-            env={**self.env, **self.component_env.get(component.name, {})},
+            env={**self.env, **self.component_env.get(component.name, {}),
+                 **self.readiness[component.name].environ()},
             log_path=self.log_dir / f"{component.name}.log",
         )
 
@@ -161,6 +168,9 @@ class Supervisor:
             if component.child is not None:
                 code = component.child.stop(signal.SIGTERM, timeout=15)
                 log.info("%s stopped (exit code %s)", component.name, code)
+        for listener in self.readiness.values():
+            listener.close()
+        shutil.rmtree(self._sockets, ignore_errors=True)
 
 
 @dataclass
@@ -233,10 +243,10 @@ def city_stack(
                 wait_for_port(settings.feed.host, settings.feed.port, 30, child.process)
             elif name == "dashboard":
                 wait_for_port(settings.dashboard.host, settings.dashboard.port, 30, child.process)
-            elif name == "bridge" and child.log_path is not None:
+            elif name == "bridge":
                 # devices may publish only once the bridge's session subscribes, or the broker
-                # has nobody to keep their readings for
-                wait_for_log(child.log_path, READY_BRIDGE, 30, child.process)
+                # has nobody to keep their readings for: the bridge says READY=1 then
+                supervisor.readiness[name].wait_ready(timeout=30, process=child.process)
         yield RunningCity(
             supervisor,
             env["CITYHEART_MQTT_URL"],
