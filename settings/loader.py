@@ -1,10 +1,17 @@
-"""Load cityheart's configuration once: config.yaml plus environment overrides.
+"""Load cityheart's configuration once: config.yaml, the city file it names, environment overrides.
 
     settings = load("config.yaml")           # reads os.environ for overrides
     settings = load("config.yaml", env={})   # no overrides, for tests
+    raw = read_config("config.yaml")         # the merged mapping, not validated
+
+Two files, one schema (:class:`settings.config.Settings`): the deployment's ``config.yaml``
+(servers, ports, the demo simulator) names the city's file with ``city_file`` (a path relative
+to it, for example ``city.yaml``: districts, sensor kinds, indicators, departments). Each top-level
+section lives in one of the two; one in both is refused. Every default lives in the schema, so
+either file holds only what differs.
 
 A missing file, malformed YAML, an unknown key or a bad value raises ConfigError whose message
-names the file and the dotted key, for example ``config.yaml: kinds.pm25.range: ...``.
+names the file and the dotted key, for example ``city.yaml: kinds.pm25.range: ...``.
 
 Environment overrides (secrets and addresses belong here, not in the file):
 
@@ -36,7 +43,10 @@ from pydantic import ValidationError
 from models.errors import ConfigError
 from settings.config import Settings
 
-__all__ = ["ENV_OVERRIDES", "dump", "load", "load_mapping"]
+__all__ = ["CITY_FILE_KEY", "ENV_OVERRIDES", "dump", "load", "load_mapping", "read_config"]
+
+CITY_FILE_KEY = "city_file"
+"""The key of config.yaml that names the city's file, relative to config.yaml."""
 
 # variable -> (section, key, value that makes the section external or None)
 ENV_OVERRIDES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
@@ -55,8 +65,42 @@ ENV_OVERRIDES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
 
 
 def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the configuration file at ``path`` with overrides from ``env``."""
-    path = Path(path)
+    """Read and validate the configuration at ``path`` (and its city file) with overrides from
+    ``env``."""
+    raw, sources = _read(Path(path))
+    return load_mapping(raw, source=Path(path).name, env=os.environ if env is None else env,
+                        sources=sources)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The configuration at ``path`` with its city file's sections merged in, not validated."""
+    return _read(Path(path))[0]
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(merged mapping, the file name each top-level section came from)."""
+    raw = _read_mapping(path)
+    sources = dict.fromkeys(raw, path.name)
+    city_file = raw.pop(CITY_FILE_KEY, None)
+    sources.pop(CITY_FILE_KEY, None)
+    if city_file is None:
+        return raw, sources
+    if not isinstance(city_file, str) or not city_file:
+        raise ConfigError(path.name, CITY_FILE_KEY, f"must be a file name, got {city_file!r}")
+    city_path = path.parent / city_file
+    city = _read_mapping(city_path)
+    if CITY_FILE_KEY in city:
+        raise ConfigError(city_path.name, CITY_FILE_KEY, "a city file names no other city file")
+    for section, value in city.items():
+        if section in raw:
+            reason = f"is in both {path.name} and {city_path.name}: keep it in one"
+            raise ConfigError(path.name, section, reason)
+        raw[section] = value
+        sources[section] = city_path.name
+    return raw, sources
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     source = path.name
     try:
         text = path.read_text(encoding="utf-8")
@@ -70,13 +114,18 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(source, "", f"not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(source, "", "the top level must be a mapping of sections")
-    return load_mapping(raw, source=source, env=os.environ if env is None else env)
+    return raw
 
 
 def load_mapping(
-    raw: Mapping[str, Any], *, source: str = "config", env: Mapping[str, str] | None = None
+    raw: Mapping[str, Any], *, source: str = "config", env: Mapping[str, str] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Validate an already parsed configuration mapping (with optional env overrides)."""
+    """Validate an already parsed configuration mapping (with optional env overrides).
+
+    ``sources`` names the file each top-level section came from (default: ``source``), so an
+    error names the file that holds the key."""
+    sources = sources or {}
     data = {section: value for section, value in raw.items()}
     overridden: dict[tuple[str, str], str] = {}
     for variable, (section, key, implies) in ENV_OVERRIDES.items():
@@ -96,7 +145,7 @@ def load_mapping(
     except ValidationError as exc:
         error = exc.errors()[0]
         key = _dotted(error["loc"])
-        where = source
+        where = sources.get(str(error["loc"][0]), source) if error["loc"] else source
         for (section, field), variable in overridden.items():
             if key == f"{section}.{field}":
                 where = f"environment variable {variable}"
@@ -109,7 +158,7 @@ def load_mapping(
             reason = f"{reason} (got {error['input']!r})"
         raise ConfigError(where, key, reason) from exc
     for key, reason in settings.reference_problems():
-        raise ConfigError(source, key, reason)
+        raise ConfigError(sources.get(key.split(".")[0].split("[")[0], source), key, reason)
     return settings
 
 

@@ -21,6 +21,17 @@ def write_config(settings: Settings, path: Path) -> Path:
     return path
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_config(path: Path = ROOT / "config.yaml") -> dict:
+    """The shipped config.yaml with its city file merged in and every default spelled out, as
+    one mapping, for tests that change a key or two."""
+    from settings.loader import dump, load
+
+    return dump(load(path, env={}))
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
     """Read ``topic`` from the start until ``expected`` records arrived or ``timeout`` passed."""
     import time

@@ -14,13 +14,15 @@ import orjson
 import pytest
 import yaml
 
+from tests.support import shipped_config
+
 pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bench_json_reports_rate_and_latencies(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = shipped_config()
     config["flow"]["window_s"] = 2  # several whole windows in a short step
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

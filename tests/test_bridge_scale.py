@@ -22,7 +22,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
 from cityheart.bridge import with_processes
 from connectors.bridge import Bridge
@@ -32,7 +31,7 @@ from models.errors import ConfigError
 from models.timefmt import iso
 from settings.config import RateLimitSettings, Settings
 from settings.loader import load_mapping
-from tests.support import write_config
+from tests.support import shipped_config, write_config
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -260,7 +259,7 @@ def test_sigterm_stops_every_member_cleanly(settings: Settings, tmp_path: Path) 
 
 
 def test_mqtt_3_1_1_refuses_several_bridge_processes(base_settings: Settings) -> None:
-    raw = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())
+    raw = shipped_config()
     raw["mqtt"].update({"protocol": "3.1.1", "bridge_processes": 2})
     with pytest.raises(ConfigError) as refused:
         load_mapping(raw, source="config.yaml", env={})

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cityheart.cli import app
 from tests.conftest import CONFIG
+from tests.support import shipped_config
 
 NO_DATABASE = "postgresql://postgres@127.0.0.1:9/cityheart"
 
@@ -112,7 +113,7 @@ def test_without_a_running_database_the_history_commands_fail_at_once_in_one_lin
 
     import yaml
 
-    data = yaml.safe_load(CONFIG.read_text())
+    data = shipped_config(CONFIG)
     # nothing listens on the discard port: a pool would log a warning at each retry
     data["database"].update(url=NO_DATABASE, embedded=True, data_dir=str(tmp_path / "pgdata"))
     config = tmp_path / "config.yaml"

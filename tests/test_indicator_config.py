@@ -6,14 +6,14 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
 from models.errors import ConfigError
 from settings.indicators import INDICATORS, SCORED
 from settings.loader import load, load_mapping
+from tests.support import shipped_config
 
 ROOT = Path(__file__).resolve().parent.parent
-RAW = yaml.safe_load((ROOT / "config.yaml").read_text())
+RAW = shipped_config()
 
 
 def error_of(edit) -> ConfigError:

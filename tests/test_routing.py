@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -12,6 +10,7 @@ from alerts.lifecycle import Incident
 from alerts.routing import merge, route, route_incident
 from settings.incidents import IncidentSettings, incident_problems
 from settings.indicators import INDICATORS
+from tests.support import shipped_config
 
 # The block proposed for config.yaml (kept here so that it is known to validate).
 CONFIG_BLOCK = """
@@ -82,7 +81,7 @@ def _settings() -> IncidentSettings:
 
 def test_the_proposed_config_block_validates_against_the_city_of_config_yaml() -> None:
     settings = _settings()
-    city = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+    city = shipped_config()
     kinds = {*city["kinds"], *INDICATORS}
     districts = [d["id"] for d in city["districts"]]
     assert incident_problems(settings, alert_kinds=kinds, district_ids=districts) == []

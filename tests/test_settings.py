@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from models.errors import ConfigError
 from settings.loader import load, load_mapping
+from tests.support import shipped_config
 
 ROOT = Path(__file__).resolve().parent.parent
-RAW = yaml.safe_load((ROOT / "config.yaml").read_text())
+RAW = shipped_config()
 
 
 def raw() -> dict:
@@ -163,3 +164,50 @@ def test_ports_of_external_servers_and_port_zero_may_repeat() -> None:
     settings = load_mapping(data, env={"CITYHEART_KAFKA_BOOTSTRAP": "kafka.example:8766"})
     assert settings.feed.port == settings.dashboard.port == 0
     assert settings.kafka.port == 8766 and not settings.kafka.embedded
+
+
+def test_the_shipped_files_restate_no_default_of_the_schema() -> None:
+    """Defaults live in the schema only: dropping any key of config.yaml or city.yaml changes
+    the settings (a key whose value is the default would not)."""
+    from settings.loader import read_config
+
+    raw = read_config(ROOT / "config.yaml")
+    settings = load_mapping(raw, env={})
+    restated = []
+
+    def walk(node: dict, path: str) -> None:
+        for key in list(node):
+            value = node.pop(key)
+            try:
+                same = load_mapping(raw, env={}) == settings
+            except ConfigError:  # needed by another key: not a default
+                same = False
+            if same:
+                restated.append(f"{path}{key}")
+            node[key] = value
+            if isinstance(value, dict):
+                walk(value, f"{path}{key}.")
+
+    walk(raw, "")
+    assert restated == []
+
+
+def test_a_section_in_both_files_is_refused_naming_both(tmp_path) -> None:
+    (tmp_path / "city.yaml").write_text("city: {name: A, timezone: UTC}\n")
+    (tmp_path / "config.yaml").write_text("city_file: city.yaml\ncity: {name: B}\n")
+    with pytest.raises(ConfigError, match="city: is in both config.yaml and city.yaml"):
+        load(tmp_path / "config.yaml", env={})
+
+
+def test_an_error_in_the_city_file_names_the_city_file() -> None:
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(ROOT / "config.yaml", tmp)
+        text = (ROOT / "city.yaml").read_text().replace("timezone: Europe/Berlin",
+                                                        "timezone: Europe/Berln")
+        (Path(tmp) / "city.yaml").write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load(Path(tmp) / "config.yaml", env={})
+    assert str(caught.value).startswith("city.yaml: city.timezone: ")

@@ -16,6 +16,8 @@ import orjson
 import pytest
 import yaml
 
+from tests.support import shipped_config
+
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +25,7 @@ FAULTS = ("bridge", "flow", "feed", "database", "mqtt")
 
 
 def test_soak_under_faults_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = shipped_config()
     config["flow"]["window_s"] = 2  # the restarted flow shows a vital sign soon
     config["flow"]["snapshot_interval_s"] = 2
     path = tmp_path / "config.yaml"

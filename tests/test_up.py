@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cityheart.runtime.servers import free_port
-from tests.support import FeedRecorder
+from tests.support import FeedRecorder, shipped_config
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -51,7 +51,7 @@ def wait_for_row(url: str, alert_id: str, timeout: float) -> tuple | None:
 
 
 def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = shipped_config()
     config["mqtt"]["url"] = f"mqtt://127.0.0.1:{free_port()}"
     config["kafka"]["bootstrap"] = f"127.0.0.1:{free_port()}"
     config["feed"]["port"] = free_port()
