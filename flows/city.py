@@ -63,12 +63,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
 import orjson
-import yaml
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
@@ -96,6 +94,7 @@ from models.vitals.district import DistrictVitals
 from models.vitals.records import CITY
 from settings.config import Settings
 from settings.incidents import RoutingSettings
+from settings.loader import load
 from settings.params import vitals_params
 
 __all__ = ["build_flow", "build_from_config", "build_kafka_flow"]
@@ -226,14 +225,9 @@ def build_kafka_flow(
 
 
 def build_from_config(path: str) -> Dataflow:
-    """The Kafka dataflow of the config.yaml at ``path``, for ``python -m bytewax.run``.
-
-    This reads the file only: the layers forbid flows to import ``settings.loader``, so the
-    CITYHEART_* environment overrides do not apply here. ``cityheart flow`` (or
-    ``cityheart.flow:build_from_config``) loads the configuration with them.
-    """
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return build_kafka_flow(Settings.model_validate(raw))
+    """The Kafka dataflow of the config.yaml at ``path`` (with its city file and the CITYHEART_*
+    environment overrides), for ``python -m bytewax.run``."""
+    return build_kafka_flow(load(path))
 
 
 def _is_fact(item: Any) -> bool:
