@@ -94,7 +94,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = target / Path(source).name
         if (ROOT / source).is_dir():
             shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns(
-                "__pycache__", "*.pyc", "*.egg-info"))
+                "__pycache__", "*.pyc", "*.egg-info", "node_modules"))
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / source, target)
