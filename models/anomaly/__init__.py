@@ -13,6 +13,9 @@ learn; no look-ahead) and says what it expected::
 
     detector.mark_false_alarm(at=ts, value=value)  # operator feedback, undoable
 
+It is also a River anomaly detector (``river.base.AnomalyDetector``): ``score_one(x)`` and
+``learn_one(x)`` with ``x = {"ts": epoch_seconds_or_datetime, "value": v}`` give the same scores.
+
 - :mod:`models.anomaly.detector` - :class:`AnomalyDetector`, :class:`DetectorParams`,
   :class:`Scored`
 - :mod:`models.anomaly.baselines` - robust level, daily/weekly slot profiles, predictor hedge
