@@ -23,6 +23,7 @@ It is also a River anomaly detector (``river.base.AnomalyDetector``): ``score_on
 - :mod:`models.anomaly.calibration` - extreme-value calibration of evidence into nats
 - :mod:`models.anomaly.feedback` - false alarms that mute similar deviations, reversibly
 - :mod:`models.anomaly.alarms` - quiet spells and daily habits: which alerts are news
+- :mod:`models.anomaly.river_detectors` - River's own detectors, selectable by config
 
 ``python -m models.score_csv IN.csv OUT.csv`` runs the same detector over a CSV file.
 """
@@ -37,13 +38,16 @@ from models.anomaly.detector import (
     Scored,
 )
 from models.anomaly.feedback import FalseAlarm, UnknownFalseAlarm
+from models.anomaly.river_detectors import RIVER_DETECTORS, RiverDetector
 
 __all__ = [
     "KINDS",
+    "RIVER_DETECTORS",
     "AnomalyDetector",
     "DetectorParams",
     "FalseAlarm",
     "InvalidDetectorInput",
+    "RiverDetector",
     "Scored",
     "UnknownFalseAlarm",
 ]
