@@ -63,7 +63,7 @@ first readings. A flat series gives next to no evidence: its scores stay below 0
 (River's ``GaussianScorer`` says 1.0 there); a noisy series that freezes is a ``stuck`` event,
 once.
 
-State is a few hundred floats (about 8 KB pickled, see BENCHMARKS.md): plain Python, and
+State is a few hundred floats (about 9 KB pickled, see BENCHMARKS.md): plain Python, and
 ``river.stats.EWMean`` for the five smoothed evidences (``shift``, ``rare_values``, the two
 patterns' residuals, ``outliers``), so the flow can keep one detector per series in a Bytewax
 ``stateful_map`` and a recovery snapshot resumes exactly. There is no randomness: equal inputs
@@ -302,8 +302,8 @@ class AnomalyDetector(river_base.AnomalyDetector):
         self._runs = RepeatRuns(memory=500, record_span=2 * memory)
         self._range = Envelope(1.0 / (_RANGE_MEMORIES * memory))
         self._calibrators = [TailCalibrator(params.quantile, memory) for _ in KINDS]
-        # river.stats.EWMean where it does the job: scores on NAB stayed (they rose by 0.08),
-        # the cost per point and ~0.4 KB of state did not matter (BENCHMARKS.md)
+        # river.stats.EWMean where it does the job: NAB scores did not drop (standard +0.08);
+        # it costs about 10 % more a point and 0.4 KB more state (BENCHMARKS.md)
         self._spike_smooth = ewmean(0.2)
         self._rare_smooth = ewmean(0.1)
         self._outliers = ewmean(_OUTLIER_RATE)
