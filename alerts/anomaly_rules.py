@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.rules import Alert, Severity
-from models.anomaly import AnomalyDetector, DetectorParams, Scored
+from models.anomaly import AnomalyDetector, DetectorParams, RiverDetector, Scored
 from models.timefmt import iso
 from models.windows import Window
 from settings.anomaly import AnomalySettings
@@ -108,6 +108,7 @@ class AnomalyRule:
     interval_s: float
     labels: Mapping[str, str]
     units: Mapping[str, str]
+    detector: str = "cityheart"   # anomaly.detector: cityheart or a River detector's name
 
     @classmethod
     def from_settings(cls, settings: AnomalySettings, kinds: Mapping[str, Kind]) -> AnomalyRule:
@@ -120,10 +121,13 @@ class AnomalyRule:
             interval_s=settings.interval_s,
             labels={kind_id: kind.name for kind_id, kind in kinds.items()},
             units={kind_id: kind.unit for kind_id, kind in kinds.items()},
+            detector=settings.detector,
         )
 
-    def new_detector(self) -> AnomalyDetector:
-        """A fresh detector for one series."""
+    def new_detector(self) -> AnomalyDetector | RiverDetector:
+        """A fresh detector for one series, of the kind ``anomaly.detector`` names."""
+        if self.detector != "cityheart":
+            return RiverDetector(self.detector, warmup=self.warmup)
         return AnomalyDetector(DetectorParams(warmup=self.warmup))
 
     def points(self, pending: dict[str, Block], window: Window) -> list[Observation]:
@@ -163,7 +167,7 @@ class AnomalyRule:
         return out
 
     def on_observation(
-        self, detector: AnomalyDetector, observation: Observation
+        self, detector: AnomalyDetector | RiverDetector, observation: Observation
     ) -> AnomalyAlert | None:
         """Score ``observation`` with its series' ``detector`` (which learns it); the alert, if any.
 

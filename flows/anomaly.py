@@ -37,7 +37,7 @@ import orjson
 from alerts.anomaly_rules import AnomalyRule, Block
 from alerts.feedback import DetectorFeedback
 from connectors.kafka import KafkaRecord
-from models.anomaly import AnomalyDetector, UnknownFalseAlarm
+from models.anomaly import AnomalyDetector, RiverDetector, UnknownFalseAlarm
 from models.errors import CityheartError
 from models.windows import Window
 
@@ -62,7 +62,7 @@ class Detectors:
     __slots__ = ("_fired", "_live", "_marks", "_pending", "_pickled")
 
     def __init__(self) -> None:
-        self._live: dict[str, AnomalyDetector] = {}   # detectors in use
+        self._live: dict[str, AnomalyDetector | RiverDetector] = {}   # detectors in use
         self._pickled: dict[str, bytes] = {}          # detectors as of their last snapshot
         self._pending: dict[str, Block] = {}          # open blocks (see AnomalyRule.points)
         self._fired: dict[str, tuple[Fired, ...]] = {}           # recent alerts per series
@@ -71,7 +71,7 @@ class Detectors:
     def __len__(self) -> int:
         return len(self._live.keys() | self._pickled.keys())
 
-    def get(self, series: str) -> AnomalyDetector | None:
+    def get(self, series: str) -> AnomalyDetector | RiverDetector | None:
         """The detector of ``series``, if it has seen a point."""
         detector = self._live.get(series)
         if detector is None and series in self._pickled:

@@ -12,11 +12,13 @@ kind, so one ``threshold`` serves all of them::
       per_device: true
       interval_s: 300     # one point per series per 5 minutes (0: per flow window)
       warmup: 200         # points a series must have seen before it may alert
+      detector: cityheart # or river.HalfSpaceTrees / river.GaussianScorer (see
+                          # models.anomaly.river_detectors for their limits)
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,6 +36,7 @@ class AnomalySettings(BaseModel):
     per_device: bool = True
     interval_s: Annotated[float, Field(ge=0)] = 300.0
     warmup: Annotated[int, Field(ge=1)] = 200
+    detector: Literal["cityheart", "river.HalfSpaceTrees", "river.GaussianScorer"] = "cityheart"
 
     @model_validator(mode="after")
     def _ordered(self) -> AnomalySettings:

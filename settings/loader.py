@@ -104,6 +104,13 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     source = path.name
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        # an installed cityheart has no config.yaml of its own: say where we looked and how to
+        # give one (the source repository's config.yaml is the complete, commented example)
+        msg = (f"cannot read the configuration: there is no {path.absolute()}; name the city's "
+               "config.yaml with --config or CITYHEART_CONFIG (the config.yaml of cityheart's "
+               "source repository is a complete example)")
+        raise ConfigError(str(path), "", msg) from exc
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read the configuration: {exc.strerror}") from exc
     try:

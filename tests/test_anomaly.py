@@ -311,3 +311,16 @@ def test_a_snapshot_from_before_sustained_surprise_and_alert_rate_resumes_and_ga
     assert max(scores[: START - 2000]) < THRESHOLD
     alerts = [i - (START - 2000) for i, score in enumerate(scores) if score >= THRESHOLD]
     assert alerts and 0 <= alerts[0] < 20, alerts
+
+
+def test_a_snapshot_kept_by_hand_before_river_stats_resumes_with_the_same_scores() -> None:
+    # written by version 23e4e5f (smoothed evidences kept as floats, not river.stats.EWMean)
+    # after the first 2000 points of the series below; that version then scored the other 880
+    # points with one alert, at 404, scoring 0.7674061833994689, and scores summing to
+    # 3.3949127467469236
+    snapshot = (Path(__file__).parent / "data" / "detector-23e4e5f.pickle").read_bytes()
+    detector = pickle.loads(snapshot)
+    assert detector.seen == 2000
+    scores = [r.score for r in run(spike(sag(seasonal(2), 3.0, hours=8.0), 40.0)[2000:], detector)]
+    assert [i for i, score in enumerate(scores) if score >= THRESHOLD] == [404]
+    assert scores[404] == 0.7674061833994689 and sum(scores) == 3.3949127467469236

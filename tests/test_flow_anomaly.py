@@ -201,3 +201,63 @@ def test_a_restarted_flow_resumes_its_detectors_from_the_recovery_snapshot(
     # relearning from zero would need 200 points (17 h) of warm-up: no alert would come
     resumed = {orjson.loads(r.value)["id"]: orjson.loads(r.value)["score"] for r in alerts}
     assert resumed == {a["id"]: a["score"] for a in draining}
+
+
+def jumped(settings: Settings, detector: str) -> Settings:
+    """``settings`` with ``anomaly.detector`` set to ``detector``."""
+    data = copy.deepcopy(dump(settings))
+    data["anomaly"]["detector"] = detector
+    return load_mapping(data, env={})
+
+
+def jump_readings(jump_m: float) -> list[KafkaRecord]:
+    """Riverside's usual level, which jumps by ``jump_m`` at LOSS_FROM (still under 3.5 m)."""
+    rng = random.Random(11)
+    out = []
+    for n in range(int((END - T0) / EVERY)):
+        ts = T0 + n * EVERY + 5.0
+        value = level(ts, rng, 0.0) + (jump_m if ts >= LOSS_FROM else 0.0)
+        out.append(KafkaRecord(b"wl-1", encode(Reading("wl-1", "riverside", "water_level",
+                                                       value, "m", ts))))
+    return out
+
+
+def test_a_river_detector_chosen_by_config_scores_the_series(shipped: Settings) -> None:
+    data = copy.deepcopy(dump(shipped))
+    data["anomaly"].update(detector="river.GaussianScorer", threshold=0.99, critical=0.999)
+    settings = load_mapping(data, env={})
+    assert run(settings, jump_readings(0.0)) == []
+    alerts = [a for a in run(settings, jump_readings(1.0)) if a["rule"].startswith("anomaly.")]
+    assert alerts and {a["rule"] for a in alerts} == {"anomaly.water_level"}
+    first = [a for a in alerts if a["scope"] == "district"][0]
+    assert from_iso(first["window_start"]) == LOSS_FROM
+    assert first["evidence"] == "GaussianScorer" and 0.99 <= first["score"] <= 1.0
+    assert first["low"] < first["expected"] < first["high"] < first["value"]
+    assert first["message"].endswith(f"(score {first['score']:.2f}, GaussianScorer)")
+    series = {a["detector"] for a in alerts}
+    assert series == {"riverside/water_level", "riverside/water_level/wl-1"}
+
+
+def test_river_half_space_trees_ride_in_the_snapshot_and_resume(shipped: Settings) -> None:
+    settings = jumped(shipped, "river.HalfSpaceTrees")
+    rule = AnomalyRule.from_settings(settings.anomaly, settings.kinds)
+    rng = random.Random(5)
+    points = [(T0 + n * BLOCK, level(T0 + n * BLOCK, rng, 0.0)) for n in range(400)]
+    uninterrupted = rule.new_detector()
+    assert type(uninterrupted).__name__ == "RiverDetector"
+    scores = [uninterrupted.update(ts + 0.5 * BLOCK, value).score for ts, value in points]
+    assert scores[:200] == [0.0] * 200 and len(set(scores[200:])) > 10   # River's own scores
+    live = Detectors()
+    for ts, value in points[:250]:
+        live.on_window(rule, _window(ts, value), NOW)
+    resumed = pickle.loads(pickle.dumps(copy.deepcopy(live)))
+    detector = _detector(resumed, "riverside/water_level")
+    assert detector.seen == 250
+    assert [detector.update(ts + 0.5 * BLOCK, value).score
+            for ts, value in points[250:]] == scores[250:]
+
+
+def test_an_unknown_detector_is_refused_with_the_valid_names(shipped: Settings) -> None:
+    with pytest.raises(Exception, match="river.HalfSpaceTrees") as caught:
+        jumped(shipped, "river.Nope")
+    assert "anomaly" in str(caught.value) and "detector" in str(caught.value)

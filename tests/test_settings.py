@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,18 @@ def test_cli_refuses_a_bad_config_at_start_naming_the_key(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert "config.yaml: kinds.pm25.interval_s" in result.stderr
+
+
+def test_a_command_run_where_there_is_no_config_says_how_to_give_one(tmp_path: Path) -> None:
+    # what `cityheart up` says when installed from the wheel and run outside the repository
+    env = {key: value for key, value in os.environ.items() if key != "CITYHEART_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cityheart", "up"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2
+    assert f"there is no {tmp_path / 'config.yaml'}" in result.stderr
+    assert "--config or CITYHEART_CONFIG" in result.stderr
 
 
 def test_missing_or_malformed_file_is_a_clear_error(tmp_path: Path) -> None:

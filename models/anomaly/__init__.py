@@ -13,6 +13,9 @@ learn; no look-ahead) and says what it expected::
 
     detector.mark_false_alarm(at=ts, value=value)  # operator feedback, undoable
 
+It is also a River anomaly detector (``river.base.AnomalyDetector``): ``score_one(x)`` and
+``learn_one(x)`` with ``x = {"ts": epoch_seconds_or_datetime, "value": v}`` give the same scores.
+
 - :mod:`models.anomaly.detector` - :class:`AnomalyDetector`, :class:`DetectorParams`,
   :class:`Scored`
 - :mod:`models.anomaly.baselines` - robust level, daily/weekly slot profiles, predictor hedge
@@ -20,6 +23,7 @@ learn; no look-ahead) and says what it expected::
 - :mod:`models.anomaly.calibration` - extreme-value calibration of evidence into nats
 - :mod:`models.anomaly.feedback` - false alarms that mute similar deviations, reversibly
 - :mod:`models.anomaly.alarms` - quiet spells and daily habits: which alerts are news
+- :mod:`models.anomaly.river_detectors` - River's own detectors, selectable by config
 
 ``python -m lab.score_csv IN.csv OUT.csv`` runs the same detector over a CSV file.
 """
@@ -34,13 +38,16 @@ from models.anomaly.detector import (
     Scored,
 )
 from models.anomaly.feedback import FalseAlarm, UnknownFalseAlarm
+from models.anomaly.river_detectors import RIVER_DETECTORS, RiverDetector
 
 __all__ = [
     "KINDS",
+    "RIVER_DETECTORS",
     "AnomalyDetector",
     "DetectorParams",
     "FalseAlarm",
     "InvalidDetectorInput",
+    "RiverDetector",
     "Scored",
     "UnknownFalseAlarm",
 ]

@@ -30,7 +30,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Envelope", "Hedge", "RepeatRuns", "RobustLevel", "SlotProfile", "restore_slots"]
+from river import stats
+
+__all__ = [
+    "Envelope", "Hedge", "RepeatRuns", "RobustLevel", "SlotProfile", "ewmean", "restore_slots",
+]
 
 _CLIP = 5.0   # level updates are clipped at this many mean absolute deviations
 _RECORD_SPAN = 6000   # points a repeat-run record is kept for (one or two spans)
@@ -38,6 +42,11 @@ _RECORD_SPAN = 6000   # points a repeat-run record is kept for (one or two spans
 
 class RobustLevel:
     """A clipped fast level with its scale, and slow references of level and scale."""
+
+    # Kept by hand, not river.stats.EWMean/EWVar: the fast level's updates are clipped (a spike
+    # must barely move it) and the slow ones average the first 1 / rate values equally (River's
+    # EW statistics start at the first value and weight it like a whole history), so both
+    # would change the scores.
 
     __slots__ = ("fast_rate", "level", "n", "noise", "scale", "slow_level", "slow_rate", "spread")
 
@@ -77,6 +86,9 @@ class RobustLevel:
 class SlotProfile:
     """The usual value of each slot of a period, and the usual distance from it."""
 
+    # Slot means are kept by hand: a slot averages its first visits equally, then forgets at
+    # ``min_rate`` (river.stats.Mean never forgets, EWMean does not average the first visits).
+
     __slots__ = ("count", "mean", "min_rate", "period", "scale", "scale_rate", "slots", "smooth")
 
     def __init__(self, slots: int, period: float, min_rate: float, scale_rate: float = 0.002):
@@ -87,7 +99,13 @@ class SlotProfile:
         self.mean = [0.0] * slots
         self.count = [0] * slots
         self.scale = 0.0                # mean absolute residual over all slots
-        self.smooth = 0.0               # smoothed residual in scale units
+        self.smooth = stats.EWMean(0.1)  # smoothed residual in scale units
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Resume a snapshot; one from before river.stats (a float ``smooth``) goes on from it."""
+        restore_slots(self, state)
+        if isinstance(self.smooth, float):
+            self.smooth = ewmean(0.1, self.smooth)
 
     def slot(self, ts: float) -> int:
         """The slot of epoch time ``ts``."""
@@ -226,6 +244,8 @@ class RepeatRuns:
         self.repeats_after_repeat = self.repeats_after_repeat * decay + added - keep ** (run - 1)
 
 
+# Not river.stats.Min/Max (they never forget) nor RollingMin/RollingMax (they hold every value of
+# the window: 16 x memory floats, far beyond the ~20 KB a series' state may take).
 class Envelope:
     """The range a series has covered so far, and how far a value goes beyond it.
 
@@ -259,6 +279,18 @@ class Envelope:
         self.low = x if x < low else low
         self.high = x if x > high else high
         return beyond
+
+
+def ewmean(rate: float, start: float | None = None) -> stats.EWMean:
+    """River's exponentially weighted mean (``m += rate * (x - m)``), going on from ``start``.
+
+    A fresh one starts at its first value; one made from a snapshot's hand-kept float starts
+    at that float, so a resumed detector goes on where it was.
+    """
+    mean = stats.EWMean(rate)
+    if start is not None:
+        mean.update(start)
+    return mean
 
 
 def restore_slots(obj: object, state: tuple[None, dict[str, Any]]) -> None:
