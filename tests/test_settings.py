@@ -224,3 +224,19 @@ def test_an_error_in_the_city_file_names_the_city_file() -> None:
         with pytest.raises(ConfigError) as caught:
             load(Path(tmp) / "config.yaml", env={})
     assert str(caught.value).startswith("city.yaml: city.timezone: ")
+
+
+def test_the_defaults_documented_in_docs_configuration_are_the_schemas() -> None:
+    """docs/configuration.md's annotated block, laid over the shipped files, changes nothing."""
+    import re
+
+    from settings.loader import read_config
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    [block] = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    documented = yaml.safe_load(block)
+    assert set(documented) >= {"mqtt", "kafka", "flow", "anomaly", "database", "feed",
+                               "dashboard", "metrics"}
+    shipped = read_config(ROOT / "config.yaml")
+    assert not set(documented) & set(shipped), "the shipped files leave these to the schema"
+    assert load_mapping({**shipped, **documented}, env={}) == load_mapping(shipped, env={})
