@@ -12,10 +12,11 @@ The ``vitals`` topic carries window records (feed type ``vital``) and indicator 
 The server reads both topics from the beginning (explicit assignment, no consumer group) on a
 worker thread, catches up with what they held at start, then serves ``settings.feed.path`` (any
 other path gets HTTP 404). Each record becomes one numbered message, serialised once
-(:class:`models.feed.FeedLog`), and the same bytes are queued for every client whose
-subscription matches. Each client has its own bounded :class:`models.feed_delivery.Outbox` and
-writer task, so a slow client only ever delays itself; one that falls too far behind on alerts
-is told to ``resync`` and disconnected.
+(:class:`models.feed.FeedLog`), filtered and masked once per audience (subscription and view)
+and written in one broadcast to every client of that audience that keeps up
+(:class:`connectors.feed_fanout.Fanout`). A client that does not keep up gets it through its
+own bounded :class:`models.feed_delivery.Outbox` and writer task, so a slow client only ever
+delays itself; one that falls too far behind on alerts is told to ``resync`` and disconnected.
 
 Protocol: on connect the server sends ``hello``; after a subscribe op it sends ``subscribed``,
 the replay, then live messages with no gap and no duplicate (replay and registration happen
@@ -44,7 +45,6 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Protocol
@@ -67,6 +67,8 @@ from connectors.feed_auth import (
     split_token,
     token_in_path,
 )
+from connectors.feed_fanout import Fanout
+from connectors.feed_fanout import FeedClientState as _Client
 from connectors.kafka import create_topics, tail_consumer
 from connectors.metrics import FEED_CLIENTS, FEED_MESSAGES_SENT, FEED_SLOW_CLIENTS
 from models.config import Settings
@@ -119,21 +121,6 @@ class Digest(Protocol):
 
 def _now() -> str:
     return iso(time.time())
-
-
-@dataclass(eq=False)
-class _Client:
-    ws: ServerConnection
-    outbox: Outbox
-    ops: RateLimiter
-    subscription: Subscription | None = None
-    claims: Claims | None = None
-    admitted: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def offer(self, message: FeedMessage) -> None:
-        self.outbox.push(message)
-        self.wake.set()
 
 
 class FeedServer:
@@ -196,6 +183,7 @@ class FeedServer:
         self._districts = [*settings.district_ids(), CITY]
         self._kinds = [*settings.kinds, *(i for i in INDICATORS if i not in settings.kinds)]
         self._clients: set[_Client] = set()
+        self._fanout = Fanout(self._shown, on_sent=FEED_MESSAGES_SENT.inc)
         self._consumer: Consumer | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -358,12 +346,7 @@ class FeedServer:
                 self._caught_up.set()
 
     def _offer(self, messages: Sequence[FeedMessage]) -> None:
-        for message in messages:
-            for client in self._clients:
-                if client.subscription is not None and client.subscription.matches(message):
-                    shown = self._shown(client, message)
-                    if shown is not None:
-                        client.offer(shown)
+        self._fanout.offer(messages)
 
     async def _publish(self, digest: Digest) -> None:
         """Every ``digest.interval_s``, its records as messages of its channel."""
@@ -446,6 +429,7 @@ class FeedServer:
             pass
         finally:
             self._clients.discard(client)
+            self._fanout.leave(client)
             FEED_CLIENTS.dec()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
@@ -457,7 +441,7 @@ class FeedServer:
         try:
             client.claims = admit(self.authenticate, token)
         except FeedError as exc:
-            client.subscription = None
+            self._fanout.leave(client)
             return exc
         client.admitted = True
         return None
@@ -474,7 +458,8 @@ class FeedServer:
             request = parse_request(frame, districts=self._districts, kinds=self._kinds)
             self._check_channels(client, request.subscription)
             everything = self.log.replay_for(request.subscription, request.since)
-            replay = [m for m in (self._shown(client, m) for m in everything) if m is not None]
+            replay = [m for m in (self._shown(client.claims, m) for m in everything)
+                      if m is not None]
         except FeedError as exc:
             client.outbox.push_control(error_message(exc, time=now))
             client.wake.set()
@@ -484,7 +469,7 @@ class FeedServer:
             subscribed_message(request, last_seq=self.log.last_seq, replay=len(replay), time=now)
         )
         client.outbox.extend(replay)
-        client.subscription = request.subscription
+        self._fanout.join(client, request.subscription)
         client.wake.set()
 
     def _check_channels(self, client: _Client, subscription: Subscription) -> None:
@@ -495,9 +480,9 @@ class FeedServer:
             log.info("feed: client %s (sub %r): %s", client.ws.remote_address, who, exc.detail)
             raise
 
-    def _shown(self, client: _Client, message: FeedMessage) -> FeedMessage | None:
-        """``message`` as this client's role may see it (None: not at all)."""
-        return message if self._masks is None else self._masks.shown(client.claims, message)
+    def _shown(self, claims: Claims | None, message: FeedMessage) -> FeedMessage | None:
+        """``message`` as a client with ``claims`` may see it (None: not at all)."""
+        return message if self._masks is None else self._masks.shown(claims, message)
 
     async def _write(self, client: _Client) -> None:
         ws, outbox = client.ws, client.outbox
@@ -508,12 +493,14 @@ class FeedServer:
                 if outbox.overflowed:
                     await self._drop_slow(client)
                     return
+                sent = 0
                 while (payload := outbox.pop()) is not None:
-                    await ws.send(payload, text=True)
-                    FEED_MESSAGES_SENT.inc()
+                    await ws.send(payload, text=True)  # written before it awaits: order kept
+                    sent += 1
+                FEED_MESSAGES_SENT.inc(sent)
 
     async def _drop_slow(self, client: _Client) -> None:
-        client.subscription = None
+        self._fanout.leave(client)
         detail = (
             f"client too slow: more than {self.outbox_limit} messages were waiting; reconnect "
             "and subscribe with since=<the last seq you received>"
