@@ -294,9 +294,12 @@ def bench(
         from cityheart.bench_feed import run_feed_bench
 
         counts = [int(n) for n in feed_clients.split(",") if n.strip()]
-        _run(config, verbose, lambda settings: run_feed_bench(
-            settings.feed.url, clients=counts, seconds=feed_seconds, record=record,
-            as_json=as_json))
+
+        def measure(settings: Settings) -> None:
+            run_feed_bench(settings.feed.url, clients=counts, seconds=feed_seconds,
+                           record=record, as_json=as_json)
+
+        _run(config, verbose, measure)
         return
 
     if bridge_processes is not None:

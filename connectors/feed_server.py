@@ -11,7 +11,8 @@ The ``vitals`` topic carries window records (feed type ``vital``) and indicator 
 
 The server reads both topics from the beginning (explicit assignment, no consumer group) on a
 worker thread, catches up with what they held at start, then serves ``settings.feed.path`` (any
-other path gets HTTP 404). Each record becomes one numbered message, serialised once
+other path gets HTTP 404, except ``/asyncapi.json``: the protocol as an AsyncAPI document).
+Each record becomes one numbered message, serialised once
 (:class:`models.feed.FeedLog`), filtered and masked once per audience (subscription and view)
 and written in one broadcast to every client of that audience that keeps up
 (:class:`connectors.feed_fanout.Fanout`). A client that does not keep up gets it through its
@@ -50,11 +51,14 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from connectors.feed_asyncapi import asyncapi
 from connectors.feed_auth import (
     Authenticate,
     MaskCache,
@@ -101,6 +105,8 @@ DISPATCH_CHUNK = 100
 """Records dispatched between two chances for client writers to run."""
 POLL_S = 0.1
 """How long one poll waits for records (also how long shutting down may wait for it)."""
+ASYNCAPI_PATH = "/asyncapi.json"
+"""Where the feed serves its AsyncAPI document (``connectors.feed_asyncapi``)."""
 MAX_FRAME_BYTES = 65_536
 """The largest frame a client may send (a subscribe op with a token is well under 8 KiB)."""
 
@@ -370,6 +376,12 @@ class FeedServer:
         path = urlsplit(request.path).path
         if path == self.settings.feed.path:
             return None
+        if path == ASYNCAPI_PATH:
+            body = orjson.dumps(asyncapi(server=self.url, title=f"cityheart feed "
+                                         f"({self.settings.city.name})"))
+            headers = Headers([("Content-Type", "application/json"),
+                               ("Content-Length", str(len(body)))])
+            return Response(HTTPStatus.OK, "OK", headers, body)
         text = f"no feed at {path}; the feed is at {self.settings.feed.path}\n"
         return connection.respond(HTTPStatus.NOT_FOUND, text)
 
