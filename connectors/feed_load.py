@@ -45,6 +45,8 @@ async def _client(url: str, tally: _Tally, gate: asyncio.Semaphore, window: list
             await ws.recv()  # hello
             await ws.send(SUBSCRIBE.decode())
             answer = orjson.loads(await ws.recv())
+            while answer.get("type") == "heartbeat":
+                answer = orjson.loads(await ws.recv())
         if answer.get("type") != "subscribed":
             tally.failure = str(answer.get("error", answer.get("type")))
             await ws.close()

@@ -14,10 +14,11 @@ worker thread, catches up with what they held at start, then serves ``settings.f
 other path gets HTTP 404, except ``/asyncapi.json``: the protocol as an AsyncAPI document).
 Each record becomes one numbered message, serialised once
 (:class:`models.feed.FeedLog`), filtered and masked once per audience (subscription and view)
-and written in one broadcast to every client of that audience that keeps up
-(:class:`connectors.feed_fanout.Fanout`). A client that does not keep up gets it through its
-own bounded :class:`models.feed_delivery.Outbox` and writer task, so a slow client only ever
-delays itself; one that falls too far behind on alerts is told to ``resync`` and disconnected.
+and written with one socket write per chunk of records to every client of that audience that
+keeps up (:class:`connectors.feed_fanout.Fanout`). A client that does not keep up gets it
+through its own bounded :class:`models.feed_delivery.Outbox` and writer task, so a slow client
+only ever delays itself; one that falls too far behind on alerts is told to ``resync`` and
+disconnected.
 
 Protocol: on connect the server sends ``hello``; after a subscribe op it sends ``subscribed``,
 the replay, then live messages with no gap and no duplicate (replay and registration happen
@@ -327,14 +328,17 @@ class FeedServer:
                 continue
             now = _now()
             for start in range(0, len(records), DISPATCH_CHUNK):
+                batch: list[FeedMessage] = []
                 for record in records[start : start + DISPATCH_CHUNK]:
-                    self._dispatch(record, now)
+                    batch += self._dispatch(record, now)
+                self._offer(batch)  # one write per client per chunk
                 await asyncio.sleep(0)  # let writers drain and requests in between chunks
 
-    def _dispatch(self, record: Any, now: str) -> None:
+    def _dispatch(self, record: Any, now: str) -> list[FeedMessage]:
+        """The messages of one record (logged and numbered); none for a bad record."""
         if record.error() is not None:
             log.warning("feed: Kafka reports %s", record.error())
-            return
+            return []
         topic, partition, offset = record.topic(), record.partition(), record.offset()
         try:
             messages = self.log.append_all(self._channel_of[topic], record.value() or b"", now)
@@ -344,12 +348,12 @@ class FeedServer:
         if messages:
             for digest in self.digests:
                 digest.observe(self._channel_of[topic], record.value() or b"")
-        self._offer(messages)
         target = self._targets.get((topic, partition))
         if target is not None and offset + 1 >= target:
             del self._targets[(topic, partition)]
             if not self._targets:
                 self._caught_up.set()
+        return messages
 
     def _offer(self, messages: Sequence[FeedMessage]) -> None:
         self._fanout.offer(messages)
