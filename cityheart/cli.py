@@ -277,6 +277,10 @@ def bench(
                      "running city's feed (start `cityheart up` first); prints delivery lag, "
                      "messages per client and refusals."),
     ] = None,
+    feed_url: Annotated[
+        str | None, typer.Option(help="With --feed-clients: this feed instead of the "
+                                 "config's (loopback only).")
+    ] = None,
     feed_seconds: Annotated[
         float, typer.Option(help="Seconds each --feed-clients step counts.")
     ] = 40.0,
@@ -296,7 +300,7 @@ def bench(
         counts = [int(n) for n in feed_clients.split(",") if n.strip()]
 
         def measure(settings: Settings) -> None:
-            run_feed_bench(settings.feed.url, clients=counts, seconds=feed_seconds,
+            run_feed_bench(feed_url or settings.feed.url, clients=counts, seconds=feed_seconds,
                            record=record, as_json=as_json)
 
         _run(config, verbose, measure)
