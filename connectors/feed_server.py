@@ -108,6 +108,10 @@ POLL_S = 0.1
 """How long one poll waits for records (also how long shutting down may wait for it)."""
 ASYNCAPI_PATH = "/asyncapi.json"
 """Where the feed serves its AsyncAPI document (``connectors.feed_asyncapi``)."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel may hold before the feed accepts them: an operations centre's clients
+all reconnect at once after a restart; past asyncio's default of 100 the rest wait for SYN
+retries, seconds each."""
 MAX_FRAME_BYTES = 65_536
 """The largest frame a client may send (a subscribe op with a token is well under 8 KiB)."""
 
@@ -245,6 +249,7 @@ class FeedServer:
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 compression=None,  # per-client deflate would undo "serialise once"
+                backlog=LISTEN_BACKLOG,
                 max_size=MAX_FRAME_BYTES,
                 server_header="cityheart-feed",
                 logger=quiet_logger("websockets.server"),  # no debug dumps: they carry tokens
