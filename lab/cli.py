@@ -48,11 +48,40 @@ def bench(
         typer.Option(help="Instead: mosquitto -> bridge -> Kafka alone with these bridge "
                      "process counts (1,2) over a backlog; prints the throughput ratio."),
     ] = None,
+    feed_clients: Annotated[
+        str | None,
+        typer.Option(help="Instead: this many feed clients at a time (10,300,1000) on the "
+                     "running city's feed (start `cityheart up` first); prints delivery lag, "
+                     "messages per client and refusals."),
+    ] = None,
+    feed_url: Annotated[
+        str | None, typer.Option(help="With --feed-clients: this feed instead of the "
+                                 "config's (loopback only).")
+    ] = None,
+    feed_seconds: Annotated[
+        float, typer.Option(help="Seconds each --feed-clients step counts.")
+    ] = 40.0,
+    record: Annotated[
+        Path | None, typer.Option(help="With --feed-clients: append the figures, the "
+                                  "command and the machine to this file (BENCHMARKS.md).")
+    ] = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from lab.bench import run_bench
+
+    if feed_clients is not None:
+        from lab.bench_feed import run_feed_bench
+
+        counts = [int(n) for n in feed_clients.split(",") if n.strip()]
+
+        def measure(settings: Settings) -> None:
+            run_feed_bench(feed_url or settings.feed.url, clients=counts, seconds=feed_seconds,
+                           record=record, as_json=as_json)
+
+        run_command(config, verbose, measure)
+        return
 
     if bridge_processes is not None:
         from lab.bench_bridge import run_bridge_bench

@@ -11,11 +11,14 @@ The ``vitals`` topic carries window records (feed type ``vital``) and indicator 
 
 The server reads both topics from the beginning (explicit assignment, no consumer group) on a
 worker thread, catches up with what they held at start, then serves ``settings.feed.path`` (any
-other path gets HTTP 404). Each record becomes one numbered message, serialised once
-(:class:`connectors.feed.protocol.FeedLog`), and the same bytes are queued for every client whose
-subscription matches. Each client has its own bounded :class:`connectors.feed.delivery.Outbox` and
-writer task, so a slow client only ever delays itself; one that falls too far behind on alerts
-is told to ``resync`` and disconnected.
+other path gets HTTP 404, except ``/asyncapi.json``: the protocol as an AsyncAPI document). Each
+record becomes one numbered message, serialised once
+(:class:`connectors.feed.protocol.FeedLog`), filtered and masked once per audience (subscription
+and view) and written with one socket write per chunk of records to every client of that
+audience that keeps up (:class:`connectors.feed.fanout.Fanout`). A client that does not keep up
+gets it through its own bounded :class:`connectors.feed.delivery.Outbox` and writer task, so a
+slow client only ever delays itself; one that falls too far behind on alerts is told to
+``resync`` and disconnected.
 
 Protocol: on connect the server sends ``hello``; after a subscribe op it sends ``subscribed``,
 the replay, then live messages with no gap and no duplicate (replay and registration happen
@@ -44,17 +47,19 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from connectors.feed.asyncapi import asyncapi
 from connectors.feed.auth import (
     Authenticate,
     MaskCache,
@@ -68,6 +73,8 @@ from connectors.feed.auth import (
     token_in_path,
 )
 from connectors.feed.delivery import Outbox
+from connectors.feed.fanout import Fanout
+from connectors.feed.fanout import FeedClientState as _Client
 from connectors.feed.protocol import (
     FeedError,
     FeedLog,
@@ -99,6 +106,12 @@ DISPATCH_CHUNK = 100
 """Records dispatched between two chances for client writers to run."""
 POLL_S = 0.1
 """How long one poll waits for records (also how long shutting down may wait for it)."""
+ASYNCAPI_PATH = "/asyncapi.json"
+"""Where the feed serves its AsyncAPI document (``connectors.feed.asyncapi``)."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel may hold before the feed accepts them: an operations centre's clients
+all reconnect at once after a restart; past asyncio's default of 100 the rest wait for SYN
+retries, seconds each."""
 MAX_FRAME_BYTES = 65_536
 """The largest frame a client may send (a subscribe op with a token is well under 8 KiB)."""
 
@@ -119,21 +132,6 @@ class Digest(Protocol):
 
 def _now() -> str:
     return iso(time.time())
-
-
-@dataclass(eq=False)
-class _Client:
-    ws: ServerConnection
-    outbox: Outbox
-    ops: RateLimiter
-    subscription: Subscription | None = None
-    claims: Claims | None = None
-    admitted: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def offer(self, message: FeedMessage) -> None:
-        self.outbox.push(message)
-        self.wake.set()
 
 
 class FeedServer:
@@ -196,6 +194,7 @@ class FeedServer:
         self._districts = [*settings.district_ids(), CITY]
         self._kinds = [*settings.kinds, *(i for i in INDICATORS if i not in settings.kinds)]
         self._clients: set[_Client] = set()
+        self._fanout = Fanout(self._shown, on_sent=FEED_MESSAGES_SENT.inc)
         self._consumer: Consumer | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -250,6 +249,7 @@ class FeedServer:
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 compression=None,  # per-client deflate would undo "serialise once"
+                backlog=LISTEN_BACKLOG,
                 max_size=MAX_FRAME_BYTES,
                 server_header="cityheart-feed",
                 logger=quiet_logger("websockets.server"),  # no debug dumps: they carry tokens
@@ -333,14 +333,17 @@ class FeedServer:
                 continue
             now = _now()
             for start in range(0, len(records), DISPATCH_CHUNK):
+                batch: list[FeedMessage] = []
                 for record in records[start : start + DISPATCH_CHUNK]:
-                    self._dispatch(record, now)
+                    batch += self._dispatch(record, now)
+                self._offer(batch)  # one write per client per chunk
                 await asyncio.sleep(0)  # let writers drain and requests in between chunks
 
-    def _dispatch(self, record: Any, now: str) -> None:
+    def _dispatch(self, record: Any, now: str) -> list[FeedMessage]:
+        """The messages of one record (logged and numbered); none for a bad record."""
         if record.error() is not None:
             log.warning("feed: Kafka reports %s", record.error())
-            return
+            return []
         topic, partition, offset = record.topic(), record.partition(), record.offset()
         try:
             messages = self.log.append_all(self._channel_of[topic], record.value() or b"", now)
@@ -350,20 +353,15 @@ class FeedServer:
         if messages:
             for digest in self.digests:
                 digest.observe(self._channel_of[topic], record.value() or b"")
-        self._offer(messages)
         target = self._targets.get((topic, partition))
         if target is not None and offset + 1 >= target:
             del self._targets[(topic, partition)]
             if not self._targets:
                 self._caught_up.set()
+        return messages
 
     def _offer(self, messages: Sequence[FeedMessage]) -> None:
-        for message in messages:
-            for client in self._clients:
-                if client.subscription is not None and client.subscription.matches(message):
-                    shown = self._shown(client, message)
-                    if shown is not None:
-                        client.offer(shown)
+        self._fanout.offer(messages)
 
     async def _publish(self, digest: Digest) -> None:
         """Every ``digest.interval_s``, its records as messages of its channel."""
@@ -387,6 +385,12 @@ class FeedServer:
         path = urlsplit(request.path).path
         if path == self.settings.feed.path:
             return None
+        if path == ASYNCAPI_PATH:
+            body = orjson.dumps(asyncapi(server=self.url, title=f"cityheart feed "
+                                         f"({self.settings.city.name})"))
+            headers = Headers([("Content-Type", "application/json"),
+                               ("Content-Length", str(len(body)))])
+            return Response(HTTPStatus.OK, "OK", headers, body)
         text = f"no feed at {path}; the feed is at {self.settings.feed.path}\n"
         return connection.respond(HTTPStatus.NOT_FOUND, text)
 
@@ -446,6 +450,7 @@ class FeedServer:
             pass
         finally:
             self._clients.discard(client)
+            self._fanout.leave(client)
             FEED_CLIENTS.dec()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
@@ -457,7 +462,7 @@ class FeedServer:
         try:
             client.claims = admit(self.authenticate, token)
         except FeedError as exc:
-            client.subscription = None
+            self._fanout.leave(client)
             return exc
         client.admitted = True
         return None
@@ -474,7 +479,8 @@ class FeedServer:
             request = parse_request(frame, districts=self._districts, kinds=self._kinds)
             self._check_channels(client, request.subscription)
             everything = self.log.replay_for(request.subscription, request.since)
-            replay = [m for m in (self._shown(client, m) for m in everything) if m is not None]
+            replay = [m for m in (self._shown(client.claims, m) for m in everything)
+                      if m is not None]
         except FeedError as exc:
             client.outbox.push_control(error_message(exc, time=now))
             client.wake.set()
@@ -484,7 +490,7 @@ class FeedServer:
             subscribed_message(request, last_seq=self.log.last_seq, replay=len(replay), time=now)
         )
         client.outbox.extend(replay)
-        client.subscription = request.subscription
+        self._fanout.join(client, request.subscription)
         client.wake.set()
 
     def _check_channels(self, client: _Client, subscription: Subscription) -> None:
@@ -495,9 +501,9 @@ class FeedServer:
             log.info("feed: client %s (sub %r): %s", client.ws.remote_address, who, exc.detail)
             raise
 
-    def _shown(self, client: _Client, message: FeedMessage) -> FeedMessage | None:
-        """``message`` as this client's role may see it (None: not at all)."""
-        return message if self._masks is None else self._masks.shown(client.claims, message)
+    def _shown(self, claims: Claims | None, message: FeedMessage) -> FeedMessage | None:
+        """``message`` as a client with ``claims`` may see it (None: not at all)."""
+        return message if self._masks is None else self._masks.shown(claims, message)
 
     async def _write(self, client: _Client) -> None:
         ws, outbox = client.ws, client.outbox
@@ -508,12 +514,14 @@ class FeedServer:
                 if outbox.overflowed:
                     await self._drop_slow(client)
                     return
+                sent = 0
                 while (payload := outbox.pop()) is not None:
-                    await ws.send(payload, text=True)
-                    FEED_MESSAGES_SENT.inc()
+                    await ws.send(payload, text=True)  # written before it awaits: order kept
+                    sent += 1
+                FEED_MESSAGES_SENT.inc(sent)
 
     async def _drop_slow(self, client: _Client) -> None:
-        client.subscription = None
+        self._fanout.leave(client)
         detail = (
             f"client too slow: more than {self.outbox_limit} messages were waiting; reconnect "
             "and subscribe with since=<the last seq you received>"

@@ -1,0 +1,200 @@
+"""Load clients for the push feed, run as a worker process by ``cityheart bench --feed-clients``.
+
+``python -m connectors.feed_load URL N SECONDS`` opens N clients on the feed at URL (at most
+:data:`CONNECTS_AT_ONCE` handshakes at a time), subscribes each to vitals and alerts with a
+snapshot, prints ``ready`` once all have subscribed (or failed), starts counting when it reads a
+line on stdin, and after SECONDS prints one JSON object: every client's live seqs received in
+the window, the delivery lag (arrival minus ``emitted_at``, seconds) of each of them, why clients
+failed to subscribe, and the ``error`` codes and closes met. The clients speak websocket
+themselves (handshake, frames read in bulk and parsed by hand, pings answered), at a fraction
+of a full client library's CPU per frame, so that the clients do not limit the measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from websockets.frames import Frame, Opcode
+
+from models.timefmt import from_iso
+
+__all__ = ["run_worker"]
+
+CONNECTS_AT_ONCE = 50
+READY_TIMEOUT_S = 120.0
+HANDSHAKE_TIMEOUT_S = 60.0
+READ_BYTES = 262_144
+SUBSCRIBE = orjson.dumps({"op": "subscribe", "channels": ["vitals", "alerts"], "since": None})
+DATA_TYPES = frozenset({"vital", "indicator", "alert"})
+
+
+@dataclass
+class _Tally:
+    seqs: list[int] = field(default_factory=list)
+    subscribed: bool = False
+    failure: str | None = None
+
+
+def _frames(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the complete (opcode, payload) frames off the front of ``buffer`` (a server's
+    frames are unmasked and, from this feed, never fragmented)."""
+    frames, pos, size = [], 0, len(buffer)
+    while size - pos >= 2:
+        length, head = buffer[pos + 1] & 0x7F, 2
+        if length == 126:
+            if size - pos < 4:
+                break
+            length, head = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
+        elif length == 127:
+            if size - pos < 10:
+                break
+            length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
+        if size - pos < head + length:
+            break
+        frames.append((buffer[pos] & 0x0F, bytes(buffer[pos + head : pos + head + length])))
+        pos += head + length
+    del buffer[:pos]
+    return frames
+
+
+def _masked(opcode: Opcode, payload: bytes) -> bytes:
+    return Frame(opcode, payload).serialize(mask=True)
+
+
+async def _open(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytearray]:
+    """The websocket handshake by hand; what came after the response is in the buffer."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANDSHAKE_TIMEOUT_S)
+    if not head.startswith(b"HTTP/1.1 101"):
+        writer.close()
+        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        msg = f"handshake refused: {status}"
+        raise ConnectionError(msg)
+    return reader, writer, bytearray()
+
+
+async def _next_message(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        buffer: bytearray, pending: list[tuple[int, bytes]]) -> dict[str, Any]:
+    while True:
+        while pending:
+            opcode, payload = pending.pop(0)
+            if opcode == Opcode.TEXT:
+                return orjson.loads(payload)
+        data = await reader.read(READ_BYTES)
+        if not data:
+            raise ConnectionError("closed before subscribing")
+        buffer += data
+        pending += _frames(buffer)
+
+
+async def _client(url: str, tally: _Tally, gate: asyncio.Semaphore, window: list[float],
+                  lags: list[float], stamps: dict[str, float], errors: dict[str, int]) -> None:
+    """One feed client: frames are read in bulk and parsed by hand, so that a worker process
+    holds hundreds of clients on little CPU (it answers pings; the arrival time of a message
+    is that of the read that brought it)."""
+    writer = None
+    try:
+        pending: list[tuple[int, bytes]] = []
+        async with gate:
+            reader, writer, buffer = await _open(url)
+            await _next_message(reader, writer, buffer, pending)  # hello
+            writer.write(_masked(Opcode.TEXT, SUBSCRIBE))
+            answer = await _next_message(reader, writer, buffer, pending)
+            while answer.get("type") == "heartbeat":
+                answer = await _next_message(reader, writer, buffer, pending)
+        if answer.get("type") != "subscribed":
+            tally.failure = str(answer.get("error", answer.get("type")))
+            return
+        live_from = answer["last_seq"]
+        tally.subscribed = True
+        while True:
+            now = time.time()
+            counting = bool(window) and window[0] <= now <= window[1]
+            for opcode, payload in pending:
+                if opcode == Opcode.PING:
+                    writer.write(_masked(Opcode.PONG, payload))
+                elif opcode == Opcode.CLOSE:
+                    errors["closed by the feed"] = errors.get("closed by the feed", 0) + 1
+                    return
+                elif opcode == Opcode.TEXT and (counting or payload.startswith(b'{"type":"e')):
+                    _count(orjson.loads(payload), now, live_from, tally, lags, stamps, errors)
+            data = await reader.read(READ_BYTES)
+            if not data:
+                errors["connection lost"] = errors.get("connection lost", 0) + 1
+                return
+            buffer += data
+            pending = _frames(buffer)
+    except Exception as exc:  # noqa: BLE001 (a bench counts every way a client fails)
+        if not tally.subscribed:
+            tally.failure = type(exc).__name__
+        else:
+            name = f"closed: {type(exc).__name__}"
+            errors[name] = errors.get(name, 0) + 1
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _count(message: dict[str, Any], now: float, live_from: int, tally: _Tally,
+           lags: list[float], stamps: dict[str, float], errors: dict[str, int]) -> None:
+    kind = message.get("type")
+    if kind == "error":
+        errors[message.get("error", "?")] = errors.get(message.get("error", "?"), 0) + 1
+        return
+    if kind not in DATA_TYPES or message["seq"] <= live_from:
+        return
+    tally.seqs.append(message["seq"])
+    emitted = message.get("emitted_at")
+    if isinstance(emitted, str):
+        at = stamps.get(emitted)
+        if at is None:
+            at = stamps[emitted] = from_iso(emitted)
+        lags.append(now - at)
+
+
+async def run_worker(url: str, count: int, seconds: float) -> dict[str, Any]:
+    """Run ``count`` clients on ``url``; their figures over ``seconds`` after stdin says go."""
+    tallies = [_Tally() for _ in range(count)]
+    gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
+    window: list[float] = []
+    lags: list[float] = []
+    stamps: dict[str, float] = {}
+    errors: dict[str, int] = {}
+    tasks = [asyncio.create_task(_client(url, t, gate, window, lags, stamps, errors))
+             for t in tallies]
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and not all(t.subscribed or t.failure for t in tallies):
+        await asyncio.sleep(0.2)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.to_thread(sys.stdin.readline)
+    start = time.time()
+    window.extend((start, start + seconds))
+    await asyncio.sleep(seconds + 1.0)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    failures: dict[str, int] = {}
+    for t in tallies:
+        if t.failure:
+            failures[t.failure] = failures.get(t.failure, 0) + 1
+    return {"seqs": [t.seqs for t in tallies if t.subscribed], "lags": lags,
+            "failures": failures, "errors": errors}
+
+
+if __name__ == "__main__":
+    report = asyncio.run(run_worker(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+    sys.stdout.write(orjson.dumps(report).decode() + "\n")
