@@ -486,6 +486,19 @@ if __name__ == "__main__":
     app()
 
 
+@app.command("config")
+def show_config(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
+    """Print the effective settings as YAML: both files, environment overrides and every default
+    (secrets masked)."""
+    import yaml
+
+    def action(settings: Settings) -> None:
+        typer.echo(yaml.safe_dump(settings.model_dump(mode="json", by_alias=True),
+                                  sort_keys=False, allow_unicode=True), nl=False)
+
+    run_command(config, verbose, action)
+
+
 def _load_plugins() -> None:
     """Add the commands of installed plugins (entry point group ``cityheart.commands``).
 

@@ -240,3 +240,17 @@ def test_the_defaults_documented_in_docs_configuration_are_the_schemas() -> None
     shipped = read_config(ROOT / "config.yaml")
     assert not set(documented) & set(shipped), "the shipped files leave these to the schema"
     assert load_mapping({**shipped, **documented}, env={}) == load_mapping(shipped, env={})
+
+
+def test_cityheart_config_prints_every_default_and_masks_secrets() -> None:
+    from typer.testing import CliRunner
+
+    from cityheart.cli import app
+
+    env = {"CITYHEART_DATABASE_URL": "postgresql://u:hunter2@db.example:5432/city"}
+    result = CliRunner().invoke(app, ["config", "--config", str(ROOT / "config.yaml")], env=env)
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["flow"]["window_s"] == 10.0  # a default neither file states
+    assert shown["city"]["name"] == "Riverton"  # from city.yaml
+    assert "hunter2" not in result.stdout

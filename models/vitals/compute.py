@@ -7,7 +7,7 @@ holds one district's parameters from config.yaml. The functions here are pure::
     params = vitals_params(settings)  # settings.params.district("old-town")
     record = traffic_record("old-town", kind_window, params)   # IndicatorRecord or None
 
-How each indicator is computed from the window (see README, "Vital signs"):
+How each indicator is computed from the window (see docs/vital-signs.md):
 
 - traffic: the travel-time index of the window's mean speed against the district's free-flow
   speed, or (``method: segment_share``) the share of devices (road segments) whose mean speed is
