@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -25,6 +26,7 @@ from pydantic import (
 from settings.anomaly import AnomalySettings
 from settings.auth import AuthSettings
 from settings.database import DatabaseSettings
+from settings.geography import BoundariesSettings, Geography, geography_of
 from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
@@ -33,6 +35,7 @@ from settings.metrics import MetricsSettings
 __all__ = [
     "AnomalySettings",
     "AuthSettings",
+    "BoundariesSettings",
     "CityInfo",
     "DashboardSection",
     "DeviceAuthSettings",
@@ -61,10 +64,11 @@ class _Frozen(BaseModel):
 
 
 class CityInfo(_Frozen):
-    """The city's name and local time zone."""
+    """The city's name, local time zone and (optionally) its district boundaries file."""
 
     name: str
     timezone: str = "UTC"
+    boundaries: BoundariesSettings | None = None
 
 
 Point = tuple[float, float]
@@ -346,6 +350,14 @@ class Settings(_Frozen):
     auth: AuthSettings = AuthSettings()
     incidents: IncidentSettings = IncidentSettings()
     metrics: MetricsSettings = MetricsSettings()
+    _geography: Geography | None = PrivateAttr(default=None)
+
+    @property
+    def geography(self) -> Geography:
+        """The districts' geometries: from city.boundaries, else the hand-drawn polygons."""
+        if self._geography is None:
+            self._geography = geography_of(self.districts)
+        return self._geography
 
     @field_validator("kinds")
     @classmethod

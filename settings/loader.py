@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from models.errors import ConfigError
 from settings.config import Settings
+from settings.geography import apply_boundaries
 
 __all__ = ["ENV_OVERRIDES", "dump", "load", "load_mapping"]
 
@@ -70,14 +71,27 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(source, "", f"not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(source, "", "the top level must be a mapping of sections")
-    return load_mapping(raw, source=source, env=os.environ if env is None else env)
+    return load_mapping(
+        raw, source=source, env=os.environ if env is None else env, base_dir=path.parent
+    )
 
 
 def load_mapping(
-    raw: Mapping[str, Any], *, source: str = "config", env: Mapping[str, str] | None = None
+    raw: Mapping[str, Any],
+    *,
+    source: str = "config",
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
 ) -> Settings:
-    """Validate an already parsed configuration mapping (with optional env overrides)."""
+    """Validate an already parsed configuration mapping (with optional env overrides).
+
+    ``city.boundaries.file`` is read relative to ``base_dir`` (default: the working directory).
+    """
     data = {section: value for section, value in raw.items()}
+    geography = None
+    city = data.get("city")
+    if isinstance(city, Mapping) and city.get("boundaries") is not None:
+        data, geography = apply_boundaries(data, source=source, base_dir=base_dir or Path.cwd())
     overridden: dict[tuple[str, str], str] = {}
     for variable, (section, key, implies) in ENV_OVERRIDES.items():
         if env and variable in env:
@@ -110,6 +124,8 @@ def load_mapping(
         raise ConfigError(where, key, reason) from exc
     for key, reason in settings.reference_problems():
         raise ConfigError(source, key, reason)
+    if geography is not None:
+        settings._geography = geography
     return settings
 
 
@@ -130,6 +146,8 @@ def dump(settings: Settings) -> dict[str, Any]:
     file must be private) and keys carry their config.yaml names.
     """
     data = settings.model_dump(mode="json", by_alias=True)
+    if settings.city.boundaries is not None:
+        del data["districts"]  # derived from the boundaries file (its path is absolute by now)
     data["database"]["url"] = settings.database.url.get_secret_value()
     if settings.mqtt.password is not None:
         data["mqtt"]["password"] = settings.mqtt.password.get_secret_value()
