@@ -1,6 +1,6 @@
 """Make a district boundaries file pass cityheart's checks: the recipe of the shipped demo city.
 
-    .venv/bin/python scripts/clean_boundaries.py raw.geojson cityheart/data/geo/san-francisco.geojson
+    python scripts/clean_boundaries.py raw.geojson cityheart/data/geo/san-francisco.geojson
 
 It reads a GeoJSON FeatureCollection whose districts are named in ``--name-property`` and writes
 one that :func:`models.geography.parse_geography` accepts without a problem:
