@@ -354,9 +354,13 @@ class Settings(_Frozen):
 
     @property
     def geography(self) -> Geography:
-        """The districts' geometries: from city.boundaries, else the hand-drawn polygons."""
+        """The districts' geometries: from city.boundaries, else the hand-drawn polygons.
+
+        The hand-drawn ones are built on each call (not cached, so equality stays that of
+        the fields); build a ``models.geography.Locator`` once from it and keep that.
+        """
         if self._geography is None:
-            self._geography = geography_of(self.districts)
+            return geography_of(self.districts)
         return self._geography
 
     @field_validator("kinds")

@@ -13,7 +13,7 @@ hand-drawn ``districts:`` list of config.yaml is the city's geography.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,8 +111,8 @@ def _district_entry(district: District) -> dict[str, Any]:
     }
 
 
-def geography_of(districts: list[Mapping[str, Any]] | Any) -> Geography:
-    """The hand-drawn ``districts:`` of config.yaml as a geography (not checked for coverage)."""
+def geography_of(districts: Iterable[Any]) -> Geography:
+    """Hand-drawn districts (``id``, ``name``, ``polygon`` ring) as a geography, unchecked."""
     return Geography(tuple(
         District(d.id, d.name, Polygon(d.polygon), index) for index, d in enumerate(districts)
     ))
