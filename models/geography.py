@@ -176,7 +176,8 @@ def _parse_geometry(
         return None
     xmin, ymin, xmax, ymax = geometry.bounds
     if not (-180 <= xmin and xmax <= 180 and -90 <= ymin and ymax <= 90):
-        reason = f"coordinates {[xmin, ymin, xmax, ymax]} are not WGS84 [lon, lat]"
+        box = [round(value, 7) for value in (xmin, ymin, xmax, ymax)]
+        reason = f"bounding box {box} is not in WGS84 [lon, lat] degrees"
         problems.append(GeoProblem(index, feature_id, reason))
         return None
     if not geometry.is_valid:

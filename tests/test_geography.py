@@ -51,6 +51,12 @@ def test_multipolygon_parts_all_belong_to_their_district() -> None:
     assert locator.locate(D / 2, D / 2) == "isles"
     assert locator.locate(D / 2, 3.5 * D) == "isles"
     assert locator.locate(D / 2, 2 * D) is None  # the water between the parts
+    atoll = {"type": "MultiPolygon", "coordinates": [
+        [square(0, 0)], [square(3 * D, 0, 3 * D), square(4 * D, D, D)[::-1]]]}
+    locator, problems = parse(collection(feature("atoll", atoll)))
+    assert problems == []
+    assert locator.locate(1.5 * D, 4.5 * D) is None  # the lagoon: a hole in the second part
+    assert locator.locate(0.5 * D, 3.5 * D) == "atoll"
 
 
 def test_a_point_in_a_hole_belongs_to_nobody_or_to_the_district_filling_it() -> None:
@@ -124,6 +130,7 @@ def test_a_file_with_errors_names_each_feature_and_what_is_wrong() -> None:
         {"type": "Feature", "properties": {"name": "nameless"},
          "geometry": polygon(square(20 * D, 0))},                           # 4: no id
         feature("spot", {"type": "Point", "coordinates": [0, 0]}),          # 5: not polygonal
+        feature("far", polygon(square(179.9995, 0))),                       # 6: lon > 180
     )
     _, problems = parse(data)
     assert problems[0].startswith("feature 0 (id 'bow'): invalid Polygon: Self-intersection")
@@ -133,7 +140,9 @@ def test_a_file_with_errors_names_each_feature_and_what_is_wrong() -> None:
     assert "feature 3 (id 'west'): id 'west' is also the id of feature 1" in problems
     assert any(p.startswith("feature 1 (id 'west'): overlaps feature 2 (id 'east') by ")
                for p in problems)
-    assert len(problems) == 5
+    assert ("feature 6 (id 'far'): bounding box [179.9995, 0.0, 180.0005, 0.001] is not in WGS84"
+            " [lon, lat] degrees") in problems
+    assert len(problems) == 6
 
 
 def test_a_sliver_between_neighbours_is_a_gap_but_the_outer_boundary_is_not() -> None:
