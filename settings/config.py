@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,11 +26,14 @@ from pydantic import (
 from settings.anomaly import AnomalySettings
 from settings.auth import AuthSettings
 from settings.database import DatabaseSettings
-from settings.geography import BoundariesSettings, Geography, geography_of
+from settings.geography import BoundariesSettings, geography_of
 from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
 from settings.metrics import MetricsSettings
+
+if TYPE_CHECKING:
+    from models.geography import Geography
 
 __all__ = [
     "AnomalySettings",

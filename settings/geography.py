@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from shapely.geometry import MultiPolygon, Polygon
 
 from models.errors import ConfigError
-from models.geography import District, Geography, parse_geography
+
+if TYPE_CHECKING:  # shapely (and numpy) load only when a city has geography to read
+    from models.geography import District, Geography
 
 __all__ = ["BoundariesSettings", "apply_boundaries", "geography_of", "read_boundaries"]
 
@@ -44,6 +45,8 @@ def read_boundaries(
     path: Path, *, id_property: str, name_property: str | None, tolerance_m2: float = 1.0
 ) -> Geography:
     """Read and check the boundaries file at ``path``; ConfigError if it is not GeoJSON."""
+    from models.geography import parse_geography
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -99,6 +102,8 @@ def apply_boundaries(
 
 
 def _district_entry(district: District) -> dict[str, Any]:
+    from shapely.geometry import MultiPolygon
+
     geometry = district.geometry
     largest = max(geometry.geoms, key=lambda p: p.area) if isinstance(
         geometry, MultiPolygon) else geometry
@@ -113,6 +118,10 @@ def _district_entry(district: District) -> dict[str, Any]:
 
 def geography_of(districts: Iterable[Any]) -> Geography:
     """Hand-drawn districts (``id``, ``name``, ``polygon`` ring) as a geography, unchecked."""
+    from shapely.geometry import Polygon
+
+    from models.geography import District, Geography
+
     return Geography(tuple(
         District(d.id, d.name, Polygon(d.polygon), index) for index, d in enumerate(districts)
     ))
