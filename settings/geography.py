@@ -13,6 +13,7 @@ hand-drawn ``districts:`` list of config.yaml is the city's geography.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # shapely (and numpy) load only when a city has geography to 
 __all__ = ["BoundariesSettings", "apply_boundaries", "geography_of", "read_boundaries"]
 
 KEY = "city.boundaries"
+_DISTRICT_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")  # settings.config.District.id's pattern
 
 
 class BoundariesSettings(BaseModel):
@@ -93,6 +95,14 @@ def apply_boundaries(
         listed = "; ".join(str(problem) for problem in geography.problems)
         reason = f"{path}: {len(geography.problems)} problem(s): {listed}"
         raise ConfigError(source, f"{KEY}.file", reason)
+    for district in geography.districts:
+        if not _DISTRICT_ID.fullmatch(district.id):
+            reason = (
+                f"{path}: feature {district.index} has id {district.id!r}, which cannot name a "
+                "district in topics and keys (lower-case letters, digits, '-' and '_'); "
+                "name another property or add one"
+            )
+            raise ConfigError(source, f"{KEY}.id_property", reason)
     if "districts" in data:
         reason = f"give either districts or {KEY}, not both (the boundaries name the districts)"
         raise ConfigError(source, "districts", reason)

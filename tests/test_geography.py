@@ -255,6 +255,8 @@ def test_without_boundaries_the_hand_drawn_districts_are_the_geography() -> None
     ({"file": "overlap.geojson"}, "city.boundaries.file",
      "feature 0 (id 'a'): overlaps feature 1 (id 'b')"),
     ({"file": "broken.json"}, "city.boundaries.file", "not valid JSON"),
+    ({"file": "town.geojson", "id_property": "name"}, "city.boundaries.id_property",
+     "feature 0 has id 'N a', which cannot name a district"),
 ])
 def test_a_bad_boundaries_setting_stops_the_start_naming_key_and_feature(
     tmp_path: Path, boundaries: dict, key: str, reason: str
