@@ -6,6 +6,7 @@
     cityheart bridge | flow | feed    # one long-running component each, for production
     cityheart bench [--json]          # with the lab installed (pip install ./lab)
     cityheart token --role viewer     # a signed feed token (CITYHEART_TOKEN_SECRET)
+    cityheart locate --boundaries city.geojson 37.8024,-122.4058   # which district
 
 Every command reads the configuration once (``--config``, default ./config.yaml, with
 environment overrides) and passes the frozen settings in.
@@ -295,6 +296,28 @@ def aqi(
     if standard is not None:
         params = replace(params, standard=standard)
     raise typer.Exit(run_aqi(params, pairs or [], batch=batch))
+
+
+@app.command()
+def locate(
+    boundaries: Annotated[
+        Path, typer.Option(help="District boundaries: a GeoJSON FeatureCollection.")
+    ],
+    points: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="LAT,LON...", help="Points in WGS84 degrees: 37.8024,-122.4058"),
+    ] = None,
+    id_property: Annotated[
+        str, typer.Option(help="The feature property that holds the district id.")
+    ] = "id",
+    batch: Annotated[
+        bool, typer.Option("--batch", help='Read {"lat": .., "lon": ..} lines from stdin.')
+    ] = False,
+) -> None:
+    """Print each point's district as a JSON line (null outside every district)."""
+    from cityheart.locate import run_locate
+
+    raise typer.Exit(run_locate(boundaries, points or [], id_property=id_property, batch=batch))
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -26,15 +27,20 @@ from pydantic import (
 from settings.anomaly import AnomalySettings
 from settings.auth import AuthSettings
 from settings.database import DatabaseSettings
+from settings.geography import BoundariesSettings, geography_of
 from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
 from settings.metrics import METRICS_COMPONENTS, MetricsSettings
 from settings.ports import Listener, port_clashes
 
+if TYPE_CHECKING:
+    from models.geography import Geography
+
 __all__ = [
     "AnomalySettings",
     "AuthSettings",
+    "BoundariesSettings",
     "CityInfo",
     "DashboardSection",
     "DeviceAuthSettings",
@@ -63,10 +69,11 @@ class _Frozen(BaseModel):
 
 
 class CityInfo(_Frozen):
-    """The city's name and local time zone."""
+    """The city's name, local time zone and (optionally) its district boundaries file."""
 
     name: str
     timezone: str = "UTC"
+    boundaries: BoundariesSettings | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -361,6 +368,18 @@ class Settings(_Frozen):
     auth: AuthSettings = AuthSettings()
     incidents: IncidentSettings = IncidentSettings()
     metrics: MetricsSettings = MetricsSettings()
+    _geography: Geography | None = PrivateAttr(default=None)
+
+    @property
+    def geography(self) -> Geography:
+        """The districts' geometries: from city.boundaries, else the hand-drawn polygons.
+
+        The hand-drawn ones are built on each call (not cached, so equality stays that of
+        the fields); build a ``models.geography.Locator`` once from it and keep that.
+        """
+        if self._geography is None:
+            return geography_of(self.districts)
+        return self._geography
 
     @field_validator("kinds")
     @classmethod

@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from models.errors import ConfigError
 from settings.config import Settings
+from settings.geography import apply_boundaries
 
 __all__ = ["CITY_FILE_KEY", "ENV_OVERRIDES", "dump", "load", "load_mapping", "read_config"]
 
@@ -69,7 +70,7 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     ``env``."""
     raw, sources = _read(Path(path))
     return load_mapping(raw, source=Path(path).name, env=os.environ if env is None else env,
-                        sources=sources)
+                        sources=sources, base_dir=Path(path).parent)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -126,14 +127,19 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 def load_mapping(
     raw: Mapping[str, Any], *, source: str = "config", env: Mapping[str, str] | None = None,
-    sources: Mapping[str, str] | None = None,
+    sources: Mapping[str, str] | None = None, base_dir: Path | None = None,
 ) -> Settings:
     """Validate an already parsed configuration mapping (with optional env overrides).
 
     ``sources`` names the file each top-level section came from (default: ``source``), so an
-    error names the file that holds the key."""
+    error names the file that holds the key. ``city.boundaries.file`` is read relative to
+    ``base_dir`` (default: the working directory)."""
     sources = sources or {}
     data = {section: value for section, value in raw.items()}
+    geography = None
+    city = data.get("city")
+    if isinstance(city, Mapping) and city.get("boundaries") is not None:
+        data, geography = apply_boundaries(data, source=source, base_dir=base_dir or Path.cwd())
     overridden: dict[tuple[str, str], str] = {}
     for variable, (section, key, implies) in ENV_OVERRIDES.items():
         if env and variable in env:
@@ -166,6 +172,8 @@ def load_mapping(
         raise ConfigError(where, key, reason) from exc
     for key, reason in settings.reference_problems():
         raise ConfigError(sources.get(key.split(".")[0].split("[")[0], source), key, reason)
+    if geography is not None:
+        settings._geography = geography
     return settings
 
 
@@ -186,6 +194,8 @@ def dump(settings: Settings) -> dict[str, Any]:
     file must be private) and keys carry their config.yaml names.
     """
     data = settings.model_dump(mode="json", by_alias=True)
+    if settings.city.boundaries is not None:
+        del data["districts"]  # derived from the boundaries file (its path is absolute by now)
     data["database"]["url"] = settings.database.url.get_secret_value()
     if settings.mqtt.password is not None:
         data["mqtt"]["password"] = settings.mqtt.password.get_secret_value()
