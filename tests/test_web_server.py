@@ -174,3 +174,39 @@ def test_without_a_dispatch_api_every_api_path_says_so(base_settings: Settings) 
         assert (status, orjson.loads(body)["detail"]) == (404, "this server has no dispatch API")
         status, _, body = send(web, "GET", "/api/history?district=harbour&name=pm25")
         assert status == 404 and b"no history database" in body
+
+
+def test_the_openapi_document_lists_the_api_as_the_code_declares_it(web: WebServer) -> None:
+    status, headers, body = send(web, "GET", "/openapi.json")
+    assert status == 200 and headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    document = orjson.loads(body)
+    assert document["openapi"].startswith("3.")
+    paths = document["paths"]
+    assert {"/api/whoami", "/api/incidents", "/api/incidents/{incident_id}",
+            "/api/incidents/{incident_id}/actions", "/api/kpi", "/api/history"} <= set(paths)
+    action = paths["/api/incidents/{incident_id}/actions"]["post"]
+    body_schema = action["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["required"] == ["action"]
+    listed = {p["name"] for p in paths["/api/incidents"]["get"]["parameters"]}
+    assert listed == {"state", "limit"}
+    # the routes check their own parameters (400 with error and detail), never FastAPI's 422
+    assert all("422" not in operation["responses"]
+               for operations in paths.values() for operation in operations.values())
+    assert send(web, "GET", "/docs")[0] == 404   # no docs page: it would load a CDN's scripts
+
+
+def test_connections_are_kept_alive_between_requests(web: WebServer) -> None:
+    address = urlsplit(web.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
+    try:
+        ports = set()
+        for path in ("/", "/config.json", "/api/whoami", "/nothing.js"):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            assert response.status in (200, 404)
+            assert connection.sock is not None
+            ports.add(connection.sock.getsockname()[1])
+        assert len(ports) == 1   # one connection served all four
+    finally:
+        connection.close()
