@@ -210,3 +210,15 @@ def test_connections_are_kept_alive_between_requests(web: WebServer) -> None:
         assert len(ports) == 1   # one connection served all four
     finally:
         connection.close()
+
+
+def test_a_taken_port_is_refused_with_the_address_and_port_0_gets_a_free_one(
+    base_settings: Settings, web: WebServer,
+) -> None:
+    from models.errors import ConnectorError
+
+    assert web.port != 0 and web.url == f"http://127.0.0.1:{web.port}/"
+    taken = WebServer(base_settings, DashboardSettings(port=web.port), static_dir=web_root())
+    with pytest.raises(ConnectorError, match=f"127.0.0.1:{web.port}"):
+        taken.start()
+    assert send(web, "GET", "/config.json")[0] == 200   # the first one still serves
