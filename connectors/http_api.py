@@ -1,6 +1,6 @@
 """The dispatch API's HTTP side: routes, tokens and status codes for the dashboard's server.
 
-:mod:`connectors.web_server` hands every ``/api/...`` request except ``/api/history`` to
+:mod:`connectors.web_app` hands every ``/api/...`` request except ``/api/history`` to
 :func:`answer`, which checks the caller's token and calls an :class:`IncidentApi` (built by the
 cityheart layer from the database, the command bus and the access rules)::
 
@@ -34,8 +34,8 @@ from connectors.tokens import Claims, TokenError
 from models.errors import CityheartError
 
 __all__ = [
-    "ANONYMOUS", "ANONYMOUS_VIEWER", "ApiRequest", "IncidentApi", "answer", "caller",
-    "error_answer",
+    "ANONYMOUS", "ANONYMOUS_VIEWER", "MAX_BODY", "Answer", "ApiRequest", "IncidentApi", "answer",
+    "caller", "error_answer",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ ANONYMOUS = Claims(role="operator", sub="anonymous", iat=0, exp=2**62)
 ANONYMOUS_VIEWER = Claims(role="viewer", sub="anonymous", iat=0, exp=2**62)
 """Who a caller without a token is where tokens are checked but not required."""
 
-_MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024
+"""The largest request body the API reads, in bytes; a larger one is answered 413."""
 
 Answer = tuple[HTTPStatus, dict[str, Any]]
 
@@ -160,9 +161,9 @@ def caller(
 
 
 def _json_body(body: bytes) -> dict[str, Any] | Answer:
-    if len(body) > _MAX_BODY:
+    if len(body) > MAX_BODY:
         return error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid",
-                            f"the body is over {_MAX_BODY} bytes")
+                            f"the body is over {MAX_BODY} bytes")
     try:
         document = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:

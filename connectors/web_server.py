@@ -1,4 +1,5 @@
-"""The dashboard's web server: the static web application and ``/config.json``, over HTTP.
+"""The dashboard's web server: the static web application, ``/config.json`` and the API, over
+HTTP, on uvicorn (an ASGI server) running :mod:`connectors.web_app` on its own thread.
 
     with WebServer(settings, DashboardSettings(port=0), static_dir=web_root()) as web:
         print(web.url)                     # http://127.0.0.1:54321/ (port 0: a free port)
@@ -6,150 +7,42 @@
     serve_dashboard(settings, DashboardSettings(), static_dir=web_root())  # until SIGINT/SIGTERM
 
 The browser gets everything from here (no CDN, no map tiles: the page draws the districts from
-the polygons in ``/config.json``) and then connects to the push feed itself, at the URL that
-``/config.json`` names. Only files under ``static_dir`` are served, with a Content-Security-Policy
-that lets the page load nothing from elsewhere. The server runs on its own thread
-(:class:`http.server.ThreadingHTTPServer`); requests are logged at debug level.
-
-``/config.json``::
-
-    {"city": {"name", "timezone"},
-     "districts": [{"id", "name", "centroid": [lon, lat], "polygon": [[lon, lat], ...]}],
-     "kinds": {"pm25": {"name", "unit", "interval_s",
-                        "thresholds": {"direction", "stat", "warning", "critical"}}},
-     "indicators": {"traffic": {"levels": ["free", "slow", ...]}, ...},
-     "departments": [{"id", "name", "sla_ack_s", "sla_resolve_s"}],   # for the incident board
-     "window_s": 10.0,
-     "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000}}
+the polygons in ``/config.json``, see :mod:`connectors.web_config`) and then connects to the
+push feed itself, at the URL that ``/config.json`` names. Only files under ``static_dir`` are
+served, with a Content-Security-Policy that lets the page load nothing from elsewhere; the API's
+OpenAPI document is at ``/openapi.json``. uvicorn keeps connections alive between requests;
+requests are logged at debug level, without their query strings.
 """
 
 from __future__ import annotations
 
 import logging
-import mimetypes
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
-import orjson
+import uvicorn
 
-from connectors.http_api import ApiRequest, IncidentApi, answer, caller
+from connectors.http_api import IncidentApi
 from connectors.tokens import Claims
-from models.errors import CityheartError, ConfigError, ConnectorError
-from models.history import parse_time
-from models.indicators import crowd, noise, power, traffic, water
-from models.indicators.score import SCORE_LEVELS
-from models.vitals.compute import HEALTH_LEVELS
+from connectors.web_app import CONTENT_SECURITY_POLICY, HistoryQuery, HistoryView, build_app
+from connectors.web_config import WILDCARDS, DashboardSettings, config_document
+from models.errors import ConnectorError
 from settings.config import Settings
-from settings.indicators import INDICATORS
 
-__all__ = ["DashboardSettings", "HistoryQuery", "WebServer", "config_document", "serve_dashboard"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY", "DashboardSettings", "HistoryQuery", "HistoryView", "WebServer",
+    "config_document", "serve_dashboard",
+]
 
 log = logging.getLogger(__name__)
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-"""Everything comes from this server; only the feed's websocket may be elsewhere."""
-
-_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
-          ".html": "text/html", ".svg": "image/svg+xml", ".json": "application/json",
-          ".png": "image/png", ".ico": "image/x-icon", ".txt": "text/plain"}
-_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
-
-INDICATOR_LEVELS: dict[str, tuple[str, ...]] = {
-    "traffic": traffic.LEVELS,
-    "noise": noise.LEVELS,
-    "water_level": water.LEVELS,
-    "water_pressure": water.PRESSURE_LEVELS,
-    "power": power.LEVELS,
-    "crowd": crowd.LEVELS,
-    "device_health": HEALTH_LEVELS,
-    "score": SCORE_LEVELS,
-}
-"""Each indicator's level names, healthiest first (the AQI's come as a level number)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DashboardSettings:
-    """Where the dashboard listens, and the feed URL to give browsers if not the feed's own.
-
-    ``feed_url`` is for a feed reached through a proxy or another address than
-    ``settings.feed.url``; None gives the feed's URL (with the page's host name when the feed
-    listens on every interface).
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8766
-    feed_url: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError("dashboard", "port", f"{self.port} is not a TCP port (0-65535)")
-        if self.feed_url is not None and urlsplit(self.feed_url).scheme not in ("ws", "wss"):
-            msg = f"{self.feed_url!r} is not a ws:// or wss:// URL"
-            raise ConfigError("dashboard", "feed_url", msg)
-
-
-def config_document(
-    settings: Settings, dashboard: DashboardSettings, *, page_host: str | None = None
-) -> dict[str, Any]:
-    """What the page needs to know about the city and where the feed is (``/config.json``)."""
-    return {
-        "city": {"name": settings.city.name, "timezone": settings.city.timezone},
-        "districts": [
-            {"id": d.id, "name": d.name, "centroid": list(d.centroid),
-             "polygon": [list(point) for point in d.polygon]}
-            for d in settings.districts
-        ],
-        "kinds": {
-            kind_id: {
-                "name": kind.name,
-                "unit": kind.unit,
-                "interval_s": kind.interval_s,
-                "thresholds": kind.thresholds.model_dump(mode="json"),
-            }
-            for kind_id, kind in settings.kinds.items()
-        },
-        "indicators": {
-            name: {"levels": list(INDICATOR_LEVELS.get(name, ()))} for name in INDICATORS
-        },
-        "departments": [
-            {"id": d.id, "name": d.name, "sla_ack_s": d.sla_ack_s,
-             "sla_resolve_s": d.sla_resolve_s}
-            for d in settings.incidents.departments
-        ],
-        "window_s": settings.flow.window_s,
-        "feed": {"url": _feed_url(settings, dashboard, page_host),
-                 "backlog": settings.feed.backlog},
-    }
-
-
-def _feed_url(settings: Settings, dashboard: DashboardSettings, page_host: str | None) -> str:
-    if dashboard.feed_url is not None:
-        return dashboard.feed_url
-    feed = settings.feed
-    if feed.host in _WILDCARDS and page_host:
-        host = urlsplit(f"//{page_host}").hostname or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        return f"ws://{host}:{feed.port}{feed.path}"
-    return feed.url
-
-
-HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
-"""(district, name, source, since, until) -> a JSON-ready series, for ``GET /api/history``."""
-
-HistoryView = Callable[[Claims, dict[str, Any]], dict[str, Any]]
-"""(caller, series) -> the series as the caller's role may see it."""
+_STARTUP_S = 10.0   # how long start() waits for uvicorn to take the socket
 
 
 class WebServer:
@@ -187,14 +80,15 @@ class WebServer:
             msg = f"no index.html in {self.static_dir} (is the package installed with its data?)"
             raise ConnectorError("dashboard", str(self.static_dir), msg)
         self.port = dashboard.port
-        self._httpd: ThreadingHTTPServer | None = None
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The page's URL (with the bound port)."""
         host = self.dashboard.host
-        host = "127.0.0.1" if host in _WILDCARDS else host
+        host = "127.0.0.1" if host in WILDCARDS else host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 
@@ -212,31 +106,48 @@ class WebServer:
 
     def start(self) -> None:
         """Bind and serve on a background thread; ConnectorError if the port is taken."""
-        handler = type("Handler", (_Handler,), {"app": self})
+        host = self.dashboard.host.strip("[]")
+        address = f"{self.dashboard.host}:{self.dashboard.port}"
         try:
-            self._httpd = ThreadingHTTPServer((self.dashboard.host, self.dashboard.port), handler)
+            # bound here, so that a taken port is this call's error and port 0 gets its number
+            sock = socket.create_server(
+                (host, self.dashboard.port),
+                family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as exc:
-            address = f"{self.dashboard.host}:{self.dashboard.port}"
             msg = f"cannot listen: {exc.strerror or exc}"
             raise ConnectorError("dashboard", address, msg) from exc
-        self._httpd.daemon_threads = True
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-            name="dashboard-http", daemon=True,
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            build_app(self), log_config=None, log_level=logging.WARNING, access_log=False,
+            lifespan="off", ws="none", server_header=False,
+            headers=[("Server", "cityheart-dashboard")], timeout_graceful_shutdown=2,
         )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                        name="dashboard-http", daemon=True)
         self._thread.start()
+        # connections wait in the socket's backlog meanwhile; this only catches a failed start
+        deadline = time.monotonic() + _STARTUP_S
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            self.close()
+            raise ConnectorError("dashboard", address, "the HTTP server did not start")
         log.debug("dashboard: serving %s from %s", self.url, self.static_dir)
 
     def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        """Stop serving (requests under way get 2 s to finish) and release the port."""
+        if self._server is not None:
+            self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+        self._server = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def resolve(self, path: str) -> Path | None:
         """The file under ``static_dir`` that URL ``path`` names, or None (never outside it)."""
@@ -245,124 +156,6 @@ class WebServer:
         if not candidate.is_relative_to(self.static_dir) or not candidate.is_file():
             return None
         return candidate
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: WebServer
-    server_version = "cityheart-dashboard"
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-        self._answer(body=True)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._answer(body=False)
-
-    def do_POST(self) -> None:  # noqa: N802
-        path = urlsplit(self.path).path
-        if not path.startswith("/api/"):
-            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"GET only here\n", True)
-            return
-        self._api(body=True)
-
-    def _api(self, *, body: bool) -> None:
-        url = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._send(HTTPStatus.BAD_REQUEST, "application/json",
-                       b'{"error": "invalid", "detail": "a bad Content-Length"}', body)
-            return
-        data = self.rfile.read(min(length, 1 << 20)) if length > 0 else b""
-        request = ApiRequest(self.command, url.path, url.query,
-                             self.headers.get("Authorization"), data)
-        status, document = answer(request, self.app.api, authenticate=self.app.authenticate,
-                                  auth_required=self.app.settings.auth.required)
-        self._send(status, "application/json", orjson.dumps(document), body)
-
-    def _answer(self, *, body: bool) -> None:
-        path = urlsplit(self.path).path
-        if path == "/config.json":
-            document = config_document(
-                self.app.settings, self.app.dashboard, page_host=self.headers.get("Host")
-            )
-            self._send(HTTPStatus.OK, "application/json", orjson.dumps(document), body)
-            return
-        if path == "/api/history":
-            self._history(body)
-            return
-        if path.startswith("/api/"):
-            self._api(body=body)
-            return
-        file = self.app.resolve(path)
-        if file is None:
-            text = f"no such page: {path}\n".encode()
-            self._send(HTTPStatus.NOT_FOUND, "text/plain", text, body)
-            return
-        content_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0]
-        self._send(HTTPStatus.OK, content_type or "application/octet-stream",
-                   file.read_bytes(), body)
-
-    def _history(self, body: bool) -> None:
-        def answer(status: HTTPStatus, document: Any) -> None:
-            self._send(status, "application/json", orjson.dumps(document), body)
-
-        if self.app.history is None:
-            answer(HTTPStatus.NOT_FOUND, {"error": "no history database is configured"})
-            return
-        url = urlsplit(self.path)
-        claims = caller(ApiRequest(self.command, url.path, url.query,
-                                   self.headers.get("Authorization")),
-                        authenticate=self.app.authenticate,
-                        auth_required=self.app.settings.auth.required)
-        if isinstance(claims, tuple):
-            answer(*claims)
-            return
-        query = parse_qs(url.query)
-
-        def one(name: str, default: str | None = None) -> str | None:
-            return query.get(name, [default])[0]
-
-        district, name = one("district"), one("name")
-        source = one("source", "readings") or "readings"
-        if not district or not name or source not in ("readings", "indicators"):
-            answer(HTTPStatus.BAD_REQUEST, {
-                "error": "district and name are required; source is readings or indicators"})
-            return
-        now = self.app.clock()
-        try:
-            since = parse_time(one("since", "1h") or "1h", now=now)
-            until = parse_time(one("until", "now") or "now", now=now)
-            document = self.app.history(district, name, source, since, until)
-            if self.app.history_view is not None:
-                document = self.app.history_view(claims, document)
-        except ValueError as exc:
-            answer(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except CityheartError as exc:
-            log.warning("dashboard: history unavailable: %s", exc)
-            answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
-        else:
-            answer(HTTPStatus.OK, document)
-
-    def _send(self, status: HTTPStatus, content_type: str, data: bytes, body: bool) -> None:
-        textual = content_type.startswith("text/") or content_type.endswith(("json", "+xml"))
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8" if textual
-                         else content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
-        # the request line may carry ?token=...: log it without its query
-        line = (format % args).replace(self.path, urlsplit(self.path).path)
-        log.debug("dashboard: %s %s", self.address_string(), line)
 
 
 def serve_dashboard(

@@ -1,0 +1,306 @@
+"""The dashboard's ASGI application (FastAPI): static files, ``/config.json`` and the API.
+
+    app = build_app(site)          # site: a connectors.web_server.WebServer
+    uvicorn.run(app)               # WebServer does this on its own thread
+
+Routes, in the order they are tried::
+
+    GET  /openapi.json              the API's OpenAPI document, generated from these routes
+    GET  /config.json               what the page needs (connectors.web_config)
+    GET  /api/history               a district's series, for charts (``site.history``)
+    GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
+    POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
+    *    /api/...                   anything else there: the API's own JSON 404 or 405
+    GET  /...                       a file under ``site.static_dir``, else 404 (never outside it)
+
+Every GET route answers HEAD too. The dispatch routes are declared here so that the OpenAPI
+document lists them with their parameters; they all hand the request, as it came (raw path,
+query string, Authorization, body), to :func:`connectors.http_api.answer`, so the answers,
+status codes and error documents are the ones the API has always given. Every answer carries
+the Content-Security-Policy and ``Cache-Control: no-cache``.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
+from connectors.tokens import Claims
+from connectors.web_config import config_document
+from models.errors import CityheartError
+from models.history import parse_time
+
+if TYPE_CHECKING:
+    from connectors.web_server import WebServer
+
+__all__ = ["CONTENT_SECURITY_POLICY", "HistoryQuery", "HistoryView", "build_app"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""Everything comes from this server; only the feed's websocket may be elsewhere."""
+
+HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
+"""(district, name, source, since, until) -> a JSON-ready series, for ``GET /api/history``."""
+
+HistoryView = Callable[[Claims, dict[str, Any]], dict[str, Any]]
+"""(caller, series) -> the series as the caller's role may see it."""
+
+_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
+          ".html": "text/html", ".svg": "image/svg+xml", ".json": "application/json",
+          ".png": "image/png", ".ico": "image/x-icon", ".txt": "text/plain"}
+_READ_AT_MOST = 1 << 20   # of a body over MAX_BODY: read (and drop) this much before answering
+_GET = ["GET", "HEAD"]
+_OTHER_METHODS = ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
+_ACTION_BODY = {
+    "type": "object", "required": ["action"],
+    "properties": {"action": {"type": "string", "description": "e.g. acknowledge (ack), "
+                              "dispatch, comment, resolve, close"},
+                   "comment": {"type": "string"}, "team": {"type": "string"},
+                   "outcome": {"type": "string"}},
+}
+
+
+def send(status: int, content_type: str, data: bytes, *, head: bool = False) -> Response:
+    """An answer with the headers every answer of this server has; no body for HEAD."""
+    textual = content_type.startswith("text/") or content_type.endswith(("json", "+xml"))
+    return Response(b"" if head else data, status_code=int(status), headers={
+        "Content-Type": f"{content_type}; charset=utf-8" if textual else content_type,
+        "Content-Length": str(len(data)),
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
+def _json(status: int, document: Any, request: Request) -> Response:
+    return send(status, "application/json", orjson.dumps(document),
+                head=request.method == "HEAD")
+
+
+def _raw_path(request: Request) -> str:
+    """The path as the client sent it (still %-encoded), as the routes and file lookup expect."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1") if raw else request.url.path
+
+
+def _api_request(request: Request, body: bytes = b"") -> ApiRequest:
+    return ApiRequest(request.method, _raw_path(request), request.scope["query_string"].decode(
+        "latin-1"), request.headers.get("Authorization"), body)
+
+
+async def _body(request: Request) -> bytes:
+    """The body up to one byte over MAX_BODY (enough to refuse it), reading at most 1 MiB."""
+    kept, seen = bytearray(), 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        kept += chunk[: MAX_BODY + 1 - len(kept)]
+        if seen >= _READ_AT_MOST:
+            break
+    return bytes(kept)
+
+
+def build_app(site: WebServer) -> FastAPI:
+    """The dashboard's routes over ``site``'s settings, files, history and dispatch API."""
+    # FastAPI's own /openapi.json and /docs are off: the docs page loads scripts from a CDN,
+    # and every answer here carries the headers send() gives it
+    app = FastAPI(title="cityheart dashboard", version="1", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.add_middleware(_RequestLog)
+
+    def get(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """A GET route that answers HEAD too (HEAD is left out of the OpenAPI document)."""
+        def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+            app.head(path, include_in_schema=False)(endpoint)
+            return app.get(path, **options)(endpoint)
+        return register
+
+    @get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> Response:
+        return _json(HTTPStatus.OK, _openapi(app), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        status, document = error_answer(HTTPStatus.BAD_REQUEST, "invalid", str(exc.errors()))
+        return _json(status, document, request)
+
+    def dispatch(request: Request, body: bytes = b"") -> Response:
+        status, document = answer(_api_request(request, body), site.api,
+                                  authenticate=site.authenticate,
+                                  auth_required=site.settings.auth.required)
+        return _json(status, document, request)
+
+    @get("/config.json", tags=["dashboard"])
+    def config(request: Request) -> Response:
+        """What the page needs to know about the city and where the feed is."""
+        document = config_document(site.settings, site.dashboard,
+                                   page_host=request.headers.get("Host"))
+        return _json(HTTPStatus.OK, document, request)
+
+    @get("/api/history", tags=["history"])
+    def history(
+        request: Request,
+        district: Annotated[str | None, Query(description="a district id")] = None,
+        name: Annotated[str | None, Query(description="a kind (pm25) or an indicator")] = None,
+        source: Annotated[str | None, Query(description="readings or indicators")] = "readings",
+        since: Annotated[str | None, Query(description="e.g. 1h, 7d or an ISO time")] = "1h",
+        until: Annotated[str | None, Query(description="e.g. now or an ISO time")] = "now",
+    ) -> Response:
+        """A district's series at a resolution chosen from the range (raw, 1 min, 1 h, 1 day)."""
+        status, document = _history(site, request)
+        return _json(status, document, request)
+
+    @get("/api/whoami", tags=["dispatch"])
+    def whoami(request: Request) -> Response:
+        """The caller's role, department and subject."""
+        return dispatch(request)
+
+    @get("/api/incidents", tags=["dispatch"])
+    def incidents(
+        request: Request,
+        state: Annotated[list[str] | None, Query(description="open, ... (repeatable)")] = None,
+        limit: Annotated[str | None, Query(description="at most this many (to 5000)")] = "500",
+    ) -> Response:
+        """The incidents this caller may see, each with the actions it may take."""
+        return dispatch(request)
+
+    @get("/api/incidents/{incident_id}", tags=["dispatch"])
+    def incident(request: Request, incident_id: Annotated[str, Path()]) -> Response:
+        """One incident with its event timeline (404 if unknown or not the caller's)."""
+        return dispatch(request)
+
+    @app.post("/api/incidents/{incident_id}/actions", tags=["dispatch"],
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": _ACTION_BODY}}}})
+    async def act(request: Request, incident_id: Annotated[str, Path()]) -> Response:
+        """Take an action; 403 forbidden, 404, 409 conflict, 413, 422 invalid, 503 flow away."""
+        body = await _body(request)
+        return await run_in_threadpool(dispatch, request, body)
+
+    @get("/api/kpi", tags=["dispatch"])
+    def kpi(
+        request: Request,
+        since: Annotated[str | None, Query(description="e.g. 7d or an ISO time")] = "7d",
+        until: Annotated[str | None, Query(description="e.g. now or an ISO time")] = "now",
+    ) -> Response:
+        """Department KPIs this caller may see."""
+        return dispatch(request)
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST"],
+                   include_in_schema=False)
+    async def other_api(request: Request, rest: str) -> Response:
+        body = await _body(request) if request.method == "POST" else b""
+        return await run_in_threadpool(dispatch, request, body)
+
+    @app.api_route("/{rest:path}", methods=_GET, include_in_schema=False)
+    def static(request: Request, rest: str) -> Response:
+        path = _raw_path(request)
+        file = site.resolve(path)
+        if file is None:
+            return send(HTTPStatus.NOT_FOUND, "text/plain", f"no such page: {path}\n".encode(),
+                        head=request.method == "HEAD")
+        content_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0]
+        return send(HTTPStatus.OK, content_type or "application/octet-stream", file.read_bytes(),
+                    head=request.method == "HEAD")
+
+    @app.post("/{rest:path}", include_in_schema=False)
+    def not_here(rest: str) -> Response:
+        return send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"GET only here\n")
+
+    @app.api_route("/{rest:path}", methods=_OTHER_METHODS, include_in_schema=False)
+    def unsupported(request: Request, rest: str) -> Response:
+        text = f"unsupported method {request.method!r}\n".encode()
+        return send(HTTPStatus.NOT_IMPLEMENTED, "text/plain", text)
+
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document, without the 422 FastAPI lists for its own validation.
+
+    Every parameter here is a string the routes check themselves, answering 400 with
+    ``{"error", "detail"}``; the 422 a route may give (an unknown action) is the API's own.
+    """
+    document = app.openapi()
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                del responses["422"]
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    if not schemas:
+        document.pop("components", None)
+    return document
+
+
+def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
+    """``GET /api/history``'s status and document (see WebServer)."""
+    if site.history is None:
+        return HTTPStatus.NOT_FOUND, {"error": "no history database is configured"}
+    claims = caller(_api_request(request), authenticate=site.authenticate,
+                    auth_required=site.settings.auth.required)
+    if isinstance(claims, tuple):
+        return claims
+    query = parse_qs(request.scope["query_string"].decode("latin-1"))
+
+    def one(name: str, default: str | None = None) -> str | None:
+        return query.get(name, [default])[0]
+
+    district, name = one("district"), one("name")
+    source = one("source", "readings") or "readings"
+    if not district or not name or source not in ("readings", "indicators"):
+        return HTTPStatus.BAD_REQUEST, {
+            "error": "district and name are required; source is readings or indicators"}
+    now = site.clock()
+    try:
+        since = parse_time(one("since", "1h") or "1h", now=now)
+        until = parse_time(one("until", "now") or "now", now=now)
+        document = site.history(district, name, source, since, until)
+        if site.history_view is not None:
+            document = site.history_view(claims, document)
+    except ValueError as exc:
+        return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+    except CityheartError as exc:
+        log.warning("dashboard: history unavailable: %s", exc)
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}
+    return HTTPStatus.OK, document
+
+
+class _RequestLog:
+    """Logs each request at debug level, without its query (it may carry ``?token=``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, sending)
+        client = scope.get("client") or ("-", 0)
+        log.debug("dashboard: %s %s %s %s", client[0], scope["method"], scope["path"],
+                  status[0] if status else "-")
