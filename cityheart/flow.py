@@ -18,7 +18,7 @@ since, which yields the same records again (alerts keep their ids), so nothing d
 changes. Without recovery a restart reads the topics again from the beginning and windows still
 open at the stop are not emitted.
 
-Incidents (:mod:`cityheart.reconcile`): before the dataflow starts, the incidents history still
+Incidents (:mod:`cityheart.services.reconcile`): before the dataflow starts, the incidents history still
 has to act on are compared with the ``incidents`` topic; those the log lost (a broker that kept
 its topics in memory restarted) are restored from history with a ``restore`` event, so every
 incident listed as open can still be acted on. New incident ids hash the topic's id, so a new
@@ -49,9 +49,9 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from cityheart.reconcile import reconcile_incidents
 from cityheart.runtime.members import run_members
 from cityheart.runtime.servers import free_port
+from cityheart.services.reconcile import reconcile_incidents
 from connectors.kafka import create_topics
 from flows.city import build_kafka_flow
 from models.errors import CityheartError, ConfigError

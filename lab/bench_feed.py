@@ -16,7 +16,7 @@ until all have subscribed, then counts for ``seconds``:
 
     results = run_feed_bench("ws://127.0.0.1:8765/feed", clients=[10, 300, 1000], seconds=40)
 
-The clients run in :mod:`connectors.feed_load` workers.
+The clients run in :mod:`lab.feed_load` workers.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _measure(url: str, clients: int, seconds: float) -> FeedBenchResult:
     shares = [clients // processes + (i < clients % processes) for i in range(processes)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "connectors.feed_load", url, str(n), str(seconds)],
+            [sys.executable, "-m", "lab.feed_load", url, str(n), str(seconds)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for n in shares

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.feed.fanout import text_frame
-from connectors.feed_load import _frames
 from lab.bench_feed import _missing, run_feed_bench
+from lab.feed_load import _frames
 
 
 def test_the_load_clients_read_every_frame_the_fan_out_writes_even_split_across_reads() -> None:

@@ -1,6 +1,6 @@
 """Load clients for the push feed, run as a worker process by ``cityheart bench --feed-clients``.
 
-``python -m connectors.feed_load URL N SECONDS`` opens N clients on the feed at URL (at most
+``python -m lab.feed_load URL N SECONDS`` opens N clients on the feed at URL (at most
 :data:`CONNECTS_AT_ONCE` handshakes at a time), subscribes each to vitals and alerts with a
 snapshot, prints ``ready`` once all have subscribed (or failed), starts counting when it reads a
 line on stdin, and after SECONDS prints one JSON object: every client's live seqs received in
