@@ -18,8 +18,8 @@ since, which yields the same records again (alerts keep their ids), so nothing d
 changes. Without recovery a restart reads the topics again from the beginning and windows still
 open at the stop are not emitted.
 
-Incidents (:mod:`cityheart.services.reconcile`): before the dataflow starts, the incidents history still
-has to act on are compared with the ``incidents`` topic; those the log lost (a broker that kept
+Incidents (:mod:`cityheart.services.reconcile`): before the dataflow starts, the incidents
+history still has to act on are compared with the ``incidents`` topic; those the log lost (a broker that kept
 its topics in memory restarted) are restored from history with a ``restore`` event, so every
 incident listed as open can still be acted on. New incident ids hash the topic's id, so a new
 log never reuses an id history holds.
