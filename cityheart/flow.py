@@ -19,10 +19,10 @@ changes. Without recovery a restart reads the topics again from the beginning an
 open at the stop are not emitted.
 
 Incidents (:mod:`cityheart.services.reconcile`): before the dataflow starts, the incidents
-history still has to act on are compared with the ``incidents`` topic; those the log lost (a broker that kept
-its topics in memory restarted) are restored from history with a ``restore`` event, so every
-incident listed as open can still be acted on. New incident ids hash the topic's id, so a new
-log never reuses an id history holds.
+history still has to act on are compared with the ``incidents`` topic; those the log lost (a
+broker that kept its topics in memory restarted) are restored from history with a ``restore``
+event, so every incident listed as open can still be acted on. New incident ids hash the topic's
+id, so a new log never reuses an id history holds.
 
 Scale-out (``flow.processes`` > 1): :func:`run_flow` starts that many flow processes as one
 Bytewax cluster on loopback (:func:`run_local_cluster`; Bytewax's own ``process_id`` and
