@@ -143,7 +143,7 @@ class MqttClient(Client):
         except OSError as exc:
             self.on_connect = user_on_connect
             msg = f"cannot connect: {exc}"
-            raise ConnectorError("mqtt", self.url, msg) from exc
+            raise ConnectorError("mqtt", self.broker_url, msg) from exc
         _check(self.loop_start(), "start the network thread", self.broker_url)
         answered.wait(timeout)
         self.on_connect = user_on_connect
