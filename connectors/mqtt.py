@@ -12,6 +12,13 @@ PUBACK frees room. Without that limit paho would happily queue past its 16-bit m
 paho's network thread (``loop_start``) reconnects after a lost connection and re-sends every
 unacknowledged QoS 1 message, so a broker restart loses nothing the publisher was still holding.
 
+What the broker acknowledged is another matter: mosquitto keeps it in memory and saves its state
+only every ``autosave_interval``, so a broker that crashes (SIGKILL, power) loses what it had
+acknowledged since its last save and not yet handed to a subscriber. ``resend_acked_s`` > 0 keeps
+every message acknowledged in the last that many seconds and, after the connection was lost and
+made again, publishes them once more, so such a crash loses nothing; a subscriber may then get a
+message twice (see RELIABILITY.md).
+
 ``on_acked(topic, payload)`` (called on paho's network thread) or ``keep_acked=True`` (the list
 :attr:`MqttPublisher.acked_log`) lets tests and soak runs reconcile what the broker acknowledged.
 paho's return codes are checked and turned into :class:`~models.errors.ConnectorError`.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -203,10 +211,13 @@ class MqttPublisher:
     """Publish at QoS 1 with at most ``max_inflight`` unacknowledged messages, reconnecting.
 
     Counters: ``published`` (handed to paho), ``acknowledged`` (PUBACK with success),
-    ``rejected`` (PUBACK with an MQTT v5 failure reason: not re-sent), ``connects``.
+    ``rejected`` (PUBACK with an MQTT v5 failure reason: not re-sent), ``connects``,
+    ``resent`` (acknowledged messages published again after a reconnection, ``resend_acked_s``;
+    they count in neither ``published`` nor ``acknowledged``).
     ``on_acked(topic, payload)`` runs on paho's network thread with the publisher's lock held:
-    keep it short and never publish from it. ``persistent`` keeps the device's broker session
-    across disconnects (see :func:`new_client`).
+    keep it short and never publish from it; it is called once per message, not for a message
+    published again. ``persistent`` keeps the device's broker session across disconnects (see
+    :func:`new_client`).
     """
 
     def __init__(
@@ -222,6 +233,7 @@ class MqttPublisher:
         keep_acked: bool = False,
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         persistent: bool = False,
+        resend_acked_s: float = 0.0,
     ) -> None:
         if not 1 <= max_inflight <= 60000:
             msg = f"max_inflight must be between 1 and 60000 (message ids wrap), got {max_inflight}"
@@ -231,15 +243,20 @@ class MqttPublisher:
         self.acknowledged = 0
         self.rejected = 0
         self.connects = 0
+        self.resent = 0
         self.acked_log: list[tuple[str, bytes]] | None = [] if keep_acked else None
         self._max_inflight = max_inflight
         self._window = max_inflight
         self._connect_timeout = connect_timeout
         self._on_acked = on_acked
         self._cond = threading.Condition()
-        self._pending: dict[int, tuple[str, bytes]] = {}
+        self._pending: dict[int, tuple[str, bytes, bool]] = {}  # mid -> topic, payload, resent
         self._early: dict[int, bool] = {}  # PUBACKs that beat publish() back: mid -> ok
         self._reserved = 0
+        self._resend_s = resend_acked_s
+        self._recent: deque[tuple[float, str, bytes]] = deque()  # acknowledged, newest last
+        self._to_resend = 0  # taken from _recent after a reconnection, not yet handed to paho
+        self._lost_at: float | None = None
         self._closing = False
         self._client = new_client(
             url, client_id, username=username, password=password, protocol=protocol,
@@ -267,13 +284,13 @@ class MqttPublisher:
     def in_flight(self) -> int:
         """Messages handed to paho that the broker has not acknowledged yet."""
         with self._cond:
-            return len(self._pending) + self._reserved
+            return len(self._pending) + self._reserved + self._to_resend
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s until every message is acknowledged; whether they all are."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._reserved:
+            while self._pending or self._reserved or self._to_resend:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -305,6 +322,11 @@ class MqttPublisher:
             return True
         if not self._reserve(topic, timeout):
             return False
+        self._send(topic, payload, qos, resent=False)
+        return True
+
+    def _send(self, topic: str, payload: bytes, qos: int, *, resent: bool) -> None:
+        """Hand a message with a reserved slot to paho and track it until its PUBACK."""
         # paho takes its own lock inside publish() and holds it around on_publish, so we
         # must not hold ours here: a PUBACK may even arrive before we record the mid
         try:
@@ -312,21 +334,23 @@ class MqttPublisher:
         except ValueError as exc:
             self._release()
             msg = f"cannot publish to {topic!r}: {exc}"
-            raise ConnectorError("mqtt", self.broker_url, msg) from exc
+            raise ConnectorError("mqtt", self.url, msg) from exc
         if info.rc not in _QUEUED_OK:
             self._release()
             _check(info.rc, f"publish to {topic!r}", self.url)
         with self._cond:
             self._reserved -= 1
-            self.published += 1
+            if resent:
+                self.resent += 1
+            else:
+                self.published += 1
             early = self._early.pop(info.mid, None)
             if early is None:
-                self._pending[info.mid] = (topic, payload)
-                return True
+                self._pending[info.mid] = (topic, payload, resent)
+                return
             if early:
-                self._acked(topic, payload)
+                self._acked(topic, payload, resent)
             self._cond.notify_all()
-        return True
 
     def _reserve(self, topic: str, timeout: float | None) -> bool:
         """Take one in-flight slot, waiting up to ``timeout`` s; whether one was free."""
@@ -341,7 +365,7 @@ class MqttPublisher:
                                 "messages in flight", self.url, _STALL_WARN_S, len(self._pending))
             if self._closing:
                 msg = f"cannot publish to {topic!r}: the publisher is closed"
-                raise ConnectorError("mqtt", self.broker_url, msg)
+                raise ConnectorError("mqtt", self.url, msg)
             self._reserved += 1
         return True
 
@@ -350,7 +374,15 @@ class MqttPublisher:
             self._reserved -= 1
             self._cond.notify_all()
 
-    def _acked(self, topic: str, payload: bytes) -> None:
+    def _acked(self, topic: str, payload: bytes, resent: bool) -> None:
+        if self._resend_s > 0:
+            now = time.monotonic()
+            recent = self._recent
+            recent.append((now, topic, payload))
+            while recent[0][0] < now - self._resend_s:
+                recent.popleft()
+        if resent:
+            return
         self.acknowledged += 1
         if self.acked_log is not None:
             self.acked_log.append((topic, payload))
@@ -388,13 +420,46 @@ class MqttPublisher:
             self.connects += 1
             self._window = min(self._max_inflight, receive_maximum or self._max_inflight)
             pending = len(self._pending)
+            again = self._take_recent()
             self._cond.notify_all()
         if self.connects > 1:
-            log.info("reconnected to MQTT broker %s; re-sending %d unacknowledged messages",
-                     self.url, pending)
+            log.info("reconnected to MQTT broker %s; re-sending %d unacknowledged messages and "
+                     "publishing again %d acknowledged in the %g s before the connection was "
+                     "lost", self.url, pending, len(again), self._resend_s)
+        if again:  # not on paho's thread: publishing waits for room in the window
+            threading.Thread(target=self._resend, args=(again,), name="mqtt-resend",
+                             daemon=True).start()
+
+    def _take_recent(self) -> list[tuple[str, bytes]]:
+        """What was acknowledged within ``resend_acked_s`` before the connection was lost
+        (lock held); counted in :attr:`in_flight` until handed to paho again."""
+        if self._lost_at is None:
+            return []
+        since = self._lost_at - self._resend_s
+        again = [(topic, payload) for at, topic, payload in self._recent if at >= since]
+        self._recent.clear()
+        self._lost_at = None
+        self._to_resend += len(again)
+        return again
+
+    def _resend(self, messages: list[tuple[str, bytes]]) -> None:
+        for index, (topic, payload) in enumerate(messages):
+            try:
+                self._reserve(topic, None)
+            except ConnectorError:  # closed: the rest is abandoned, as unacknowledged ones are
+                with self._cond:
+                    self._to_resend -= len(messages) - index
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._to_resend -= 1
+            self._send(topic, payload, 1, resent=True)
 
     def _on_disconnect(self, client: Client, userdata: Any, flags: DisconnectFlags,
                        reason: ReasonCode, properties: Properties | None) -> None:
+        with self._cond:
+            if self._lost_at is None:
+                self._lost_at = time.monotonic()
         if not self._closing:
             log.warning("lost the connection to MQTT broker %s (%s); reconnecting",
                         self.url, reason)

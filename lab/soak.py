@@ -178,6 +178,7 @@ def _run(
             report.errors.append(f"the publisher failed: {publisher.error!r}")
         report.published = publisher.publisher.published
         report.acknowledged = publisher.publisher.acknowledged
+        report.resent = publisher.publisher.resent
         _reconcile(city, soak, options, read_acked(acked_path), database_url, feed, report)
     finally:
         publisher.stop()

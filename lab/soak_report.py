@@ -40,6 +40,9 @@ class SoakReport:
     acknowledged: int = 0
     stored: int = 0
     lost: int = 0
+    resent: int = 0
+    """Readings the publisher published again after a reconnection: those the broker had
+    acknowledged in its unsaved window (see :data:`lab.soak_watch.RESEND_ACKED_S`)."""
     lost_before_kafka: int | None = None
     """Of the lost readings, those that never reached the readings topic (None: not checked)."""
     duplicated: int = 0
@@ -114,6 +117,8 @@ class SoakReport:
             f"  lost (acknowledged, never stored): {self.lost:,}"
             + (f" ({self.lost_before_kafka:,} never reached Kafka)"
                if self.lost and self.lost_before_kafka is not None else ""),
+            f"  published again after a broker restart (acknowledged in its unsaved window): "
+            f"{self.resent:,}",
             f"  duplicated in storage: {self.duplicated:,}; dead-lettered: {self.dead_letters:,}",
             f"alerts: {self.alerts_stored:,} stored, {self.alerts_missed_by_feed:,} never reached "
             f"the feed client; duplicate groups: {self.duplicate_groups}",

@@ -8,6 +8,7 @@ carries on through a broker restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -29,13 +30,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from cityheart.runtime.servers import (
     ChildProcess,
+    _give_to_broker_user,
     free_port,
     mosquitto_config,
     spawn,
     wait_for_port,
 )
 from cityheart.simulate import run_simulator
-from connectors.mqtt import MqttPublisher, parse_url
+from connectors.mqtt import MqttPublisher, new_client, parse_url
 from models.errors import ConfigError, ConnectorError
 from models.readings import ReadingParser
 from settings.config import ScenarioEvent, Settings
@@ -250,12 +252,12 @@ def test_more_messages_than_message_ids_are_all_acknowledged(settings: Settings)
     assert len(acked) == total
 
 
-def mosquitto_on(port: int, workdir: Path) -> ChildProcess:
+def mosquitto_on(port: int, workdir: Path, persistence_dir: Path | None = None) -> ChildProcess:
     """mosquitto on loopback ``port``, started directly: after a restart the old connections'
     TIME_WAIT sockets make servers.ensure_port_free refuse a port mosquitto can reuse."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     conf = workdir / "mosquitto.conf"
-    conf.write_text(mosquitto_config(port))
+    conf.write_text(mosquitto_config(port, persistence_dir=persistence_dir))
     child = spawn("mosquitto", [binary, "-c", str(conf)], log_path=workdir / "broker.log")
     wait_for_port("127.0.0.1", port, 15, child.process)
     return child
@@ -278,6 +280,46 @@ def test_publisher_carries_on_through_a_broker_restart(tmp_path: Path) -> None:
         assert publisher.flush(30), f"{publisher.in_flight} never acknowledged"
         assert (publisher.acknowledged, publisher.connects) == (550, 2)
     finally:
+        publisher.close()
+        broker.stop()
+
+
+def test_a_broker_crash_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
+    """mosquitto acknowledges a QoS 1 message before it saves it (every second); killed then,
+    it forgets what it had queued for an offline persistent session. The publisher's resend
+    window publishes those again after reconnecting, so the session gets every one."""
+    port, saved = free_port(), tmp_path / "saved"
+    _give_to_broker_user(saved)
+    url = f"mqtt://127.0.0.1:{port}"
+    broker = mosquitto_on(port, tmp_path, saved)
+    bridge = new_client(url, "crash-bridge", persistent=True)
+    received: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    bridge.on_message = lambda client, userdata, message: received.put(message.payload)
+    bridge.start()
+    bridge.subscribe("crash/#", qos=1)
+    bridge.stop()  # away: the broker queues for its session
+    broker.stop()  # a clean stop saves the session and its subscription
+    broker = mosquitto_on(port, tmp_path, saved)
+    publisher = MqttPublisher(url, "crash-device", persistent=True, resend_acked_s=5)
+    try:
+        publisher.connect()
+        for number in range(300):
+            publisher.publish("crash/device", b"%d" % number)
+        assert publisher.flush(10)
+        broker.process.send_signal(signal.SIGKILL)  # before its next save
+        broker.process.wait()
+        broker = mosquitto_on(port, tmp_path, saved)
+        assert publisher.flush(30), f"{publisher.in_flight} never acknowledged"
+        bridge.start()
+        got: set[bytes] = set()
+        deadline = time.monotonic() + 20
+        while len(got) < 300 and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                got.add(received.get(timeout=0.2))
+        assert len(got) == 300, f"{300 - len(got)} of 300 acknowledged messages lost"
+        assert publisher.acknowledged == 300
+    finally:
+        bridge.stop()
         publisher.close()
         broker.stop()
 

@@ -225,9 +225,14 @@ def mosquitto_config(
     client right after refusing one of its messages, e.g. one its ACL denies). With a
     ``password_file`` anonymous clients are refused; with an ``acl_file`` a client may read and
     write only what it grants. With a ``persistence_dir`` the broker keeps persistent sessions
-    (subscriptions and queued QoS 1 messages) in ``mosquitto.db`` there, saved every second and
-    on a clean stop, so a restarted broker still queues for the bridge's session; a crash
-    (SIGKILL) loses at most what changed in the last second.
+    (subscriptions and queued QoS 1 messages) in ``mosquitto.db`` there, saved on a clean stop
+    and by ``autosave_interval 1``, which mosquitto 2.0 counts in whole seconds and exceeds only
+    every 2 s; a restarted broker still queues for the bridge's session, but a crash (SIGKILL)
+    forgets what it acknowledged since its last save and had not yet sent to a subscriber: up to
+    about 2 s of messages (RELIABILITY.md; publishers close that gap with
+    ``MqttPublisher(resend_acked_s=...)``). ``autosave_on_changes`` would shrink the window to a
+    number of messages, but every save writes the whole queue, so while the bridge is away the
+    broker's cost grows with the square of the backlog (measured in RELIABILITY.md).
     """
     lines = [
         f"listener {port} {LOOPBACK}",
