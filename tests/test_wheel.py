@@ -29,7 +29,7 @@ from tests.conftest import ROOT
 # about a minute alone; the install takes several when the machine is shared and loaded
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(900)]
 
-PACKAGES = ("cityheart", "flows", "connectors", "models", "alerts")
+PACKAGES = ("cityheart", "flows", "connectors", "models", "alerts", "settings")
 
 # run by the installed interpreter: import every module of PACKAGES, print where each came from
 IMPORT_ALL = """
@@ -130,6 +130,7 @@ def test_every_module_is_installed_and_imports(installed: Path, tmp_path: Path) 
 def test_the_installed_dashboard_serves_its_page(installed: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     shutil.copyfile(ROOT / "config.yaml", config)
+    shutil.copyfile(ROOT / "city.yaml", tmp_path / "city.yaml")  # the city file it names
     log = tmp_path / "dashboard.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
