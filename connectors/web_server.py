@@ -20,7 +20,8 @@ that lets the page load nothing from elsewhere. The server runs on its own threa
      "indicators": {"traffic": {"levels": ["free", "slow", ...]}, ...},
      "departments": [{"id", "name", "sla_ack_s", "sla_resolve_s"}],   # for the incident board
      "window_s": 10.0,
-     "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000}}
+     "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000},
+     "signin": {"issuer", "client_id", "scope", "token"} | null}   # connectors.web_signin
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import orjson
 
 from connectors.http_api import ApiRequest, IncidentApi, answer, caller
 from connectors.tokens import Claims
+from connectors.web_signin import content_security_policy, signin_document
 from models.errors import CityheartError, ConfigError, ConnectorError
 from models.history import parse_time
 from models.indicators import crowd, noise, power, traffic, water
@@ -131,6 +133,7 @@ def config_document(
         "window_s": settings.flow.window_s,
         "feed": {"url": _feed_url(settings, dashboard, page_host),
                  "backlog": settings.feed.backlog},
+        "signin": signin_document(settings.auth.oidc),
     }
 
 
@@ -353,7 +356,8 @@ class _Handler(BaseHTTPRequestHandler):
                          else content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.send_header("Content-Security-Policy",
+                         content_security_policy(self.app.settings.auth.oidc))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         if body:
