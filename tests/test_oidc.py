@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
@@ -237,3 +238,24 @@ def test_the_dashboard_names_the_provider_and_its_api_knows_the_person(
                                         "department": "environment-bureau"}
         status, _, refused = _get(web.url + "api/whoami", idp.token("ana", aud="other"))
         assert status == 401 and "not meant for cityheart" in refused["detail"]
+
+
+def test_the_configuration_example_loads_and_unknown_departments_are_named(
+    base_settings: Settings,
+) -> None:
+    import yaml
+
+    from models.errors import ConfigError
+    from settings.loader import dump, load_mapping
+
+    text = (Path(__file__).resolve().parent.parent / "config.yaml").read_text()
+    example = text[text.index("# auth:"):].split("\n\n")[0]
+    auth = yaml.safe_load("\n".join(line.removeprefix("# ") for line in example.splitlines()))
+    settings = load_mapping(dump(base_settings) | auth, env={})
+    assert settings.auth.oidc is not None
+    assert settings.auth.oidc.roles["city-dispatcher"] == "dispatcher"
+    assert settings.auth.oidc.audience == ("cityheart",)
+    auth["auth"]["oidc"]["departments"] = {"env": "environment-bureau", "fire": "firefighters"}
+    with pytest.raises(ConfigError, match="auth.oidc.departments.fire") as caught:
+        load_mapping(dump(base_settings) | auth, env={})
+    assert "'firefighters' is not one of" in str(caught.value)
