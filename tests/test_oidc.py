@@ -259,3 +259,58 @@ def test_the_configuration_example_loads_and_unknown_departments_are_named(
     with pytest.raises(ConfigError, match="auth.oidc.departments.fire") as caught:
         load_mapping(dump(base_settings) | auth, env={})
     assert "'firefighters' is not one of" in str(caught.value)
+
+
+@pytest.mark.services
+@pytest.mark.timeout(90)
+def test_a_slow_provider_does_not_stall_the_feed_for_others(
+    idp: OidcProvider, settings: Settings
+) -> None:
+    """A provider token's keys are fetched off the feed's event loop: others are served."""
+    import asyncio
+    import socket
+    import threading
+
+    from websockets.asyncio.client import connect
+
+    from alerts.access import view
+    from connectors.feed.server import FeedServer
+
+    hanging = socket.create_server(("127.0.0.1", 0))   # accepts, never answers
+    asked = threading.Event()
+    held: list[socket.socket] = []
+    asked_at: list[float] = []
+
+    def accept() -> None:
+        held.append(hanging.accept()[0])
+        asked_at.append(time.monotonic())   # this thread's clock: the feed's loop may be stuck
+        asked.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = {"CITYHEART_TOKEN_SECRET": SECRET}
+    settings = with_oidc(settings, oidc_settings(f"http://127.0.0.1:{hanging.getsockname()[1]}"))
+    authenticate = token_check(settings, env)   # the provider's fetches time out after 10 s
+    local = issue(settings, role="viewer", sub="wall", env=env)
+
+    async def provider_client(url: str) -> Any:
+        return await connect(url)
+
+    async def scenario() -> float:
+        async with FeedServer(settings, heartbeat_s=0.5, authenticate=authenticate,
+                              view=view) as server:
+            waiting = asyncio.create_task(provider_client(f"{server.url}?token={idp.token('ana')}"))
+            assert await asyncio.to_thread(asked.wait, 10), "the provider was never asked"
+            async with connect(f"{server.url}?token={local}") as ws:
+                assert orjson.loads(await ws.recv())["type"] == "hello"
+            served = time.monotonic() - asked_at[0]
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            return served
+
+    try:
+        served = asyncio.run(scenario())
+    finally:
+        for conn in held:
+            conn.close()
+        hanging.close()
+    assert served < 4, f"a local token waited {served:.1f} s behind the provider's fetch"
