@@ -1,9 +1,12 @@
-"""``cityheart token`` and the feed's token check: the secret read from the environment here.
+"""``cityheart token`` and the token check of the feed and the dashboard's API.
 
-The signing secret lives only in ``CITYHEART_TOKEN_SECRET`` (never in config.yaml)::
+The signing secret of local tokens lives only in ``CITYHEART_TOKEN_SECRET`` (never in
+config.yaml); with ``auth.oidc`` the tokens of that OpenID Connect provider are accepted too
+(:mod:`connectors.oidc`), told apart from local ones by their algorithm (HS256 is local)::
 
     token = issue(settings, role="dispatcher", department="water-authority", sub="ana")
-    authenticate, view = feed_auth(settings)     # (None, None) when no secret and not required
+    authenticate = token_check(settings)         # None: no secret, no provider, not required
+    authenticate, view = feed_auth(settings)     # (None, None) likewise
     run_feed(settings, authenticate=authenticate, view=view, may_subscribe=may_subscribe)
 
 With tokens on, the feed also refuses a channel the token's role may see nothing of
@@ -20,13 +23,21 @@ from alerts.access import may_subscribe
 from alerts.access import view as access_view
 from connectors.feed.auth import Authenticate, View
 from connectors.feed.server import run_feed
-from connectors.tokens import MIN_SECRET_BYTES, Claims, issue_token, verify_token
+from connectors.oidc import ProviderTokens
+from connectors.tokens import (
+    MIN_SECRET_BYTES,
+    Claims,
+    ForgedToken,
+    issue_token,
+    token_header,
+    verify_token,
+)
 from models.choices import refusal
 from models.errors import ConfigError
-from settings.auth import TOKEN_SECRET_ENV
+from settings.auth import LOCAL_ALGORITHM, TOKEN_SECRET_ENV
 from settings.config import Settings
 
-__all__ = ["feed_auth", "issue", "run_feed_with_auth", "token_secret"]
+__all__ = ["feed_auth", "issue", "run_feed_with_auth", "token_check", "token_secret"]
 
 
 def token_secret(env: Mapping[str, str] | None = None) -> str:
@@ -60,20 +71,41 @@ def issue(
     )
 
 
+def token_check(
+    settings: Settings, env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Authenticate | None:
+    """Token -> Claims for local tokens (with a secret) and the provider's (with auth.oidc).
+
+    None when there is neither and tokens are not required; a ConfigError when they are
+    required and there is no way to check one.
+    """
+    source = os.environ if env is None else env
+    oidc = settings.auth.oidc
+    if not source.get(TOKEN_SECRET_ENV) and oidc is None and not settings.auth.required:
+        return None
+    secret = token_secret(source) if source.get(TOKEN_SECRET_ENV) or oidc is None else None
+    provider = ProviderTokens(oidc) if oidc is not None else None
+
+    def authenticate(token: str) -> Claims:
+        local = token_header(token).get("alg") == LOCAL_ALGORITHM
+        if provider is not None and not local:
+            return provider(token, now=clock())
+        if secret is None:
+            msg = f"this server accepts only tokens of {provider.settings.issuer}"
+            raise ForgedToken(msg)
+        return verify_token(token, secret=secret, now=clock())
+
+    return authenticate
+
+
 def feed_auth(
     settings: Settings, env: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> tuple[Authenticate | None, View | None]:
-    """The feed's token check and masking; (None, None) without a secret unless required."""
-    source = os.environ if env is None else env
-    if not source.get(TOKEN_SECRET_ENV) and not settings.auth.required:
-        return None, None
-    secret = token_secret(source)
-
-    def authenticate(token: str) -> Claims:
-        return verify_token(token, secret=secret, now=clock())
-
-    return authenticate, access_view
+    """The feed's token check and masking; (None, None) as :func:`token_check` gives None."""
+    authenticate = token_check(settings, env, clock)
+    return (None, None) if authenticate is None else (authenticate, access_view)
 
 
 def run_feed_with_auth(settings: Settings) -> None:

@@ -1,59 +1,70 @@
-"""Signed access tokens for the feed and the dispatch API: HMAC-SHA256, stdlib only, no clock.
+"""Signed access tokens for the feed and the dispatch API: JSON Web Tokens (RFC 7519), no clock.
 
-The claims a token carries, and their checks, are :mod:`models.claims`.
+The claims a token carries, and their checks, are :mod:`models.claims`. Tokens of an OpenID
+Connect provider are checked in :mod:`connectors.oidc`, with the same time checks
+(:func:`check_times`) and errors.
 
-A token is ``<payload>.<signature>``, both base64url without padding: the payload is compact JSON
-of the claims ``{"role", "department"?, "sub", "iat", "exp"}`` (epoch seconds), the signature
-HMAC-SHA256 of the payload text under a shared secret::
+A local token is a JWT signed with HS256 under a shared secret (PyJWT does the JOSE work); its
+claims are ``{"role", "department"?, "sub", "iat", "exp"}`` (epoch seconds)::
 
     token = issue_token(role="dispatcher", department="water-authority", sub="ana",
                         secret=secret, now=now, ttl_s=8 * 3600)
     claims = verify_token(token, secret=secret, now=now)     # Claims(role="dispatcher", ...)
 
 Roles are :data:`ROLES`; a dispatcher belongs to exactly one department, other roles to none.
-:func:`verify_token` checks the shape, then the signature (constant-time), then the claims and
+:func:`verify_token` checks the shape, then the algorithm and signature, then the claims and
 expiry, and raises one of:
 
 - TokenError
     - WeakSecret: the secret is shorter than :data:`MIN_SECRET_BYTES`
-    - MalformedToken: not two base64url parts of JSON claims, or claims that make no sense
-    - ForgedToken: the signature does not match (tampered, or signed with another secret)
+    - MalformedToken: not a JWT of valid claims, or claims that make no sense
+    - ForgedToken: the signature does not match (tampered, signed with another secret or key,
+      or with an algorithm this server does not accept)
+    - ForeignToken: genuine, but issued for another audience or by another issuer
     - ExpiredToken: ``now`` is at or past ``exp``
+    - ProviderUnavailable: the identity provider's keys could not be fetched
 
 Messages never repeat the token or the secret.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import math
 import re
+from typing import Any
+
+import jwt
 
 from models.claims import ROLES, Claims, MalformedToken, TokenError
 from models.claims import malformed as _malformed
 from models.timefmt import iso
+from settings.auth import LOCAL_ALGORITHM
 
 __all__ = [
     "MIN_SECRET_BYTES",
     "ROLES",
     "Claims",
     "ExpiredToken",
+    "ForeignToken",
     "ForgedToken",
     "MalformedToken",
+    "ProviderUnavailable",
     "TokenError",
     "WeakSecret",
+    "check_times",
     "encode_token",
     "issue_token",
+    "token_header",
     "verify_token",
 ]
 
-MIN_SECRET_BYTES = 16
-_PART = re.compile(r"^[A-Za-z0-9_-]+$")
-_MAX_TOKEN_CHARS = 4096
+MIN_SECRET_BYTES = 32
+"""RFC 7518 3.2: an HS256 key is at least as long as the hash (256 bits)."""
+
+_PART = re.compile(r"^[A-Za-z0-9_-]*$")
+_MAX_TOKEN_CHARS = 16384
+_NO_TIME_CHECKS = {"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                   "verify_aud": False, "verify_iss": False}
 
 
 class WeakSecret(TokenError):
@@ -61,7 +72,15 @@ class WeakSecret(TokenError):
 
 
 class ForgedToken(TokenError):
-    """Raised when a token's signature does not match its payload under our secret."""
+    """Raised when a token's signature does not match its payload under a key we trust."""
+
+
+class ForeignToken(TokenError):
+    """Raised when a genuine token was issued by another issuer or for another audience."""
+
+
+class ProviderUnavailable(TokenError):
+    """Raised when the identity provider's discovery document or keys cannot be fetched."""
 
 
 class ExpiredToken(TokenError):
@@ -87,46 +106,70 @@ def issue_token(
 
 
 def encode_token(claims: Claims, secret: str | bytes) -> str:
-    """Sign ``claims`` (checked first) into a token."""
-    key = _key(secret)
-    body = json.dumps(claims.check().payload(), separators=(",", ":"), sort_keys=True,
-                      ensure_ascii=False)
-    payload = _b64encode(body.encode())
-    return f"{payload}.{_sign(key, payload)}"
+    """Sign ``claims`` (checked first) into an HS256 JWT."""
+    return jwt.encode(claims.check().payload(), _key(secret), algorithm=LOCAL_ALGORITHM)
+
+
+def token_header(token: object) -> dict[str, Any]:
+    """The JOSE header of ``token``, unverified (to choose how to verify it); MalformedToken."""
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
+        _malformed(f"a token is a string of at most {_MAX_TOKEN_CHARS} characters")
+    parts = token.strip().split(".")
+    if len(parts) != 3 or not all(_PART.match(part) for part in parts) or not parts[0]:
+        _malformed(f"a token is three base64url parts joined by '.' (a JWT), "
+                   f"got {len(parts)} part(s)")
+    try:
+        return jwt.get_unverified_header(token.strip())
+    except jwt.InvalidTokenError:
+        _malformed("token header is not base64url JSON")
 
 
 def verify_token(
     token: str, *, secret: str | bytes, now: float, leeway_s: float = 0.0
 ) -> Claims:
-    """The claims of a genuine, unexpired token; a :class:`TokenError` subclass otherwise.
+    """The claims of a genuine, unexpired local token; a :class:`TokenError` subclass otherwise.
 
     ``leeway_s`` tolerates clock skew: a token expires at ``exp + leeway_s`` and may be issued
     up to ``leeway_s`` (at least 60 s) in the future.
     """
     key = _key(secret)
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
-        _malformed(f"a token is a string of at most {_MAX_TOKEN_CHARS} characters")
-    parts = token.strip().split(".")
-    if len(parts) != 2 or not all(_PART.match(part) for part in parts):
-        _malformed(f"a token is two base64url parts joined by '.', got {len(parts)} part(s)")
-    payload, signature = parts
-    if not hmac.compare_digest(_sign(key, payload), signature):
-        msg = "token signature does not match: it was altered or signed with another secret"
+    algorithm = token_header(token).get("alg")
+    if algorithm != LOCAL_ALGORITHM:
+        msg = (f"token is signed with {algorithm!r}; local tokens are {LOCAL_ALGORITHM} "
+               "(a provider's token needs auth.oidc configured)")
         raise ForgedToken(msg)
-    claims = _claims(payload)
+    try:
+        body = jwt.decode(token.strip(), key, algorithms=[LOCAL_ALGORITHM],
+                          options=_NO_TIME_CHECKS)
+    except jwt.InvalidSignatureError as exc:
+        msg = "token signature does not match: it was altered or signed with another secret"
+        raise ForgedToken(msg) from exc
+    except jwt.InvalidTokenError as exc:
+        msg = f"token payload is not base64url JSON claims ({exc})"
+        raise MalformedToken(msg) from exc
+    claims = _claims(body)
+    check_times(claims, now=now, leeway_s=leeway_s)
+    return claims
+
+
+def check_times(
+    claims: Claims, *, now: float, leeway_s: float, nbf: Any = None
+) -> Claims:
+    """``claims`` when valid at ``now`` (give or take ``leeway_s``); ExpiredToken or Malformed."""
     if now >= claims.exp + leeway_s:
         msg = f"token of {claims.sub!r} expired at {iso(claims.exp)} (now {iso(now)})"
         raise ExpiredToken(msg, exp=claims.exp, now=now)
     if claims.iat > now + max(leeway_s, 60.0):
         _malformed(f"token of {claims.sub!r} is issued in the future, at {iso(claims.iat)}")
+    if nbf is not None:
+        if isinstance(nbf, bool) or not isinstance(nbf, int | float):
+            _malformed(f"nbf {nbf!r} must be epoch seconds")
+        if nbf > now + leeway_s:
+            _malformed(f"token of {claims.sub!r} is not valid before {iso(nbf)}")
     return claims
 
 
-def _claims(payload: str) -> Claims:
-    try:
-        body = json.loads(_b64decode(payload))
-    except (ValueError, binascii.Error):
-        _malformed("token payload is not base64url JSON")
+def _claims(body: Any) -> Claims:
     if not isinstance(body, dict):
         _malformed(f"token claims must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - {"role", "sub", "iat", "exp", "department"})
@@ -143,15 +186,3 @@ def _key(secret: str | bytes) -> bytes:
         msg = f"token secret has {len(key)} bytes; at least {MIN_SECRET_BYTES} are needed"
         raise WeakSecret(msg)
     return key
-
-
-def _sign(key: bytes, payload: str) -> str:
-    return _b64encode(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest())
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

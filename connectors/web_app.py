@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
 from connectors.tokens import Claims
 from connectors.web_config import config_document
+from connectors.web_signin import content_security_policy
 from models.errors import CityheartError
 from models.history import parse_time
 
@@ -122,6 +123,14 @@ def build_app(site: WebServer) -> FastAPI:
     app = FastAPI(title="cityheart dashboard", version="1", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(_RequestLog)
+    policy = content_security_policy(site.settings.auth.oidc)
+    if policy != CONTENT_SECURITY_POLICY:  # the page may also reach the identity provider
+
+        @app.middleware("http")
+        async def signin_policy(request: Request, call_next: Any) -> Response:
+            response: Response = await call_next(request)
+            response.headers["Content-Security-Policy"] = policy
+            return response
 
     def get(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """A GET route that answers HEAD too (HEAD is left out of the OpenAPI document)."""

@@ -12,7 +12,8 @@
      "indicators": {"traffic": {"levels": ["free", "slow", ...]}, ...},
      "departments": [{"id", "name", "sla_ack_s", "sla_resolve_s"}],   # for the incident board
      "window_s": 10.0,
-     "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000}}
+     "feed": {"url": "ws://127.0.0.1:8765/feed", "backlog": 2000},
+     "signin": {"issuer", "client_id", "scope", "token"} | null}   # connectors.web_signin
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.web_signin import signin_document
 from models.errors import ConfigError
 from models.indicators import crowd, noise, power, traffic, water
 from models.indicators.score import SCORE_LEVELS
@@ -98,6 +100,7 @@ def config_document(
         "window_s": settings.flow.window_s,
         "feed": {"url": _feed_url(settings, dashboard, page_host),
                  "backlog": settings.feed.backlog},
+        "signin": signin_document(settings.auth.oidc),
     }
 
 

@@ -32,7 +32,7 @@ class TokenError(CityheartError):
 
 
 class MalformedToken(TokenError):
-    """Raised when a token is not ``payload.signature`` of valid claims."""
+    """Raised when a token is not a JWT of valid claims, or its claims make no sense."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -416,6 +416,12 @@ class Settings(_Frozen):
         problems += incident_problems(
             self.incidents, alert_kinds={*self.kinds, *INDICATORS}, district_ids=ids
         )
+        oidc = self.auth.oidc
+        departments = [d.id for d in self.incidents.departments]
+        for value, department in (oidc.departments.items() if oidc else ()):
+            if department not in departments:
+                problems.append((f"auth.oidc.departments.{value}",
+                                 f"{department!r} is not one of {departments}"))
         return problems + port_clashes(self.listeners())
 
     def listeners(self) -> list[Listener]:

@@ -25,7 +25,7 @@ from tests.support import consume_all
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
-SECRET = "test-secret-0123456789abcdef"
+SECRET = "test-secret-0123456789abcdef-0123"
 
 
 def token(role: str, department: str | None = None, sub: str | None = None) -> str:

@@ -23,7 +23,7 @@ from tests.feed_support import CuttableRelay, FeedThread
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
-SECRET = "feed-secret-0123456789abcdef"
+SECRET = "feed-secret-0123456789abcdef-0123"
 
 
 def incident_history(settings: Settings, alerts: int) -> list[KafkaRecord]:

@@ -66,7 +66,7 @@ def test_history_checks_tokens_and_shows_viewers_no_device_ids(
 
     from connectors.tokens import issue_token, verify_token
 
-    secret = "history-secret-0123456789"
+    secret = "history-secret-0123456789-0123456"
     settings = base_settings.model_copy(update={
         "database": base_settings.database.model_copy(
             update={"url": SecretStr(database_url), "embedded": False}),

@@ -7,7 +7,7 @@ import time
 from connectors.http_api import ApiRequest, caller
 from connectors.tokens import Claims, issue_token, verify_token
 
-SECRET = "api-secret-0123456789abcdef"
+SECRET = "api-secret-0123456789abcdef-012345"
 
 
 def authenticate(token: str) -> Claims:

@@ -1,4 +1,5 @@
-"""Signed tokens: what the feed and the dispatch API accept, and what they refuse, and why."""
+"""Local signed tokens (HS256 JWTs): what the feed and the dispatch API accept, what they
+refuse, and why. A provider's tokens are tests/test_oidc.py."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 from connectors.tokens import (
     Claims,
     ExpiredToken,
+    ForeignToken,
     ForgedToken,
     MalformedToken,
+    ProviderUnavailable,
     TokenError,
     WeakSecret,
     encode_token,
@@ -32,8 +35,13 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _payload(token: str) -> dict:
+def _header(token: str) -> dict:
     part = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def _payload(token: str) -> dict:
+    part = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
@@ -45,7 +53,8 @@ def test_round_trip_gives_back_the_claims() -> None:
                             department="water-authority")
     assert _payload(token) == {"role": "dispatcher", "department": "water-authority",
                                "sub": "ana", "iat": int(NOW), "exp": int(NOW) + 3600}
-    assert "=" not in token and token.count(".") == 1
+    assert _header(token) == {"alg": "HS256", "typ": "JWT"}
+    assert "=" not in token and token.count(".") == 2
 
 
 @pytest.mark.parametrize("role", ["operator", "viewer"])
@@ -68,18 +77,30 @@ def test_a_token_expires_at_exp_and_says_when() -> None:
 
 def test_a_tampered_payload_is_forged() -> None:
     token = issue_token(role="viewer", sub="eve", secret=SECRET, now=NOW, ttl_s=60)
-    payload, signature = token.split(".")
+    header, payload, signature = token.split(".")
     claims = _payload(token) | {"role": "operator"}
     promoted = _b64(json.dumps(claims, separators=(",", ":")).encode())
     with pytest.raises(ForgedToken, match="altered or signed with another secret"):
-        verify_token(f"{promoted}.{signature}", secret=SECRET, now=NOW)
+        verify_token(f"{header}.{promoted}.{signature}", secret=SECRET, now=NOW)
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     with pytest.raises(ForgedToken):
-        verify_token(f"{payload}.{flipped}", secret=SECRET, now=NOW)
+        verify_token(f"{header}.{payload}.{flipped}", secret=SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("alg", ["none", "HS512", "RS256"])
+def test_a_token_naming_another_algorithm_is_forged(alg: str) -> None:
+    """alg=none (no signature) or another algorithm never passes as a local token."""
+    token = issue_token(role="viewer", sub="eve", secret=SECRET, now=NOW, ttl_s=60)
+    _, payload, signature = token.split(".")
+    header = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    with pytest.raises(ForgedToken, match=f"signed with '{alg}'"):
+        verify_token(f"{header}.{payload}.{signature}", secret=SECRET, now=NOW)
+    with pytest.raises(ForgedToken):
+        verify_token(f"{header}.{payload}.", secret=SECRET, now=NOW)
 
 
 def test_a_token_signed_with_another_secret_is_forged() -> None:
-    token = issue_token(role="operator", sub="ops", secret="another-secret-16-bytes-or-more",
+    token = issue_token(role="operator", sub="ops", secret="another-secret-of-32-bytes-or-more",
                         now=NOW, ttl_s=60)
     with pytest.raises(ForgedToken) as caught:
         verify_token(token, secret=SECRET, now=NOW)
@@ -87,7 +108,7 @@ def test_a_token_signed_with_another_secret_is_forged() -> None:
 
 
 def test_the_signature_is_checked_before_expiry() -> None:
-    old = issue_token(role="operator", sub="ops", secret="another-secret-16-bytes-or-more",
+    old = issue_token(role="operator", sub="ops", secret="another-secret-of-32-bytes-or-more",
                       now=NOW - 7200, ttl_s=60)
     with pytest.raises(ForgedToken):
         verify_token(old, secret=SECRET, now=NOW)
@@ -96,11 +117,13 @@ def test_the_signature_is_checked_before_expiry() -> None:
 @pytest.mark.parametrize(
     ("token", "fragment"),
     [
-        ("", "two base64url parts"),
-        ("abc", "two base64url parts"),
-        ("a.b.c", "got 3 part(s)"),
-        ("ab$c.def", "two base64url parts"),
-        ("é.b", "two base64url parts"),
+        ("", "three base64url parts"),
+        ("abc", "three base64url parts"),
+        ("a.b", "got 2 part(s)"),
+        ("a.b.c.d", "got 4 part(s)"),
+        ("ab$c.def.ghi", "three base64url parts"),
+        ("é.b.c", "three base64url parts"),
+        ("abc.def.ghi", "header is not base64url JSON"),
     ],
 )
 def test_malformed_tokens_say_what_is_wrong(token: str, fragment: str) -> None:
@@ -110,17 +133,18 @@ def test_malformed_tokens_say_what_is_wrong(token: str, fragment: str) -> None:
 
 
 def _signed(body: bytes) -> str:
-    """A correctly signed token around any payload bytes (to test claim checks)."""
-    payload = _b64(body)
-    signature = _b64(hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).digest())
-    return f"{payload}.{signature}"
+    """A correctly signed HS256 JWT around any payload bytes (to test claim checks)."""
+    header = _b64(b'{"alg":"HS256","typ":"JWT"}')
+    signed = f"{header}.{_b64(body)}"
+    signature = _b64(hmac.new(SECRET.encode(), signed.encode(), hashlib.sha256).digest())
+    return f"{signed}.{signature}"
 
 
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        (b"not json", "not base64url JSON"),
-        (b"[1, 2]", "must be a JSON object"),
+        (b"not json", "not base64url JSON claims"),
+        (b"[1, 2]", "must be a json object"),
         (b'{"role": "viewer", "sub": "x", "iat": 1}', "missing ['exp']"),
         (b'{"role": "root", "sub": "x", "iat": 1, "exp": 2}', "role 'root' is not one of"),
         (b'{"role": "dispatcher", "sub": "x", "iat": 1, "exp": 2}', "needs a department"),
@@ -148,10 +172,10 @@ def test_a_token_from_the_future_is_refused() -> None:
 def test_issuing_checks_the_claims_and_the_secret() -> None:
     with pytest.raises(MalformedToken, match="needs a department"):
         issue_token(role="dispatcher", sub="ana", secret=SECRET, now=NOW, ttl_s=60)
-    with pytest.raises(WeakSecret, match="at least 16"):
-        issue_token(role="viewer", sub="ana", secret="short", now=NOW, ttl_s=60)
+    with pytest.raises(WeakSecret, match="at least 32"):
+        issue_token(role="viewer", sub="ana", secret="sixteen-bytes-ok", now=NOW, ttl_s=60)
     with pytest.raises(WeakSecret):
-        verify_token("a.b", secret=b"", now=NOW)
+        verify_token("a.b.c", secret=b"", now=NOW)
     with pytest.raises(TokenError, match="ttl_s=0"):
         issue_token(role="viewer", sub="ana", secret=SECRET, now=NOW, ttl_s=0)
     claims = Claims(role="viewer", sub="x", iat=1, exp=10)
@@ -159,7 +183,8 @@ def test_issuing_checks_the_claims_and_the_secret() -> None:
 
 
 def test_errors_belong_to_the_cityheart_tree() -> None:
-    for error in (MalformedToken, ForgedToken, ExpiredToken, WeakSecret):
+    for error in (MalformedToken, ForgedToken, ForeignToken, ExpiredToken, WeakSecret,
+                  ProviderUnavailable):
         assert issubclass(error, TokenError) and issubclass(error, CityheartError)
 
 

@@ -398,7 +398,7 @@ class FeedServer:
         client = _Client(ws, Outbox(self.outbox_limit), RateLimiter(self.ops_per_s,
                                                                      self.ops_burst, max_keys=2))
         token = token_in_path(ws.request.path) if ws.request is not None else None
-        refusal = self._admit(client, token) if token is not None else None
+        refusal = await self._admit(client, token) if token is not None else None
         client.admitted = client.admitted or not self.settings.auth.required
         if refusal is None:
             refusal = await self._serve(client)
@@ -443,7 +443,7 @@ class FeedServer:
                     return self._flooding()
                 token, frame = split_token(frame)
                 if token is not None or not client.admitted:
-                    if (refusal := self._admit(client, token)) is not None:
+                    if (refusal := await self._admit(client, token)) is not None:
                         return refusal
                 self._on_request(client, frame)
         except ConnectionClosed:
@@ -457,10 +457,14 @@ class FeedServer:
             log.debug("feed: client %s gone", ws.remote_address)
         return None
 
-    def _admit(self, client: _Client, token: Any) -> FeedError | None:
-        """Take the claims of ``token`` (None: none given); the ``unauthorized`` error if bad."""
+    async def _admit(self, client: _Client, token: Any) -> FeedError | None:
+        """Take the claims of ``token`` (None: none given); the ``unauthorized`` error if bad.
+
+        Checked on a worker thread: a provider's token may need its keys fetched over HTTP,
+        which must not stall every other client.
+        """
         try:
-            client.claims = admit(self.authenticate, token)
+            client.claims = await asyncio.to_thread(admit, self.authenticate, token)
         except FeedError as exc:
             self._fanout.leave(client)
             return exc

@@ -7,6 +7,7 @@ import { FeedConnection } from "./feed.js";
 import { clockFormatter } from "./format.js";
 import { h, setAttr, setText } from "./dom.js";
 import { HistoryLoader } from "./history.js";
+import { finishSignIn } from "./oidc.js";
 import { BOARD_STATES, IncidentState } from "./incidents.js";
 import { Router } from "./router.js";
 import { Session } from "./session.js";
@@ -40,8 +41,14 @@ async function main() {
   const state = new CityState(config);
   const incidents = new IncidentState();
   const session = new Session();
-  signInControl(document.getElementById("signin"), session);
+  // back from the identity provider's login page: take its token before anything asks the API
+  const signinProblem = config.signin
+    ? await finishSignIn(config.signin).then((token) => { if (token) session.adopt(token); },
+                                             (error) => error.message)
+    : undefined;
+  signInControl(document.getElementById("signin"), session, config.signin);
   await session.check();
+  if (signinProblem) session.refused(signinProblem);
 
   let pending = null;
   let router = null;

@@ -1,4 +1,5 @@
-// Who is at the screen: the token of `cityheart token` kept in sessionStorage, checked with
+// Who is at the screen: the token (pasted from `cityheart token`, or the identity provider's
+// after signing in through it, see oidc.js) kept in sessionStorage, checked with
 // GET /api/whoami, and the dispatch API called with it (Authorization: Bearer <token>).
 //
 // Without a token the page works as before: the server treats the caller as an anonymous
@@ -82,6 +83,12 @@ export class Session {
   signIn(token) {
     this.storage.setItem(KEY, token.trim());
     location.reload();
+  }
+
+  /** Take the token the identity provider gave on this page load (no reload needed). */
+  adopt(token) {
+    this.storage.setItem(KEY, token.trim());
+    this.token = token.trim();
   }
 
   signOut() {

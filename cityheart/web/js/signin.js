@@ -1,19 +1,25 @@
 // The header's sign-in control: "Sign in" opens a small form to paste a token issued by
-// `cityheart token --role ... [--department ...]`; once the server knows it, "signed in as
-// <sub> (<role>[, <department>])" and "Sign out". A refused token (expired, forged) or a server
-// that requires one (401 without a token) opens the form with the server's words.
+// `cityheart token --role ... [--department ...]`, and, when /config.json names an identity
+// provider (`signin`), a button to sign in through it (oidc.js); once the server knows the
+// token, "signed in as <sub> (<role>[, <department>])" and "Sign out". A refused token (expired,
+// forged) or a server that requires one (401 without a token) opens the form with the reason.
 
 import { h, setAttr, setText } from "./dom.js";
+import { startSignIn } from "./oidc.js";
 
-export function signInControl(el, session) {
+export function signInControl(el, session, signin = null) {
   const who = h("span", { class: "who", "data-role": "who" });
   const toggle = h("button", { type: "button", class: "signin-toggle", "aria-expanded": "false" }, "Sign in");
   const signOut = h("button", { type: "button", class: "signout", hidden: true, onclick: () => session.signOut() }, "Sign out");
   const input = h("input", { type: "password", name: "token", autocomplete: "off", spellcheck: "false",
                              placeholder: "paste a token from `cityheart token`", "aria-label": "Access token" });
   const problem = h("p", { class: "signin-problem", role: "alert" });
+  const provider = signin && h("button", { type: "button", class: "signin-provider primary",
+    onclick: () => startSignIn(signin).catch((error) => setText(problem, error.message)) },
+    "Sign in with the city account");
   const form = h("form", { class: "signin-form", hidden: true },
-    h("label", {}, "Access token", input),
+    provider,
+    h("label", {}, provider ? "or paste an access token" : "Access token", input),
     problem,
     h("div", { class: "form-buttons" },
       h("button", { type: "submit", class: "primary" }, "Sign in"),
@@ -23,7 +29,7 @@ export function signInControl(el, session) {
   function open(yes) {
     form.hidden = !yes;
     setAttr(toggle, "aria-expanded", yes ? "true" : "false");
-    if (yes) input.focus();
+    if (yes) (provider || input).focus();
   }
 
   toggle.addEventListener("click", () => open(form.hidden));
