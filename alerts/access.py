@@ -70,6 +70,8 @@ _SECRET_KEYS = frozenset({
     "position", "geometry", "point", "centroid", "polygon",
     "comment", "comments", "note", "notes", "actor", "acknowledged_by",
 })
+_DEVICE_LISTS = frozenset({"devices", "silent", "stuck", "out_of_range"})
+"""Keys whose value is a list of device ids in one record and a count in another: a list goes."""
 
 
 class Forbidden(CityheartError):
@@ -177,7 +179,7 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {
             k: _scrub(v) for k, v in value.items()
-            if k not in _SECRET_KEYS and not (k == "devices" and not isinstance(v, int))
+            if k not in _SECRET_KEYS and not (k in _DEVICE_LISTS and not isinstance(v, int))
         }
     if isinstance(value, list | tuple):
         return [_scrub(item) for item in value]

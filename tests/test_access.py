@@ -141,6 +141,22 @@ def test_vital_signs_reach_everyone_and_viewers_lose_devices_and_places() -> Non
     assert viewer["value"] == 3.2 and viewer["level"] == "busy"
 
 
+def test_device_health_tells_viewers_how_many_devices_but_not_which() -> None:
+    health = _message("indicator", {
+        "record": "indicator", "district": "harbour", "indicator": "device_health",
+        "kind": "device_health", "value": 0.5, "level": "poor",
+        "details": {"expected": 4, "reporting": 2, "usable": 2, "share": 0.5, "confident": False,
+                    "silent": ["pm25-hb-1", "pm25-hb-2"], "stuck": ["nz-hb-3"],
+                    "out_of_range": ["wl-hb-4"]},
+    })
+    assert view(OPERATOR, health) == health
+    viewer = view(VIEWER, health)
+    assert viewer is not None
+    assert viewer["details"] == {"expected": 4, "reporting": 2, "usable": 2, "share": 0.5,
+                                 "confident": False}
+    assert "hb-" not in str(viewer)
+
+
 def test_alerts_and_kpis_follow_the_department() -> None:
     alert = _message("alert", {"id": "a1", "district": "harbour", "kind": "water_level",
                                "departments": ["water-authority"]})
