@@ -80,7 +80,9 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
     try:
         serve_dashboard(
             settings,
-            DashboardSettings(host=host, port=port),
+            DashboardSettings(host=host, port=port,
+                              tls_certfile=settings.dashboard.tls_certfile,
+                              tls_keyfile=settings.dashboard.tls_keyfile),
             static_dir=web_root(),
             history=history_query(settings, storage),
             api=DispatchService(settings, storage=storage, bus=bus),

@@ -60,6 +60,8 @@ class DashboardSettings:
     host: str = "127.0.0.1"
     port: int = 8766
     feed_url: str | None = None
+    tls_certfile: str | None = None  # PEM certificate chain: HTTPS (uvicorn's ssl options)
+    tls_keyfile: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -90,7 +90,8 @@ class WebServer:
         host = self.dashboard.host
         host = "127.0.0.1" if host in WILDCARDS else host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        scheme = "https" if self.dashboard.tls_certfile else "http"
+        return f"{scheme}://{host}:{self.port}/"
 
     def __enter__(self) -> WebServer:
         self.start()
@@ -122,6 +123,7 @@ class WebServer:
             build_app(self), log_config=None, log_level=logging.WARNING, access_log=False,
             lifespan="off", ws="none", server_header=False,
             headers=[("Server", "cityheart-dashboard")], timeout_graceful_shutdown=2,
+            ssl_certfile=self.dashboard.tls_certfile, ssl_keyfile=self.dashboard.tls_keyfile,
         )
         server = uvicorn.Server(config)
         self._server = server

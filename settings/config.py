@@ -321,11 +321,22 @@ class DashboardSection(_Frozen):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8766
+    tls_certfile: str | None = None
+    """PEM certificate (chain) to serve HTTPS with; with ``tls_keyfile``. None: plain HTTP."""
+    tls_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> DashboardSection:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            msg = "tls_certfile and tls_keyfile go together: give both or neither"
+            raise ValueError(msg)
+        return self
 
     @property
     def url(self) -> str:
-        """The http:// URL of the page."""
-        return f"http://{self.host}:{self.port}/"
+        """The http:// (or https://) URL of the page."""
+        scheme = "https" if self.tls_certfile else "http"
+        return f"{scheme}://{self.host}:{self.port}/"
 
 
 class ScenarioEvent(_Frozen):

@@ -222,3 +222,66 @@ def test_a_taken_port_is_refused_with_the_address_and_port_0_gets_a_free_one(
     with pytest.raises(ConnectorError, match=f"127.0.0.1:{web.port}"):
         taken.start()
     assert send(web, "GET", "/config.json")[0] == 200   # the first one still serves
+
+
+def _self_signed(directory: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(certfile), str(keyfile)
+
+
+def test_with_a_certificate_the_page_is_served_over_https(
+    base_settings: Settings, tmp_path: Any
+) -> None:
+    import ssl
+
+    certfile, keyfile = _self_signed(tmp_path)
+    tls = DashboardSettings(port=0, tls_certfile=certfile, tls_keyfile=keyfile)
+    with WebServer(base_settings, tls, static_dir=web_root()) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=certfile)
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context,
+                                                 timeout=30)
+        connection.request("GET", "/config.json")
+        response = connection.getresponse()
+        assert response.status == HTTPStatus.OK
+        assert orjson.loads(response.read())["city"]["name"] == base_settings.city.name
+        assert response.getheader("Content-Security-Policy") == CONTENT_SECURITY_POLICY
+        connection.close()
+        plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            plain.request("GET", "/")  # plain HTTP on the TLS port gets no page
+            plain.getresponse()
+
+
+def test_a_certificate_without_its_key_is_refused_naming_both_keys() -> None:
+    from models.errors import ConfigError
+    from settings.loader import load_mapping
+    from tests.support import shipped_config
+
+    raw = shipped_config()
+    raw["dashboard"]["tls_certfile"] = "cert.pem"
+    with pytest.raises(ConfigError, match="tls_certfile and tls_keyfile go together"):
+        load_mapping(raw, env={})
