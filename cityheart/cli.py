@@ -289,9 +289,9 @@ def aqi(
     from dataclasses import replace
 
     from cityheart.aqi import run_aqi
-    from models.vitals.air import AirParams
+    from settings.params import air_params
 
-    params = AirParams.from_settings(_settings(config, verbose))
+    params = air_params(_settings(config, verbose))
     if standard is not None:
         params = replace(params, standard=standard)
     raise typer.Exit(run_aqi(params, pairs or [], batch=batch))

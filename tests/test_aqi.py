@@ -480,9 +480,9 @@ FLOW_INPUTS = [
 def _flow_and_command(base_settings, standard: str, means: dict[str, float]):
     from dataclasses import replace
 
-    from models.vitals.air import AirParams
+    from settings.params import air_params
 
-    params = replace(AirParams.from_settings(base_settings), standard=standard)
+    params = replace(air_params(base_settings), standard=standard)
     flow = params.instant(means)
     assert flow is not None
     line = {}
