@@ -312,7 +312,7 @@ class MqttPublisher:
         except ValueError as exc:
             self._release()
             msg = f"cannot publish to {topic!r}: {exc}"
-            raise ConnectorError("mqtt", self.broker_url, msg) from exc
+            raise ConnectorError("mqtt", self.url, msg) from exc
         if info.rc not in _QUEUED_OK:
             self._release()
             _check(info.rc, f"publish to {topic!r}", self.url)
@@ -341,7 +341,7 @@ class MqttPublisher:
                                 "messages in flight", self.url, _STALL_WARN_S, len(self._pending))
             if self._closing:
                 msg = f"cannot publish to {topic!r}: the publisher is closed"
-                raise ConnectorError("mqtt", self.broker_url, msg)
+                raise ConnectorError("mqtt", self.url, msg)
             self._reserved += 1
         return True
 
