@@ -5,4 +5,7 @@ up:
 test:
 	bash scripts/test.sh
 check:
-	bash scripts/setup.sh test && .venv/bin/python -m pip install -q ruff import-linter && .venv/bin/ruff check . && .venv/bin/lint-imports
+	bash scripts/setup.sh test && .venv/bin/python -m pip install -q ruff import-linter
+	.venv/bin/ruff check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy

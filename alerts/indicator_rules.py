@@ -109,8 +109,8 @@ class IndicatorRule:
                 due.append(severity)  # type: ignore[arg-type]
         if not due:
             return []
-        severity: Severity = "critical" if "critical" in due else "warning"
-        return [self._alert(severity, float(value), record, state[severity])]
+        worst: Severity = "critical" if "critical" in due else "warning"
+        return [self._alert(worst, float(value), record, state[worst])]
 
     def _beyond(self, value: float, level: float) -> bool:
         return value >= level if self.direction == "above" else value <= level

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -163,7 +163,7 @@ class ReadingParser:
             raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
         return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
 
-    def _decode(self, payload: bytes) -> dict:
+    def _decode(self, payload: bytes) -> dict[str, Any]:
         try:
             record = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -192,7 +192,7 @@ class ReadingParser:
         return district
 
 
-def _text(record: dict, field: str, payload: bytes) -> str:
+def _text(record: dict[str, Any], field: str, payload: bytes) -> str:
     value = record.get(field)
     if value is None:
         raise InvalidReading(payload, "missing_field", f"field {field!r} is missing")
@@ -202,7 +202,7 @@ def _text(record: dict, field: str, payload: bytes) -> str:
     return value
 
 
-def _number(record: dict, field: str, payload: bytes) -> float:
+def _number(record: dict[str, Any], field: str, payload: bytes) -> float:
     value = record.get(field)
     if value is None:
         raise InvalidReading(payload, "missing_field", f"field {field!r} is missing")
@@ -217,7 +217,7 @@ def _number(record: dict, field: str, payload: bytes) -> float:
         ) from None
 
 
-def _timestamp(record: dict, payload: bytes) -> float:
+def _timestamp(record: dict[str, Any], payload: bytes) -> float:
     value = record.get("ts")
     if value is None:
         raise InvalidReading(payload, "missing_field", "field 'ts' is missing")

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container, Iterable, KeysView
+from typing import Any
 
 from models.readings import Reading
 from models.timefmt import iso
@@ -91,10 +92,10 @@ class DeviceRun:
         if other.last_ts > self.last_ts:
             self.last_ts = other.last_ts
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[int, float, float, float, float, float]:
         return (self.count, self.total, self.lo, self.hi, self.first_ts, self.last_ts)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[int, float, float, float, float, float]) -> None:
         self.count, self.total, self.lo, self.hi, self.first_ts, self.last_ts = state
 
     def __repr__(self) -> str:
@@ -227,10 +228,10 @@ class Window:
             f"devices={len(self.runs)})"
         )
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[object, ...]) -> None:
         for name, value in zip(self.__slots__, state, strict=True):
             setattr(self, name, value)
 
@@ -366,7 +367,7 @@ class KeyWindows:
         return late
 
 
-def vital_record(window: Window, unit: str, late: int, *, emitted_at: float) -> dict:
+def vital_record(window: Window, unit: str, late: int, *, emitted_at: float) -> dict[str, Any]:
     """The ``vitals`` wire record (JSON-ready dict) of a closed window."""
     return {
         "district": window.district,

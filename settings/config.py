@@ -351,6 +351,10 @@ class ScenarioEvent(_Frozen):
     factor: Annotated[float, Field(ge=0)] = 1.0
 
 
+def _calm_only() -> dict[str, list[ScenarioEvent]]:
+    return {"calm": []}
+
+
 class SimulatorSettings(_Frozen):
     """Defaults of the device simulator and its scripted scenarios."""
 
@@ -358,7 +362,7 @@ class SimulatorSettings(_Frozen):
     rate: Annotated[float, Field(gt=0)] = 100.0
     seed: int = 7
     scenario: str = "calm"
-    scenarios: dict[str, list[ScenarioEvent]] = Field(default_factory=lambda: {"calm": []})
+    scenarios: dict[str, list[ScenarioEvent]] = Field(default_factory=_calm_only)
 
 
 class Settings(_Frozen):

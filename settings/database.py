@@ -28,6 +28,14 @@ class PoolSettings(_Frozen):
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
 
 
+def _default_retention() -> dict[str, str | float | None]:
+    """How long each table keeps its rows (None: for ever)."""
+    return {
+        "readings": "7d", "vitals": "30d", "indicators": "30d",
+        "rollup_1m": "30d", "rollup_1h": "365d", "rollup_1d": None,
+    }
+
+
 class DatabaseSettings(_Frozen):
     """History storage: the server, and how rows are written, rolled up and kept."""
 
@@ -38,12 +46,7 @@ class DatabaseSettings(_Frozen):
     pool: PoolSettings = PoolSettings()
     batch_rows: Annotated[int, Field(ge=1)] = 5000
     copy_rows: bool = Field(default=True, alias="copy")
-    retention: dict[str, str | float | None] = Field(
-        default_factory=lambda: {
-            "readings": "7d", "vitals": "30d", "indicators": "30d",
-            "rollup_1m": "30d", "rollup_1h": "365d", "rollup_1d": None,
-        }
-    )
+    retention: dict[str, str | float | None] = Field(default_factory=_default_retention)
     compress_after: str | float | None = "1d"
     maintenance_interval_s: Annotated[float, Field(gt=0)] = 60.0
 

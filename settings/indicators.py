@@ -104,13 +104,20 @@ def _increasing(values: Sequence[float], what: str = "values") -> None:
         raise ValueError(msg)
 
 
+AqiPeriod = Literal["1h", "8h", "24h"]
+
+
+def _default_periods() -> dict[AqiPeriod, float]:
+    return {"1h": 3600.0, "8h": 28800.0, "24h": 86400.0}
+
+
 class AqiSettings(_Frozen):
     """The air quality index: standard, pollutant kinds, averaging periods, rolling buckets."""
 
     standard: Literal["hj633", "epa"] = "hj633"
     pollutants: dict[Literal["pm25", "pm10", "no2", "o3", "co", "so2"], str] | None = None
-    periods_s: dict[Literal["1h", "8h", "24h"], Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: {"1h": 3600.0, "8h": 28800.0, "24h": 86400.0}
+    periods_s: dict[AqiPeriod, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=_default_periods
     )
     bucket_s: Annotated[float, Field(gt=0)] = 60.0
     min_filled: Annotated[float, Field(ge=0, le=1)] = 0.75
@@ -131,7 +138,7 @@ class AqiSettings(_Frozen):
     def pollutant_kinds(self, kinds: Mapping[str, Any]) -> dict[str, str]:
         """Pollutant -> kind id: as configured, else each pollutant's namesake kind if any."""
         if self.pollutants is not None:
-            return dict(self.pollutants)
+            return {pollutant: kind for pollutant, kind in self.pollutants.items()}
         return {p: p for p in POLLUTANTS if p in kinds}
 
 
@@ -157,6 +164,14 @@ class TrafficIndicator(_Frozen):
         return self
 
 
+def _default_limits() -> dict[ZoneClass, tuple[float, float]]:
+    """GB 3096-2008: (day, night) dB(A) limits of each zone class."""
+    return {
+        "0": (50.0, 40.0), "1": (55.0, 45.0), "2": (60.0, 50.0),
+        "3": (65.0, 55.0), "4a": (70.0, 55.0), "4b": (70.0, 60.0),
+    }
+
+
 class NoiseIndicator(_Frozen):
     """Leq against GB 3096-2008 limits: zone classes, day/night hours, excess bounds."""
 
@@ -168,12 +183,7 @@ class NoiseIndicator(_Frozen):
     best_margin_db: Annotated[float, Field(gt=0)] = 10.0
     worst_excess_db: Annotated[float, Field(gt=0)] = 20.0
     zone: ZoneClass = "2"
-    limits: dict[ZoneClass, tuple[float, float]] = Field(
-        default_factory=lambda: {
-            "0": (50.0, 40.0), "1": (55.0, 45.0), "2": (60.0, 50.0),
-            "3": (65.0, 55.0), "4a": (70.0, 55.0), "4b": (70.0, 60.0),
-        }
-    )
+    limits: dict[ZoneClass, tuple[float, float]] = Field(default_factory=_default_limits)
 
     @model_validator(mode="after")
     def _consistent(self) -> NoiseIndicator:

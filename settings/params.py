@@ -35,7 +35,8 @@ def air_params(settings: Settings) -> AirParams:
         pollutant: (kind, settings.kinds[kind].unit)
         for pollutant, kind in aqi.pollutant_kinds(settings.kinds).items()
     }
-    return AirParams(aqi.standard, kinds, dict(aqi.periods_s), aqi.bucket_s, aqi.min_filled)
+    periods: dict[str, float] = {name: s for name, s in aqi.periods_s.items()}
+    return AirParams(aqi.standard, kinds, periods, aqi.bucket_s, aqi.min_filled)
 
 
 def vitals_params(settings: Settings) -> VitalsParams:
@@ -71,7 +72,9 @@ def _district(settings: Settings, district_id: str) -> DistrictParams:
     own = ind.district(district_id)
     traffic = ind.traffic
     noise = ind.noise
-    limits = {zone: NoiseLimit(day, night) for zone, (day, night) in noise.limits.items()}
+    limits: dict[str, NoiseLimit] = {
+        zone: NoiseLimit(day, night) for zone, (day, night) in noise.limits.items()
+    }
     lines = own.water or ind.water.lines
     band = own.pressure or ind.water.pressure
     return DistrictParams(

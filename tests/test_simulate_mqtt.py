@@ -252,6 +252,19 @@ def test_more_messages_than_message_ids_are_all_acknowledged(settings: Settings)
     assert len(acked) == total
 
 
+def test_a_refused_publish_is_a_connector_error_naming_the_broker(settings: Settings) -> None:
+    url = settings.mqtt.url
+    with MqttPublisher(url, f"refused-{uuid.uuid4().hex[:8]}") as publisher:
+        with pytest.raises(ConnectorError) as refused:  # paho: no wildcards in a publish topic
+            publisher.publish(f"{settings.mqtt.topic_prefix}/#", b"x")
+        assert publisher.in_flight == 0
+    with pytest.raises(ConnectorError) as closed:
+        publisher.publish(f"{settings.mqtt.topic_prefix}/after/close", b"x")
+    assert (refused.value.address, closed.value.address) == (url, url)
+    assert "cannot publish to" in refused.value.reason
+    assert "the publisher is closed" in closed.value.reason
+
+
 def mosquitto_on(port: int, workdir: Path, persistence_dir: Path | None = None) -> ChildProcess:
     """mosquitto on loopback ``port``, started directly: after a restart the old connections'
     TIME_WAIT sockets make servers.ensure_port_free refuse a port mosquitto can reuse."""

@@ -398,7 +398,9 @@ class AnomalyDetector(river_base.AnomalyDetector):
                 alerting, kind = nats, BEYOND
         return self._finish(ts, x, alerting, surprise, kind, expected, scale)
 
-    def learn_one(self, x: Mapping[str, Any]) -> None:
+    # x is Mapping[Any, Any]: River's base class takes dict[Hashable, Any], and a reading
+    # typed dict[str, float] must do too (Mapping's key type is invariant)
+    def learn_one(self, x: Mapping[Any, Any]) -> None:
         """Learn the reading ``x`` (``{"ts": t, "value": v}``; see the class docstring)."""
         reading = _from_dict(x)
         scored, self._scored = self._scored, None
@@ -412,7 +414,7 @@ class AnomalyDetector(river_base.AnomalyDetector):
             return
         self.update(*reading)
 
-    def score_one(self, x: Mapping[str, Any]) -> float:
+    def score_one(self, x: Mapping[Any, Any]) -> float:
         """The score :meth:`update` would give the reading ``x``, in [0, 1); learns nothing."""
         reading = _from_dict(x)
         if reading is None:
@@ -420,7 +422,7 @@ class AnomalyDetector(river_base.AnomalyDetector):
         scored = self._scored
         if scored is not None and scored[:2] == reading:
             return scored[2]
-        after = pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        after: AnomalyDetector = pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
         score = after.update(*reading).score
         self._scored = (*reading, score, after)
         return score
@@ -626,7 +628,7 @@ def _pattern(profile: SlotProfile, slot: int, x: float, spread: float, tiny: flo
     return abs(profile.smooth.get())
 
 
-def _from_dict(x: Mapping[str, Any]) -> tuple[float, float] | None:
+def _from_dict(x: Mapping[Any, Any]) -> tuple[float, float] | None:
     """(ts, value) of a River-style reading; None when either is missing."""
     ts, value = x.get("ts"), x.get("value")
     if ts is None or value is None:

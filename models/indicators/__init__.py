@@ -1,8 +1,9 @@
 """City indicators as pure formulas: no I/O, no clock, no config; time and parameters come in.
 
 One module per domain, each with its ordered level names (``LEVELS``) and small frozen
-parameter classes, returning an :class:`~models.indicators.levels.Indicator` (value, unit, level,
-0-100 sub-score, explaining inputs):
+parameter classes (whose level bounds each describe as a :class:`~models.indicators.levels.Band`),
+returning an :class:`~models.indicators.levels.Indicator` (value, unit, level, 0-100 sub-score,
+explaining inputs):
 
 - :mod:`~models.indicators.traffic`: travel-time index or share of slow segments per district
 - :mod:`~models.indicators.noise`: Leq (energy average) against GB 3096-2008 day/night limits

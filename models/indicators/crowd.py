@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.indicators.levels import (
+    Band,
+    Banded,
     Indicator,
     InvalidIndicatorInput,
-    Scale,
     finite,
-    increasing,
     positive,
 )
 
@@ -32,7 +32,7 @@ LEVELS = ("comfortable", "busy", "crowded", "over_capacity")
 
 
 @dataclass(frozen=True, slots=True)
-class CrowdParams:
+class CrowdParams(Banded):
     """An area's safe density (persons/m2) and the level bounds as fractions of it."""
 
     safe_density: float
@@ -41,7 +41,7 @@ class CrowdParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "safe_density", positive("safe_density", self.safe_density))
-        increasing("bounds", (0.0, *self.bounds, self.worst_ratio))
+        self.band.check()
 
     @classmethod
     def from_capacity(cls, safe_persons: float, area_m2: float, **options: Any) -> CrowdParams:
@@ -50,9 +50,9 @@ class CrowdParams:
         return cls(safe, **options)
 
     @property
-    def scale(self) -> Scale:
+    def band(self) -> Band:
         """Levels and sub-score over density / safe density."""
-        return Scale(LEVELS, self.bounds, best=0.0, worst=self.worst_ratio)
+        return Band("bounds", LEVELS, self.bounds, best=0.0, worst=self.worst_ratio)
 
 
 def density(people: float, area_m2: float) -> float:
@@ -69,7 +69,6 @@ def crowd_indicator(density_per_m2: float, params: CrowdParams) -> Indicator:
     if value < 0:
         raise InvalidIndicatorInput("density_per_m2", density_per_m2, "must not be negative")
     ratio = value / params.safe_density
-    return Indicator.of(
-        "crowd", value, "persons/m2", params.scale.level(ratio), params.scale.score(ratio),
-        safe_density=params.safe_density, ratio=ratio,
+    return params.scale.indicator(
+        "crowd", value, "persons/m2", at=ratio, safe_density=params.safe_density, ratio=ratio,
     )

@@ -16,6 +16,25 @@ its ``best`` runs downwards (lower values are worse).
 
 Every indicator function returns an :class:`Indicator`: value, unit, level, sub-score and the
 inputs that explain them, ready for ``as_dict()`` and JSON.
+
+The parameters of a banded indicator (traffic, noise, water level, power, crowd) hold their level
+bounds and the ends of the sub-score; each describes them as a :class:`Band`, which checks their
+order naming the parameter and gives the :class:`Scale`. Parameters with one band mix in
+:class:`Banded` for their ``scale``::
+
+    @dataclass(frozen=True, slots=True)
+    class PowerParams(Banded):
+        bounds: tuple[float, float, float] = (0.7, 0.9, 1.0)
+        worst_ratio: float = 1.2
+
+        def __post_init__(self) -> None:
+            self.band.check()      # InvalidIndicatorInput("bounds", ...) when out of order
+
+        @property
+        def band(self) -> Band:
+            return Band("bounds", LEVELS, self.bounds, best=0.0, worst=self.worst_ratio)
+
+    params.scale.indicator("power", ratio, "ratio", load_mw=88.0)
 """
 
 from __future__ import annotations
@@ -30,6 +49,8 @@ from typing import Any
 from models.errors import CityheartError
 
 __all__ = [
+    "Band",
+    "Banded",
     "Indicator",
     "InputValue",
     "InvalidIndicatorInput",
@@ -147,6 +168,54 @@ class Scale:
         if name not in self.names:
             raise InvalidIndicatorInput("level", name, f"is not one of {list(self.names)}")
         return self.names.index(name)
+
+    def indicator(
+        self, name: str, value: float, unit: str, /, *, at: float | None = None,
+        **inputs: InputValue,
+    ) -> Indicator:
+        """The Indicator of ``value`` with the level and sub-score of ``at`` (default ``value``)."""
+        x = value if at is None else at
+        return Indicator.of(name, value, unit, self.level(x), self.score(x), **inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """An indicator parameter's level bounds, strictly between ``best`` and ``worst``.
+
+    ``param`` names the parameter holding ``bounds`` in errors; the rest is the :class:`Scale`.
+    """
+
+    param: str
+    levels: tuple[str, ...]
+    bounds: tuple[float, ...]
+    best: float
+    worst: float
+    worse_on_bound: bool = True
+
+    def check(self) -> None:
+        """InvalidIndicatorInput naming ``param`` unless best, bounds, worst strictly increase."""
+        increasing(self.param, (self.best, *self.bounds, self.worst))
+
+    @property
+    def scale(self) -> Scale:
+        """The levels and sub-score over the band."""
+        return Scale(self.levels, self.bounds, self.best, self.worst, self.worse_on_bound)
+
+
+class Banded:
+    """Mixin of indicator parameters with one :class:`Band`: they define ``band``."""
+
+    __slots__ = ()
+
+    @property
+    def band(self) -> Band:
+        """Where the levels begin and the sub-score's ends."""
+        raise NotImplementedError
+
+    @property
+    def scale(self) -> Scale:
+        """Levels and sub-score over the band."""
+        return self.band.scale
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from models.indicators.levels import (
+    Band,
+    Banded,
     Indicator,
     InvalidIndicatorInput,
-    Scale,
     finite,
-    increasing,
     positive,
 )
 from models.indicators.rolling import RollingMean
@@ -79,7 +79,7 @@ GB3096_2008: Mapping[str, NoiseLimit] = {
 
 
 @dataclass(frozen=True, slots=True)
-class NoiseParams:
+class NoiseParams(Banded):
     """One district's zone class and limit, the day/night hours and the excess bounds."""
 
     zone: str
@@ -98,15 +98,14 @@ class NoiseParams:
         if self.day_start_hour == self.night_start_hour:
             reason = "day and night must not start at the same hour"
             raise InvalidIndicatorInput("night_start_hour", self.night_start_hour, reason)
-        bounds = (-self.best_margin_db, *self.excess_bounds, self.worst_excess_db)
-        increasing("excess_bounds", bounds)
+        self.band.check()
 
     @property
-    def scale(self) -> Scale:
+    def band(self) -> Band:
         """Levels and sub-score over the excess Leq - limit (a limit may be reached)."""
-        return Scale(
-            LEVELS, self.excess_bounds, -self.best_margin_db, self.worst_excess_db,
-            worse_on_bound=False,
+        return Band(
+            "excess_bounds", LEVELS, self.excess_bounds, -self.best_margin_db,
+            self.worst_excess_db, worse_on_bound=False,
         )
 
     @classmethod
@@ -251,8 +250,8 @@ def noise_indicator(leq_db: float, hour: int, params: NoiseParams) -> Indicator:
     leq_db = finite("leq_db", leq_db)
     period, limit = limit_at(hour, params)
     excess = leq_db - limit
-    return Indicator.of(
-        "noise", leq_db, "dBA", params.scale.level(excess), params.scale.score(excess),
+    return params.scale.indicator(
+        "noise", leq_db, "dBA", at=excess,
         zone=params.zone, period=period, local_hour=hour, limit_db=limit,
         excess_db=round(excess, 3),
     )

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from models.indicators.levels import (
+    Band,
+    Banded,
     Indicator,
     InvalidIndicatorInput,
-    Scale,
     finite,
-    increasing,
     positive,
 )
 
@@ -37,19 +37,19 @@ LEVELS = ("normal", "elevated", "high", "overloaded")
 
 
 @dataclass(frozen=True, slots=True)
-class PowerParams:
+class PowerParams(Banded):
     """The load-ratio bounds of the power levels."""
 
     bounds: tuple[float, float, float] = (0.7, 0.9, 1.0)
     worst_ratio: float = 1.2
 
     def __post_init__(self) -> None:
-        increasing("bounds", (0.0, *self.bounds, self.worst_ratio))
+        self.band.check()
 
     @property
-    def scale(self) -> Scale:
+    def band(self) -> Band:
         """Levels and sub-score over load / capacity."""
-        return Scale(LEVELS, self.bounds, best=0.0, worst=self.worst_ratio)
+        return Band("bounds", LEVELS, self.bounds, best=0.0, worst=self.worst_ratio)
 
 
 def _load(name: str, value: float) -> float:
@@ -66,9 +66,8 @@ def substation_load(
     load = _load("load_mw", load_mw)
     capacity = positive("capacity_mw", capacity_mw)
     ratio = load / capacity
-    return Indicator.of(
-        "power", ratio, "ratio", params.scale.level(ratio), params.scale.score(ratio),
-        substation=substation, load_mw=load, capacity_mw=capacity,
+    return params.scale.indicator(
+        "power", ratio, "ratio", substation=substation, load_mw=load, capacity_mw=capacity,
     )
 
 
@@ -90,8 +89,8 @@ def district_load(
         total_capacity += capacity
     ratio = total_load / total_capacity
     worst = max(ratios, key=lambda s: ratios[s])
-    return Indicator.of(
-        "power", ratio, "ratio", params.scale.level(ratio), params.scale.score(ratio),
+    return params.scale.indicator(
+        "power", ratio, "ratio",
         load_mw=total_load, capacity_mw=total_capacity, substations=len(ratios),
         worst_substation=worst, worst_ratio=ratios[worst],
     )

@@ -20,14 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.indicators.levels import (
-    Indicator,
-    InvalidIndicatorInput,
-    Scale,
-    finite,
-    increasing,
-    positive,
-)
+from models.indicators.levels import Band, Indicator, InvalidIndicatorInput, Scale, finite, positive
 
 __all__ = ["LEVELS", "TrafficParams", "segment_share", "travel_time_index"]
 
@@ -48,23 +41,33 @@ class TrafficParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "free_flow_kmh", positive("free_flow_kmh", self.free_flow_kmh))
-        increasing("tti_bounds", (1.0, *self.tti_bounds, self.worst_index))
+        self.tti_band.check()
         if self.max_index < self.worst_index:
             reason = f"must be at least worst_index ({self.worst_index})"
             raise InvalidIndicatorInput("max_index", self.max_index, reason)
         if not 0 < self.slow_fraction <= 1:
             raise InvalidIndicatorInput("slow_fraction", self.slow_fraction, "must be in (0, 1]")
-        increasing("share_bounds", (0.0, *self.share_bounds, 1.0))
+        self.share_band.check()
+
+    @property
+    def tti_band(self) -> Band:
+        """Where the levels begin over the travel-time index."""
+        return Band("tti_bounds", LEVELS, self.tti_bounds, best=1.0, worst=self.worst_index)
+
+    @property
+    def share_band(self) -> Band:
+        """Where the levels begin over the share of slow segments."""
+        return Band("share_bounds", LEVELS, self.share_bounds, best=0.0, worst=1.0)
 
     @property
     def tti_scale(self) -> Scale:
         """Levels and sub-score over the travel-time index."""
-        return Scale(LEVELS, self.tti_bounds, best=1.0, worst=self.worst_index)
+        return self.tti_band.scale
 
     @property
     def share_scale(self) -> Scale:
         """Levels and sub-score over the share of slow segments."""
-        return Scale(LEVELS, self.share_bounds, best=0.0, worst=1.0)
+        return self.share_band.scale
 
 
 def travel_time_index(observed_kmh: float, params: TrafficParams) -> Indicator:
@@ -74,9 +77,8 @@ def travel_time_index(observed_kmh: float, params: TrafficParams) -> Indicator:
         raise InvalidIndicatorInput("observed_kmh", observed_kmh, "must not be negative")
     limit = params.free_flow_kmh / params.max_index
     index = params.max_index if observed <= limit else params.free_flow_kmh / observed
-    scale = params.tti_scale
-    return Indicator.of(
-        "traffic", index, "tti", scale.level(index), scale.score(index),
+    return params.tti_scale.indicator(
+        "traffic", index, "tti",
         method="tti", observed_kmh=observed, free_flow_kmh=params.free_flow_kmh,
     )
 
@@ -88,9 +90,8 @@ def segment_share(speeds_kmh: Sequence[float], params: TrafficParams) -> Indicat
     threshold = params.slow_fraction * params.free_flow_kmh
     slow = sum(1 for s in speeds_kmh if finite("speeds_kmh", s) < threshold)
     share = slow / len(speeds_kmh)
-    scale = params.share_scale
-    return Indicator.of(
-        "traffic", share, "share", scale.level(share), scale.score(share),
+    return params.share_scale.indicator(
+        "traffic", share, "share",
         method="segment_share", segments=len(speeds_kmh), slow_segments=slow,
         threshold_kmh=threshold, free_flow_kmh=params.free_flow_kmh,
     )

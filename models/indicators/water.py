@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.indicators.levels import (
+    Band,
+    Banded,
     Indicator,
     InvalidIndicatorInput,
     Scale,
@@ -54,7 +56,7 @@ _HEIGHT_LEVELS = ("normal", "warning", "danger")
 
 
 @dataclass(frozen=True, slots=True)
-class WaterLevelParams:
+class WaterLevelParams(Banded):
     """One station's usual level, warning and danger lines (m) and the fast-rise rate (m/h)."""
 
     normal_m: float
@@ -67,10 +69,13 @@ class WaterLevelParams:
         positive("rise_alert_m_per_h", self.rise_alert_m_per_h)
 
     @property
-    def scale(self) -> Scale:
-        """Levels and sub-score over the height alone."""
+    def band(self) -> Band:
+        """Levels and sub-score over the height alone (the lines are checked on their own)."""
         top = self.danger_m + (self.danger_m - self.warning_m)
-        return Scale(_HEIGHT_LEVELS, (self.warning_m, self.danger_m), self.normal_m, top)
+        return Band(
+            "warning_m, danger_m", _HEIGHT_LEVELS, (self.warning_m, self.danger_m),
+            self.normal_m, top,
+        )
 
 
 def rate_of_rise(earlier: tuple[float, float], later: tuple[float, float]) -> float:
@@ -140,9 +145,8 @@ def pressure_indicator(pressure_bar: float, band: PressureBand) -> Indicator:
     pressure = finite("pressure_bar", pressure_bar)
     deviation = band.deviation(pressure)
     side = "low" if pressure < band.low_bar else "high" if pressure > band.high_bar else "in_band"
-    return Indicator.of(
-        "water_pressure", pressure, "bar",
-        _PRESSURE_SCALE.level(deviation), _PRESSURE_SCALE.score(deviation),
+    return _PRESSURE_SCALE.indicator(
+        "water_pressure", pressure, "bar", at=deviation,
         side=side, deviation=round(deviation, 4), low_bar=band.low_bar, high_bar=band.high_bar,
         critical_low_bar=band.critical_low_bar, critical_high_bar=band.critical_high_bar,
     )

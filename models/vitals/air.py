@@ -41,6 +41,7 @@ from models.aqi import (
     CATEGORIES,
     NAMES,
     AqiError,
+    AqiResult,
     OutOfTable,
     check_concentration,
     compute_aqi,
@@ -257,6 +258,8 @@ class AirParams:
         result, beyond, skipped = _compute(self.standard, given, available.get)
         if result is None and not beyond:
             return None, skipped
+        primary: tuple[str, ...]
+        iaqi: dict[str, int | None]
         if result is None:
             aqi, level, category, primary, iaqi = 500, 6, "", (), {}
         else:
@@ -268,11 +271,11 @@ class AirParams:
             iaqi.update({name: None for name in beyond})
         used = {n: values.get(n, available.get(n, 0.0)) for n in iaqi}
         confident = all(filled.get(n, 1.0) >= self.min_filled for n in used)
-        result = AirResult(
+        air = AirResult(
             self.standard, averaging, aqi, level, category, primary, iaqi, used, available,
             {n: filled[n] for n in used if n in filled}, tuple(beyond), confident, skipped,
         )
-        return result, skipped
+        return air, skipped
 
 
 def _to_table_unit(standard: str, name: str, value: float, unit: str, to: str) -> float:
@@ -288,7 +291,7 @@ def _to_table_unit(standard: str, name: str, value: float, unit: str, to: str) -
 
 def _compute(
     standard: str, given: dict[str, float], fallback: Callable[[str], float | None]
-) -> tuple[Any, list[str], dict[str, str]]:
+) -> tuple[AqiResult | None, list[str], dict[str, str]]:
     """compute_aqi with the standard's fallbacks supplied.
 
     Returns (result or None, NAMEs above the top of their table, NAME -> why it gave no index).
@@ -301,11 +304,12 @@ def _compute(
         try:
             return compute_aqi(standard, given), beyond, skipped
         except OutOfTable as exc:
-            dropped = exc.use is None or exc.use in skipped or exc.use in beyond
-            supply = None if dropped else fallback(exc.use)
-            if supply is not None and exc.use not in given:
-                given[exc.use] = supply
-                continue
+            use = exc.use
+            if use is not None and use not in skipped and use not in beyond:
+                supply = fallback(use)
+                if supply is not None and use not in given:
+                    given[use] = supply
+                    continue
             given.pop(exc.name, None)
             if _above_top(standard, exc.name, exc.value):
                 beyond.append(exc.name)

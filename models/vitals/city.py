@@ -98,9 +98,9 @@ class CityVitals:
             if name in by_name:
                 records.append(_worst(name, start, end, by_name[name]))
         for make in (self._power_record, _health):
-            record = make(start, end, by_name)
-            if record is not None:
-                records.append(record)
+            made = make(start, end, by_name)
+            if made is not None:
+                records.append(made)
         score = self._score(start, end, districts, by_name)
         if score is not None:
             records.append(score)

@@ -30,6 +30,7 @@ runs). The rules are DeviceTracker's, at window granularity for stuck values:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
@@ -104,7 +105,7 @@ def rejection_from_dead_letter(
     return _rejection(parts[1], record)
 
 
-def _object(payload: bytes) -> dict | None:
+def _object(payload: bytes) -> dict[str, Any] | None:
     try:
         record = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -112,7 +113,7 @@ def _object(payload: bytes) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _rejection(district: object, record: dict) -> Rejection | None:
+def _rejection(district: object, record: dict[str, Any]) -> Rejection | None:
     device, kind, ts = record.get("device_id"), record.get("kind"), record.get("ts")
     if not all(isinstance(v, str) and v for v in (district, device, kind)):
         return None
@@ -121,7 +122,7 @@ def _rejection(district: object, record: dict) -> Rejection | None:
             moment = from_iso(ts)
         except ValueError:
             return None
-    elif type(ts) in (int, float):
+    elif isinstance(ts, int | float) and not isinstance(ts, bool):  # JSON numbers only
         moment = float(ts)
     else:
         return None

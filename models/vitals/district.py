@@ -48,6 +48,9 @@ __all__ = [
     "KindState",
 ]
 
+# KindState's pickled form: windows, trackers, through, coverage, wake
+_KindStateTuple = tuple[KeyWindows, dict[str, WindowedTracker], float, Coverage | None, float]
+
 
 class KindState:
     """One kind of one district: windows, device trackers, how far it is done, coverage.
@@ -73,10 +76,10 @@ class KindState:
         known = [t for t in times if t is not None]
         return min(known) if known else math.inf
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> _KindStateTuple:
         return (self.windows, self.trackers, self.through, self.coverage, self.wake)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: _KindStateTuple) -> None:
         self.windows, self.trackers, self.through, self.coverage, self.wake = state
 
 
@@ -290,7 +293,7 @@ class DistrictVitals:
     def _air(
         self, state: DistrictState, start: float, end: float, windows: dict[str, KindWindow],
         covers: dict[str, Coverage],
-    ) -> tuple[list[IndicatorRecord], tuple[dict, dict, dict]]:
+    ) -> tuple[list[IndicatorRecord], tuple[dict[str, float], dict[str, float], dict[str, float]]]:
         """The AQI records of the window, and (averaged, filled, instant) for the city."""
         means = {self._pollutant_of[k]: w.mean for k, w in windows.items()
                  if k in self._pollutant_of}
