@@ -167,10 +167,12 @@ def _parse_geometry(
         problems.append(GeoProblem(index, feature_id, reason))
         return None
     try:
-        geometry = shape(raw)
+        parsed = shape(raw)
     except (GEOSException, ValueError, TypeError, IndexError, AttributeError) as exc:
         problems.append(GeoProblem(index, feature_id, f"{kind} coordinates are malformed: {exc}"))
         return None
+    assert isinstance(parsed, Polygon | MultiPolygon)  # the type was checked above
+    geometry: Polygon | MultiPolygon = parsed
     if geometry.is_empty:
         problems.append(GeoProblem(index, feature_id, f"{kind} is empty"))
         return None
@@ -251,6 +253,8 @@ def _gaps(
     parts = union.geoms if isinstance(union, MultiPolygon) else [union]
     problems = []
     for part in parts:
+        if not isinstance(part, Polygon):  # a union of polygons holds polygons only
+            continue
         for ring in part.interiors:
             hole = Polygon(ring)
             area = area_m2(hole, latitude)
@@ -298,7 +302,7 @@ class Locator:
     def locate_many(self, lats: Sequence[float], lons: Sequence[float]) -> list[str | None]:
         """The district id (or None) of each (lat, lon) pair, in one vectorised query."""
         points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
-        found: list[str | None] = [None] * len(points)
+        found: list[str | None] = [None] * len(lats)
         point_index, geometry_index = self._tree.query(points, predicate="intersects")
         # several hits for a point on a shared border: the smallest geometry index (= id) wins
         order = np.lexsort((geometry_index, point_index))
