@@ -18,6 +18,7 @@ after it expires. Producers batch (``linger.ms``) because small batches cost bro
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -113,6 +114,9 @@ def topic_id(bootstrap: str, topic: str, *, timeout: float = 15.0) -> str | None
         found = str(future.result(timeout).topic_id)
     except KafkaException as exc:
         msg = f"cannot describe Kafka topic {topic!r}: {exc.args[0]}"
+        raise ConnectorError("kafka", bootstrap, msg) from exc
+    except concurrent.futures.TimeoutError as exc:
+        msg = f"no answer about topic {topic!r} within {timeout:g} s (is the broker running?)"
         raise ConnectorError("kafka", bootstrap, msg) from exc
     return None if found in ("", "None", _NO_TOPIC_ID) else found
 

@@ -11,10 +11,10 @@ from flows.city import build_from_config
 from settings.config import Settings
 from tests.flow_support import FlowOutputs, run_flow
 from tests.flow_support import reading_record as msg
+from tests.support import write_config
 
 pytestmark = pytest.mark.timeout(60)
 
-CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
 T = 1_795_669_200.0  # 2026-11-26T05:00:00Z; windows are 10 s, the late allowance 1 s
 NOW = T + 120.0  # the injected wall clock: stands still, so event time alone moves watermarks
@@ -161,9 +161,10 @@ def test_the_end_of_input_closes_every_open_window(base_settings) -> None:
     assert sorted((v["kind"], v["count"]) for v in out.vitals) == [("noise", 1), ("pm25", 2)]
 
 
-def test_the_flow_from_config_has_stable_step_ids() -> None:
-    # ids name the steps in errors, metrics and recovery snapshots: renaming one breaks resumes
-    flow = build_from_config(str(CONFIG))
+def test_the_flow_from_config_has_stable_step_ids(settings: Settings, tmp_path: Path) -> None:
+    # ids name the steps in errors, metrics and recovery snapshots: renaming one breaks resumes;
+    # building it asks the broker for the incidents topic's id (the identity of the event log)
+    flow = build_from_config(str(write_config(settings, tmp_path / "config.yaml")))
     assert [step.step_name for step in flow.substeps] == [
         "read_readings", "parse_reading", "read_dead_letters", "out_of_range_rejections",
         "merge_rejections", "read_incident_log", "detector_feedback", "merge_feedback",
@@ -175,3 +176,13 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
         "incidents", "incident_records",
         "write_incidents",
     ]
+
+
+def test_without_a_broker_the_flow_is_refused_naming_it() -> None:
+    from cityheart.runtime.servers import free_port
+    from connectors.kafka import topic_id
+    from models.errors import ConnectorError
+
+    nowhere = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ConnectorError, match="no answer about topic 'incidents' within 1 s"):
+        topic_id(nowhere, "incidents", timeout=1)
