@@ -84,14 +84,14 @@ def test_watch_refuses_an_unknown_channel_before_connecting() -> None:
 
 
 def test_token_refuses_a_department_that_does_not_exist() -> None:
-    env = {"CITYHEART_TOKEN_SECRET": "a-test-secret-of-enough-bytes"}
+    env = {"CITYHEART_TOKEN_SECRET": "a-test-secret-of-enough-bytes-for-hs256"}
     result = run("token", "--role", "dispatcher", "--department", "nope", env=env)
     assert result.exit_code != 0
     assert result.stdout == "", "no token is issued"
     assert "--department: department 'nope' is not one of [" in result.stderr
     assert "'water-authority'" in result.stderr
     issued = run("token", "--role", "dispatcher", "--department", "water-authority", env=env)
-    assert issued.exit_code == 0 and issued.stdout.count(".") == 1
+    assert issued.exit_code == 0 and issued.stdout.count(".") == 2  # a JWT: header.claims.sig
 
 
 @pytest.mark.parametrize("as_json", [[], ["--json"]])

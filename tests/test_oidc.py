@@ -205,14 +205,15 @@ def test_the_server_takes_local_and_provider_tokens_alike(
         only_provider(issue(settings, role="operator", env=env))
 
 
-def _get(url: str, token: str | None = None) -> tuple[int, dict[str, str], dict]:
+def _get(url: str, token: str | None = None) -> tuple[int, Any, dict]:
+    """(status, the headers (names in any case, as HTTP has them), the JSON body)."""
     request = Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), orjson.loads(response.read())
+            return response.status, response.headers, orjson.loads(response.read())
     except OSError as exc:
         body = exc.read() if hasattr(exc, "read") else b"{}"
-        return exc.code, dict(exc.headers), orjson.loads(body)  # type: ignore[attr-defined]
+        return exc.code, exc.headers, orjson.loads(body)  # type: ignore[attr-defined]
 
 
 class _NoApi:
