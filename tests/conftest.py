@@ -6,12 +6,12 @@
   CITYHEART_TEST_KAFKA_BOOTSTRAP.
 - ``settings``: config.yaml pointed at those servers, with topics and an MQTT topic prefix of
   the test's own, so tests never see each other's data.
+- ``postgres_server``/``database_url``: a real PostgreSQL, a fresh database for each test.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,9 +22,7 @@ from cityheart.runtime.servers import free_port, start_kafka_broker, start_mqtt_
 from connectors.kafka import create_topics
 from settings.config import KafkaTopics, Settings
 from settings.loader import load
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "config.yaml"
+from tests.support.config import CONFIG, unique
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +60,6 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNam
         yield SimpleNamespace(bootstrap=server.bootstrap, kind="tansu", server=server)
     finally:
         server.stop()
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

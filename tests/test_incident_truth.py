@@ -24,8 +24,8 @@ from connectors.kafka import ReliableProducer, create_topics
 from connectors.tokens import Claims, verify_token
 from models.readings import Reading, encode
 from settings.config import Settings
-from tests.conftest import CONFIG
-from tests.dispatch_support import dispatch_stack
+from tests.support import CONFIG
+from tests.support.dispatch import dispatch_stack
 from tests.test_dispatch_api import SECRET, call, token, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]

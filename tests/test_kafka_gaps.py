@@ -26,7 +26,7 @@ from connectors.kafka import (
     create_topics,
     tail_consumer,
 )
-from tests.conftest import unique
+from tests.support import unique
 
 pytestmark = pytest.mark.timeout(60)
 services = pytest.mark.services

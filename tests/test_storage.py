@@ -26,7 +26,7 @@ from connectors.storage.sinks import PostgresSink
 from models.errors import ConnectorError
 from models.readings import Reading
 from models.timefmt import iso
-from tests.storage_support import T0, readings
+from tests.support.storage import T0, readings
 
 pytestmark = pytest.mark.timeout(120)
 
