@@ -7,6 +7,9 @@
 - ``settings``: config.yaml pointed at those servers, with topics and an MQTT topic prefix of
   the test's own, so tests never see each other's data.
 - ``postgres_server``/``database_url``: a real PostgreSQL, a fresh database for each test.
+
+Every test that uses one of the server fixtures is marked ``services`` here (tests that start
+servers themselves carry the mark in their module), so ``-m "not services"`` starts none.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ from connectors.kafka import create_topics
 from settings.config import KafkaTopics, Settings
 from settings.loader import load
 from tests.support.config import CONFIG, unique
+
+SERVER_FIXTURES = frozenset({"mqtt_broker", "kafka_broker", "postgres_server"})
+"""The fixtures that start a real server: a test using one (even through ``settings`` or
+``database_url``) needs services."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``services`` every test that uses a server fixture."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")

@@ -276,6 +276,7 @@ def test_mqtt_3_1_1_refuses_several_bridge_processes(base_settings: Settings) ->
     assert with_processes(v311, 1).mqtt.bridge_processes == 1
 
 
+@pytest.mark.services
 def test_bench_measures_one_and_two_bridge_processes(
     base_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

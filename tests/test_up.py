@@ -18,7 +18,7 @@ import yaml
 from cityheart.runtime.servers import free_port
 from tests.support import FeedRecorder, shipped_config, wait_until
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parent.parent
 
