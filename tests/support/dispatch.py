@@ -85,10 +85,12 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
         storage.close()
 
 
-def raise_pollution(settings: Settings) -> None:
-    """PM2.5 far over the critical level in industrial-east: an alert, then an incident."""
+def raise_pollution(settings: Settings, district: str = "industrial-east", *,
+                    devices: str = "pm25-ie") -> None:
+    """PM2.5 far over the critical level in ``district`` (seconds ago, from the devices
+    ``<devices>-0`` to ``-2``): an alert, then an incident."""
     start = (time.time() // 10) * 10 - 30
-    readings = [Reading(f"pm25-ie-{n}", "industrial-east", "pm25", value, "ug/m3", start + 5 + n)
+    readings = [Reading(f"{devices}-{n}", district, "pm25", value, "ug/m3", start + 5 + n)
                 for n, value in enumerate((180.0, 200.0, 220.0))]
     produce(settings.kafka.bootstrap,
             [KafkaRecord(r.device_id.encode(), encode(r)) for r in readings],
