@@ -108,8 +108,6 @@ class FeedRecorder:
 
     def __init__(self, url: str, *, channels: list[str] | None = None,
                  districts: list[str] | None = None, kinds: list[str] | None = None) -> None:
-        import threading
-
         self.url = url
         self.messages: list[dict] = []
         self._subscription = {
