@@ -6,12 +6,15 @@
   CITYHEART_TEST_KAFKA_BOOTSTRAP.
 - ``settings``: config.yaml pointed at those servers, with topics and an MQTT topic prefix of
   the test's own, so tests never see each other's data.
+- ``postgres_server``/``database_url``: a real PostgreSQL, a fresh database for each test.
+
+Every test that uses one of the server fixtures is marked ``services`` here (tests that start
+servers themselves carry the mark in their module), so ``-m "not services"`` starts none.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,9 +25,18 @@ from cityheart.runtime.servers import free_port, start_kafka_broker, start_mqtt_
 from connectors.kafka import create_topics
 from settings.config import KafkaTopics, Settings
 from settings.loader import load
+from tests.support.config import CONFIG, unique
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "config.yaml"
+SERVER_FIXTURES = frozenset({"mqtt_broker", "kafka_broker", "postgres_server"})
+"""The fixtures that start a real server: a test using one (even through ``settings`` or
+``database_url``) needs services."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``services`` every test that uses a server fixture."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +74,6 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNam
         yield SimpleNamespace(bootstrap=server.bootstrap, kind="tansu", server=server)
     finally:
         server.stop()
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

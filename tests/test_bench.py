@@ -16,7 +16,7 @@ import yaml
 
 from tests.support import shipped_config
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,10 +24,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from cityheart.runtime.readiness import ReadinessListener
 from connectors.bridge import Bridge
-from connectors.kafka import tail_consumer
 from models.timefmt import iso
 from settings.config import RateLimitSettings, Settings
-from tests.support import consume_all, serving_bridge, write_config
+from tests.support import consume_all, serving_bridge, wait_until, write_config
+from tests.support.kafka import consume_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,9 +64,8 @@ class Device:
         return {self._seq_of_mid.get(mid, -1) for mid in list(self._acked_mids)}
 
     def wait_acked(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self._acked_mids) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(self._acked_mids) >= count, timeout,
+                   lambda: f"{count} PUBACKs (got {len(self._acked_mids)})", every=0.01)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -151,16 +150,16 @@ def test_unit_is_converted_to_the_canonical_one(settings: Settings, bridge: Brid
 
 def seqs_in(bootstrap: str, topic: str, wanted: set[int], timeout: float) -> set[int]:
     """The reading seqs in ``topic``, read until all of ``wanted`` are there or time is up."""
-    consumer = tail_consumer(bootstrap, [topic])
     seqs: set[int] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while not wanted <= seqs and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.1):
-                if message.error() is None:
-                    seqs.add(orjson.loads(message.value())["seq"])
-    finally:
-        consumer.close()
+    parsed = 0
+
+    def done(records: list) -> bool:
+        nonlocal parsed
+        seqs.update(orjson.loads(m.value())["seq"] for m in records[parsed:])
+        parsed = len(records)
+        return wanted <= seqs
+
+    done(consume_until(bootstrap, topic, done, timeout))
     return seqs
 
 

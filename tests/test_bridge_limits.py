@@ -21,6 +21,7 @@ from connectors.bridge import Bridge
 from models.timefmt import iso
 from settings.config import RateLimitSettings, Settings
 from tests.support import consume_all, serving_bridge
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,13 +62,6 @@ def reading(device: str, seq: int, *, pad: int = 0) -> bytes:
     if pad:
         record["note"] = "x" * pad
     return orjson.dumps(record)
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

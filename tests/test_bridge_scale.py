@@ -31,7 +31,7 @@ from models.errors import ConfigError
 from models.timefmt import iso
 from settings.config import RateLimitSettings, Settings
 from settings.loader import load_mapping
-from tests.support import shipped_config, write_config
+from tests.support import shipped_config, wait_until, write_config
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -162,11 +162,13 @@ def start_member(config: Path, log: Path, *extra: str) -> subprocess.Popen:
 
 
 def wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while (content := log.read_text(errors="replace")).count(text) < count:
-        assert time.monotonic() < deadline, f"{count} x {text!r} not in {log}:\n{content}"
-        time.sleep(0.05)
-    return content
+    """The log's text once it holds ``text`` ``count`` times."""
+    def holds() -> str | None:
+        content = log.read_text(errors="replace")
+        return content if content.count(text) >= count else None
+
+    return wait_until(holds, timeout, lambda: (f"{count} x {text!r} in {log}:\n"
+                                               f"{log.read_text(errors='replace')}"))
 
 
 def stop_all(*processes: subprocess.Popen) -> None:
@@ -274,6 +276,7 @@ def test_mqtt_3_1_1_refuses_several_bridge_processes(base_settings: Settings) ->
     assert with_processes(v311, 1).mqtt.bridge_processes == 1
 
 
+@pytest.mark.services
 def test_bench_measures_one_and_two_bridge_processes(
     base_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,8 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cityheart.cli import app
-from tests.conftest import CONFIG
-from tests.support import shipped_config
+from tests.support import CONFIG, shipped_config
 
 NO_DATABASE = "postgresql://postgres@127.0.0.1:9/cityheart"
 

@@ -23,7 +23,7 @@ from connectors.kafka import KafkaRecord
 from models.readings import Reading, encode
 from models.windows import KeyWindows, Window, preaggregate
 from settings.config import Settings
-from tests.flow_support import run_flow
+from tests.support.flow import run_flow
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -36,9 +36,10 @@ from connectors.web_server import DashboardSettings, WebServer
 from models.timefmt import iso
 from settings.config import Settings
 from settings.loader import load_mapping
-from tests.browser_support import LAPTOP, WALL, chromium
-from tests.browser_support import Screen as BrowserScreen
-from tests.feed_support import CuttableRelay, FeedThread, produce
+from tests.support.browser import LAPTOP, WALL, chromium
+from tests.support.browser import Screen as BrowserScreen
+from tests.support.feed import FeedThread, produce
+from tests.support.relay import CuttableRelay
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 

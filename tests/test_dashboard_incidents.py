@@ -29,9 +29,9 @@ from connectors.tokens import Claims, issue_token, verify_token
 from connectors.web_server import DashboardSettings, WebServer
 from models.readings import Reading
 from settings.config import Settings
-from tests.browser_support import LAPTOP, WALL, chromium
-from tests.browser_support import Screen as BrowserScreen
-from tests.dispatch_support import dispatch_stack, raise_pollution
+from tests.support.browser import LAPTOP, WALL, chromium
+from tests.support.browser import Screen as BrowserScreen
+from tests.support.dispatch import dispatch_stack, raise_pollution
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 

@@ -22,11 +22,11 @@ from alerts.lifecycle import Incident, IncidentEvent, act, apply
 from cityheart.cli import app
 from connectors.dispatch.consumer import DispatchConsumer, load_checkpoint, save_checkpoint
 from connectors.dispatch.queue import CheckpointError, DispatchLedger, DispatchLimits
-from connectors.kafka import ReliableProducer, create_topics
+from connectors.kafka import KafkaRecord, create_topics
 from models.timefmt import iso
 from settings.config import Settings
-from tests.conftest import unique
-from tests.support import write_config
+from tests.support import unique, write_config
+from tests.support.kafka import produce
 
 DEPARTMENT = "water-authority"
 T0 = 1_795_669_200.0
@@ -57,11 +57,10 @@ def lifecycle(name: str, *, start: float = T0) -> list[dict[str, Any]]:
     return [{**e.to_record(), "incident": i.to_record()} for e, i in pairs]
 
 
-def produce(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> None:
-    producer = ReliableProducer(bootstrap, linger_ms=5)
-    for record in records:
-        producer.produce(topic, orjson.dumps(record), key=record["incident_id"].encode())
-    producer.flush(30)
+def produce_events(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> None:
+    """Write dispatch records to ``topic`` as the flow does, keyed by their incident."""
+    produce(bootstrap, [KafkaRecord(r["incident_id"].encode(), orjson.dumps(r)) for r in records],
+            topic=topic, flush_s=30)
 
 
 def drain(consumer: DispatchConsumer, timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -96,7 +95,7 @@ def test_a_consumer_that_was_down_gets_exactly_what_it_missed_in_order(
     checkpoint = tmp_path / "water.json"
 
     first = a[:3] + b[:2] + c[:4]
-    produce(bootstrap, topic, first)
+    produce_events(bootstrap, topic, first)
     with DispatchConsumer(bootstrap, topic, checkpoint) as consumer:
         seen = drain(consumer)
     assert sorted(ids(seen)) == sorted(ids(first))
@@ -105,7 +104,8 @@ def test_a_consumer_that_was_down_gets_exactly_what_it_missed_in_order(
     # down for a while: the rest of a and b, d routed here mid-life, and duplicates of
     # events already handled and of events not yet handled
     missed = a[3:] + b[2:5] + d[3:]
-    produce(bootstrap, topic, a[1:3] + missed[:4] + c[:4] + missed[4:] + missed[2:6] + b[4:5])
+    produce_events(bootstrap, topic,
+                   a[1:3] + missed[:4] + c[:4] + missed[4:] + missed[2:6] + b[4:5])
 
     with DispatchConsumer(bootstrap, topic, checkpoint) as consumer:
         seen = drain(consumer)
@@ -127,7 +127,7 @@ def test_a_failing_handler_repeats_only_the_event_it_failed_on(
     bootstrap = settings.kafka.bootstrap
     topic = settings.kafka.topics.dispatch(DEPARTMENT)
     records = lifecycle("e")
-    produce(bootstrap, topic, records)
+    produce_events(bootstrap, topic, records)
     checkpoint = tmp_path / "water.json"
     seen: list[dict[str, Any]] = []
 
@@ -223,7 +223,7 @@ def test_cityheart_dispatch_prints_new_events_until_a_signal_then_resumes(
     config = write_config(settings, tmp_path / "config.yaml")
     checkpoint = tmp_path / "var" / "water.json"
     f, g = lifecycle("f"), lifecycle("g")
-    produce(bootstrap, topic, f[:4])
+    produce_events(bootstrap, topic, f[:4])
     args = [sys.executable, "-m", "cityheart", "dispatch", "--department", DEPARTMENT, "--json",
             "--checkpoint", str(checkpoint), "--config", str(config)]
 
@@ -231,7 +231,7 @@ def test_cityheart_dispatch_prints_new_events_until_a_signal_then_resumes(
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         lines = read_lines(live, 4)
-        produce(bootstrap, topic, f[2:6])   # 2 repeats, 2 new, picked up live
+        produce_events(bootstrap, topic, f[2:6])   # 2 repeats, 2 new, picked up live
         lines += read_lines(live, 2)
         live.send_signal(signal.SIGTERM)
         assert live.wait(30) == 0, live.stderr.read() if live.stderr else ""
@@ -240,7 +240,7 @@ def test_cityheart_dispatch_prints_new_events_until_a_signal_then_resumes(
         live.wait()
     assert ids([orjson.loads(x) for x in lines]) == ids(f[:6])
 
-    produce(bootstrap, topic, f[4:] + g[:3] + f[5:])   # while no one was reading
+    produce_events(bootstrap, topic, f[4:] + g[:3] + f[5:])   # while no one was reading
     done = subprocess.run([*args, "--once"], capture_output=True, timeout=90, check=False)
     assert done.returncode == 0, done.stderr.decode()
     records = [orjson.loads(x) for x in done.stdout.splitlines()]

@@ -20,8 +20,9 @@ import pytest
 
 from connectors.tokens import Claims, issue_token, verify_token
 from settings.config import Settings
-from tests.dispatch_support import dispatch_stack, raise_pollution
 from tests.support import consume_all
+from tests.support.dispatch import dispatch_stack, raise_pollution
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -47,13 +48,8 @@ def call(base: str, method: str, path: str, who: str | None, body: dict | None =
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)  # polling a real server for a condition, with a deadline
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+    """``condition()`` once truthy, polling the real server every 0.2 s (see wait_until)."""
+    return wait_until(condition, timeout, what, every=0.2)
 
 
 @pytest.fixture

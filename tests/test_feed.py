@@ -33,7 +33,8 @@ from connectors.kafka import ReliableProducer
 from models.errors import ConnectorError
 from settings.config import Settings
 from settings.loader import dump
-from tests.feed_support import CuttableRelay, FeedThread, produce
+from tests.support.feed import FeedThread, produce
+from tests.support.relay import CuttableRelay
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]
 

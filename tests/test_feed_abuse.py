@@ -31,7 +31,7 @@ from connectors.tokens import Claims
 from models.errors import ConnectorError
 from settings.config import Settings
 from settings.loader import dump
-from tests.feed_support import FeedThread, produce
+from tests.support.feed import FeedThread, produce
 from tests.test_feed import (
     ROOT,
     alert,

@@ -28,7 +28,7 @@ from connectors.feed.server import FeedServer
 from connectors.tokens import Claims, verify_token
 from models.errors import ConnectorError
 from settings.config import Settings
-from tests.feed_support import produce
+from tests.support.feed import produce
 from tests.test_feed import (
     ROOT,
     alert,

@@ -14,12 +14,14 @@ from alerts.access import view
 from alerts.incidents import IncidentGrouper
 from alerts.lifecycle import act
 from connectors.feed.client import FeedClient
-from connectors.kafka import KafkaRecord, ReliableProducer
+from connectors.kafka import KafkaRecord
 from connectors.tokens import Claims, issue_token, verify_token
 from flows.incidents import IncidentOutputs
 from models.timefmt import iso
 from settings.config import Settings
-from tests.feed_support import CuttableRelay, FeedThread
+from tests.support.feed import FeedThread
+from tests.support.kafka import produce
+from tests.support.relay import CuttableRelay
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -46,11 +48,9 @@ def incident_history(settings: Settings, alerts: int) -> list[KafkaRecord]:
     return [r for r in records if r.topic is None]
 
 
-def produce(settings: Settings, records: list[KafkaRecord]) -> None:
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for record in records:
-        producer.produce(settings.kafka.topics.incidents, record.value, key=record.key)
-    producer.flush(15)
+def produce_incidents(settings: Settings, records: list[KafkaRecord]) -> None:
+    """Write ``records`` to the test's ``incidents`` topic."""
+    produce(settings.kafka.bootstrap, records, topic=settings.kafka.topics.incidents)
 
 
 def test_a_client_cut_off_during_a_burst_of_incident_events_resumes_with_no_gap_or_duplicate(
@@ -58,16 +58,16 @@ def test_a_client_cut_off_during_a_burst_of_incident_events_resumes_with_no_gap_
 ) -> None:
     records = incident_history(settings, alerts=150)
     first, middle, rest = records[:20], records[20:80], records[80:]
-    produce(settings, first)
+    produce_incidents(settings, first)
     with FeedThread(settings, heartbeat_s=0.2) as feed, CuttableRelay(feed.port) as link:
         url = f"ws://127.0.0.1:{link.port}{settings.feed.path}"
         with FeedClient(url, channels=["incidents"], since=0) as client:
             messages = client.messages(timeout=30)
             received = list(islice(messages, 10))
-            produce(settings, middle)  # the burst; the network fails in the middle of it
+            produce_incidents(settings, middle)  # the burst; the network fails in the middle of it
             received += islice(messages, 50)
             link.cut()
-            produce(settings, rest)
+            produce_incidents(settings, rest)
             received += islice(messages, 2 * len(records) - len(received))
             assert client.connections == 2, (len(received), 2 * len(records))
     seqs = [m["seq"] for m in received]
@@ -81,7 +81,7 @@ def test_a_client_cut_off_during_a_burst_of_incident_events_resumes_with_no_gap_
 
 def test_each_role_sees_incidents_as_it_may(settings: Settings) -> None:
     records = incident_history(settings, alerts=3)
-    produce(settings, records)
+    produce_incidents(settings, records)
     count = 2 * len(records)  # an incident_event and an incident message each
 
     def authenticate(token: str) -> Claims:
@@ -127,7 +127,7 @@ def test_the_feed_publishes_each_departments_kpis_to_whom_may_see_them(
     from cityheart.services.kpi_digest import KpiDigest
 
     records = incident_history(settings, alerts=3)   # opened ~1 h ago, acknowledged
-    produce(settings, records)
+    produce_incidents(settings, records)
 
     def authenticate(token: str) -> Claims:
         return verify_token(token, secret=SECRET, now=time.time())

@@ -9,9 +9,9 @@ import pytest
 from connectors.kafka import KafkaRecord
 from flows.city import build_from_config
 from settings.config import Settings
-from tests.flow_support import FlowOutputs, run_flow
-from tests.flow_support import reading_record as msg
 from tests.support import write_config
+from tests.support.flow import FlowOutputs, run_flow
+from tests.support.flow import reading_record as msg
 
 pytestmark = pytest.mark.timeout(60)
 

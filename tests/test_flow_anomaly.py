@@ -19,19 +19,18 @@ from typing import Any
 import orjson
 import pytest
 from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSink, TestingSource, run_main
+from bytewax.testing import TestingSource
 
 from alerts.anomaly_rules import AnomalyRule, Observation, anomaly_alert_id
 from connectors.kafka import KafkaRecord
 from flows.anomaly import Detectors
-from flows.city import build_flow
 from models.anomaly import KINDS
 from models.readings import Reading, encode
 from models.timefmt import from_iso, iso
 from models.windows import Window
 from settings.config import Settings
 from settings.loader import dump, load_mapping
-from tests.flow_support import run_flow
+from tests.support.flow import FlowRecords, run_flow, run_flow_records
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -179,26 +178,20 @@ def test_a_restarted_flow_resumes_its_detectors_from_the_recovery_snapshot(
     crash = int((LOSS_FROM - 6 * 3600 - T0) / EVERY)   # the flow dies 6 h before the loss
     items.insert(crash, TestingSource.ABORT())
     init_db_dir(tmp_path, 1)
-    alerts: list[KafkaRecord] = []
-    vitals: list[KafkaRecord] = []
-    flow = build_flow(
-        shipped,
-        source=TestingSource(items, batch_size=60),
-        vitals_sink=TestingSink(vitals),
-        alerts_sink=TestingSink(alerts),
-        incidents_sink=TestingSink([]),
-        dead_letter_sink=TestingSink([]),
-        clock=lambda: NOW,
-    )
     recovery = RecoveryConfig(str(tmp_path))
-    run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)  # stops at the crash
-    assert alerts == [] and vitals
-    before = len(vitals)
-    run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)
+
+    def run() -> FlowRecords:
+        return run_flow_records(shipped, items, batch_size=60, clock=lambda: NOW,
+                                recovery=recovery, epoch_interval=timedelta(0))
+
+    first = run()  # stops at the crash
+    assert first.alerts == [] and first.vitals
+    second = run()
     # the second run went on from the snapshot, not from the first reading
-    restarted = min(from_iso(orjson.loads(r.value)["window_start"]) for r in vitals[before:])
+    restarted = min(from_iso(orjson.loads(r.value)["window_start"]) for r in second.vitals)
     assert restarted > LOSS_FROM - 7 * 3600
     # relearning from zero would need 200 points (17 h) of warm-up: no alert would come
+    alerts = first.alerts + second.alerts
     resumed = {orjson.loads(r.value)["id"]: orjson.loads(r.value)["score"] for r in alerts}
     assert resumed == {a["id"]: a["score"] for a in draining}
 

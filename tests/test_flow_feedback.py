@@ -23,7 +23,7 @@ from flows.steps import Feedback
 from models.windows import Window
 from settings.config import Settings
 from settings.loader import load
-from tests.conftest import CONFIG
+from tests.support import CONFIG
 
 T0 = 1_795_651_200.0   # 2026-11-26T00:00:00Z
 BLOCK = 300.0

@@ -11,7 +11,7 @@ import pytest
 from connectors.kafka import KafkaRecord
 from models.readings import Reading, encode
 from settings.config import Settings
-from tests.flow_support import run_flow
+from tests.support.flow import run_flow
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,11 +18,11 @@ import orjson
 import pytest
 
 from cityheart.runtime.servers import spawn
-from connectors.kafka import ReliableProducer, tail_consumer
+from connectors.kafka import ReliableProducer
 from models.readings import Reading, encode
 from models.timefmt import from_iso
 from settings.config import Settings
-from tests.support import consume_all, write_config
+from tests.support import consume_all, kafka, write_config
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
 
@@ -34,15 +34,8 @@ INDICATOR_KEYS = {b"industrial-east/indicator:aqi", b"old-town/indicator:noise",
 
 def consume_until(bootstrap: str, topic: str, keys: set[bytes], timeout: float) -> list:
     """Read ``topic`` from the beginning until records with every key in ``keys`` arrived."""
-    consumer = tail_consumer(bootstrap, [topic])
-    records: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while not keys <= {r.key() for r in records} and time.monotonic() < deadline:
-            records += [m for m in consumer.consume(1000, 0.1) if m.error() is None]
-    finally:
-        consumer.close()
-    return records
+    return kafka.consume_until(bootstrap, topic, lambda records: keys <= {r.key() for r in records},
+                               timeout)
 
 
 def produce_readings(settings: Settings, start: float) -> None:

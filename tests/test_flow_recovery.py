@@ -21,16 +21,17 @@ from typing import Any
 
 import orjson
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
+from bytewax.testing import TestingSource
 
 from cityheart.runtime.servers import ChildProcess, spawn
-from connectors.kafka import KafkaRecord, ReliableProducer, tail_consumer
-from flows.city import build_flow
+from connectors.kafka import KafkaRecord, tail_consumer
 from models.readings import Reading, encode
 from models.timefmt import from_iso
 from settings.config import Settings
 from settings.loader import dump, load_mapping
 from tests.support import write_config
+from tests.support.flow import run_flow_records
+from tests.support.kafka import produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -61,11 +62,9 @@ def readings(start: float, minutes: range) -> list[KafkaRecord]:
     return out
 
 
-def produce(settings: Settings, records: list[KafkaRecord]) -> None:
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for record in records:
-        producer.produce(settings.kafka.topics.readings, record.value, key=record.key)
-    producer.flush(15)
+def produce_readings(settings: Settings, records: list[KafkaRecord]) -> None:
+    """Write ``records`` to the test's ``readings`` topic."""
+    produce(settings.kafka.bootstrap, records, topic=settings.kafka.topics.readings)
 
 
 def read_all(bootstrap: str, topic: str) -> list[Any]:
@@ -109,13 +108,8 @@ def run_flow_until(settings: Settings, config: Path, log_path: Path, window: flo
 
 
 def uninterrupted(settings: Settings, records: list[KafkaRecord]) -> tuple[list, list]:
-    vitals: list[KafkaRecord] = []
-    alerts: list[KafkaRecord] = []
-    flow = build_flow(settings, source=TestingSource(records), vitals_sink=TestingSink(vitals),
-                      alerts_sink=TestingSink(alerts), incidents_sink=TestingSink([]),
-                      dead_letter_sink=TestingSink([]))
-    run_main(flow)
-    return vitals, alerts
+    out = run_flow_records(settings, records)
+    return out.vitals, out.alerts
 
 
 def windows(records: list[Any]) -> set[tuple[float, int, float]]:
@@ -149,13 +143,13 @@ def test_a_restarted_flow_resumes_its_windows_and_detectors_from_the_recovery_di
     config = write_config(settings, tmp_path / "config.yaml")
     first, second = readings(start, FIRST), readings(start, SECOND)
 
-    produce(settings, first)
+    produce_readings(settings, first)
     run_flow_until(settings, config, tmp_path / "flow-1.log", start + max(FIRST) * EVERY)
     assert list((tmp_path / "recovery").glob("part-*.sqlite3")), "partitions made on first use"
     before_vitals = read_all(bootstrap, topics.vitals)
     before_alerts = read_all(bootstrap, topics.alerts)
 
-    produce(settings, second)
+    produce_readings(settings, second)
     run_flow_until(settings, config, tmp_path / "flow-2.log", start + max(SECOND) * EVERY)
     vitals = read_all(bootstrap, topics.vitals)
     alerts = read_all(bootstrap, topics.alerts)
@@ -205,13 +199,9 @@ def test_every_stateful_step_survives_a_crash_and_resumes_from_its_snapshot(
     now = start + 4 * 60 + 30
 
     def run(source_items: list[Any], recovery: RecoveryConfig | None) -> tuple[list, ...]:
-        sinks: tuple[list[KafkaRecord], ...] = ([], [], [])
-        flow = build_flow(settings, source=TestingSource(source_items, batch_size=50),
-                          vitals_sink=TestingSink(sinks[0]), alerts_sink=TestingSink(sinks[1]),
-                          incidents_sink=TestingSink(sinks[2]), dead_letter_sink=TestingSink([]),
-                          clock=lambda: now)
-        run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)
-        return sinks
+        out = run_flow_records(settings, source_items, batch_size=50, clock=lambda: now,
+                               recovery=recovery, epoch_interval=timedelta(0))
+        return out.vitals, out.alerts, out.incidents
 
     expected = run(items, None)
     recovery = recovery_config(settings.flow)

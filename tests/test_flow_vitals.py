@@ -20,8 +20,8 @@ from connectors.kafka import KafkaRecord
 from models.timefmt import iso
 from settings.config import Settings
 from settings.loader import dump, load_mapping
-from tests.flow_support import FlowOutputs, run_flow
-from tests.flow_support import reading_record as msg
+from tests.support.flow import FlowOutputs, run_flow
+from tests.support.flow import reading_record as msg
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -53,6 +53,7 @@ def test_history_endpoint_serves_stored_readings(base_settings: Settings,
         assert status == 400 and "later" in error["error"]
 
 
+@pytest.mark.services
 def test_without_a_database_the_endpoint_says_so(base_settings: Settings) -> None:
     with WebServer(base_settings, DashboardSettings(port=0), static_dir=web_root()) as web:
         status, error = get(f"{web.url}api/history?district=harbour&name=pm25")

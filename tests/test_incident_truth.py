@@ -20,12 +20,11 @@ from typer.testing import CliRunner
 from alerts.lifecycle import IncidentEvent, replay
 from cityheart.cli import app
 from cityheart.runtime.servers import start_kafka_broker
-from connectors.kafka import ReliableProducer, create_topics
+from connectors.kafka import create_topics
 from connectors.tokens import Claims, verify_token
-from models.readings import Reading, encode
 from settings.config import Settings
-from tests.conftest import CONFIG
-from tests.dispatch_support import dispatch_stack
+from tests.support import CONFIG
+from tests.support.dispatch import dispatch_stack, raise_pollution
 from tests.test_dispatch_api import SECRET, call, token, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
@@ -39,13 +38,7 @@ def authenticate(text: str) -> Claims:
 
 def pollution(settings: Settings, district: str) -> None:
     """PM2.5 far over the critical level in ``district`` (seconds ago): an incident."""
-    start = (time.time() // 10) * 10 - 30
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for n, value in enumerate((180.0, 200.0, 220.0)):
-        reading = Reading(f"pm25-{district}-{n}", district, "pm25", value, "ug/m3", start + 5 + n)
-        producer.produce(settings.kafka.topics.readings, encode(reading),
-                         key=reading.device_id.encode())
-    producer.flush(15)
+    raise_pollution(settings, district, devices=f"pm25-{district}")
 
 
 @contextmanager

@@ -22,11 +22,12 @@ from connectors.kafka import (
     SEEN,
     GapGuard,
     GaplessConsumer,
-    ReliableProducer,
+    KafkaRecord,
     create_topics,
     tail_consumer,
 )
-from tests.conftest import unique
+from tests.support import unique
+from tests.support.kafka import produce
 
 pytestmark = pytest.mark.timeout(60)
 services = pytest.mark.services
@@ -76,10 +77,8 @@ def reader_of_new_topic(
     """A topic holding records "0" .. ``count - 1``, and a tail_consumer of it (closed after)."""
     topic = unique("gaps")
     create_topics(bootstrap, [topic], partitions)
-    producer = ReliableProducer(bootstrap, linger_ms=5)
-    for seq in range(count):
-        producer.produce(topic, str(seq).encode(), key=f"device-{seq % 7}".encode())
-    producer.flush(10)
+    produce(bootstrap, [KafkaRecord(f"device-{seq % 7}".encode(), str(seq).encode())
+                        for seq in range(count)], topic=topic, flush_s=10)
     consumer = tail_consumer(bootstrap, [topic])
     try:
         yield topic, consumer

@@ -31,7 +31,7 @@ from connectors.metrics import serve_metrics
 from models.timefmt import iso
 from settings.config import Settings
 from settings.loader import load
-from tests.support import write_config
+from tests.support import wait_until, write_config
 from tests.test_bridge import Device, reading
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,14 +59,17 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def scrape_until(url: str, condition: Callable[[Samples], bool], timeout: float = 30) -> Samples:
     """Scrape ``url`` until ``condition`` holds; fail with the last scrape after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(url)
-        if condition(samples):
-            return samples
-        ours = {k: v for k, v in samples.items() if k[0].startswith("cityheart_")}
-        assert time.monotonic() < deadline, f"condition not met; cityheart samples: {ours}"
-        time.sleep(0.1)
+    last: list[Samples] = []
+
+    def met() -> Samples | None:
+        last[:] = [scrape(url)]
+        return last[0] if condition(last[0]) else None
+
+    def seen() -> str:
+        ours = {k: v for k, v in last[0].items() if k[0].startswith("cityheart_")}
+        return f"the metrics condition; cityheart samples: {ours}"
+
+    return wait_until(met, timeout, seen, every=0.1)
 
 
 def with_metrics_port(settings: Settings, port: int | None) -> Settings:
@@ -132,14 +135,16 @@ def test_bridge_process_counts_readings_in_and_dead_letters_by_reason(
 def wait_for_metrics_url(log: Path, component: str, process: subprocess.Popen) -> str:
     """The /metrics URL a component logged at start (it listens on a free port)."""
     pattern = re.compile(rf"{component}: metrics at (http://\S+/metrics)")
-    deadline = time.monotonic() + 30
-    while True:
+
+    def logged() -> str | None:
         text = log.read_text(errors="replace")
         if (found := pattern.search(text)) and "subscribed to" in text:
             return found.group(1)
         assert process.poll() is None, f"{component} exited:\n{text}"
-        assert time.monotonic() < deadline, f"no metrics URL in {log}:\n{text}"
-        time.sleep(0.05)
+        return None
+
+    return wait_until(logged, 30, lambda: f"a metrics URL in {log}:\n"
+                                          f"{log.read_text(errors='replace')}")
 
 
 # -- feed ------------------------------------------------------------------------------------

@@ -276,6 +276,7 @@ def mosquitto_on(port: int, workdir: Path, persistence_dir: Path | None = None) 
     return child
 
 
+@pytest.mark.services
 def test_publisher_carries_on_through_a_broker_restart(tmp_path: Path) -> None:
     port = free_port()
     url = f"mqtt://127.0.0.1:{port}"

@@ -26,7 +26,7 @@ from connectors.storage.sinks import PostgresSink
 from models.errors import ConnectorError
 from models.readings import Reading
 from models.timefmt import iso
-from tests.storage_support import T0, readings
+from tests.support.storage import T0, readings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -213,6 +213,7 @@ def test_the_bytewax_sink_stores_a_flow_output_once_across_a_replay(database_url
     assert count(database_url, "readings") == len(batch)
 
 
+@pytest.mark.services
 @pytest.mark.timeout(180)
 def test_nothing_is_lost_when_the_database_stops_for_a_while() -> None:
     import shutil
@@ -258,6 +259,7 @@ def test_nothing_is_lost_when_the_database_stops_for_a_while() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.services
 def test_the_embedded_server_keeps_its_history_across_restarts() -> None:
     import shutil
     import tempfile
@@ -303,6 +305,7 @@ def test_options_come_from_the_config_block_and_hide_the_password() -> None:
         StorageOptions(url="mysql://h/db")
 
 
+@pytest.mark.services
 @pytest.mark.timeout(180)
 def test_a_flow_waits_out_a_database_outage_and_stores_everything_once() -> None:
     import logging

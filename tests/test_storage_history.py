@@ -22,8 +22,8 @@ from connectors.storage.rows import (
     vitals_topic_row,
 )
 from models.timefmt import iso
-from tests.conftest import CONFIG
-from tests.storage_support import DAY, T0, buckets, points, readings, same_points
+from tests.support import CONFIG
+from tests.support.storage import DAY, T0, buckets, points, readings, same_points
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -22,9 +22,9 @@ import pytest
 
 from connectors.storage import Storage, StorageOptions
 from connectors.storage.rows import reading_row
-from tests.storage_support import DAY, T0, buckets, points, readings, same_points
+from tests.support.storage import DAY, T0, buckets, points, readings, same_points
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parent.parent
 PGLITE = ROOT / "tests" / "pglite"

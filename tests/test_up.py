@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from cityheart.runtime.servers import free_port
-from tests.support import FeedRecorder, shipped_config
+from tests.support import FeedRecorder, shipped_config, wait_until
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,21 +33,16 @@ def alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
-def wait_for_row(url: str, alert_id: str, timeout: float) -> tuple | None:
-    """The (district, kind) of the stored alert, once the recorder has written it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(url, connect_timeout=5) as conn:
-                row = conn.execute(
-                    "SELECT district, kind FROM alerts WHERE id = %s", (alert_id,)
-                ).fetchone()
-        except psycopg.Error:
-            row = None  # the schema may not exist yet
-        if row is not None:
-            return tuple(row)
-        time.sleep(0.2)
-    return None
+def stored_alert(url: str, alert_id: str) -> tuple | None:
+    """The (district, kind) of the stored alert, or None while the recorder has not written it."""
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT district, kind FROM alerts WHERE id = %s", (alert_id,)
+            ).fetchone()
+    except psycopg.Error:
+        return None  # the schema may not exist yet
+    return None if row is None else tuple(row)
 
 
 def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -82,7 +77,8 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
             alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
             assert alert["district"] == "industrial-east" and alert["kind"] == "pm25"
             feed.wait_for(lambda m: m["type"] == "vital", timeout=30)
-        stored = wait_for_row(config["database"]["url"], alert["id"], timeout=60)
+        stored = wait_until(lambda: stored_alert(config["database"]["url"], alert["id"]), 60,
+                            "the recorder to store the alert", every=0.2)
         assert stored == ("industrial-east", "pm25"), "the recorder kept the alert in history"
     finally:
         started = time.monotonic()

@@ -20,8 +20,9 @@ from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.tokens import Claims
 from settings.config import Settings
-from tests.dispatch_support import raise_pollution
 from tests.support import write_config
+from tests.support.dispatch import raise_pollution
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -56,15 +57,6 @@ def run_up(settings: Settings, root: Path, run: int) -> Iterator[tuple[RunningCi
             storage.close()
 
 
-def wait_for(condition, timeout: float, what: str):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"{what} within {timeout:g} s")
-
-
 def readings_in(bootstrap: str, topic: str, wanted: int) -> list[bytes]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "restart-check",
                          "enable.auto.commit": False})
@@ -87,8 +79,8 @@ def test_an_incident_of_the_first_run_can_be_acknowledged_after_a_restart(
         assert city.kafka_storage == "durable"
         assert city.flow_recovery == (tmp_path / "kafka" / "flow-recovery").resolve()
         raise_pollution(first)
-        opened = wait_for(lambda: storage.history.incidents(states=["open"]), 90,
-                          "the first run opened no incident")
+        opened = wait_until(lambda: storage.history.incidents(states=["open"]), 90,
+                            "an incident opened by the first run", every=0.2)
     # a second `up`: new ports, the same data directories
     second = durable_city(base_settings, tmp_path)
     with run_up(second, tmp_path, 2) as (city, storage):

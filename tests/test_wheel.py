@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 # about a minute alone; the install takes several when the machine is shared and loaded
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(900)]

@@ -5,6 +5,9 @@
     out.vitals        # the window records' JSON values, in the order the flow wrote them
     out.at("aqi", T)  # harbour's AQI indicator record of the window that starts at T
 
+    raw = run_flow_records(settings, items, recovery=RecoveryConfig(str(tmp_path)))
+    raw.vitals        # the records as the Kafka sinks would write them (to an ABORT, if any)
+
 The clock stands still unless the test moves it (a callable the source may advance as the
 readings arrive), so event time alone moves the watermarks.
 """
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
+from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
@@ -24,7 +29,7 @@ from models.readings import Reading, encode
 from models.timefmt import iso
 from settings.config import Settings
 
-__all__ = ["FlowOutputs", "reading_record", "run_flow"]
+__all__ = ["FlowOutputs", "FlowRecords", "reading_record", "run_flow", "run_flow_records"]
 
 
 def reading_record(ts: float, value: float, *, device: str = "pm-1", district: str = "harbour",
@@ -59,25 +64,51 @@ class FlowOutputs:
         return record
 
 
-def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
-             batch_size: int = 1, dead_letters: list[Any] | None = None) -> FlowOutputs:
-    """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
-    to the end of its input; ``dead_letters`` (optional) feeds its dead-letter source."""
-    vitals: list[KafkaRecord] = []
-    alerts: list[KafkaRecord] = []
-    out = FlowOutputs()
+@dataclass
+class FlowRecords:
+    """What one run of the flow wrote, as the records its Kafka sinks would have produced."""
+
+    vitals: list[KafkaRecord] = field(default_factory=list)
+    alerts: list[KafkaRecord] = field(default_factory=list)
+    incidents: list[KafkaRecord] = field(default_factory=list)
+    dead: list[KafkaRecord] = field(default_factory=list)
+
+
+def run_flow_records(settings: Settings, items: Iterable[Any], *,
+                     clock: Callable[[], float] | None = None, batch_size: int = 1,
+                     dead_letters: list[Any] | None = None,
+                     recovery: RecoveryConfig | None = None,
+                     epoch_interval: timedelta | None = None) -> FlowRecords:
+    """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT()) to
+    the end of its input, or to an ABORT; the records it wrote.
+
+    ``clock`` is the flow's (None: the wall clock); ``dead_letters`` (optional) feeds its
+    dead-letter source; ``recovery`` and ``epoch_interval`` go to ``run_main`` (a second run
+    with the same recovery resumes from the snapshot the first left at its ABORT).
+    """
+    out = FlowRecords()
     flow = build_flow(
         settings,
         source=TestingSource(items, batch_size=batch_size),
-        vitals_sink=TestingSink(vitals),
-        alerts_sink=TestingSink(alerts),
+        vitals_sink=TestingSink(out.vitals),
+        alerts_sink=TestingSink(out.alerts),
         incidents_sink=TestingSink(out.incidents),
         dead_letter_sink=TestingSink(out.dead),
         dead_letter_source=None if dead_letters is None else TestingSource(dead_letters),
         clock=clock,
     )
-    run_main(flow)
-    for record in vitals:
+    run_main(flow, epoch_interval=epoch_interval, recovery_config=recovery)
+    return out
+
+
+def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
+             batch_size: int = 1, dead_letters: list[Any] | None = None) -> FlowOutputs:
+    """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
+    to the end of its input; ``dead_letters`` (optional) feeds its dead-letter source."""
+    records = run_flow_records(settings, items, clock=clock, batch_size=batch_size,
+                               dead_letters=dead_letters)
+    out = FlowOutputs(incidents=records.incidents, dead=records.dead)
+    for record in records.vitals:
         value = orjson.loads(record.value)
         if value.get("record") == "indicator":
             out.indicators.append(value)
@@ -85,6 +116,6 @@ def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], fl
         else:
             out.vitals.append(value)
             out.vital_keys.append(record.key)
-    out.alerts = [orjson.loads(r.value) for r in alerts]
-    out.alert_keys = [r.key for r in alerts]
+    out.alerts = [orjson.loads(r.value) for r in records.alerts]
+    out.alert_keys = [r.key for r in records.alerts]
     return out

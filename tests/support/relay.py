@@ -1,103 +1,18 @@
-"""Helpers the push-feed tests share: the real feed in a thread, a network you can cut, records.
+"""A TCP relay on loopback that a test can cut, as a network failure would.
 
     with FeedThread(settings, heartbeat_s=0.2) as feed, CuttableRelay(feed.port) as relay:
         url = f"ws://127.0.0.1:{relay.port}{settings.feed.path}"
         ...                       # clients connect through the relay
         relay.cut()               # every relayed connection drops, as on a dead network
         relay.cut(refuse=True)    # ... and new ones are refused until relay.reopen()
-
-    thread = FeedThread(settings)  # or by hand, so that a test can restart the feed
-    thread.start(); thread.stop(); thread.start()
-
-``produce`` writes ``(channel, key, value)`` records (channel "vitals" or "alerts") into the
-test's own topics, as the flow does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
-from connectors.feed.server import FeedServer
-from connectors.kafka import ReliableProducer
-from settings.config import Settings
-
-__all__ = ["CuttableRelay", "FeedThread", "produce"]
-
-
-def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
-    """Write ``(channel, key, value)`` records to the ``vitals``/``alerts`` topics and flush."""
-    topics = {"vitals": settings.kafka.topics.vitals, "alerts": settings.kafka.topics.alerts}
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for channel, key, value in records:
-        producer.produce(topics[channel], value, key=key)
-    producer.flush(15)
-
-
-class FeedThread:
-    """The real FeedServer (``options`` go to it) on its own thread and event loop.
-
-    As a context manager it starts the feed and gives the running :class:`FeedServer`;
-    ``start()`` and ``stop()`` do the same by hand, as often as a test needs (each start is a
-    new server, with a new epoch, in ``server``).
-    """
-
-    def __init__(self, settings: Settings, **options: Any) -> None:
-        self.settings, self.options = settings, options
-        self.server: FeedServer | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._failure: BaseException | None = None
-
-    def __enter__(self) -> FeedServer:
-        self.start()
-        assert self.server is not None
-        return self.server
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.running:
-            self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
-    def start(self) -> None:
-        """Start a new feed server; return once it listens (or raise why it did not start)."""
-        assert not self.running, "the feed is already running"
-        ready = threading.Event()
-        self.server, self._failure = None, None
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(60), "the feed did not start within 60 s"
-        if self._failure is not None:
-            self._thread.join(30)
-            self._thread = None
-            raise self._failure
-
-    def stop(self) -> None:
-        """Stop the feed server and wait for its thread to end."""
-        assert self._loop is not None and self._stop is not None and self._thread is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the feed did not stop within 30 s"
-        self._thread = None
-
-    def _run(self, ready: threading.Event) -> None:
-        try:
-            asyncio.run(self._main(ready))
-        except BaseException as exc:  # handed to the test thread
-            self._failure = exc
-            ready.set()
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with FeedServer(self.settings, **self.options) as server:
-            self.server = server
-            ready.set()
-            await self._stop.wait()
+__all__ = ["CuttableRelay"]
 
 
 class CuttableRelay:

@@ -25,15 +25,16 @@ from cityheart.dashboard import history_query, web_root
 from cityheart.runtime.servers import spawn
 from cityheart.services.dispatch import DispatchService
 from connectors.command_bus import CommandBus
-from connectors.kafka import ReliableProducer
+from connectors.kafka import KafkaRecord
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.tokens import Claims
 from connectors.web_server import DashboardSettings, WebServer
 from models.readings import Reading, encode
 from settings.config import Settings
-from tests.feed_support import FeedThread
-from tests.support import write_config
+from tests.support.config import write_config
+from tests.support.feed import FeedThread
+from tests.support.kafka import produce
 
 __all__ = ["dispatch_stack", "raise_pollution"]
 
@@ -84,13 +85,13 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
         storage.close()
 
 
-def raise_pollution(settings: Settings) -> None:
-    """PM2.5 far over the critical level in industrial-east: an alert, then an incident."""
+def raise_pollution(settings: Settings, district: str = "industrial-east", *,
+                    devices: str = "pm25-ie") -> None:
+    """PM2.5 far over the critical level in ``district`` (seconds ago, from the devices
+    ``<devices>-0`` to ``-2``): an alert, then an incident."""
     start = (time.time() // 10) * 10 - 30
-    producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
-    for n, value in enumerate((180.0, 200.0, 220.0)):
-        reading = Reading(f"pm25-ie-{n}", "industrial-east", "pm25", value, "ug/m3",
-                          start + 5 + n)
-        producer.produce(settings.kafka.topics.readings, encode(reading),
-                         key=reading.device_id.encode())
-    producer.flush(15)
+    readings = [Reading(f"{devices}-{n}", district, "pm25", value, "ug/m3", start + 5 + n)
+                for n, value in enumerate((180.0, 200.0, 220.0))]
+    produce(settings.kafka.bootstrap,
+            [KafkaRecord(r.device_id.encode(), encode(r)) for r in readings],
+            topic=settings.kafka.topics.readings)
