@@ -3,7 +3,7 @@ their role, in a real browser.
 
 Debian's chromium driven by playwright; a real provider on loopback (tests/oidc_provider.py:
 login page, authorization code flow with PKCE, JWKS); behind the page the incident path of
-tests/dispatch_support.py (Tansu, PostgreSQL, the flow and the recorder as children, the feed
+tests/support/dispatch.py (Tansu, PostgreSQL, the flow and the recorder as children, the feed
 and the dashboard's server in this process), configured with ``auth.oidc`` and no local secret:
 only the provider's tokens are accepted.
 """
@@ -19,10 +19,10 @@ import pytest
 
 from cityheart.token import token_check
 from settings.config import Settings
-from tests.browser_support import LAPTOP, chromium
-from tests.browser_support import Screen as BrowserScreen
-from tests.dispatch_support import dispatch_stack, raise_pollution
 from tests.oidc_provider import OidcProvider, User
+from tests.support.browser import LAPTOP, chromium
+from tests.support.browser import Screen as BrowserScreen
+from tests.support.dispatch import dispatch_stack, raise_pollution
 from tests.test_oidc import oidc_settings, with_oidc
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]

@@ -19,8 +19,8 @@ from connectors.feed.asyncapi import DATA_TYPES, asyncapi, message_schemas
 from connectors.feed.client import DATA_TYPES as CLIENT_DATA_TYPES
 from connectors.feed.protocol import ERROR_CODES
 from settings.config import Settings
-from tests.feed_support import FeedThread
-from tests.feed_support import produce as produce_feed
+from tests.support.feed import FeedThread
+from tests.support.feed import produce as produce_feed
 from tests.test_feed import T0, alert, vital
 from tests.test_feed_incidents import incident_history
 from tests.test_feed_incidents import produce as produce_incidents
