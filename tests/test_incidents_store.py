@@ -21,7 +21,7 @@ from flows.incidents import IncidentOutputs
 from flows.recorder import build_recorder_flow
 from models.timefmt import iso
 from settings.config import Settings
-from tests.test_flow import CONFIG
+from tests.support import CONFIG
 
 pytestmark = pytest.mark.timeout(120)
 
