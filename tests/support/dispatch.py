@@ -86,10 +86,11 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
 
 
 def raise_pollution(settings: Settings, district: str = "industrial-east", *,
-                    devices: str = "pm25-ie") -> None:
-    """PM2.5 far over the critical level in ``district`` (seconds ago, from the devices
-    ``<devices>-0`` to ``-2``): an alert, then an incident."""
-    start = (time.time() // 10) * 10 - 30
+                    devices: str = "pm25-ie", start: float | None = None) -> None:
+    """PM2.5 far over the critical level in ``district`` (in the 10-s window that begins at
+    ``start``, by default 30 s ago; from the devices ``<devices>-0`` to ``-2``): an alert, then
+    an incident."""
+    start = (time.time() // 10) * 10 - 30 if start is None else start
     readings = [Reading(f"{devices}-{n}", district, "pm25", value, "ug/m3", start + 5 + n)
                 for n, value in enumerate((180.0, 200.0, 220.0))]
     produce(settings.kafka.bootstrap,
