@@ -5,7 +5,7 @@
 
 The channels, filters and error codes come from :mod:`connectors.feed.protocol`, so the document
 lists what the code accepts; each message payload is a JSON Schema (draft 7) that the feed tests
-check every message they receive against (``tests/test_feed_asyncapi.py``).
+check every message they receive against (``tests/connectors/test_feed_asyncapi.py``).
 """
 
 from __future__ import annotations
