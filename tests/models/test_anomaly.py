@@ -21,6 +21,8 @@ from models.anomaly import KINDS, AnomalyDetector, DetectorParams, InvalidDetect
 from models.anomaly.baselines import SlotProfile
 from models.anomaly.calibration import TailCalibrator
 
+DATA = Path(__file__).resolve().parents[1] / "data"  # tests/data
+
 STEP = 300.0
 PER_DAY = 288
 START = 8 * PER_DAY + 100          # day 8, 08:20 UTC
@@ -301,7 +303,7 @@ def test_the_range_is_judged_only_after_a_whole_day() -> None:
 def test_a_snapshot_from_before_sustained_surprise_and_alert_rate_resumes_and_gains_them() -> None:
     # written by version 07ebe53 after the first 2000 points of seasonal(1), before the sustained
     # surprise, the alert rate and the outlier share (with its calibrator) existed
-    snapshot = (Path(__file__).resolve().parents[1] / "data" / "detector-07ebe53.pickle").read_bytes()
+    snapshot = (DATA / "detector-07ebe53.pickle").read_bytes()
     detector = pickle.loads(snapshot)
     assert detector.seen == 2000 and detector.params.memory == 2000   # its own parameters
     assert detector.params.sustain_nats == DetectorParams().sustain_nats   # new ones: defaults
@@ -318,7 +320,7 @@ def test_a_snapshot_kept_by_hand_before_river_stats_resumes_with_the_same_scores
     # after the first 2000 points of the series below; that version then scored the other 880
     # points with one alert, at 404, scoring 0.7674061833994689, and scores summing to
     # 3.3949127467469236
-    snapshot = (Path(__file__).resolve().parents[1] / "data" / "detector-23e4e5f.pickle").read_bytes()
+    snapshot = (DATA / "detector-23e4e5f.pickle").read_bytes()
     detector = pickle.loads(snapshot)
     assert detector.seen == 2000
     scores = [r.score for r in run(spike(sag(seasonal(2), 3.0, hours=8.0), 40.0)[2000:], detector)]
