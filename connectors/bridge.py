@@ -12,8 +12,8 @@ may therefore reach Kafka twice after a crash; downstream keys make that harmles
 
 Valid readings go to the readings topic (key = device_id, value = models.readings.encode). A
 payload that cannot become a reading goes to the dead-letter topic with its original bytes and
-the reason in headers (reason, detail, mqtt_topic, received_at, source=bridge). Nothing is
-dropped silently.
+the reason in headers (:mod:`connectors.dead_letters`: reason, detail, mqtt_topic, received_at,
+source=bridge). Nothing is dropped silently.
 
 Hostile or broken devices: each device (MQTT topic) has a token bucket (``mqtt.rate_limit``,
 :class:`connectors.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
@@ -44,6 +44,7 @@ from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from connectors.dead_letters import dead_letter_headers
 from connectors.kafka import ReliableProducer, create_topics
 from connectors.metrics import (
     BRIDGE_ACKNOWLEDGED,
@@ -54,9 +55,9 @@ from connectors.metrics import (
 from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.readings import ReadingParser, encode
-from models.timefmt import iso
+from models.readings import encode
 from settings.config import MqttSettings, Settings
+from settings.params import reading_parser
 
 __all__ = ["Bridge", "BridgeStats", "member_client_id", "run_bridge", "subscription"]
 
@@ -102,13 +103,7 @@ class Bridge:
         self._filter = subscription(settings.mqtt)
         self._topics = settings.kafka.topics
         self._clock = clock
-        self._parser = ReadingParser(
-            settings.kinds,
-            settings.district_ids(),
-            topic_prefix=settings.mqtt.topic_prefix,
-            max_future_s=settings.flow.max_future_s,
-            max_payload_bytes=settings.mqtt.max_payload_bytes,
-        )
+        self._parser = reading_parser(settings)
         self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
         self._keep_bytes = settings.mqtt.max_payload_bytes  # of a dead letter's payload
         limit = settings.mqtt.rate_limit
@@ -258,13 +253,8 @@ class Bridge:
                 f"{len(payload)} bytes"
             )
             payload = payload[: self._keep_bytes]
-        headers = [
-            ("reason", exc.reason.encode()),
-            ("detail", detail.encode()),
-            ("mqtt_topic", topic.encode()),
-            ("received_at", iso(self._clock()).encode()),
-            ("source", b"bridge"),
-        ]
+        headers = dead_letter_headers(exc.reason, detail, mqtt_topic=topic.encode(),
+                                      received_at=self._clock(), source="bridge")
         self._producer.produce(
             self._topics.dead_letter,
             payload,
