@@ -111,9 +111,10 @@ def run_flow(
     restored = reconcile_incidents(settings, write=not process_id)
     flow = build_kafka_flow(settings, restored=restored)
     log.info(
-        "flow: %s -> %s (windows and indicators), %s (dead letters %s, read back for "
-        "out-of-range devices) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",
-        topics.readings, topics.vitals, topics.alerts, topics.dead_letter, kafka.bootstrap,
+        "flow: %s (and the bridge's rejections, %s) -> %s (windows and indicators), %s "
+        "(dead letters %s) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",
+        topics.readings, topics.rejected, topics.vitals, topics.alerts, topics.dead_letter,
+        kafka.bootstrap,
         flow_settings.workers, flow_settings.window_s, settings.indicators.aqi.standard,
         flow_settings.recovery_dir or "off",
     )

@@ -13,7 +13,10 @@ may therefore reach Kafka twice after a crash; downstream keys make that harmles
 Valid readings go to the readings topic (key = device_id, value = models.readings.encode). A
 payload that cannot become a reading goes to the dead-letter topic with its original bytes and
 the reason in headers (:mod:`connectors.dead_letters`: reason, detail, mqtt_topic, received_at,
-source=bridge). Nothing is dropped silently.
+source=bridge). Nothing is dropped silently. A reading refused as out of range is also written
+to the rejections topic as a :class:`~models.vitals.records.Rejection` record (district, kind,
+device, ts; key = device_id), which the flow counts against the device's health: its MQTT
+message is acknowledged once Kafka has both records.
 
 Hostile or broken devices: each device (MQTT topic) has a token bucket (``mqtt.rate_limit``,
 :class:`connectors.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
@@ -33,6 +36,7 @@ member, so it may send up to ``bridge_processes`` times its limit.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -56,6 +60,7 @@ from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
 from models.readings import encode
+from models.vitals.devices import encode_rejection, rejection_from_payload
 from settings.config import MqttSettings, Settings
 from settings.params import reading_parser
 
@@ -231,6 +236,8 @@ class Bridge:
         try:
             reading = self._parser.parse(payload, topic, self._clock())
         except InvalidReading as exc:
+            if exc.reason == "out_of_range":
+                acknowledge = self._rejected(exc, topic, acknowledge)
             self._dead_letter(exc, topic, acknowledge)
             return
         self._producer.produce(
@@ -241,6 +248,23 @@ class Bridge:
         )
         self.stats.forwarded += 1
         READINGS_INGESTED.inc()
+
+    def _rejected(self, exc: InvalidReading, topic: str, acknowledge: Any) -> Any:
+        """Write the Rejection record of an out-of-range reading; the acknowledgement to give
+        its dead letter (the MQTT message is acknowledged once both are delivered)."""
+        # the parser checked the topic before the range: <prefix>/<district>/<kind>/<device>
+        rejection = rejection_from_payload(topic.split("/")[1], exc.payload)
+        if rejection is None:
+            return acknowledge
+        delivered = itertools.count(1)
+
+        def on_delivered() -> None:
+            if next(delivered) == 2:
+                acknowledge()
+
+        self._producer.produce(self._topics.rejected, encode_rejection(rejection),
+                               key=rejection.device_id.encode(), on_delivered=on_delivered)
+        return on_delivered
 
     def _dead_letter(self, exc: InvalidReading, topic: str, acknowledge: Any) -> None:
         self.stats.dead_lettered += 1
@@ -301,7 +325,8 @@ def run_bridge(settings: Settings, *, index: int = 0) -> None:
     then stop it cleanly."""
     topics = settings.kafka.topics
     create_topics(
-        settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
+        settings.kafka.bootstrap, [topics.readings, topics.dead_letter, topics.rejected],
+        settings.kafka.partitions,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

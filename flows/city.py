@@ -3,7 +3,7 @@
 
     flow = build_flow(settings, source=kafka_source(...), vitals_sink=KafkaRecordSink(...),
                       alerts_sink=..., incidents_sink=..., dead_letter_sink=...,
-                      dead_letter_source=..., clock=time.time)
+                      rejection_source=..., clock=time.time)
 
 or from the command line (topics must exist; config.yaml plus the CITYHEART_* environment
 overrides, see :func:`build_from_config`)::
@@ -33,11 +33,14 @@ stateful ones and the inputs keep theirs):
 is given: the incidents topic read back)
     anomaly incidents resolved as false alarms, for the district's detectors
     (:mod:`alerts.feedback`, :meth:`flows.anomaly.Detectors.on_feedback`).
-``read_dead_letters`` → ``out_of_range_rejections`` → ``merge_rejections`` (when a dead-letter
-source is given)
-    the bridge dead-letters out-of-range readings before they reach ``readings``; their
-    dead letters (reason ``out_of_range``, source ``bridge``) become Rejections, so a device
-    that sends nonsense counts as unhealthy instead of merely quiet.
+``read_rejections`` → ``decode_rejections`` → ``merge_rejections`` (when a rejection source is
+given)
+    the bridge refuses out-of-range readings before they reach ``readings``; besides their dead
+    letter it writes each as a Rejection record to the rejections topic, which count against
+    the device's health (a device that sends nonsense counts as unhealthy instead of merely
+    quiet). A topic of their own: the flow reads only these, never the dead letters (a flood
+    of garbage costs it nothing), decodes each once, and its position in the topic rides in
+    the recovery snapshot with the districts' state, so each counts once in effect.
 ``split_refused``
     refused readings to the sinks, the rest on.
 ``key_by_district`` → ``district_vitals``
@@ -140,7 +143,7 @@ def build_flow(
     alerts_sink: Sink,
     incidents_sink: Sink,
     dead_letter_sink: Sink,
-    dead_letter_source: Source | None = None,
+    rejection_source: Source | None = None,
     commands_source: Source | None = None,
     incident_log_source: Source | None = None,
     clock: Clock | None = None,
@@ -152,8 +155,8 @@ def build_flow(
     ``source`` yields messages with ``key``, ``value`` (bytes) and ``headers`` attributes (a
     Kafka source, or :class:`~connectors.kafka.KafkaRecord` items in tests); the sinks take
     KafkaRecords (see :class:`Sinks`).
-    ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
-    the bridge's out-of-range ones count against their devices' health.
+    ``rejection_source`` (optional) yields the rejections topic's messages: the readings the
+    bridge refused as out of range, which count against their devices' health.
     ``commands_source`` (optional) yields the ``commands`` topic's messages: people's actions
     on incidents. ``incident_log_source`` (optional) yields the ``incidents`` topic's messages
     again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
@@ -168,7 +171,7 @@ def build_flow(
     clock = clock or time.time
     flow = Dataflow("city")
     incident_log = _input(flow, "read_incident_log", incident_log_source)
-    parts, refused = ingest(flow, settings, source, clock, dead_letter_source, incident_log)
+    parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log)
     published, raised = vitals(settings, parts, clock)
     alerts = route_alerts(settings.incidents.routing, raised)
     commands = _input(flow, "read_commands", commands_source)
@@ -181,7 +184,7 @@ def build_flow(
 
 def ingest(
     flow: Dataflow, settings: Settings, source: Source, clock: Clock,
-    dead_letter_source: Source | None = None, incident_log: Stream[Any] | None = None,
+    rejection_source: Source | None = None, incident_log: Stream[Any] | None = None,
 ) -> tuple[Stream[Any], Stream[Refused]]:
     """Readings in: partial windows, rejections and (with anomaly detection and an incident
     log) detector feedback for the districts; and the readings the flow refused."""
@@ -189,11 +192,9 @@ def ingest(
     parse = ParseBatch(reading_parser(settings), settings.flow.window_s,
                        vitals_params(settings).decibel_kinds, clock)
     parsed = op.flat_map_batch("parse_reading", messages, parse)
-    if dead_letter_source is not None:
-        letters = op.input("read_dead_letters", flow, dead_letter_source)
-        rejections = op.flat_map_batch(
-            "out_of_range_rejections", letters, Rejections(settings.mqtt.topic_prefix)
-        )
+    if rejection_source is not None:
+        records = op.input("read_rejections", flow, rejection_source)
+        rejections = op.flat_map_batch("decode_rejections", records, Rejections())
         parsed = op.merge("merge_rejections", parsed, rejections)
     if incident_log is not None and settings.anomaly.enabled:
         feedback = op.flat_map_batch("detector_feedback", incident_log, Feedback())
@@ -282,7 +283,7 @@ def build_kafka_flow(
         alerts_sink=KafkaRecordSink(kafka.bootstrap, topics.alerts),
         incidents_sink=KafkaRecordSink(kafka.bootstrap, topics.incidents),
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
-        dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
+        rejection_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.rejected])),
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
         clock=clock,

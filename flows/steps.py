@@ -33,7 +33,7 @@ from models.errors import InvalidReading
 from models.readings import ReadingParser
 from models.timefmt import iso
 from models.vitals.city import CityState, CityVitals
-from models.vitals.devices import rejection_from_dead_letter, rejection_from_reading
+from models.vitals.devices import decode_rejection, rejection_from_reading
 from models.vitals.district import DistrictProgress, DistrictState, DistrictVitals, DistrictWindow
 from models.vitals.records import CITY, IndicatorRecord, Rejection
 from models.windows import Window, preaggregate
@@ -94,16 +94,13 @@ class ParseBatch:
 
 
 class Rejections:
-    """``out_of_range_rejections``: the bridge's out-of-range dead letters, for device health."""
-
-    def __init__(self, topic_prefix: str) -> None:
-        self._prefix = topic_prefix
+    """``decode_rejections``: the bridge's rejection records (its out-of-range refusals), for
+    device health; a record that is not one is skipped."""
 
     def __call__(self, messages: list[Any]) -> list[Rejection]:
         out = []
         for message in messages:
-            headers = getattr(message, "headers", None)
-            rejection = rejection_from_dead_letter(message.value or b"", headers, self._prefix)
+            rejection = decode_rejection(message.value or b"")
             if rejection is not None:
                 out.append(rejection)
         return out
@@ -129,7 +126,7 @@ class Feedback:
 class SlowWhenIdle(FixedPartitionedSource[Any, Any]):
     """A source whose partitions, when they have nothing, are asked again only after ``idle_s``.
 
-    Bytewax polls an empty source every millisecond; the dead-letter topic is usually empty and
+    Bytewax polls an empty source every millisecond; the rejections topic is usually empty and
     its out-of-range counts are judged over an hour, so polling it a few times a second is
     plenty and saves the flow a busy loop.
     """

@@ -60,9 +60,10 @@ class FlowOutputs:
 
 
 def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
-             batch_size: int = 1, dead_letters: list[Any] | None = None) -> FlowOutputs:
+             batch_size: int = 1, rejections: list[Any] | None = None) -> FlowOutputs:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
-    to the end of its input; ``dead_letters`` (optional) feeds its dead-letter source."""
+    to the end of its input; ``rejections`` (optional: the bridge's rejection records) feeds
+    its rejection source."""
     vitals: list[KafkaRecord] = []
     alerts: list[KafkaRecord] = []
     out = FlowOutputs()
@@ -73,7 +74,7 @@ def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], fl
         alerts_sink=TestingSink(alerts),
         incidents_sink=TestingSink(out.incidents),
         dead_letter_sink=TestingSink(out.dead),
-        dead_letter_source=None if dead_letters is None else TestingSource(dead_letters),
+        rejection_source=None if rejections is None else TestingSource(rejections),
         clock=clock,
     )
     run_main(flow)

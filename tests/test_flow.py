@@ -165,8 +165,8 @@ def test_the_flow_from_config_has_stable_step_ids() -> None:
     # ids name the steps in errors, metrics and recovery snapshots: renaming one breaks resumes
     flow = build_from_config(str(CONFIG))
     assert [step.step_name for step in flow.substeps] == [
-        "read_incident_log", "read_readings", "parse_reading", "read_dead_letters",
-        "out_of_range_rejections", "merge_rejections", "detector_feedback", "merge_feedback",
+        "read_incident_log", "read_readings", "parse_reading", "read_rejections",
+        "decode_rejections", "merge_rejections", "detector_feedback", "merge_feedback",
         "split_refused", "key_by_district",
         "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
         "merge_outputs", "split_vitals_alerts", "route_alerts", "read_commands", "tag_alerts",
