@@ -267,8 +267,8 @@ def incident_steps(
 
     def logic(resume: GroupingState | None) -> IncidentLogic[Any]:
         if not groupers:
-            log = log_id() if callable(log_id) else log_id
-            groupers.append(IncidentGrouper(settings, names, log=log))
+            event_log = log_id() if callable(log_id) else log_id
+            groupers.append(IncidentGrouper(settings, names, log=event_log))
         return IncidentLogic(groupers[0], IncidentEvents(), clock, resume, restored)
 
     logic_stream = op.stateful("incidents", keyed, logic)
