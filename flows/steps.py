@@ -88,7 +88,7 @@ class ParseBatch:
                     if rejection is not None:
                         out.append(rejection)
         if out:
-            log.debug("dead-lettered some of %d readings", len(messages))
+            log.debug("refused some of %d readings", len(messages))
         out.extend(preaggregate(readings, self._length, self._decibels))
         return out
 

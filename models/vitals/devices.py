@@ -23,7 +23,7 @@ runs). The rules are DeviceTracker's, at window granularity for stuck values:
 
     tracker = WindowedTracker()
     tracker.observe_run(run, params)                 # at window close, oldest window first
-    tracker.reject(ts, params)                       # a dead-lettered out_of_range reading
+    tracker.reject(ts, params)                       # a reading refused as out of range
     tracker.status("pm25-harbour-001", window_end, interval_s=10.0, params=params)
 """
 
