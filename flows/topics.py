@@ -9,17 +9,17 @@ functions here, so each topic's wire format is written once::
     dead_letter_record(Refused(...))                           # dead-letter topic
     IncidentOutputs(topics).records(IncidentChanged(...) or CommandResult(...))
 
-=====================  =============================================  ===========================
-event                  topic                                          key
-=====================  =============================================  ===========================
-WindowClosed           ``vitals`` (:func:`models.windows.vital_record`) ``<district>/<kind>``
-IndicatorUpdate        ``vitals`` (``IndicatorRecord.record``)         ``<district>/indicator:<i>``
-AlertRaised            ``alerts`` (``Alert.record`` + ``departments``) alert id
-Refused                dead letters (:mod:`connectors.dead_letters`)   the reading's key
-IncidentChanged        ``incidents`` and each department's dispatch    incident id
-                       queue (the event record + ``incident``)
-CommandResult          ``command_results``                            command id
-=====================  =============================================  ===========================
+- :class:`~flows.events.WindowClosed`: ``vitals`` (:func:`models.windows.vital_record`),
+  key ``<district>/<kind>``;
+- :class:`~flows.events.IndicatorUpdate`: ``vitals`` (``IndicatorRecord.record``), key
+  ``<district>/indicator:<indicator>``;
+- :class:`~flows.events.AlertRaised`: ``alerts`` (``Alert.record`` and ``departments``), key
+  the alert id;
+- :class:`~flows.events.Refused`: the dead-letter topic (original bytes, headers of
+  :mod:`connectors.dead_letters`), the reading's key;
+- :class:`~flows.events.IncidentChanged`: ``incidents`` and each routed department's dispatch
+  queue (the event record and ``incident``), key the incident id;
+- :class:`~alerts.commands.CommandResult`: ``command_results``, key the command id.
 """
 
 from __future__ import annotations
