@@ -37,15 +37,18 @@ def authenticate(text: str) -> Claims:
     return verify_token(text, secret=SECRET, now=time.time())
 
 
-def pollution(settings: Settings, district: str) -> None:
-    """PM2.5 far over the critical level in ``district`` (seconds ago): an incident."""
-    start = (time.time() // 10) * 10 - 30
+def pollution(settings: Settings, district: str, *, after: float = 0.0) -> float:
+    """PM2.5 far over the critical level in ``district`` (seconds ago): an incident. The
+    readings' window starts after ``after`` (a window of its own: the same window's alert has
+    the same id, a duplicate); returns its start."""
+    start = max((time.time() // 10) * 10 - 30, after + 10)
     producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
     for n, value in enumerate((180.0, 200.0, 220.0)):
         reading = Reading(f"pm25-{district}-{n}", district, "pm25", value, "ug/m3", start + 5 + n)
         producer.produce(settings.kafka.topics.readings, encode(reading),
                          key=reading.device_id.encode())
     producer.flush(15)
+    return start
 
 
 @contextmanager
@@ -112,7 +115,7 @@ def test_a_second_run_on_a_lost_kafka_keeps_one_truth(
     with dispatch_stack(settings, database_url, folder(tmp_path / "run1"),
                         authenticate=authenticate, clock=lambda: clock[0]) as stack:
         api = Api(stack.url, clock)
-        pollution(settings, "industrial-east")
+        polluted = pollution(settings, "industrial-east")
         pollution(settings, "harbour")
         first = wait_for(lambda: api.one("industrial-east"), 90, "run 1's incident")
         left_open = wait_for(lambda: api.one("harbour"), 90, "run 1's harbour incident")
@@ -129,7 +132,7 @@ def test_a_second_run_on_a_lost_kafka_keeps_one_truth(
         clock=lambda: clock[0],
     ) as stack:
         api = Api(stack.url, clock)
-        pollution(settings2, "industrial-east")
+        pollution(settings2, "industrial-east", after=polluted)
         second = wait_for(lambda: api.one("industrial-east"), 90, "run 2's incident")
         assert second["id"] != first["id"], "run 2 reused the id of run 1's incident"
 
