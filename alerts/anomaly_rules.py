@@ -24,32 +24,22 @@ adds ``expected``, ``low``/``high`` (the expected band), ``score``, ``detector``
 whose detector fired, :attr:`Observation.series`: what incidents and KPIs count false alarms
 by), ``evidence`` (what made the score: ``spike``, ``rare_values``, ``daily_pattern``, ...),
 ``scope`` (``"district"`` or ``"device"``) and ``device_id`` (or null). The id hashes (rule,
-district, kind, device, block start), so a replay yields the same ids.
+district, kind, device, block start: :meth:`~alerts.rules.Alert.new`), so a replay yields the
+same ids.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from alerts.rules import Alert, Severity
+from alerts.rules import Alert, AnomalyFacts, Severity, anomaly_alert_id
 from models.anomaly import AnomalyDetector, DetectorParams, RiverDetector, Scored
-from models.timefmt import iso
 from models.windows import Window
 from settings.anomaly import AnomalySettings
 from settings.config import Kind
 
-__all__ = ["AnomalyAlert", "AnomalyRule", "Block", "Observation", "anomaly_alert_id"]
-
-
-def anomaly_alert_id(
-    rule: str, district: str, kind: str, window_start: float, device: str | None = None
-) -> str:
-    """The deterministic id of an anomaly alert: one per series and window."""
-    text = f"{rule}|{district}|{kind}|{device or ''}|{iso(window_start)}"
-    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+__all__ = ["AnomalyRule", "Block", "Observation", "anomaly_alert_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +62,6 @@ class Observation:
 
 #: An open block of a series: (start, end, sum of values, count, newest reading's time).
 Block = tuple[float, float, float, int, float]
-
-
-@dataclass(frozen=True, slots=True)
-class AnomalyAlert(Alert):
-    """An :class:`~alerts.rules.Alert` with the detector's score and expected band."""
-
-    expected: float
-    low: float
-    high: float
-    score: float
-    detector: str
-    evidence: str
-    device: str | None
-
-    def record(self, *, emitted_at: float) -> dict[str, Any]:
-        """The ``alerts`` wire record plus the anomaly fields."""
-        record = Alert.record(self, emitted_at=emitted_at)
-        record.update(
-            expected=self.expected, low=self.low, high=self.high, score=self.score,
-            detector=self.detector, evidence=self.evidence,
-            scope="district" if self.device is None else "device", device_id=self.device,
-        )
-        return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +135,7 @@ class AnomalyRule:
 
     def on_observation(
         self, detector: AnomalyDetector | RiverDetector, observation: Observation
-    ) -> AnomalyAlert | None:
+    ) -> Alert | None:
         """Score ``observation`` with its series' ``detector`` (which learns it); the alert, if any.
 
         The detector sees the block's midpoint as the time, so daily profiles line up with
@@ -180,7 +147,7 @@ class AnomalyRule:
             return None
         return self._alert(observation, scored)
 
-    def _alert(self, observation: Observation, scored: Scored) -> AnomalyAlert:
+    def _alert(self, observation: Observation, scored: Scored) -> Alert:
         severity: Severity = "critical" if scored.score >= self.critical else "warning"
         level = self.critical if severity == "critical" else self.threshold
         kind = observation.kind
@@ -194,9 +161,7 @@ class AnomalyRule:
             f"unusual: expected {_number(scored.low)}-{_number(scored.high)} {unit} "
             f"(score {scored.score:.2f}, {(scored.kind or 'none').replace('_', ' ')})"
         )
-        return AnomalyAlert(
-            id=anomaly_alert_id(rule_id, observation.district, kind, observation.window_start,
-                                observation.device),
+        return Alert.new(
             rule=rule_id,
             district=observation.district,
             kind=kind,
@@ -210,13 +175,11 @@ class AnomalyRule:
             window_end=observation.window_end,
             ts=observation.ts,
             message=message,
-            expected=scored.expected,
-            low=scored.low,
-            high=scored.high,
-            score=scored.score,
-            detector=observation.series,
-            evidence=scored.kind or "none",
-            device=observation.device,
+            anomaly=AnomalyFacts(
+                expected=scored.expected, low=scored.low, high=scored.high, score=scored.score,
+                detector=observation.series, evidence=scored.kind or "none",
+                device=observation.device,
+            ),
         )
 
 

@@ -1,12 +1,13 @@
 """Alerts into incidents: one incident per rule, district and kind while alerts keep coming.
 
 The flow keeps one picklable :class:`GroupingState` (per district, or one for all) and shows it
-every alert record of the ``alerts`` topic; :meth:`IncidentGrouper.add` says what became of it
-and returns the incident events to store and publish::
+every alert the rules fire; :meth:`IncidentGrouper.add` says what became of it and returns the
+incident events to store and publish::
 
     grouper = IncidentGrouper(settings.incidents, DisplayNames.from_settings(settings))
     state = grouper.new_state()
-    grouped = grouper.add(state, alert_record)   # status: opened | joined | duplicate | suppressed
+    grouped = grouper.add(state, alert)    # an Alert, or an alerts wire record (parse_alert)
+    grouped.status                         # opened | joined | duplicate | suppressed
     grouped.incident.alert_count, grouped.incident.severity, grouped.events
     grouper.apply(state, event)                  # keep state in step with people's actions
     grouper.escalate(state, now=now)             # escalation events of what is overdue
@@ -54,6 +55,7 @@ from typing import Any, Literal
 from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
 from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
 from alerts.routing import merge, route
+from alerts.rules import Alert
 from models.errors import CityheartError
 from models.timefmt import iso
 from settings.config import Settings
@@ -62,6 +64,7 @@ from settings.indicators import INDICATOR_NAMES
 
 __all__ = [
     "AlertFacts",
+    "alert_facts",
     "DisplayNames",
     "GroupingState",
     "Grouped",
@@ -100,6 +103,15 @@ class AlertFacts:
     ts: float
     value: float | None = None
     detector: str | None = None
+
+
+def alert_facts(alert: Alert) -> AlertFacts:
+    """The facts of an :class:`~alerts.rules.Alert` as a rule made it (valid by construction:
+    no parsing; a value that is not finite is None, as on the wire)."""
+    anomaly = alert.anomaly
+    value = alert.value if math.isfinite(alert.value) else None
+    return AlertFacts(alert.id, alert.rule, alert.district, alert.kind, alert.severity, alert.ts,
+                      value, None if anomaly is None else anomaly.detector)
 
 
 def parse_alert(record: Mapping[str, Any]) -> AlertFacts:
@@ -226,9 +238,15 @@ class IncidentGrouper:
         """Fresh, empty state."""
         return GroupingState()
 
-    def add(self, state: GroupingState, alert: Mapping[str, Any] | AlertFacts) -> Grouped:
-        """Group one alert (a wire record or parsed facts); updates ``state``."""
-        facts = alert if isinstance(alert, AlertFacts) else parse_alert(alert)
+    def add(
+        self, state: GroupingState, alert: Alert | AlertFacts | Mapping[str, Any]
+    ) -> Grouped:
+        """Group one alert (an Alert, its facts, or a wire record: :class:`InvalidAlert` if
+        that lacks what an incident needs); updates ``state``."""
+        if isinstance(alert, Alert):
+            facts = alert_facts(alert)
+        else:
+            facts = alert if isinstance(alert, AlertFacts) else parse_alert(alert)
         for incident in state.incidents.values():
             if facts.id in incident.alert_ids:
                 return Grouped("duplicate", incident)

@@ -21,8 +21,9 @@ critical become due on the same window only the critical alert goes out.
 
 Alerts keep the ``alerts`` wire format: ``kind`` is the indicator (``aqi``), ``stat`` what the
 rule watches (``value`` or ``score``), ``window_start``/``window_end`` the window that made it
-fire and ``ts`` that window's end. The id hashes (rule, district, indicator, severity, episode
-start), so a replay of the same readings yields the same ids, and one episode one alert.
+fire and ``ts`` that window's end. The id (:meth:`~alerts.rules.Alert.new`) hashes (rule,
+district, indicator, severity, episode start), so a replay of the same readings yields the
+same ids, and one episode one alert.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from alerts.rules import Alert, Severity, alert_id
+from alerts.rules import Alert, Severity
 from models.timefmt import iso
 from models.vitals.records import CITY, IndicatorRecord
 from settings.indicators import IndicatorRuleSettings
@@ -134,8 +135,7 @@ class IndicatorRule:
             f"{what} {_number(value)} in {where} has been {self.direction} the {severity} "
             f"level {level:g} for {_duration(lasted)} (since {iso(episode.start)[11:19]} UTC)"
         )
-        return Alert(
-            id=alert_id(self.rule_id, record.district, self.indicator, severity, episode.start),
+        return Alert.new(
             rule=self.rule_id,
             district=record.district,
             kind=self.indicator,
@@ -149,6 +149,7 @@ class IndicatorRule:
             window_end=record.window_end,
             ts=record.window_end,
             message=message,
+            since=episode.start,
         )
 
 

@@ -15,8 +15,11 @@ the critical alert too; one that breaches critical straight away fires only the 
     for alert in rule.on_update(state, window, ts=reading_ts):
         send(alert.record(emitted_at=now))
 
-Alert ids are deterministic (:func:`alert_id`), so replaying the same readings yields the same
-ids and consumers can deduplicate.
+Every rule kind (these thresholds, :mod:`alerts.indicator_rules`, :mod:`alerts.anomaly_rules`)
+makes its alerts with :meth:`Alert.new`, which derives the id: deterministic (:func:`alert_id`,
+:func:`anomaly_alert_id`), so replaying the same readings yields the same ids and consumers can
+deduplicate. An anomaly alert carries its detector's view in :attr:`Alert.anomaly`; the flow
+sets :attr:`Alert.departments` (routing) before it publishes the alert.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from models.timefmt import iso
 from models.windows import Window
 from settings.config import Kind
 
-__all__ = ["Alert", "Rule", "ThresholdRule", "alert_id", "rules_for_kinds"]
+__all__ = [
+    "Alert", "AnomalyFacts", "Rule", "ThresholdRule", "alert_id", "anomaly_alert_id",
+    "rules_for_kinds",
+]
 
 Severity = Literal["warning", "critical"]
 
@@ -42,9 +48,44 @@ def alert_id(rule: str, district: str, kind: str, severity: str, window_start: f
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
+def anomaly_alert_id(
+    rule: str, district: str, kind: str, window_start: float, device: str | None = None
+) -> str:
+    """The deterministic id of an anomaly alert: one per series and window."""
+    text = f"{rule}|{district}|{kind}|{device or ''}|{iso(window_start)}"
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyFacts:
+    """What an anomaly alert adds: the detector's expected value and band, its score, the
+    series whose detector fired (``detector``), what made the score (``evidence``) and the
+    device of a per-device series (None: the district's)."""
+
+    expected: float
+    low: float
+    high: float
+    score: float
+    detector: str
+    evidence: str
+    device: str | None
+
+    def record(self) -> dict[str, Any]:
+        """The anomaly fields of the ``alerts`` wire record."""
+        return {
+            "expected": self.expected, "low": self.low, "high": self.high, "score": self.score,
+            "detector": self.detector, "evidence": self.evidence,
+            "scope": "district" if self.device is None else "device", "device_id": self.device,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One alert, as the flow publishes it on the ``alerts`` topic (see :meth:`record`)."""
+    """One alert, as the flow publishes it on the ``alerts`` topic (see :meth:`record`).
+
+    ``anomaly``: the detector's facts of an anomaly alert (None for threshold and indicator
+    alerts). ``departments``: where routing sends it (the flow sets them before publishing).
+    """
 
     id: str
     rule: str
@@ -60,10 +101,31 @@ class Alert:
     window_end: float
     ts: float
     message: str
+    anomaly: AnomalyFacts | None = field(default=None, kw_only=True)
+    departments: tuple[str, ...] = field(default=(), kw_only=True)
+
+    @classmethod
+    def new(
+        cls, *, rule: str, district: str, kind: str, severity: Severity, value: float,
+        threshold: float, direction: Literal["above", "below"], stat: str, unit: str,
+        window_start: float, window_end: float, ts: float, message: str,
+        since: float | None = None, anomaly: AnomalyFacts | None = None,
+    ) -> Alert:
+        """The alert a rule fires, with its deterministic id: :func:`alert_id` of the rule,
+        district, kind, severity and ``since`` (when the breach began; default
+        ``window_start``), or for an anomaly :func:`anomaly_alert_id` of its series' window."""
+        if anomaly is None:
+            start = window_start if since is None else since
+            alert = alert_id(rule, district, kind, severity, start)
+        else:
+            alert = anomaly_alert_id(rule, district, kind, window_start, anomaly.device)
+        return cls(alert, rule, district, kind, severity, value, threshold, direction, stat,
+                   unit, window_start, window_end, ts, message, anomaly=anomaly)
 
     def record(self, *, emitted_at: float) -> dict[str, Any]:
-        """The ``alerts`` wire record (JSON-ready dict); times as ISO 8601 UTC."""
-        return {
+        """The ``alerts`` wire record (JSON-ready dict); times as ISO 8601 UTC. An anomaly
+        alert's record adds its :class:`AnomalyFacts`."""
+        record = {
             "id": self.id,
             "rule": self.rule,
             "district": self.district,
@@ -80,6 +142,9 @@ class Alert:
             "emitted_at": iso(emitted_at),
             "message": self.message,
         }
+        if self.anomaly is not None:
+            record.update(self.anomaly.record())
+        return record
 
 
 class Rule(ABC):
@@ -174,8 +239,7 @@ class ThresholdRule(Rule):
             f"{self.label} {self.stat} {_number(value)} {self.unit} in {window.district} "
             f"is {self.direction} the {severity} level {level:g}"
         )
-        return Alert(
-            id=alert_id(self.rule_id, window.district, self.kind, severity, window.start),
+        return Alert.new(
             rule=self.rule_id,
             district=window.district,
             kind=self.kind,

@@ -75,7 +75,8 @@ def _run_members(settings: Settings, config_path: Path, count: int) -> int:
     """Start ``count`` member processes and watch them; stop them all together."""
     topics = settings.kafka.topics
     create_topics(  # once, before the members race to
-        settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
+        settings.kafka.bootstrap, [topics.readings, topics.dead_letter, topics.rejected],
+        settings.kafka.partitions,
     )
     log.info("bridge: %d processes sharing $share/%s/%s/+/+/+", count,
              settings.mqtt.bridge_group, settings.mqtt.topic_prefix)

@@ -3,7 +3,8 @@
     run_flow(settings)      # creates missing topics, then runs readings -> vitals, alerts
                             # (vitals: window records and indicator records)
 
-or under bytewax's own runner, with the CITYHEART_* environment overrides applied::
+or under bytewax's own runner, with the CITYHEART_* environment overrides applied
+(:func:`flows.city.build_from_config`, also importable from here)::
 
     python -m bytewax.run "cityheart.flow:build_from_config('config.yaml')"
 
@@ -44,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
@@ -53,10 +53,10 @@ from cityheart.runtime.members import run_members
 from cityheart.runtime.servers import free_port
 from cityheart.services.reconcile import reconcile_incidents
 from connectors.kafka import create_topics
-from flows.city import build_kafka_flow
+from flows.city import build_from_config, build_kafka_flow
 from models.errors import CityheartError, ConfigError
 from settings.config import FlowSettings, Settings
-from settings.loader import dump, load
+from settings.loader import dump
 
 __all__ = [
     "build_from_config",
@@ -69,13 +69,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-
-
-def build_from_config(path: str) -> Dataflow:
-    """The Kafka dataflow of config.yaml at ``path`` plus environment overrides (for
-    ``python -m bytewax.run``, which may start many processes: incidents are not reconciled
-    with history here; :func:`run_flow` does that)."""
-    return build_kafka_flow(load(path))
 
 
 def recovery_config(flow: FlowSettings) -> RecoveryConfig | None:
@@ -118,9 +111,10 @@ def run_flow(
     restored = reconcile_incidents(settings, write=not process_id)
     flow = build_kafka_flow(settings, restored=restored)
     log.info(
-        "flow: %s -> %s (windows and indicators), %s (dead letters %s, read back for "
-        "out-of-range devices) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",
-        topics.readings, topics.vitals, topics.alerts, topics.dead_letter, kafka.bootstrap,
+        "flow: %s (and the bridge's rejections, %s) -> %s (windows and indicators), %s "
+        "(dead letters %s) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",
+        topics.readings, topics.rejected, topics.vitals, topics.alerts, topics.dead_letter,
+        kafka.bootstrap,
         flow_settings.workers, flow_settings.window_s, settings.indicators.aqi.standard,
         flow_settings.recovery_dir or "off",
     )

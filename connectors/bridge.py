@@ -12,8 +12,11 @@ may therefore reach Kafka twice after a crash; downstream keys make that harmles
 
 Valid readings go to the readings topic (key = device_id, value = models.readings.encode). A
 payload that cannot become a reading goes to the dead-letter topic with its original bytes and
-the reason in headers (reason, detail, mqtt_topic, received_at, source=bridge). Nothing is
-dropped silently.
+the reason in headers (:mod:`connectors.dead_letters`: reason, detail, mqtt_topic, received_at,
+source=bridge). Nothing is dropped silently. A reading refused as out of range is also written
+to the rejections topic as a :class:`~models.vitals.records.Rejection` record (district, kind,
+device, ts; key = device_id), which the flow counts against the device's health: its MQTT
+message is acknowledged once Kafka has both records.
 
 Hostile or broken devices: each device (MQTT topic) has a token bucket (``mqtt.rate_limit``,
 :class:`connectors.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
@@ -33,6 +36,7 @@ member, so it may send up to ``bridge_processes`` times its limit.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -44,6 +48,7 @@ from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from connectors.dead_letters import dead_letter_headers
 from connectors.kafka import ReliableProducer, create_topics
 from connectors.metrics import (
     BRIDGE_ACKNOWLEDGED,
@@ -55,9 +60,10 @@ from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.readings import ReadingParser, encode
-from models.timefmt import iso
+from models.readings import encode
+from models.vitals.devices import encode_rejection, rejection_from_payload
 from settings.config import MqttSettings, Settings
+from settings.params import reading_parser
 
 __all__ = ["Bridge", "BridgeStats", "member_client_id", "run_bridge", "subscription"]
 
@@ -107,13 +113,7 @@ class Bridge:
         self._filter = subscription(settings.mqtt)
         self._topics = settings.kafka.topics
         self._clock = clock
-        self._parser = ReadingParser(
-            settings.kinds,
-            settings.district_ids(),
-            topic_prefix=settings.mqtt.topic_prefix,
-            max_future_s=settings.flow.max_future_s,
-            max_payload_bytes=settings.mqtt.max_payload_bytes,
-        )
+        self._parser = reading_parser(settings)
         self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
         self._keep_bytes = settings.mqtt.max_payload_bytes  # of a dead letter's payload
         limit = settings.mqtt.rate_limit
@@ -243,6 +243,8 @@ class Bridge:
         try:
             reading = self._parser.parse(payload, topic, self._clock())
         except InvalidReading as exc:
+            if exc.reason == "out_of_range":
+                acknowledge = self._rejected(exc, topic, acknowledge)
             self._dead_letter(exc, topic, acknowledge)
             return
         self._producer.produce(
@@ -253,6 +255,23 @@ class Bridge:
         )
         self.stats.forwarded += 1
         READINGS_INGESTED.inc()
+
+    def _rejected(self, exc: InvalidReading, topic: str, acknowledge: Any) -> Any:
+        """Write the Rejection record of an out-of-range reading; the acknowledgement to give
+        its dead letter (the MQTT message is acknowledged once both are delivered)."""
+        # the parser checked the topic before the range: <prefix>/<district>/<kind>/<device>
+        rejection = rejection_from_payload(topic.split("/")[1], exc.payload)
+        if rejection is None:
+            return acknowledge
+        delivered = itertools.count(1)
+
+        def on_delivered() -> None:
+            if next(delivered) == 2:
+                acknowledge()
+
+        self._producer.produce(self._topics.rejected, encode_rejection(rejection),
+                               key=rejection.device_id.encode(), on_delivered=on_delivered)
+        return on_delivered
 
     def _dead_letter(self, exc: InvalidReading, topic: str, acknowledge: Any) -> None:
         self.stats.dead_lettered += 1
@@ -265,13 +284,8 @@ class Bridge:
                 f"{len(payload)} bytes"
             )
             payload = payload[: self._keep_bytes]
-        headers = [
-            ("reason", exc.reason.encode()),
-            ("detail", detail.encode()),
-            ("mqtt_topic", topic.encode()),
-            ("received_at", iso(self._clock()).encode()),
-            ("source", b"bridge"),
-        ]
+        headers = dead_letter_headers(exc.reason, detail, mqtt_topic=topic.encode(),
+                                      received_at=self._clock(), source="bridge")
         self._producer.produce(
             self._topics.dead_letter,
             payload,
@@ -320,7 +334,8 @@ def run_bridge(
     then stop it cleanly; ``notifier`` hears ``READY=1`` after each MQTT subscription."""
     topics = settings.kafka.topics
     create_topics(
-        settings.kafka.bootstrap, [topics.readings, topics.dead_letter], settings.kafka.partitions
+        settings.kafka.bootstrap, [topics.readings, topics.dead_letter, topics.rejected],
+        settings.kafka.partitions,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,7 +7,7 @@ district and kind, and with ``anomaly.per_device`` for each device) and scores e
 point with that series' own :class:`~models.anomaly.AnomalyDetector`::
 
     detectors = Detectors()                            # in the district's state
-    outputs = detectors.on_window(rule, window, now)   # [("alerts", KafkaRecord), ...]
+    alerts = detectors.on_window(rule, window)         # [Alert, ...]
 
 The detectors live in the district's state, so they share its key, its worker and its recovery
 snapshot, and the flow keeps its step ids.
@@ -32,11 +32,9 @@ import logging
 import pickle
 from typing import Any
 
-import orjson
-
 from alerts.anomaly_rules import AnomalyRule, Block
 from alerts.feedback import DetectorFeedback
-from connectors.kafka import KafkaRecord
+from alerts.rules import Alert
 from models.anomaly import AnomalyDetector, RiverDetector, UnknownFalseAlarm
 from models.errors import CityheartError
 from models.windows import Window
@@ -44,8 +42,6 @@ from models.windows import Window
 __all__ = ["FIRED_MEMORY", "MARK_MEMORY", "Detectors"]
 
 log = logging.getLogger(__name__)
-
-Output = tuple[str, Any]
 
 FIRED_MEMORY = 16
 """Alerts remembered per series (alert time, detector time, value) for people's feedback."""
@@ -78,9 +74,9 @@ class Detectors:
             detector = self._live[series] = pickle.loads(self._pickled[series])
         return detector
 
-    def on_window(self, rule: AnomalyRule, window: Window, now: float) -> list[Output]:
-        """Fold the closed ``window`` in; ``("alerts", record)`` for each alert it completes."""
-        out: list[Output] = []
+    def on_window(self, rule: AnomalyRule, window: Window) -> list[Alert]:
+        """Fold the closed ``window`` in; the alerts of the points it completes."""
+        out: list[Alert] = []
         for observation in rule.points(self._pending, window):
             series = observation.series
             detector = self.get(series)
@@ -93,8 +89,7 @@ class Detectors:
                 middle = 0.5 * (alert.window_start + alert.window_end)
                 fired = (*self._fired.get(series, ()), (alert.ts, middle, alert.value))
                 self._fired[series] = fired[-FIRED_MEMORY:]
-                record = orjson.dumps(alert.record(emitted_at=now))
-                out.append(("alerts", KafkaRecord(alert.id.encode(), record)))
+                out.append(alert)
         return out
 
     def on_feedback(self, feedback: DetectorFeedback) -> list[str]:

@@ -3,14 +3,21 @@
 
     flow = build_flow(settings, source=kafka_source(...), vitals_sink=KafkaRecordSink(...),
                       alerts_sink=..., incidents_sink=..., dead_letter_sink=...,
-                      dead_letter_source=..., clock=time.time)
+                      rejection_source=..., clock=time.time)
 
-or from the command line (topics must exist; no environment overrides, see
-:func:`build_from_config`)::
+or from the command line (topics must exist; config.yaml plus the CITYHEART_* environment
+overrides, see :func:`build_from_config`)::
 
     python -m bytewax.run "flows.city:build_from_config('config.yaml')"
 
-Steps (ids are stable: bytewax uses them in errors, metrics and recovery snapshots):
+It reads as its builders, one per stage: :func:`ingest` (readings to partial windows),
+:func:`vitals` (the stateful district and city steps, where the kinds' rules, the indicator
+rules and the anomaly detectors run), :func:`route_alerts`, :func:`incidents` and
+:func:`sinks`. Steps pass typed events (:mod:`flows.events`); bytes are written once, in
+:func:`sinks`, by :mod:`flows.topics`.
+
+Steps (ids are stable: bytewax uses them in errors, metrics and recovery snapshots; the
+stateful ones and the inputs keep theirs):
 
 ``read_readings``
     Kafka messages (``key``, ``value``, ``headers``).
@@ -19,19 +26,23 @@ Steps (ids are stable: bytewax uses them in errors, metrics and recovery snapsho
     "now" for the future-timestamp check) and fold the valid readings into one partial
     :class:`~models.windows.Window` per district, kind and window (with one
     :class:`~models.windows.DeviceRun` per device, and the energy sum for decibel kinds):
-    the per-reading work ends here. Invalid ones become dead-letter records (original bytes;
-    headers reason, detail, mqtt_topic, received_at, source="flow"); out-of-range ones also a
+    the per-reading work ends here. Invalid ones become :class:`~flows.events.Refused`
+    (dead letters with source="flow"); out-of-range ones also a
     :class:`~models.vitals.records.Rejection` for device health.
 ``read_incident_log`` → ``detector_feedback`` → ``merge_feedback`` (when an incident log source
 is given: the incidents topic read back)
     anomaly incidents resolved as false alarms, for the district's detectors
     (:mod:`alerts.feedback`, :meth:`flows.anomaly.Detectors.on_feedback`).
-``read_dead_letters`` → ``out_of_range_rejections`` → ``merge_rejections`` (when a dead-letter
-source is given)
-    the bridge dead-letters out-of-range readings before they reach ``readings``; their
-    dead letters (reason ``out_of_range``, source ``bridge``) become Rejections, so a device
-    that sends nonsense counts as unhealthy instead of merely quiet.
-``split_dead_letters`` → ``write_dead_letters``
+``read_rejections`` → ``decode_rejections`` → ``merge_rejections`` (when a rejection source is
+given)
+    the bridge refuses out-of-range readings before they reach ``readings``; besides their dead
+    letter it writes each as a Rejection record to the rejections topic, which count against
+    the device's health (a device that sends nonsense counts as unhealthy instead of merely
+    quiet). A topic of their own: the flow reads only these, never the dead letters (a flood
+    of garbage costs it nothing), decodes each once, and its position in the topic rides in
+    the recovery snapshot with the districts' state, so each counts once in effect.
+``split_refused``
+    refused readings to the sinks, the rest on.
 ``key_by_district`` → ``district_vitals``
     per district (:class:`flows.steps.DistrictLogic`): each kind's event-time windows and the
     kind's threshold rules on every update of a running window (an alert as soon as a rule
@@ -46,28 +57,32 @@ source is given)
 ``split_city_facts`` → ``city_facts`` → ``key_city`` → ``city_vitals``
     the whole city's indicator records once every district is done with a window, and the
     indicator rules on them.
-``merge_outputs`` → ``split_vitals_alerts`` → ``vital_records`` → ``write_vitals`` (window and
-indicator records), ``alert_records`` (with the ``departments`` each routes to) →
-``write_alerts``
-``decode_alerts`` → ``tag_alerts``, ``read_commands`` → ``decode_commands`` →
-``merge_commands`` → ``key_by_incident_district`` → ``incidents`` → ``incident_records`` →
-``write_incidents``
+``merge_outputs`` → ``split_vitals_alerts`` → ``route_alerts``
+    each alert with the ``departments`` it routes to (so that a department's dispatchers see
+    the raw alerts of their incidents on the feed), before it is published.
+``tag_alerts``, ``read_commands`` → ``decode_commands`` → ``merge_commands`` →
+``key_by_incident_district`` → ``incidents`` → ``incident_events``
     alerts grouped into incidents per district, people's actions (commands from the dispatch
     API) applied and answered, overdue incidents escalated: the flow is the one writer of
-    every incident's events, which go to the ``incidents`` topic and each routed department's
-    dispatch queue; command answers to ``command_results`` (:mod:`flows.incidents`).
+    every incident's events (:mod:`flows.incidents`).
+``dead_letter_records`` → ``write_dead_letters``, ``vital_records`` → ``write_vitals`` (window
+and indicator records), ``alert_records`` → ``write_alerts``, ``incident_records`` →
+``write_incidents`` (the ``incidents`` topic, each routed department's dispatch queue and
+``command_results``)
+    the sinks: each map turns its events into the topic's records (:mod:`flows.topics`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bytewax.operators as op
-import orjson
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -77,7 +92,8 @@ from alerts.indicator_rules import indicator_rules
 from alerts.lifecycle import Incident
 from alerts.routing import route
 from alerts.rules import rules_for_kinds
-from connectors.kafka import KafkaRecord, KafkaRecordSink, kafka_source, topic_id
+from connectors.kafka import KafkaRecordSink, kafka_source, topic_id
+from flows.events import CITY_FACTS, AlertRaised, Refused
 from flows.incidents import incident_steps
 from flows.steps import (
     CityLogic,
@@ -88,20 +104,35 @@ from flows.steps import (
     Rejections,
     SlowWhenIdle,
 )
-from models.readings import ReadingParser
+from flows.topics import IncidentOutputs, alert_record, dead_letter_record, vitals_record
 from models.vitals.city import CityVitals
 from models.vitals.district import DistrictVitals
 from models.vitals.records import CITY
 from settings.config import Settings
 from settings.incidents import RoutingSettings
 from settings.loader import load
-from settings.params import vitals_params
+from settings.params import reading_parser, vitals_params
 
-__all__ = ["build_flow", "build_from_config", "build_kafka_flow"]
+__all__ = [
+    "Sinks", "build_flow", "build_from_config", "build_kafka_flow", "incidents", "ingest",
+    "route_alerts", "sinks", "vitals",
+]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Sinks:
+    """Where the flow writes: KafkaRecord sinks for ``vitals`` (window and indicator records),
+    ``alerts``, ``incidents`` (incident events keyed by incident id, and records naming their
+    own topic: dispatch queues and command results) and dead letters."""
+
+    vitals: Sink
+    alerts: Sink
+    incidents: Sink
+    dead_letters: Sink
 
 
 def build_flow(
@@ -112,39 +143,72 @@ def build_flow(
     alerts_sink: Sink,
     incidents_sink: Sink,
     dead_letter_sink: Sink,
-    dead_letter_source: Source | None = None,
+    rejection_source: Source | None = None,
     commands_source: Source | None = None,
     incident_log_source: Source | None = None,
     clock: Clock | None = None,
-    incident_log_id: str = "",
+    incident_log_id: str | Callable[[], str] = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
 
     ``source`` yields messages with ``key``, ``value`` (bytes) and ``headers`` attributes (a
     Kafka source, or :class:`~connectors.kafka.KafkaRecord` items in tests); the sinks take
-    KafkaRecords (``incidents_sink`` the incident events, key = incident id, and records naming
-    their own topic: dispatch queues and command results).
-    ``dead_letter_source`` (optional) yields the dead-letter topic's messages:
-    the bridge's out-of-range ones count against their devices' health.
+    KafkaRecords (see :class:`Sinks`).
+    ``rejection_source`` (optional) yields the rejections topic's messages: the readings the
+    bridge refused as out of range, which count against their devices' health.
     ``commands_source`` (optional) yields the ``commands`` topic's messages: people's actions
     on incidents. ``incident_log_source`` (optional) yields the ``incidents`` topic's messages
     again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
     it), and a restarted incident step catches up with the events it wrote after its snapshot.
     ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the parser's future
     check, the watermarks' advance, ``emitted_at`` and escalation. ``incident_log_id`` is the
-    identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
-    and ``restored`` the incidents taken up again from history (by district,
-    :mod:`alerts.reconcile`), for the incident step.
+    identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`;
+    a callable is asked once, when the incident step first needs it) and ``restored`` the
+    incidents taken up again from history (by district, :mod:`alerts.reconcile`), for the
+    incident step.
     """
     clock = clock or time.time
-    parser = ReadingParser(
-        settings.kinds,
-        settings.district_ids(),
-        topic_prefix=settings.mqtt.topic_prefix,
-        max_future_s=settings.flow.max_future_s,
-        max_payload_bytes=settings.mqtt.max_payload_bytes,
-    )
+    flow = Dataflow("city")
+    incident_log = _input(flow, "read_incident_log", incident_log_source)
+    parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log)
+    published, raised = vitals(settings, parts, clock)
+    alerts = route_alerts(settings.incidents.routing, raised)
+    commands = _input(flow, "read_commands", commands_source)
+    events = incidents(settings, alerts, commands, incident_log, clock=clock,
+                       log_id=incident_log_id, restored=restored)
+    sinks(settings, Sinks(vitals_sink, alerts_sink, incidents_sink, dead_letter_sink),
+          refused=refused, published=published, alerts=alerts, incidents=events)
+    return flow
+
+
+def ingest(
+    flow: Dataflow, settings: Settings, source: Source, clock: Clock,
+    rejection_source: Source | None = None, incident_log: Stream[Any] | None = None,
+) -> tuple[Stream[Any], Stream[Refused]]:
+    """Readings in: partial windows, rejections and (with anomaly detection and an incident
+    log) detector feedback for the districts; and the readings the flow refused."""
+    messages = op.input("read_readings", flow, source)
+    parse = ParseBatch(reading_parser(settings), settings.flow.window_s,
+                       vitals_params(settings).decibel_kinds, clock)
+    parsed = op.flat_map_batch("parse_reading", messages, parse)
+    if rejection_source is not None:
+        records = op.input("read_rejections", flow, rejection_source)
+        rejections = op.flat_map_batch("decode_rejections", records, Rejections())
+        parsed = op.merge("merge_rejections", parsed, rejections)
+    if incident_log is not None and settings.anomaly.enabled:
+        feedback = op.flat_map_batch("detector_feedback", incident_log, Feedback())
+        parsed = op.merge("merge_feedback", parsed, feedback)
+    split = op.branch("split_refused", parsed, _is_refused)
+    return split.falses, split.trues
+
+
+def vitals(
+    settings: Settings, parts: Stream[Any], clock: Clock
+) -> tuple[Stream[Any], Stream[AlertRaised]]:
+    """The districts' and the city's stateful steps: vital records and indicator records
+    (keyed), and the alerts the kinds' rules, the indicator rules and the anomaly detectors
+    fire (keyed)."""
     params = vitals_params(settings)
     context = Context(
         vitals=DistrictVitals(params),
@@ -156,24 +220,7 @@ def build_flow(
         anomaly=(AnomalyRule.from_settings(settings.anomaly, settings.kinds)
                  if settings.anomaly.enabled else None),
     )
-    flow = Dataflow("city")
-    messages = op.input("read_readings", flow, source)
-    parse = ParseBatch(parser, settings.flow.window_s, params.decibel_kinds, clock)
-    parsed = op.flat_map_batch("parse_reading", messages, parse)
-    if dead_letter_source is not None:
-        letters = op.input("read_dead_letters", flow, dead_letter_source)
-        rejections = op.flat_map_batch(
-            "out_of_range_rejections", letters, Rejections(settings.mqtt.topic_prefix)
-        )
-        parsed = op.merge("merge_rejections", parsed, rejections)
-    incident_log = (op.input("read_incident_log", flow, incident_log_source)
-                    if incident_log_source is not None else None)
-    if incident_log is not None and settings.anomaly.enabled:
-        feedback = op.flat_map_batch("detector_feedback", incident_log, Feedback())
-        parsed = op.merge("merge_feedback", parsed, feedback)
-    split = op.branch("split_dead_letters", parsed, _is_fact)
-    op.output("write_dead_letters", split.falses, dead_letter_sink)
-    keyed = op.key_on("key_by_district", split.trues, _district_of)
+    keyed = op.key_on("key_by_district", parts, _district_of)
     district = op.stateful_batch(
         "district_vitals", keyed, lambda resume: DistrictLogic(context, resume)
     )
@@ -181,17 +228,41 @@ def build_flow(
     to_city = op.key_on("key_city", op.map("city_facts", facts.trues, _payload), _city_key)
     city = op.stateful_batch("city_vitals", to_city, lambda resume: CityLogic(context, resume))
     outputs = op.merge("merge_outputs", facts.falses, city)
-    channels = op.branch("split_vitals_alerts", outputs, _is_published)
-    op.output("write_vitals", op.map("vital_records", channels.trues, _record_of), vitals_sink)
-    alerts = op.map("alert_records", channels.falses, RoutedAlert(settings.incidents.routing))
-    op.output("write_alerts", alerts, alerts_sink)
-    commands = (op.input("read_commands", flow, commands_source)
-                if commands_source is not None else None)
-    incidents = incident_steps(settings.incidents, settings.kafka.topics, alerts, commands,
-                               incident_log, clock=clock, log_id=incident_log_id,
-                               restored=restored, names=DisplayNames.from_settings(settings))
-    op.output("write_incidents", incidents, incidents_sink)
-    return flow
+    split = op.branch("split_vitals_alerts", outputs, _is_published)
+    return split.trues, split.falses
+
+
+def route_alerts(routing: RoutingSettings, raised: Stream[Any]) -> Stream[AlertRaised]:
+    """Each alert with the departments it routes to (``route_alerts``), before it is
+    published: so that a department's dispatchers see the raw alerts of their incidents."""
+    return op.map("route_alerts", raised, RouteAlert(routing))
+
+
+def incidents(
+    settings: Settings, alerts: Stream[AlertRaised], commands: Stream[Any] | None,
+    incident_log: Stream[Any] | None, *, clock: Clock, log_id: str | Callable[[], str] = "",
+    restored: Mapping[str, Sequence[Incident]] | None = None,
+) -> Stream[Any]:
+    """The incident step's events and command answers (:mod:`flows.incidents`), incident
+    titles in the names config.yaml gives districts and kinds."""
+    return incident_steps(settings.incidents, alerts, commands, incident_log, clock=clock,
+                          log_id=log_id, restored=restored,
+                          names=DisplayNames.from_settings(settings))
+
+
+def sinks(
+    settings: Settings, to: Sinks, *, refused: Stream[Refused], published: Stream[Any],
+    alerts: Stream[AlertRaised], incidents: Stream[Any],
+) -> None:
+    """Each stream's records (:mod:`flows.topics`: the one place bytes are written) to its
+    sink."""
+    op.output("write_dead_letters", op.map("dead_letter_records", refused, dead_letter_record),
+              to.dead_letters)
+    op.output("write_vitals", op.map("vital_records", published, _vitals_record), to.vitals)
+    op.output("write_alerts", op.map("alert_records", alerts, alert_record), to.alerts)
+    outputs = IncidentOutputs(settings.kafka.topics)
+    op.output("write_incidents", op.flat_map("incident_records", incidents, outputs.records),
+              to.incidents)
 
 
 def build_kafka_flow(
@@ -199,15 +270,12 @@ def build_kafka_flow(
     restored: Mapping[str, Sequence[Incident]] | None = None,
 ) -> Dataflow:
     """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist); new
-    incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids).
+    incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids),
+    asked of the broker when the incident step first needs it.
     ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`).
     """
     kafka = settings.kafka
     topics = kafka.topics
-    log_id = topic_id(kafka.bootstrap, topics.incidents)
-    if log_id is None:
-        log.warning("flow: the broker gives topic %r no id; incident ids cannot tell this log "
-                    "from one before it (they may repeat after the log is lost)", topics.incidents)
     return build_flow(
         settings,
         source=kafka_source(kafka.bootstrap, [topics.readings]),
@@ -215,63 +283,73 @@ def build_kafka_flow(
         alerts_sink=KafkaRecordSink(kafka.bootstrap, topics.alerts),
         incidents_sink=KafkaRecordSink(kafka.bootstrap, topics.incidents),
         dead_letter_sink=KafkaRecordSink(kafka.bootstrap, topics.dead_letter),
-        dead_letter_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.dead_letter])),
+        rejection_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.rejected])),
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
         clock=clock,
-        incident_log_id=log_id or "",
+        incident_log_id=functools.partial(_incident_log_id, kafka.bootstrap, topics.incidents),
         restored=restored,
     )
 
 
 def build_from_config(path: str) -> Dataflow:
-    """The Kafka dataflow of the config.yaml at ``path`` (with its city file and the CITYHEART_*
-    environment overrides), for ``python -m bytewax.run``."""
+    """The Kafka dataflow of the config.yaml at ``path`` (with its city file) and the CITYHEART_*
+    environment overrides (:func:`settings.loader.load`), for ``python -m bytewax.run``, which
+    may start many processes: incidents are not reconciled with history here
+    (:func:`cityheart.flow.run_flow` does that)."""
     return build_kafka_flow(load(path))
 
 
-def _is_fact(item: Any) -> bool:
-    return type(item) is not KafkaRecord
+def _incident_log_id(bootstrap: str, topic: str) -> str:
+    log_id = topic_id(bootstrap, topic)
+    if log_id is None:
+        log.warning("flow: the broker gives topic %r no id; incident ids cannot tell this log "
+                    "from one before it (they may repeat after the log is lost)", topic)
+    return log_id or ""
+
+
+def _input(flow: Dataflow, step_id: str, source: Source | None) -> Stream[Any] | None:
+    return None if source is None else op.input(step_id, flow, source)
+
+
+def _is_refused(item: Any) -> bool:
+    return type(item) is Refused
 
 
 def _district_of(item: Any) -> str:
     return str(item.district)
 
 
-def _is_city_fact(keyed: tuple[str, tuple[str, Any]]) -> bool:
-    return keyed[1][0] == "city"
+def _is_city_fact(keyed: tuple[str, Any]) -> bool:
+    return type(keyed[1]) in CITY_FACTS
 
 
-def _payload(keyed: tuple[str, tuple[str, Any]]) -> Any:
-    return keyed[1][1]
+def _payload(keyed: tuple[str, Any]) -> Any:
+    return keyed[1]
 
 
 def _city_key(_fact: Any) -> str:
     return CITY
 
 
-def _is_published(keyed: tuple[str, tuple[str, Any]]) -> bool:
-    """vitals and indicators go to the vitals topic; alerts to theirs."""
-    return keyed[1][0] != "alerts"
+def _is_published(keyed: tuple[str, Any]) -> bool:
+    """window and indicator records go to the vitals topic; alerts on to routing."""
+    return type(keyed[1]) is not AlertRaised
 
 
-class RoutedAlert:
-    """``alert_records``: an alert's record, with the ``departments`` it routes to (so that a
-    department's dispatchers see the raw alerts of their incidents on the feed)."""
+def _vitals_record(keyed: tuple[str, Any]) -> Any:
+    return vitals_record(keyed[1])
+
+
+class RouteAlert:
+    """``route_alerts``: a keyed alert, with the ``departments`` it routes to."""
 
     def __init__(self, routing: RoutingSettings) -> None:
         self._routing = routing
 
-    def __call__(self, keyed: tuple[str, tuple[str, Any]]) -> KafkaRecord:
-        record = _record_of(keyed)
-        alert = orjson.loads(record.value)
-        alert["departments"] = route(
-            self._routing, district=str(alert.get("district")), kinds=(str(alert.get("kind")),),
-            severity=str(alert.get("severity")), rules=(str(alert.get("rule")),),
-        )
-        return KafkaRecord(record.key, orjson.dumps(alert), record.headers)
-
-
-def _record_of(keyed: tuple[str, tuple[str, Any]]) -> KafkaRecord:
-    record: KafkaRecord = keyed[1][1]
-    return record
+    def __call__(self, keyed: tuple[str, AlertRaised]) -> AlertRaised:
+        raised = keyed[1]
+        alert = raised.alert
+        departments = route(self._routing, district=alert.district, kinds=(alert.kind,),
+                            severity=alert.severity, rules=(alert.rule,))
+        return AlertRaised(replace(alert, departments=departments), raised.emitted_at)

@@ -1,15 +1,14 @@
 """The city flow's incident steps: the one writer of every incident's events, per district.
 
-    records = incident_steps(settings.incidents, settings.kafka.topics, alert_records,
-                             command_messages, log_messages, clock=clock, log_id="<topic id>",
-                             restored=plan.by_district(),
-                             names=DisplayNames.from_settings(settings))
-    op.output("write_incidents", records, incidents_sink)
+    events = incident_steps(settings.incidents, routed_alerts, command_messages, log_messages,
+                            clock=clock, log_id="<topic id>", restored=plan.by_district(),
+                            names=DisplayNames.from_settings(settings))
+    # IncidentChanged and CommandResult items: flows.topics.IncidentOutputs makes their records
 
 Steps (ids are stable):
 
-``decode_alerts`` → ``tag_alerts``
-    each ``alerts`` KafkaRecord's JSON value, tagged as an alert.
+``tag_alerts``
+    each routed alert (:class:`~flows.events.AlertRaised`), tagged as an alert.
 ``decode_commands`` (when a commands source is given)
     each ``commands`` message: a :class:`~alerts.commands.Command` from the dispatch API. One
     that cannot be read is logged and answered nowhere (it has no trustworthy id).
@@ -46,10 +45,10 @@ Steps (ids are stable):
     stays small. A command already applied (its id is remembered with its incident) is not
     applied again when the commands topic is read again after a restart.
 
-Every event becomes records for the ``incidents`` topic and for the dispatch queue topic of
-each department it is routed to (key = incident id, value = the event record plus
-``"incident"``, the incident after it: what the recorder stores and departments consume). The
-records name their topic (:attr:`~connectors.kafka.KafkaRecord.topic`; None = ``incidents``).
+The step emits :class:`~flows.events.IncidentChanged` (an event and the incident after it) and
+:class:`~alerts.commands.CommandResult` items; :class:`flows.topics.IncidentOutputs` turns them
+into the records of the ``incidents`` topic, each routed department's dispatch queue and
+``command_results``, at the sink.
 """
 
 from __future__ import annotations
@@ -58,25 +57,27 @@ import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
-from alerts.commands import Command, InvalidCommand, execute
+from alerts.commands import Command, CommandResult, InvalidCommand, execute
 from alerts.incidents import DisplayNames, GroupingState, IncidentGrouper, InvalidAlert
 from alerts.lifecycle import Incident, IncidentError, IncidentEvent, apply
-from connectors.kafka import KafkaRecord
-from settings.config import KafkaTopics
+from alerts.rules import Alert
+from flows.events import AlertRaised, IncidentChanged
+from flows.topics import IncidentOutputs
 from settings.incidents import IncidentSettings
 
 __all__ = [
     "ESCALATION_CHECK_S",
     "QUIET_S",
+    "IncidentEvents",
     "IncidentLogic",
-    "IncidentOutputs",
+    "IncidentOutputs",  # (flows.topics' serialiser, here for callers that drive the step)
     "incident_steps",
 ]
 
@@ -89,35 +90,43 @@ ESCALATION_CHECK_S = 1.0
 """How often (wall seconds) a district with an escalation pending looks at its clock."""
 
 Clock = Callable[[], float]
-Item = tuple[str, Any]  # ("alert", record dict), ("command", Command), ("logged", record dict)
+Item = tuple[str, Any]  # ("alert", Alert or record dict), ("command", Command),
+                        # ("logged", record dict)
+T = TypeVar("T")
 
 
-class IncidentOutputs:
-    """How events and command answers become KafkaRecords, and on which topics."""
+class Outputs(Protocol[T]):
+    """How the step's events leave it: :class:`IncidentEvents` (typed, the flow's) or
+    :class:`~flows.topics.IncidentOutputs` (records at once)."""
 
-    def __init__(self, topics: KafkaTopics) -> None:
-        self.topics = topics
+    def event_records(self, event: IncidentEvent, incident: Incident) -> list[T]:
+        """What an incident event (and the incident after it) becomes."""
+        ...
 
-    def event_records(self, event: IncidentEvent, incident: Incident) -> list[KafkaRecord]:
-        """The ``incidents`` record of ``event``, then one per department's dispatch queue."""
-        key = event.incident_id.encode()
-        value = orjson.dumps({**event.to_record(), "incident": incident.to_record()})
-        records = [KafkaRecord(key, value)]
-        records += [KafkaRecord(key, value, topic=self.topics.dispatch(department))
-                    for department in incident.departments]
-        return records
-
-    def result_record(self, result: Any) -> KafkaRecord:
-        """The ``command_results`` record of a CommandResult, keyed by command id."""
-        return KafkaRecord(result.command_id.encode(), orjson.dumps(result.to_record()),
-                           topic=self.topics.command_results)
+    def result_record(self, result: CommandResult) -> T:
+        """What a command's answer becomes."""
+        ...
 
 
-class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
-    """``incidents`` for one district (see module doc)."""
+class IncidentEvents:
+    """The step's events as they are: :class:`~flows.events.IncidentChanged` and
+    :class:`~alerts.commands.CommandResult` (serialised at the sink)."""
+
+    def event_records(self, event: IncidentEvent, incident: Incident) -> list[IncidentChanged]:
+        """One :class:`~flows.events.IncidentChanged`."""
+        return [IncidentChanged(event, incident)]
+
+    def result_record(self, result: CommandResult) -> CommandResult:
+        """The answer itself."""
+        return result
+
+
+class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
+    """``incidents`` for one district (see module doc); ``outputs`` says what its events
+    become (the flow passes :class:`IncidentEvents`)."""
 
     def __init__(
-        self, grouper: IncidentGrouper, outputs: IncidentOutputs, clock: Clock,
+        self, grouper: IncidentGrouper, outputs: Outputs[T], clock: Clock,
         resume: GroupingState | None, restored: Mapping[str, Sequence[Incident]] | None = None,
     ) -> None:
         self._grouper = grouper
@@ -127,7 +136,7 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         self._restored = restored or {}
         self._took_restored = not self._restored
 
-    def on_item(self, value: Item) -> tuple[list[KafkaRecord], bool]:
+    def on_item(self, value: Item) -> tuple[list[T], bool]:
         if not self._took_restored:  # the first item names this logic's district
             self._took_restored = True
             for incident in self._restored.get(_district(value), ()):
@@ -142,7 +151,7 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
             out += self._alert(item)
         return out, StatefulLogic.RETAIN
 
-    def on_notify(self) -> tuple[list[KafkaRecord], bool]:
+    def on_notify(self) -> tuple[list[T], bool]:
         return self._escalate(), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
@@ -156,7 +165,7 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
     def snapshot(self) -> GroupingState:
         return copy.deepcopy(self._state)
 
-    def _alert(self, alert: dict[str, Any]) -> list[KafkaRecord]:
+    def _alert(self, alert: Alert | dict[str, Any]) -> list[T]:
         try:
             grouped = self._grouper.add(self._state, alert)
         except InvalidAlert as exc:
@@ -167,7 +176,7 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         self._forget_quiet(newest=grouped.incident.last_alert_at)
         return [r for e in grouped.events for r in self._outputs.event_records(e, grouped.incident)]
 
-    def _command(self, command: Command) -> list[KafkaRecord]:
+    def _command(self, command: Command) -> list[T]:
         if command.id in self._state.commands:  # read again after a restart: done already
             log.info("incidents: command %s was applied before; not again", command.id)
             return []
@@ -223,9 +232,9 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
         self._state.incidents[incident.id] = incident
         return incident
 
-    def _escalate(self) -> list[KafkaRecord]:
+    def _escalate(self) -> list[T]:
         incidents = dict(self._state.incidents)  # (frozen Incidents: a shallow copy is "before")
-        out: list[KafkaRecord] = []
+        out: list[T] = []
         for event in self._grouper.escalate(self._state, now=self._clock()):
             incident = incidents[event.incident_id] = apply(incidents[event.incident_id], event)
             out += self._outputs.event_records(event, incident)
@@ -236,16 +245,17 @@ class IncidentLogic(StatefulLogic[Item, KafkaRecord, GroupingState]):
 
 
 def incident_steps(
-    settings: IncidentSettings, topics: KafkaTopics, alert_records: Stream[KafkaRecord],
+    settings: IncidentSettings, alerts: Stream[AlertRaised],
     command_messages: Stream[Any] | None = None, log_messages: Stream[Any] | None = None, *,
-    clock: Clock, log_id: str = "", restored: Mapping[str, Sequence[Incident]] | None = None,
-    names: DisplayNames | None = None,
-) -> Stream[KafkaRecord]:
-    """The incident, dispatch and command-result records of alerts and commands; new incidents
-    are numbered in the event log ``log_id``, ``restored`` incidents (by district) join the state
-    (see the module doc). ``names`` gives the district and kind names incident titles use
-    (default: their ids)."""
-    items = op.map("tag_alerts", op.map("decode_alerts", alert_records, _decode), _tag_alert)
+    clock: Clock, log_id: str | Callable[[], str] = "",
+    restored: Mapping[str, Sequence[Incident]] | None = None, names: DisplayNames | None = None,
+) -> Stream[IncidentChanged | CommandResult]:
+    """The incident events and command answers of routed alerts and commands; new incidents
+    are numbered in the event log ``log_id`` (a callable: asked once, when the step builds
+    its first district's logic), ``restored`` incidents (by district) join the state (see the
+    module doc). ``names`` gives the district and kind names incident titles use (default:
+    their ids)."""
+    items = op.map("tag_alerts", alerts, _tag_alert)
     if log_messages is not None:
         logged = op.filter_map("decode_incident_log", log_messages, _logged)
         items = op.merge("merge_incident_log", items, logged)
@@ -253,22 +263,20 @@ def incident_steps(
         commands = op.filter_map("decode_commands", command_messages, _command)
         items = op.merge("merge_commands", items, commands)
     keyed = op.key_on("key_by_incident_district", items, _district)
-    grouper = IncidentGrouper(settings, names, log=log_id)
-    outputs = IncidentOutputs(topics)
-    logic = op.stateful(
-        "incidents", keyed,
-        lambda resume: IncidentLogic(grouper, outputs, clock, resume, restored),
-    )
-    return op.map("incident_records", logic, _record)
+    groupers: list[IncidentGrouper] = []
+
+    def logic(resume: GroupingState | None) -> IncidentLogic[Any]:
+        if not groupers:
+            event_log = log_id() if callable(log_id) else log_id
+            groupers.append(IncidentGrouper(settings, names, log=event_log))
+        return IncidentLogic(groupers[0], IncidentEvents(), clock, resume, restored)
+
+    logic_stream = op.stateful("incidents", keyed, logic)
+    return op.map("incident_events", logic_stream, _event)
 
 
-def _decode(record: KafkaRecord) -> dict[str, Any]:
-    value: dict[str, Any] = orjson.loads(record.value)
-    return value
-
-
-def _tag_alert(alert: dict[str, Any]) -> Item:
-    return ("alert", alert)
+def _tag_alert(raised: AlertRaised) -> Item:
+    return ("alert", raised.alert)
 
 
 def _command(message: Any) -> Item | None:
@@ -290,8 +298,10 @@ def _logged(message: Any) -> Item | None:
 
 def _district(item: Item) -> str:
     tag, value = item
-    return value.district if tag == "command" else str(value.get("district"))
+    if tag == "logged" or (tag == "alert" and isinstance(value, dict)):
+        return str(value.get("district"))
+    return str(value.district)
 
 
-def _record(keyed: tuple[str, KafkaRecord]) -> KafkaRecord:
+def _event(keyed: tuple[str, Any]) -> Any:
     return keyed[1]

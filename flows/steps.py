@@ -2,11 +2,12 @@
 
 Thin Bytewax adapters around the pure pieces: :mod:`models.windows` and :mod:`models.vitals`
 compute, :mod:`alerts.rules` and :mod:`alerts.indicator_rules` decide alerts; this module only
-calls them in order, serialises what they return and keeps their state per key. Outputs of the
-stateful steps are ``(channel, payload)`` pairs: ``"vitals"`` (a window's vital record),
-``"indicators"`` (an indicator record), ``"alerts"`` (KafkaRecords, threshold and anomaly
-alerts: :mod:`flows.anomaly` keeps the district's detectors) and ``"city"`` (district facts
-for the city step).
+calls them in order and keeps their state per key. The stateful steps emit typed events
+(:mod:`flows.events`): :class:`~flows.events.WindowClosed` (a window's vital signs),
+:class:`~flows.events.IndicatorUpdate`, :class:`~flows.events.AlertRaised` (threshold,
+indicator and anomaly alerts: :mod:`flows.anomaly` keeps the district's detectors) and the
+district facts for the city step (:data:`~flows.events.CITY_FACTS`). Nothing here writes bytes:
+:mod:`flows.topics` does, at the sinks.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ from bytewax.operators import StatefulBatchLogic
 from alerts.anomaly_rules import AnomalyRule
 from alerts.feedback import DetectorFeedback, detector_feedback
 from alerts.indicator_rules import IndicatorRule
-from alerts.rules import Alert, Rule
-from connectors.kafka import KafkaRecord
+from alerts.rules import Rule
 from flows.anomaly import Detectors
+from flows.events import AlertRaised, IndicatorUpdate, Refused, WindowClosed
 from models.errors import InvalidReading
 from models.readings import ReadingParser
 from models.timefmt import iso
 from models.vitals.city import CityState, CityVitals
-from models.vitals.devices import rejection_from_dead_letter, rejection_from_reading
+from models.vitals.devices import decode_rejection, rejection_from_reading
 from models.vitals.district import DistrictProgress, DistrictState, DistrictVitals, DistrictWindow
 from models.vitals.records import CITY, IndicatorRecord, Rejection
-from models.windows import Window, preaggregate, vital_record
+from models.windows import Window, preaggregate
 
 __all__ = [
     "CityLogic", "Context", "DistrictLogic", "Feedback", "ParseBatch", "Rejections", "SlowWhenIdle",
@@ -44,7 +45,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-Output = tuple[str, Any]
+Output = WindowClosed | IndicatorUpdate | AlertRaised | DistrictWindow | DistrictProgress
+"""What ``district_vitals`` and ``city_vitals`` emit."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Context:
 
 
 class ParseBatch:
-    """``parse_reading``: a batch of messages to partial windows, rejections and dead letters."""
+    """``parse_reading``: a batch of messages to partial windows, rejections and refusals."""
 
     def __init__(
         self, parser: ReadingParser, length: float, decibel_kinds: frozenset[str], clock: Clock
@@ -71,37 +73,34 @@ class ParseBatch:
         self._decibels = decibel_kinds
         self._clock = clock
 
-    def __call__(self, messages: list[Any]) -> list[Window | Rejection | KafkaRecord]:
+    def __call__(self, messages: list[Any]) -> list[Window | Rejection | Refused]:
         now = self._clock()
         parse = self._parse
         readings = []
-        out: list[Window | Rejection | KafkaRecord] = []
+        out: list[Window | Rejection | Refused] = []
         for message in messages:
             try:
                 readings.append(parse(message.value or b"", None, now))
             except InvalidReading as exc:
-                out.append(_dead_letter(message, exc, now))
+                out.append(_refused(message, exc, now))
                 if exc.reason == "out_of_range":
                     rejection = rejection_from_reading(exc.payload)
                     if rejection is not None:
                         out.append(rejection)
         if out:
-            log.debug("dead-lettered some of %d readings", len(messages))
+            log.debug("refused some of %d readings", len(messages))
         out.extend(preaggregate(readings, self._length, self._decibels))
         return out
 
 
 class Rejections:
-    """``out_of_range_rejections``: the bridge's out-of-range dead letters, for device health."""
-
-    def __init__(self, topic_prefix: str) -> None:
-        self._prefix = topic_prefix
+    """``decode_rejections``: the bridge's rejection records (its out-of-range refusals), for
+    device health; a record that is not one is skipped."""
 
     def __call__(self, messages: list[Any]) -> list[Rejection]:
         out = []
         for message in messages:
-            headers = getattr(message, "headers", None)
-            rejection = rejection_from_dead_letter(message.value or b"", headers, self._prefix)
+            rejection = decode_rejection(message.value or b"")
             if rejection is not None:
                 out.append(rejection)
         return out
@@ -127,7 +126,7 @@ class Feedback:
 class SlowWhenIdle(FixedPartitionedSource[Any, Any]):
     """A source whose partitions, when they have nothing, are asked again only after ``idle_s``.
 
-    Bytewax polls an empty source every millisecond; the dead-letter topic is usually empty and
+    Bytewax polls an empty source every millisecond; the rejections topic is usually empty and
     its out-of-range counts are judged over an hour, so polling it a few times a second is
     plenty and saves the flow a busy loop.
     """
@@ -166,19 +165,10 @@ class _SlowPartition(StatefulSourcePartition[Any, Any]):
         self._part.close()
 
 
-def _dead_letter(message: Any, exc: InvalidReading, now: float) -> KafkaRecord:
+def _refused(message: Any, exc: InvalidReading, now: float) -> Refused:
     headers = dict(getattr(message, "headers", None) or ())
-    return KafkaRecord(
-        message.key,
-        exc.payload,
-        headers=(
-            ("reason", exc.reason.encode()),
-            ("detail", exc.detail.encode()),
-            ("mqtt_topic", headers.get("mqtt_topic") or b""),
-            ("received_at", iso(now).encode()),
-            ("source", b"flow"),
-        ),
-    )
+    return Refused(message.key, exc.payload, exc.reason, exc.detail,
+                   headers.get("mqtt_topic") or b"", now)
 
 
 @dataclass
@@ -229,8 +219,8 @@ class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeySt
                 rule_state = state.kind_rules.get(rule.rule_id)
                 if rule_state is None:
                     rule_state = state.kind_rules[rule.rule_id] = rule.new_state()
-                for alert in rule.on_update(rule_state, running, ts=ts):
-                    out.append(("alerts", _alert_record(alert, now)))
+                out += [AlertRaised(alert, now)
+                        for alert in rule.on_update(rule_state, running, ts=ts)]
         out.extend(self._close(now))
         return out, StatefulBatchLogic.RETAIN
 
@@ -274,16 +264,15 @@ class DistrictLogic(StatefulBatchLogic[Window | Rejection, Output, DistrictKeySt
             for rule in self._context.kind_rules.get(window.kind, ()):
                 rule_state = state.kind_rules.get(rule.rule_id)
                 if rule_state is not None:
-                    for alert in rule.on_close(rule_state, window):
-                        out.append(("alerts", _alert_record(alert, now)))
-            record = vital_record(window, self._context.units[window.kind], late, emitted_at=now)
-            out.append(("vitals", KafkaRecord(window.key.encode(), orjson.dumps(record))))
+                    out += [AlertRaised(alert, now) for alert in rule.on_close(rule_state, window)]
+            out.append(WindowClosed(window, self._context.units[window.kind], late, now))
             if self._context.anomaly is not None:
-                out += state.anomaly.on_window(self._context.anomaly, window, now)
+                out += [AlertRaised(alert, now)
+                        for alert in state.anomaly.on_window(self._context.anomaly, window)]
         out += _indicator_outputs(
             closed.records, self._context.indicator_rules, state.indicator_rules, now
         )
-        out += [("city", fact) for fact in closed.to_city]
+        out += closed.to_city
         for problem in closed.problems:
             log.warning("indicator not computed: %s", problem)
         return out
@@ -323,8 +312,7 @@ def _indicator_outputs(
 ) -> list[Output]:
     out: list[Output] = []
     for record in records:
-        payload = orjson.dumps(record.record(emitted_at=now))
-        out.append(("indicators", KafkaRecord(record.key, payload)))
+        out.append(IndicatorUpdate(record, now))
         for rule in rules:
             if rule.indicator != record.indicator or not rule.applies_to(record.district):
                 continue
@@ -332,10 +320,5 @@ def _indicator_outputs(
             rule_state = rule_states.get(key)
             if rule_state is None:
                 rule_state = rule_states[key] = rule.new_state()
-            for alert in rule.on_record(rule_state, record):
-                out.append(("alerts", _alert_record(alert, now)))
+            out += [AlertRaised(alert, now) for alert in rule.on_record(rule_state, record)]
     return out
-
-
-def _alert_record(alert: Alert, now: float) -> KafkaRecord:
-    return KafkaRecord(alert.id.encode(), orjson.dumps(alert.record(emitted_at=now)))

@@ -242,6 +242,8 @@ class KafkaTopics(_Frozen):
 
     readings: str = "readings"
     dead_letter: str = "readings.dlq"
+    rejections: str | None = None
+    """The bridge's out-of-range rejections, for device health (None: ``<readings>.rejected``)."""
     vitals: str = "vitals"
     alerts: str = "alerts"
     incidents: str = "incidents"
@@ -249,14 +251,19 @@ class KafkaTopics(_Frozen):
     command_results: str = "incident-command-results"
     dispatch_prefix: str = "dispatch."
 
+    @property
+    def rejected(self) -> str:
+        """The rejections topic: ``rejections``, or ``<readings>.rejected``."""
+        return self.rejections or f"{self.readings}.rejected"
+
     def dispatch(self, department: str) -> str:
         """The dispatch queue topic of ``department`` (its incident events, key = incident id)."""
         return f"{self.dispatch_prefix}{department}"
 
     def every(self, departments: Iterable[str] = ()) -> list[str]:
         """Every topic cityheart uses: the fixed ones, then one dispatch queue per department."""
-        fixed = [self.readings, self.dead_letter, self.vitals, self.alerts, self.incidents,
-                 self.commands, self.command_results]
+        fixed = [self.readings, self.dead_letter, self.rejected, self.vitals, self.alerts,
+                 self.incidents, self.commands, self.command_results]
         return fixed + [self.dispatch(d) for d in departments]
 
 

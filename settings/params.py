@@ -5,6 +5,7 @@ that maps one onto the other::
 
     params = vitals_params(settings)          # models.vitals.compute.VitalsParams
     air = air_params(settings)                # models.vitals.air.AirParams
+    parser = reading_parser(settings)         # models.readings.ReadingParser (bridge and flow)
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from models.indicators import (
     TrafficParams,
     WaterLevelParams,
 )
+from models.readings import ReadingParser
 from models.vitals.air import AirParams
 from models.vitals.compute import DistrictParams, VitalsParams
 from settings.config import Settings
 
-__all__ = ["air_params", "vitals_params"]
+__all__ = ["air_params", "reading_parser", "vitals_params"]
 
 
 def air_params(settings: Settings) -> AirParams:
@@ -37,6 +39,18 @@ def air_params(settings: Settings) -> AirParams:
     }
     periods: dict[str, float] = {name: s for name, s in aqi.periods_s.items()}
     return AirParams(aqi.standard, kinds, periods, aqi.bucket_s, aqi.min_filled)
+
+
+def reading_parser(settings: Settings) -> ReadingParser:
+    """The reading parser of ``settings``: its kinds and districts, MQTT topic prefix, payload
+    limit and how far ahead of the clock a timestamp may be (the bridge and the flow use it)."""
+    return ReadingParser(
+        settings.kinds,
+        settings.district_ids(),
+        topic_prefix=settings.mqtt.topic_prefix,
+        max_future_s=settings.flow.max_future_s,
+        max_payload_bytes=settings.mqtt.max_payload_bytes,
+    )
 
 
 def vitals_params(settings: Settings) -> VitalsParams:

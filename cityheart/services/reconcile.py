@@ -36,7 +36,8 @@ from connectors.kafka import ReliableProducer, read_to_end
 from connectors.storage import Storage, StorageOptions
 from connectors.storage.history import incident_record
 from connectors.storage.schema import LATEST, schema_version
-from flows.incidents import QUIET_S, IncidentOutputs
+from flows.incidents import QUIET_S
+from flows.topics import IncidentOutputs
 from models.errors import ConnectorError
 from settings.config import Settings
 

@@ -13,23 +13,22 @@ runs). The rules are DeviceTracker's, at window granularity for stuck values:
   A window whose own range is wider breaks the run; a new run starts with the next window
   whose range is narrow enough;
 - out of range: more than ``max_out_of_range_share`` of its readings were rejected as out of
-  range. The bridge dead-letters those readings before they reach the ``readings`` topic, so
-  the flow also reads the dead-letter topic and turns records with reason ``out_of_range``
-  and source ``bridge`` into :class:`~models.vitals.records.Rejection` s
-  (:func:`rejection_from_dead_letter`); readings the flow itself refuses as out of range
-  count the same way.
+  range. The bridge refuses those readings before they reach the ``readings`` topic: besides
+  their dead letter it writes each as a :class:`~models.vitals.records.Rejection` record
+  (:func:`rejection_from_payload`, :func:`encode_rejection`) to the rejections topic, which
+  the flow reads (:func:`decode_rejection`); readings the flow itself refuses as out of range
+  count the same way (:func:`rejection_from_reading`).
 
 ::
 
     tracker = WindowedTracker()
     tracker.observe_run(run, params)                 # at window close, oldest window first
-    tracker.reject(ts, params)                       # a dead-lettered out_of_range reading
+    tracker.reject(ts, params)                       # a reading refused as out of range
     tracker.status("pm25-harbour-001", window_end, interval_s=10.0, params=params)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -39,7 +38,10 @@ from models.timefmt import from_iso
 from models.vitals.records import Rejection
 from models.windows import DeviceRun
 
-__all__ = ["WindowedTracker", "rejection_from_dead_letter", "rejection_from_reading"]
+__all__ = [
+    "WindowedTracker", "decode_rejection", "encode_rejection", "rejection_from_payload",
+    "rejection_from_reading",
+]
 
 
 class WindowedTracker(DeviceTracker):
@@ -83,26 +85,27 @@ def rejection_from_reading(payload: bytes) -> Rejection | None:
     return _rejection(record.get("district"), record)
 
 
-def rejection_from_dead_letter(
-    payload: bytes, headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None,
-    topic_prefix: str,
-) -> Rejection | None:
-    """The Rejection of a bridge dead letter with reason ``out_of_range``, else None.
-
-    The district comes from the ``mqtt_topic`` header (``<prefix>/<district>/<kind>/<device>``),
-    device id, kind and ts from the original payload. Dead letters of other reasons, those the
-    flow wrote (source ``flow``: it counted them already) and unreadable ones give None.
-    """
-    fields = dict(headers or ())
-    if fields.get("reason") != b"out_of_range" or fields.get("source") != b"bridge":
-        return None
-    parts = (fields.get("mqtt_topic") or b"").decode("utf-8", "replace").split("/")
-    if len(parts) != 4 or parts[0] != topic_prefix:
-        return None
+def rejection_from_payload(district: str, payload: bytes) -> Rejection | None:
+    """The Rejection of a device payload refused as out of range in ``district`` (the bridge's:
+    the district comes from the MQTT topic, device id, kind and ts from the payload)."""
     record = _object(payload)
     if record is None:
         return None
-    return _rejection(parts[1], record)
+    return _rejection(district, record)
+
+
+def encode_rejection(rejection: Rejection) -> bytes:
+    """The rejections topic's record of ``rejection`` (JSON; ts in epoch seconds)."""
+    return orjson.dumps({"district": rejection.district, "kind": rejection.kind,
+                         "device_id": rejection.device_id, "ts": rejection.ts})
+
+
+def decode_rejection(value: bytes) -> Rejection | None:
+    """The Rejection of a rejections topic record; None if it is not one."""
+    record = _object(value)
+    if record is None:
+        return None
+    return _rejection(record.get("district"), record)
 
 
 def _object(payload: bytes) -> dict[str, Any] | None:

@@ -24,7 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from cityheart.runtime.readiness import ReadinessListener
 from connectors.bridge import Bridge
-from models.timefmt import iso
+from models.timefmt import from_iso, iso
+from models.vitals.devices import decode_rejection
 from settings.config import RateLimitSettings, Settings
 from tests.support import consume_all, serving_bridge, wait_until, write_config
 from tests.support.kafka import consume_until
@@ -125,6 +126,13 @@ def test_bad_payloads_are_dead_lettered_with_reason_and_good_ones_flow(
         assert headers["mqtt_topic"].decode() == bad[reason][0]
         assert headers["detail"], reason
         assert headers["source"] == b"bridge"
+
+    # the out-of-range one (only it) is also a Rejection record, for the flow's device health
+    (rejected,) = consume_all(settings.kafka.bootstrap, settings.kafka.topics.rejected, 1)
+    rejection = decode_rejection(rejected.value())
+    assert rejection is not None and rejected.key() == b"pm-1"
+    assert (rejection.district, rejection.kind, rejection.device_id) == ("old-town", "pm25", "pm-1")
+    assert rejection.ts == from_iso(orjson.loads(bad["out_of_range"][1])["ts"])
 
     good = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 2)
     records = [orjson.loads(m.value()) for m in good]

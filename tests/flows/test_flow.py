@@ -166,15 +166,15 @@ def test_the_flow_from_config_has_stable_step_ids(settings: Settings, tmp_path: 
     # building it asks the broker for the incidents topic's id (the identity of the event log)
     flow = build_from_config(str(write_config(settings, tmp_path / "config.yaml")))
     assert [step.step_name for step in flow.substeps] == [
-        "read_readings", "parse_reading", "read_dead_letters", "out_of_range_rejections",
-        "merge_rejections", "read_incident_log", "detector_feedback", "merge_feedback",
-        "split_dead_letters", "write_dead_letters", "key_by_district",
+        "read_incident_log", "read_readings", "parse_reading", "read_rejections",
+        "decode_rejections", "merge_rejections", "detector_feedback", "merge_feedback",
+        "split_refused", "key_by_district",
         "district_vitals", "split_city_facts", "city_facts", "key_city", "city_vitals",
-        "merge_outputs", "split_vitals_alerts", "vital_records", "write_vitals", "alert_records",
-        "write_alerts", "read_commands", "decode_alerts", "tag_alerts", "decode_incident_log",
-        "merge_incident_log", "decode_commands", "merge_commands", "key_by_incident_district",
-        "incidents", "incident_records",
-        "write_incidents",
+        "merge_outputs", "split_vitals_alerts", "route_alerts", "read_commands", "tag_alerts",
+        "decode_incident_log", "merge_incident_log", "decode_commands", "merge_commands",
+        "key_by_incident_district", "incidents", "incident_events",
+        "dead_letter_records", "write_dead_letters", "vital_records", "write_vitals",
+        "alert_records", "write_alerts", "incident_records", "write_incidents",
     ]
 
 

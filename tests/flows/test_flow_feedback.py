@@ -63,8 +63,8 @@ def alerted_points(rule: AnomalyRule, detectors: Detectors, teach: dict[int, obj
             lesson = teach[i]
             feedback = lesson(alerts) if callable(lesson) else lesson
             assert detectors.on_feedback(feedback), "the feedback changed something"
-        for _, record in detectors.on_window(rule, window(i, rng), now=T0):
-            alerts.append(orjson.loads(record.value))
+        for alert in detectors.on_window(rule, window(i, rng)):
+            alerts.append(alert.record(emitted_at=T0))
             alerted.append(i)
     return alerted
 
@@ -138,7 +138,7 @@ def test_the_lesson_rides_in_the_snapshot(rule: AnomalyRule) -> None:
     rng = random.Random(3)
     alerts = []
     for i in range(BUMPS[0] + 3):
-        alerts += [orjson.loads(r.value) for _, r in detectors.on_window(rule, window(i, rng), T0)]
+        alerts += [a.record(emitted_at=T0) for a in detectors.on_window(rule, window(i, rng))]
     detectors.on_feedback(false_alarm(alerts))
     resumed = pickle.loads(pickle.dumps(detectors))
     detector = resumed.get(SERIES)

@@ -21,6 +21,8 @@ from cityheart.runtime.servers import spawn
 from connectors.kafka import ReliableProducer
 from models.readings import Reading, encode
 from models.timefmt import from_iso
+from models.vitals.devices import encode_rejection
+from models.vitals.records import Rejection
 from settings.config import Settings
 from tests.support import consume_all, kafka, write_config
 
@@ -54,10 +56,14 @@ def produce_readings(settings: Settings, start: float) -> None:
     producer.produce(topic, b'{"device_id": "pm25-ie-9", "kind": 7}', key=b"pm25-ie-9")
     for reading in readings[2:]:
         producer.produce(topic, encode(reading), key=reading.device_id.encode())
-    # the bridge dead-lettered a reading of a fourth device as out of range
+    # the bridge refused a reading of a fourth device as out of range: its dead letter and
+    # its rejection record
     payload = orjson.dumps({"device_id": "pm25-ie-4", "kind": "pm25", "value": 9999.0,
                             "unit": "ug/m3", "ts": start + 8.5})
     prefix = settings.mqtt.topic_prefix
+    rejection = Rejection("industrial-east", "pm25", "pm25-ie-4", start + 8.5)
+    producer.produce(settings.kafka.topics.rejected, encode_rejection(rejection),
+                     key=b"pm25-ie-4")
     producer.produce(settings.kafka.topics.dead_letter, payload, key=b"pm25-ie-4", headers=[
         ("reason", b"out_of_range"), ("detail", b"value 9999.0 ug/m3 is outside"),
         ("mqtt_topic", f"{prefix}/industrial-east/pm25/pm25-ie-4".encode()),
@@ -106,7 +112,7 @@ def test_flow_turns_kafka_readings_into_vitals_and_an_early_alert_and_stops_clea
     assert noise["value"] == pytest.approx(10 * math.log10((1e5 + 1e6) / 2)), "energy mean"
     assert by_key[b"city/indicator:aqi"]["district"] == "city"
     (pm25,) = by_key[b"industrial-east/indicator:device_health"]["components"]
-    assert (pm25["expected"], pm25["out_of_range"]) == (4, ["pm25-ie-4"]), "read back from the DLQ"
+    assert (pm25["expected"], pm25["out_of_range"]) == (4, ["pm25-ie-4"]), "the bridge's rejection"
     pm25 = by_key[b"industrial-east/pm25"]
     assert (pm25["count"], pm25["mean"], pm25["min"], pm25["max"], pm25["last"]) == (
         3, 200.0, 180.0, 220.0, 220.0)

@@ -18,6 +18,8 @@ import pytest
 from alerts.rules import alert_id
 from connectors.kafka import KafkaRecord
 from models.timefmt import iso
+from models.vitals.devices import encode_rejection
+from models.vitals.records import Rejection
 from settings.config import Settings
 from settings.loader import dump, load_mapping
 from tests.support.flow import FlowOutputs, run_flow
@@ -221,20 +223,15 @@ def test_a_stuck_sensor_is_flagged_once_its_run_is_long_enough(short: Settings) 
     assert out.at("aqi", T + 40)["coverage"] == 0.5
 
 
-def test_out_of_range_readings_dead_lettered_by_the_bridge_count_against_the_device(
+def test_out_of_range_readings_refused_by_the_bridge_count_against_the_device(
     short: Settings,
 ) -> None:
     readings = pm25_devices(["a", "b"], {}, T + 40)
-    letters = [
-        KafkaRecord(b"b", orjson.dumps({"device_id": "b", "kind": "pm25", "value": 5000.0,
-                                        "unit": "ug/m3", "ts": iso(t)}),
-                    headers=(("reason", b"out_of_range"), ("source", b"bridge"),
-                             ("mqtt_topic", b"city/harbour/pm25/b")))
-        for t in (T + 2, T + 12)
-    ]
-    letters.append(KafkaRecord(b"b", b"{}", headers=(("reason", b"invalid_json"),
-                                                     ("source", b"bridge"))))
-    out = run(short, readings, dead_letters=letters)
+    # what the bridge writes to the rejections topic for b's out-of-range readings
+    rejected = [KafkaRecord(b"b", encode_rejection(Rejection("harbour", "pm25", "b", t)))
+                for t in (T + 2, T + 12)]
+    rejected.append(KafkaRecord(b"b", b"{}"))  # not a rejection: skipped
+    out = run(short, readings, rejections=rejected)
     (pm25,) = out.at("device_health", T + 20)["components"]
     assert (pm25["out_of_range"], pm25["usable"]) == (["b"], 1)  # 2 of its 6 were rejected
     # the flow's own out-of-range refusals count too (and are dead-lettered)

@@ -16,7 +16,9 @@ from models.vitals.air import UG_PER_PPB, AirParams, convert
 from models.vitals.compute import rise_rate
 from models.vitals.devices import (
     WindowedTracker,
-    rejection_from_dead_letter,
+    decode_rejection,
+    encode_rejection,
+    rejection_from_payload,
     rejection_from_reading,
 )
 from models.vitals.district import DistrictProgress, DistrictVitals, DistrictWindow
@@ -115,19 +117,16 @@ def test_a_tolerance_lets_a_noisy_but_flat_signal_count_as_stuck() -> None:
     assert tracker.is_stuck(params)
 
 
-def test_rejections_come_from_bridge_out_of_range_dead_letters_only() -> None:
+def test_a_rejection_travels_from_the_bridge_to_the_flow_as_written() -> None:
     payload = orjson.dumps({"device_id": "pm-1", "kind": "pm25", "value": 9999, "unit": "ug/m3",
                             "ts": "2026-11-26T05:00:01.000Z"})
-    headers = [("reason", b"out_of_range"), ("source", b"bridge"),
-               ("mqtt_topic", b"city/harbour/pm25/pm-1")]
-    assert rejection_from_dead_letter(payload, headers, "city") == Rejection(
-        "harbour", "pm25", "pm-1", T + 1)
-    assert rejection_from_dead_letter(payload, headers, "other") is None
-    flow_made = [(k, b"flow" if k == "source" else v) for k, v in headers]
-    assert rejection_from_dead_letter(payload, flow_made, "city") is None
-    reason = [(k, b"oversized" if k == "reason" else v) for k, v in headers]
-    assert rejection_from_dead_letter(payload, reason, "city") is None
-    assert rejection_from_dead_letter(b"{not json", headers, "city") is None
+    rejection = rejection_from_payload("harbour", payload)  # the district: the MQTT topic's
+    assert rejection == Rejection("harbour", "pm25", "pm-1", T + 1)
+    assert decode_rejection(encode_rejection(rejection)) == rejection
+    assert rejection_from_payload("harbour", b"{not json") is None
+    assert rejection_from_payload("harbour", b'{"device_id": "pm-1", "kind": "pm25"}') is None
+    assert decode_rejection(b"{not json") is None
+    assert decode_rejection(b"{}") is None
     encoded = orjson.dumps({"device_id": "pm-2", "district": "old-town", "kind": "pm25",
                             "value": 9999.0, "unit": "ug/m3", "ts": T + 2})
     assert rejection_from_reading(encoded) == Rejection("old-town", "pm25", "pm-2", T + 2)

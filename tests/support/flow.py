@@ -76,15 +76,16 @@ class FlowRecords:
 
 def run_flow_records(settings: Settings, items: Iterable[Any], *,
                      clock: Callable[[], float] | None = None, batch_size: int = 1,
-                     dead_letters: list[Any] | None = None,
+                     rejections: list[Any] | None = None,
                      recovery: RecoveryConfig | None = None,
                      epoch_interval: timedelta | None = None) -> FlowRecords:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT()) to
     the end of its input, or to an ABORT; the records it wrote.
 
-    ``clock`` is the flow's (None: the wall clock); ``dead_letters`` (optional) feeds its
-    dead-letter source; ``recovery`` and ``epoch_interval`` go to ``run_main`` (a second run
-    with the same recovery resumes from the snapshot the first left at its ABORT).
+    ``clock`` is the flow's (None: the wall clock); ``rejections`` (optional: the bridge's
+    rejection records) feeds its rejection source; ``recovery`` and ``epoch_interval`` go to
+    ``run_main`` (a second run with the same recovery resumes from the snapshot the first left
+    at its ABORT).
     """
     out = FlowRecords()
     flow = build_flow(
@@ -94,7 +95,7 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
         alerts_sink=TestingSink(out.alerts),
         incidents_sink=TestingSink(out.incidents),
         dead_letter_sink=TestingSink(out.dead),
-        dead_letter_source=None if dead_letters is None else TestingSource(dead_letters),
+        rejection_source=None if rejections is None else TestingSource(rejections),
         clock=clock,
     )
     run_main(flow, epoch_interval=epoch_interval, recovery_config=recovery)
@@ -102,11 +103,12 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
 
 
 def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
-             batch_size: int = 1, dead_letters: list[Any] | None = None) -> FlowOutputs:
+             batch_size: int = 1, rejections: list[Any] | None = None) -> FlowOutputs:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
-    to the end of its input; ``dead_letters`` (optional) feeds its dead-letter source."""
+    to the end of its input; ``rejections`` (optional: the bridge's rejection records) feeds
+    its rejection source."""
     records = run_flow_records(settings, items, clock=clock, batch_size=batch_size,
-                               dead_letters=dead_letters)
+                               rejections=rejections)
     out = FlowOutputs(incidents=records.incidents, dead=records.dead)
     for record in records.vitals:
         value = orjson.loads(record.value)
