@@ -21,9 +21,9 @@ from connectors.feed.protocol import ERROR_CODES
 from settings.config import Settings
 from tests.connectors.test_feed import T0, alert, vital
 from tests.connectors.test_feed_incidents import incident_history
-from tests.connectors.test_feed_incidents import produce as produce_incidents
 from tests.support.feed import FeedThread
 from tests.support.feed import produce as produce_feed
+from tests.support.kafka import produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -53,7 +53,8 @@ def test_every_message_the_feed_sends_matches_the_served_document(settings: Sett
 
     produce_feed(settings, [vital("old-town", "pm25", 10), indicator("city", "aqi"),
                             alert("al-1", "old-town", "pm25")])
-    produce_incidents(settings, incident_history(settings, alerts=2))
+    produce(settings.kafka.bootstrap, incident_history(settings, alerts=2),
+            topic=settings.kafka.topics.incidents)
     validators = {t: Draft7Validator(s) for t, s in message_schemas().items()}
     received: list[dict] = []
     with FeedThread(settings, heartbeat_s=0.2,

@@ -242,7 +242,7 @@ def test_river_half_space_trees_ride_in_the_snapshot_and_resume(shipped: Setting
     assert scores[:200] == [0.0] * 200 and len(set(scores[200:])) > 10   # River's own scores
     live = Detectors()
     for ts, value in points[:250]:
-        live.on_window(rule, _window(ts, value), NOW)
+        live.on_window(rule, _window(ts, value))
     resumed = pickle.loads(pickle.dumps(copy.deepcopy(live)))
     detector = _detector(resumed, "riverside/water_level")
     assert detector.seen == 250

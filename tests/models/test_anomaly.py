@@ -21,7 +21,7 @@ from models.anomaly import KINDS, AnomalyDetector, DetectorParams, InvalidDetect
 from models.anomaly.baselines import SlotProfile
 from models.anomaly.calibration import TailCalibrator
 
-DATA = Path(__file__).resolve().parents[2] / "data"  # tests/data
+DATA = Path(__file__).resolve().parents[1] / "data"  # tests/data
 
 STEP = 300.0
 PER_DAY = 288
