@@ -74,7 +74,6 @@ and indicator records), ``alert_records`` → ``write_alerts``, ``incident_recor
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -271,7 +270,8 @@ def build_kafka_flow(
 ) -> Dataflow:
     """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist); new
     incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids),
-    asked of the broker when the incident step first needs it.
+    asked of the broker here, before the flow runs (asked from inside the incident step, the
+    question held up the first alerts of a run by a second or two).
     ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`).
     """
     kafka = settings.kafka
@@ -287,7 +287,7 @@ def build_kafka_flow(
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
         clock=clock,
-        incident_log_id=functools.partial(_incident_log_id, kafka.bootstrap, topics.incidents),
+        incident_log_id=_incident_log_id(kafka.bootstrap, topics.incidents),
         restored=restored,
     )
 
