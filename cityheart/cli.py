@@ -15,6 +15,7 @@ environment overrides) and passes the frozen settings in.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Collection
 from importlib.metadata import entry_points
@@ -211,6 +212,7 @@ def flow(
     """Run the Bytewax dataflow (readings -> vitals, alerts) until SIGINT."""
     from cityheart.flow import run_flow
     from cityheart.metrics import flow_metrics
+    from connectors.notify import Notifier
 
     if (process_id is None) != (addresses is None):
         typer.echo("error: --process-id and --addresses go together", err=True)
@@ -224,7 +226,8 @@ def flow(
         )
         members = [a.strip() for a in addresses.split(";") if a.strip()] if addresses else []
         with flow_metrics(settings, process_id):
-            return run_flow(settings, process_id=process_id, addresses=members)
+            return run_flow(settings, process_id=process_id, addresses=members,
+                            notifier=Notifier.from_environ(os.environ))
 
     run_command(config, verbose, run)
 

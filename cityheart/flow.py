@@ -53,6 +53,7 @@ from cityheart.runtime.members import run_members
 from cityheart.runtime.servers import free_port
 from cityheart.services.reconcile import reconcile_incidents
 from connectors.kafka import create_topics
+from connectors.notify import Notifier
 from flows.city import build_from_config, build_kafka_flow
 from models.errors import CityheartError, ConfigError
 from settings.config import FlowSettings, Settings
@@ -93,13 +94,16 @@ def recovery_config(flow: FlowSettings) -> RecoveryConfig | None:
 
 
 def run_flow(
-    settings: Settings, *, process_id: int | None = None, addresses: Sequence[str] = ()
+    settings: Settings, *, process_id: int | None = None, addresses: Sequence[str] = (),
+    notifier: Notifier | None = None,
 ) -> int:
     """Create the topics if missing and run the dataflow until SIGINT or SIGTERM.
 
     With ``process_id`` and ``addresses`` (every process's ``host:port``, this one's at
     ``process_id``) this process is one member of a Bytewax cluster; otherwise
     ``flow.processes`` > 1 starts a cluster of that many on loopback. Returns the exit code.
+    ``notifier`` hears ``READY=1`` once the incidents are reconciled with history and the
+    dataflow is built, right before it runs (each member of a cluster says it for itself).
     """
     kafka = settings.kafka
     topics = kafka.topics
@@ -110,6 +114,9 @@ def run_flow(
         return run_local_cluster(settings, flow_settings.processes)
     restored = reconcile_incidents(settings, write=not process_id)
     flow = build_kafka_flow(settings, restored=restored)
+    if notifier is not None:
+        notifier.status("incidents reconciled with history; running")
+        notifier.ready()
     log.info(
         "flow: %s (and the bridge's rejections, %s) -> %s (windows and indicators), %s "
         "(dead letters %s) at %s, %d worker(s), %g s windows, AQI %s, recovery %s",

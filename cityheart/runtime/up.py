@@ -243,6 +243,10 @@ def city_stack(
                 wait_for_port(settings.feed.host, settings.feed.port, 30, child.process)
             elif name == "dashboard":
                 wait_for_port(settings.dashboard.host, settings.dashboard.port, 30, child.process)
+            elif name == "flow":
+                # the flow reconciles incidents with history before it runs: readings
+                # published meanwhile would wait, and the first alerts with them
+                supervisor.readiness[name].wait_ready(timeout=60, process=child.process)
             elif name == "bridge":
                 # devices may publish only once the bridge's session subscribes, or the broker
                 # has nobody to keep their readings for: the bridge says READY=1 then
