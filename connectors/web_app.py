@@ -50,10 +50,7 @@ __all__ = ["CONTENT_SECURITY_POLICY", "HistoryQuery", "HistoryView", "build_app"
 
 log = logging.getLogger(__name__)
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY = content_security_policy(None)
 """Everything comes from this server; only the feed's websocket may be elsewhere."""
 
 HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]

@@ -146,7 +146,7 @@ def build_flow(
     commands_source: Source | None = None,
     incident_log_source: Source | None = None,
     clock: Clock | None = None,
-    incident_log_id: str | Callable[[], str] = "",
+    incident_log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
@@ -162,8 +162,8 @@ def build_flow(
     it), and a restarted incident step catches up with the events it wrote after its snapshot.
     ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the parser's future
     check, the watermarks' advance, ``emitted_at`` and escalation. ``incident_log_id`` is the
-    identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`;
-    a callable is asked once, when the incident step first needs it) and ``restored`` the
+    identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
+    and ``restored`` the
     incidents taken up again from history (by district, :mod:`alerts.reconcile`), for the
     incident step.
     """

@@ -247,14 +247,13 @@ class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
 def incident_steps(
     settings: IncidentSettings, alerts: Stream[AlertRaised],
     command_messages: Stream[Any] | None = None, log_messages: Stream[Any] | None = None, *,
-    clock: Clock, log_id: str | Callable[[], str] = "",
+    clock: Clock, log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None, names: DisplayNames | None = None,
 ) -> Stream[IncidentChanged | CommandResult]:
     """The incident events and command answers of routed alerts and commands; new incidents
-    are numbered in the event log ``log_id`` (a callable: asked once, when the step builds
-    its first district's logic), ``restored`` incidents (by district) join the state (see the
-    module doc). ``names`` gives the district and kind names incident titles use (default:
-    their ids)."""
+    are numbered in the event log ``log_id``, ``restored`` incidents (by district) join the
+    state (see the module doc). ``names`` gives the district and kind names incident titles
+    use (default: their ids)."""
     items = op.map("tag_alerts", alerts, _tag_alert)
     if log_messages is not None:
         logged = op.filter_map("decode_incident_log", log_messages, _logged)
@@ -263,13 +262,10 @@ def incident_steps(
         commands = op.filter_map("decode_commands", command_messages, _command)
         items = op.merge("merge_commands", items, commands)
     keyed = op.key_on("key_by_incident_district", items, _district)
-    groupers: list[IncidentGrouper] = []
+    grouper = IncidentGrouper(settings, names, log=log_id)
 
     def logic(resume: GroupingState | None) -> IncidentLogic[Any]:
-        if not groupers:
-            event_log = log_id() if callable(log_id) else log_id
-            groupers.append(IncidentGrouper(settings, names, log=event_log))
-        return IncidentLogic(groupers[0], IncidentEvents(), clock, resume, restored)
+        return IncidentLogic(grouper, IncidentEvents(), clock, resume, restored)
 
     logic_stream = op.stateful("incidents", keyed, logic)
     return op.map("incident_events", logic_stream, _event)
