@@ -10,7 +10,9 @@ until all have subscribed, then counts for ``seconds``:
 - messages per client (min / median / max) and *missing*: over the seqs every client's window
   covers, the messages some client received and another did not (0 means every client got
   every message its subscription asks for);
-- refusals: clients that could not connect or subscribe, ``error`` messages and closes.
+- refusals: clients that could not connect or subscribe, ``error`` messages and closes;
+- the CPU the client processes used while counting (as a share of one core), so a reader sees
+  what the measurement itself took from the box it shares with the feed.
 
 ::
 
@@ -59,6 +61,8 @@ class FeedBenchResult:
     per_client_max: int
     missing: int
     refused: int
+    clients_cpu_share: float = 0.0
+    """CPU seconds of every client process in the window (and 1 s after) over its length."""
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -128,7 +132,9 @@ def _measure(url: str, clients: int, seconds: float) -> FeedBenchResult:
         lag_p50_ms=_ms(_percentile(lags, 0.5)), lag_p99_ms=_ms(_percentile(lags, 0.99)),
         lag_max_ms=_ms(max(lags, default=None)), per_client_min=counts[0],
         per_client_median=counts[len(counts) // 2], per_client_max=counts[-1],
-        missing=_missing(per_client), refused=refused, errors=errors,
+        missing=_missing(per_client), refused=refused,
+        clients_cpu_share=round(sum(r["cpu_s"] for r in reports) / (seconds + 1.0), 2),
+        errors=errors,
     )
 
 
@@ -183,7 +189,8 @@ def _line(r: FeedBenchResult) -> str:
     return (f"{r.clients} clients ({r.processes} processes): lag p50 {r.lag_p50_ms} ms, p99 "
             f"{r.lag_p99_ms} ms, max {r.lag_max_ms} ms; per client {r.per_client_min}/"
             f"{r.per_client_median}/{r.per_client_max} messages in {r.seconds:g} s; missing "
-            f"{r.missing}; refused {r.refused}; errors {r.errors or 'none'}")
+            f"{r.missing}; refused {r.refused}; errors {r.errors or 'none'}; the clients used "
+            f"{r.clients_cpu_share:.2f} of a core")
 
 
 def _record(path: Path, results: list[FeedBenchResult], where: str, clients: Sequence[int],
@@ -193,15 +200,16 @@ def _record(path: Path, results: list[FeedBenchResult], where: str, clients: Seq
     rows = [
         f"| {r.clients:,} | {r.subscribed:,} | {r.lag_p50_ms} / {r.lag_p99_ms} / {r.lag_max_ms} ms "
         f"| {r.per_client_min} / {r.per_client_median} / {r.per_client_max} | {r.missing} "
-        f"| {r.refused} | {', '.join(f'{k} {v}' for k, v in r.errors.items()) or 'none'} |"
+        f"| {r.refused} | {', '.join(f'{k} {v}' for k, v in r.errors.items()) or 'none'} "
+        f"| {r.clients_cpu_share:.2f} |"
         for r in results
     ]
     text = "\n".join([
         "", f"### Feed fan-out, {time.strftime('%Y-%m-%d', time.gmtime())}", "",
         f"Command: `{command}` (with `cityheart up` running). Machine: {where}.", "",
         "| clients | subscribed | lag p50 / p99 / max | messages per client min / median / max "
-        "| missing | refused | errors |",
-        "|---:|---:|---:|---:|---:|---:|:--|", *rows, "",
+        "| missing | refused | errors | client CPU (cores) |",
+        "|---:|---:|---:|---:|---:|---:|:--|---:|", *rows, "",
     ])
     with path.open("a", encoding="utf-8") as f:
         f.write(text)

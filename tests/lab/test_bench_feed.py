@@ -7,11 +7,14 @@ one client got and another did not.
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.feed.fanout import text_frame
 from lab.bench_feed import _missing, run_feed_bench
-from lab.feed_load import _frames
+from lab.feed_load import _frames, data_fields
 
 
 def test_the_load_clients_read_every_frame_the_fan_out_writes_even_split_across_reads() -> None:
@@ -36,3 +39,38 @@ def test_the_bench_refuses_a_feed_off_loopback_and_unbounded_runs() -> None:
         run_feed_bench("ws://192.0.2.1:8765/feed", clients=[10])
     with pytest.raises(ValueError, match="clients must be"):
         run_feed_bench("ws://127.0.0.1:8765/feed", clients=[100_000])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(["vital", "indicator", "alert", "hello", "error", "heartbeat"]),
+    seq=st.integers(min_value=0, max_value=10**12),
+    extra=st.dictionaries(st.text(min_size=1, max_size=12), st.one_of(
+        st.integers(min_value=-(2**63), max_value=2**63 - 1), st.floats(allow_nan=False),
+        st.text(max_size=20),
+        st.dictionaries(st.sampled_from(["emitted_at", "seq", "value"]), st.text(max_size=8)),
+    ), max_size=6),
+    emitted=st.one_of(st.none(), st.just("2026-12-07T17:23:11.012Z")),
+)
+def test_the_load_clients_read_type_seq_and_emitted_at_as_json_would(
+    kind: str, seq: int, extra: dict[str, object], emitted: str | None
+) -> None:
+    message: dict[str, object] = {"type": kind, "seq": seq}
+    message.update({k: v for k, v in extra.items() if k not in ("type", "seq", "emitted_at")})
+    if emitted is not None:
+        message["emitted_at"] = emitted
+    payload = orjson.dumps(message)
+    fields = data_fields(payload)
+    parsed = orjson.loads(payload)
+    if fields is None:  # the clients parse it as JSON instead: nothing is read wrongly
+        return
+    own = parsed.get("emitted_at")
+    assert fields == (parsed["type"], parsed["seq"], own if isinstance(own, str) else None)
+    assert parsed["type"] in ("vital", "indicator", "alert")
+
+
+def test_the_load_clients_read_the_feeds_own_messages_without_parsing_json() -> None:
+    vital = (b'{"type":"vital","seq":1315,"time":"2026-12-07T17:23:11.080Z","district":"harbour",'
+             b'"kind":"o3","mean":75.0,"emitted_at":"2026-12-07T17:23:11.012Z"}')
+    assert data_fields(vital) == ("vital", 1315, "2026-12-07T17:23:11.012Z")
+    assert data_fields(b'{"type":"heartbeat","time":"2026-12-07T17:23:11.080Z"}') is None
