@@ -26,6 +26,7 @@ import typer
 
 from cityheart.aqi import EXAMPLE as AQI_EXAMPLE
 from cityheart.devices_cli import devices_app
+from cityheart.open_data_cli import open_data_app
 from models.choices import check_choices
 from models.errors import CityheartError
 from settings.config import Settings
@@ -39,6 +40,7 @@ app = typer.Typer(
     help="cityheart: live vital signs, anomalies and incidents of a city.",
 )
 app.add_typer(devices_app, name="devices")
+app.add_typer(open_data_app, name="open-data")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The city's config.yaml.", envvar="CITYHEART_CONFIG")
@@ -386,11 +388,13 @@ def dashboard(
     """Serve the command-centre web page (live map, vital signs, alerts) until SIGINT/SIGTERM."""
     from cityheart.dashboard import run_dashboard
     from cityheart.metrics import with_metrics
+    from cityheart.open_data_cli import keys_path
 
     run_command(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
         settings,
         host=settings.dashboard.host if host is None else host,
         port=settings.dashboard.port if port is None else port,
+        open_data_keys=keys_path(settings, config),
     )))
 
 

@@ -22,6 +22,7 @@ from alerts.access import history_view
 from cityheart.services.dispatch import DispatchService
 from cityheart.token import feed_auth
 from connectors.command_bus import CommandBus
+from connectors.open_data import OpenData
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
@@ -68,9 +69,18 @@ def history_query(
     return query
 
 
-def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766) -> None:
-    """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up."""
+def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766,
+                  open_data_keys: Path | None = None) -> None:
+    """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up.
+
+    ``open_data_keys`` is the open-data key file (``open_data.keys_file``, relative to
+    config.yaml); with ``open_data.enabled`` the dashboard serves ``/open-data/``.
+    """
     storage = lazy_storage(settings)
+    open_data = None
+    if settings.open_data.enabled:
+        keys = open_data_keys or Path(settings.open_data.keys_file)
+        open_data = OpenData(settings, pool=lambda: storage().pool, keys=keys)
     authenticate, _view = feed_auth(settings)
     topics = settings.kafka.topics
     bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
@@ -88,6 +98,7 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             api=DispatchService(settings, storage=storage, bus=bus),
             authenticate=authenticate,
             history_view=history_view,
+            open_data=open_data,
         )
     finally:
         bus.close()

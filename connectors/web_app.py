@@ -10,6 +10,7 @@ Routes, in the order they are tried::
     GET  /api/history               a district's series, for charts (``site.history``)
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
     POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
+    GET  /open-data/...             the open-data catalogue and downloads (connectors.open_data)
     *    /api/...                   anything else there: the API's own JSON 404 or 405
     GET  /...                       a file under ``site.static_dir``, else 404 (never outside it)
 
@@ -36,6 +37,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors import open_data_routes
 from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
 from connectors.tokens import Claims
 from connectors.web_config import config_document
@@ -206,6 +208,9 @@ def build_app(site: WebServer) -> FastAPI:
     ) -> Response:
         """Department KPIs this caller may see."""
         return dispatch(request)
+
+    if site.open_data is not None:
+        open_data_routes.register(app, site.open_data, _json)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST"],
                    include_in_schema=False)

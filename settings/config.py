@@ -32,6 +32,7 @@ from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
 from settings.metrics import METRICS_COMPONENTS, MetricsSettings
+from settings.open_data import OpenDataSettings
 from settings.ports import Listener, port_clashes
 
 if TYPE_CHECKING:
@@ -390,6 +391,7 @@ class Settings(_Frozen):
     auth: AuthSettings = AuthSettings()
     incidents: IncidentSettings = IncidentSettings()
     metrics: MetricsSettings = MetricsSettings()
+    open_data: OpenDataSettings = OpenDataSettings()
     _geography: Geography | None = PrivateAttr(default=None)
 
     @property
