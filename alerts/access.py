@@ -10,6 +10,8 @@ Roles come from a verified token's :class:`~models.claims.Claims`:
 - ``viewer``: aggregated vital signs, and incidents and their events as public summaries: no
   device ids (detectors, stations, areas, substations), no precise coordinates, no free-text
   comments, no names of people. Raw alerts and KPIs are not shown. No actions.
+- ``consumer``: exactly what its grant allows (``auth.grants``; :mod:`models.grants`: channels,
+  districts, kinds, fields, and raw, aggregated or derived-only detail). No actions.
 
 Feed message types: control (``hello``, ``subscribed``, ``error``, ``heartbeat``) go to
 everyone; ``vital``, ``indicator``, ``alert`` as in connectors.feed.protocol; ``incident`` (an
@@ -39,6 +41,7 @@ __all__ = [
     "Forbidden",
     "allowed_actions",
     "authorize",
+    "history_refusal",
     "history_view",
     "may_act",
     "may_subscribe",
@@ -94,6 +97,8 @@ def view(claims: Claims, message: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = message.get("type")
     if kind in CONTROL_TYPES or claims.role == "operator":
         return dict(message)
+    if claims.role == "consumer":
+        return None if claims.rules is None else claims.rules.view(message)
     if claims.role == "dispatcher":
         return _dispatcher_view(claims.department, kind, message)
     if claims.role == "viewer":
@@ -109,13 +114,42 @@ def may_subscribe(claims: Claims, channel: str) -> bool:
     """
     if claims.role == "operator":
         return True
+    if claims.role == "consumer":
+        return claims.rules is not None and claims.rules.may_subscribe(channel)
     return channel in _CHANNELS_OF_ROLE.get(claims.role, frozenset())
 
 
 def history_view(claims: Claims, document: Mapping[str, Any]) -> dict[str, Any]:
     """A history series (``/api/history``) as this role may see it: a viewer's has no device
-    ids, places or people, as its feed messages have none."""
+    ids, places or people, as its feed messages have none; a consumer's is cut as its grant
+    cuts feed messages, and PermissionError (:func:`history_refusal`'s reason) for a series it
+    may not read at all."""
+    if claims.role == "consumer":
+        reason = history_refusal(claims, str(document.get("district")),
+                                 str(document.get("name")))
+        if reason is not None:
+            raise PermissionError(reason)
+        return _scrub(document) if claims.rules and claims.rules.detail != "raw" else dict(
+            document)
     return dict(document) if claims.role != "viewer" else _scrub(document)
+
+
+def history_refusal(claims: Claims, district: str, name: str) -> str | None:
+    """Why this caller may not read ``district``'s series of ``name`` at all, or None."""
+    if claims.role != "consumer":
+        return None
+    rules = claims.rules
+    if rules is None:
+        return f"grant {claims.grant!r} is not configured here"
+    if rules.detail == "derived":
+        return f"grant {rules.name!r} is derived-only: answers, never values"
+    if "vitals" not in rules.channels:
+        return f"grant {rules.name!r} does not include vital signs"
+    if not rules.covers(district):
+        return f"grant {rules.name!r} does not cover district {district!r}"
+    if rules.kinds is not None and name not in rules.kinds:
+        return f"grant {rules.name!r} does not cover {name!r}"
+    return None
 
 
 def may_act(claims: Claims, action: str, departments: tuple[str, ...] | list[str]) -> bool:
@@ -189,4 +223,6 @@ def _scrub(value: Any) -> Any:
 def _who(claims: Claims) -> str:
     if claims.role == "dispatcher":
         return f"{claims.sub!r} (dispatcher of {claims.department!r})"
+    if claims.role == "consumer":
+        return f"{claims.sub!r} (consumer, grant {claims.grant!r})"
     return f"{claims.sub!r} ({claims.role})"

@@ -265,9 +265,10 @@ def replay(
 def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the websocket push feed until SIGINT/SIGTERM."""
     from cityheart.metrics import with_metrics
-    from cityheart.token import run_feed_with_auth
+    from cityheart.token import revoked_path, run_feed_with_auth
 
-    run_command(config, verbose, with_metrics("feed", run_feed_with_auth))
+    run_command(config, verbose, with_metrics("feed", lambda settings: run_feed_with_auth(
+        settings, revoked=revoked_path(settings, config))))
 
 
 @app.command()
@@ -389,20 +390,23 @@ def dashboard(
     from cityheart.dashboard import run_dashboard
     from cityheart.metrics import with_metrics
     from cityheart.open_data_cli import keys_path
+    from cityheart.token import revoked_path
 
     run_command(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
         settings,
         host=settings.dashboard.host if host is None else host,
         port=settings.dashboard.port if port is None else port,
         open_data_keys=keys_path(settings, config),
+        revoked=revoked_path(settings, config),
     )))
 
 
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="operator, dispatcher or viewer.")],
+    role: Annotated[str, typer.Option(help="operator, dispatcher, viewer or consumer.")],
     department: Annotated[str | None, typer.Option(help="A dispatcher's department.")] = None,
+    grant: Annotated[str | None, typer.Option(help="A consumer's grant (auth.grants).")] = None,
     sub: Annotated[str | None, typer.Option(help="Who it is for (default: the role).")] = None,
     ttl: Annotated[float | None, typer.Option(help="Lifetime in s (auth.token_ttl_s).")] = None,
     config: ConfigOption = Path("config.yaml"),
@@ -412,9 +416,28 @@ def token(
     from cityheart.token import issue
 
     def print_token(settings: Settings) -> None:
-        typer.echo(issue(settings, role=role, department=department, sub=sub, ttl_s=ttl))
+        typer.echo(issue(settings, role=role, department=department, sub=sub, ttl_s=ttl,
+                         grant=grant))
 
     run_command(config, verbose, print_token)
+
+
+@app.command()
+def revoke(
+    token_text: Annotated[str, typer.Argument(metavar="TOKEN", help="The token to revoke.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the entry).")] = "",
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Revoke a token before it expires: the feed and the dashboard refuse it from now on."""
+    from cityheart.token import revoke_token
+
+    def revoke_it(settings: Settings) -> None:
+        entry = revoke_token(settings, token_text, config_path=config, reason=reason)
+        typer.echo(f"revoked token {entry['jti']} of {entry['sub']!r} ({entry['role']}) at "
+                   f"{entry['at']}; it would have expired at {entry['exp']}")
+
+    run_command(config, verbose, revoke_it)
 
 
 @app.command()

@@ -70,7 +70,7 @@ def history_query(
 
 
 def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766,
-                  open_data_keys: Path | None = None) -> None:
+                  open_data_keys: Path | None = None, revoked: Path | None = None) -> None:
     """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up.
 
     ``open_data_keys`` is the open-data key file (``open_data.keys_file``, relative to
@@ -81,7 +81,7 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
     if settings.open_data.enabled:
         keys = open_data_keys or Path(settings.open_data.keys_file)
         open_data = OpenData(settings, pool=lambda: storage().pool, keys=keys)
-    authenticate, _view = feed_auth(settings)
+    authenticate, _view = feed_auth(settings, revoked=revoked)
     topics = settings.kafka.topics
     bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
     # connect in the background: the page is served even while Kafka is away (actions then

@@ -105,7 +105,7 @@ def _route(
     get = request.method in ("GET", "HEAD")
     if parts == ["api", "whoami"] and get:
         return HTTPStatus.OK, {"role": claims.role, "department": claims.department,
-                               "sub": claims.sub}
+                               "grant": claims.grant, "sub": claims.sub}
     if parts == ["api", "incidents"] and get:
         try:
             limit = min(int(query.get("limit", ["500"])[0]), 5000)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from typing import Any
 
 import jwt
@@ -94,14 +95,16 @@ class ExpiredToken(TokenError):
 
 def issue_token(
     *, role: str, sub: str, secret: str | bytes, now: float, ttl_s: float,
-    department: str | None = None,
+    department: str | None = None, grant: str | None = None,
 ) -> str:
-    """A token for ``sub`` in ``role`` valid from ``now`` for ``ttl_s`` seconds."""
+    """A token for ``sub`` in ``role`` valid from ``now`` for ``ttl_s`` seconds, with a fresh
+    ``jti`` (its id, to revoke it by)."""
     if not (math.isfinite(ttl_s) and ttl_s >= 1):
         msg = f"token lifetime ttl_s={ttl_s!r} must be at least 1 second"
         raise TokenError(msg)
     iat = int(math.floor(now))
-    claims = Claims(role=role, sub=sub, iat=iat, exp=iat + int(ttl_s), department=department)
+    claims = Claims(role=role, sub=sub, iat=iat, exp=iat + int(ttl_s), department=department,
+                    grant=grant, jti=secrets.token_hex(8))
     return encode_token(claims, secret)
 
 
@@ -172,12 +175,13 @@ def check_times(
 def _claims(body: Any) -> Claims:
     if not isinstance(body, dict):
         _malformed(f"token claims must be a JSON object, got {type(body).__name__}")
-    unknown = sorted(set(body) - {"role", "sub", "iat", "exp", "department"})
+    unknown = sorted(set(body) - {"role", "sub", "iat", "exp", "department", "grant", "jti"})
     missing = sorted({"role", "sub", "iat", "exp"} - set(body))
     if unknown or missing:
         _malformed(f"token claims: missing {missing}, unknown {unknown}")
     return Claims(role=body["role"], sub=body["sub"], iat=body["iat"], exp=body["exp"],
-                  department=body.get("department")).check()
+                  department=body.get("department"), grant=body.get("grant"),
+                  jti=body.get("jti")).check()
 
 
 def _key(secret: str | bytes) -> bytes:

@@ -286,6 +286,8 @@ def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
         document = site.history(district, name, source, since, until)
         if site.history_view is not None:
             document = site.history_view(claims, document)
+    except PermissionError as exc:  # the caller's grant does not cover this series
+        return HTTPStatus.FORBIDDEN, {"error": str(exc)}
     except ValueError as exc:
         return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
     except CityheartError as exc:

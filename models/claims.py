@@ -10,14 +10,17 @@ a role may do are :mod:`alerts.access`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from models.errors import CityheartError
+from models.grants import Grant
 
 __all__ = ["ROLES", "Claims", "MalformedToken", "TokenError", "malformed"]
 
-ROLES = ("operator", "dispatcher", "viewer")
+ROLES = ("operator", "dispatcher", "viewer", "consumer")
+"""operator, dispatcher and viewer are built in (alerts.access); a consumer reads what its grant
+(``auth.grants``, :mod:`models.grants`) allows."""
 
 
 class TokenError(CityheartError):
@@ -37,20 +40,29 @@ class MalformedToken(TokenError):
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """Who a token speaks for: role, department (dispatchers only), subject, validity."""
+    """Who a token speaks for: role, department (dispatchers only), grant (consumers only),
+    subject, validity and the token's id (``jti``, to revoke it).
+
+    ``rules`` is the grant itself, filled in by whoever verified the token against the
+    deployment's ``auth.grants`` (a token carries only the grant's name).
+    """
 
     role: str
     sub: str
     iat: int
     exp: int
     department: str | None = None
+    grant: str | None = None
+    jti: str | None = None
+    rules: Grant | None = field(default=None, compare=False)
 
     def payload(self) -> dict[str, Any]:
-        """The JSON claims; ``department`` only when set."""
+        """The JSON claims; ``department``, ``grant`` and ``jti`` only when set."""
         body: dict[str, Any] = {"role": self.role, "sub": self.sub, "iat": self.iat,
                                 "exp": self.exp}
-        if self.department is not None:
-            body["department"] = self.department
+        for name in ("department", "grant", "jti"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
         return body
 
     def check(self) -> Claims:
@@ -63,6 +75,12 @@ class Claims:
             malformed(f"a dispatcher token needs a department, got {self.department!r}")
         if self.role != "dispatcher" and self.department is not None:
             malformed(f"role {self.role!r} takes no department, got {self.department!r}")
+        if self.role == "consumer" and not (isinstance(self.grant, str) and self.grant):
+            malformed(f"a consumer token needs a grant, got {self.grant!r}")
+        if self.role != "consumer" and self.grant is not None:
+            malformed(f"role {self.role!r} takes no grant, got {self.grant!r}")
+        if self.jti is not None and not (isinstance(self.jti, str) and self.jti):
+            malformed(f"jti {self.jti!r} must be a non-empty string")
         for name in ("iat", "exp"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -18,6 +18,17 @@ Frozen pydantic models, no I/O. Two kinds of token, both JSON Web Tokens (RFC 75
         roles_claim: realm_access.roles  # where the provider lists a person's roles
         roles: {city-operator: operator, city-dispatcher: dispatcher, city-viewer: viewer}
         department_claim: department     # a dispatcher's department (a department id)
+      grants:                          # what each consumer (role "consumer") may read
+        water-partner: {channels: [vitals, incidents], districts: [harbour], detail: raw,
+                        kinds: [water_level], fields: [district, kind, mean, window_end]}
+        resident-app:
+          detail: derived              # yes/no answers only, never a value
+          questions: [{id: air-above-warning, indicator: aqi, at_least: 101}]
+      revoked_file: revoked-tokens.yaml  # `cityheart token revoke`; relative to config.yaml
+      audit_dir: var/audit             # who read what: `cityheart audit`
+
+A grant (:mod:`models.grants`) names channels (vitals, alerts, incidents, kpis), districts and
+kinds (left out: all), fields (left out: all) and a level of detail (raw, aggregated, derived).
 """
 
 from __future__ import annotations
@@ -29,8 +40,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.claims import ROLES
+from models.grants import Grant, Question
 
-__all__ = ["LOCAL_ALGORITHM", "TOKEN_SECRET_ENV", "AuthSettings", "OidcSettings"]
+__all__ = ["LOCAL_ALGORITHM", "TOKEN_SECRET_ENV", "AuthSettings", "GrantSettings",
+           "OidcSettings", "QuestionSettings"]
 
 TOKEN_SECRET_ENV = "CITYHEART_TOKEN_SECRET"
 """The environment variable holding the token signing secret."""
@@ -116,6 +129,38 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class QuestionSettings(BaseModel):
+    """A yes/no question of a derived-only grant: is ``indicator`` at or above ``at_least``?"""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[str, Field(min_length=1)]
+    indicator: Annotated[str, Field(min_length=1)]
+    at_least: float
+
+
+class GrantSettings(BaseModel):
+    """What one consumer may read (see :class:`models.grants.Grant`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channels: list[Literal["vitals", "alerts", "incidents", "kpis"]] = ["vitals"]
+    detail: Literal["raw", "aggregated", "derived"] = "aggregated"
+    districts: list[str] | None = None
+    kinds: list[str] | None = None
+    fields: list[str] | None = None
+    questions: list[QuestionSettings] = []
+
+    def grant(self, name: str) -> Grant:
+        """The grant as the masking code uses it."""
+        return Grant(
+            name=name, channels=frozenset(self.channels), detail=self.detail,
+            districts=None if self.districts is None else frozenset(self.districts),
+            kinds=None if self.kinds is None else frozenset(self.kinds),
+            fields=None if self.fields is None else frozenset(self.fields),
+            questions=tuple(Question(q.id, q.indicator, q.at_least) for q in self.questions))
+
+
 class AuthSettings(BaseModel):
     """Authentication: ``required`` refuses clients without a token (else: operator)."""
 
@@ -124,3 +169,10 @@ class AuthSettings(BaseModel):
     required: bool = False
     token_ttl_s: Annotated[int, Field(ge=1)] = 43200
     oidc: OidcSettings | None = None
+    grants: dict[str, GrantSettings] = {}
+    revoked_file: str = "revoked-tokens.yaml"
+    audit_dir: str = "var/audit"
+
+    def grant_rules(self) -> dict[str, Grant]:
+        """Each configured grant by name."""
+        return {name: g.grant(name) for name, g in self.grants.items()}

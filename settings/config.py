@@ -446,6 +446,23 @@ class Settings(_Frozen):
             if department not in departments:
                 problems.append((f"auth.oidc.departments.{value}",
                                  f"{department!r} is not one of {departments}"))
+        for name, grant in self.auth.grants.items():
+            where = f"auth.grants.{name}"
+            for number, district in enumerate(grant.districts or ()):
+                if district not in ids:
+                    problems.append((f"{where}.districts[{number}]",
+                                     f"{district!r} is not one of {ids}"))
+            known = [*self.kinds, *INDICATORS]
+            for number, kind in enumerate(grant.kinds or ()):
+                if kind not in known:
+                    problems.append((f"{where}.kinds[{number}]", f"{kind!r} is not one of {known}"))
+            for number, question in enumerate(grant.questions):
+                if question.indicator not in INDICATORS:
+                    problems.append((f"{where}.questions[{number}].indicator",
+                                     f"{question.indicator!r} is not one of {list(INDICATORS)}"))
+            if grant.detail == "derived" and not grant.questions:
+                problems.append((f"{where}.questions",
+                                 "a derived-only grant needs at least one question"))
         return problems + port_clashes(self.listeners())
 
     def listeners(self) -> list[Listener]:

@@ -122,6 +122,12 @@ class DispatchService:
         """Department KPIs in ``[since, until)``: all for operators, their own for dispatchers."""
         if claims.role == "viewer":
             return error_answer(HTTPStatus.FORBIDDEN, "forbidden", "viewers see no KPIs")
+        rules = claims.rules
+        if claims.role == "consumer" and (rules is None or "kpis" not in rules.channels
+                                          or rules.detail == "derived"):
+            return error_answer(HTTPStatus.FORBIDDEN, "forbidden",
+                                f"grant {claims.grant!r} does not include KPIs")
+        everyone = claims.role in ("operator", "consumer")
         now = self._clock()
         try:
             start, end = parse_time(since, now=now), parse_time(until, now=now)
@@ -129,10 +135,9 @@ class DispatchService:
             return error_answer(HTTPStatus.BAD_REQUEST, "invalid", str(exc))
         events = self._storage().history.incident_events(since=start, limit=_MAX_EVENTS)
         departments = [d for d in self.settings.incidents.departments
-                       if claims.role == "operator" or d.id == claims.department]
+                       if everyone or d.id == claims.department]
         rows = department_kpis(events, departments, now=min(now, end), since=start, until=end)
-        mine = [r.to_record() for r in rows
-                if claims.role == "operator" or r.department == claims.department]
+        mine = [r.to_record() for r in rows if everyone or r.department == claims.department]
         return HTTPStatus.OK, {"since": since, "until": until, "departments": mine}
 
     def _shown(self, claims: Claims, record: Mapping[str, Any]) -> dict[str, Any] | None:

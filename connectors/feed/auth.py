@@ -112,6 +112,8 @@ def check_channels(
     who = f"role {claims.role!r}"
     if claims.department is not None:
         who += f" (department {claims.department!r})"
+    if claims.grant is not None:
+        who += f" (grant {claims.grant!r})"
     detail = (f"{who} may not subscribe to channel {refused[0]!r}; subscribe again with "
               f"channels among {list(allowed)}")
     raise FeedError("forbidden_channel", detail)
@@ -131,7 +133,7 @@ def quiet_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
 
 
 class MaskCache:
-    """Masked copies of feed messages, made once per (role, department) and message.
+    """Masked copies of feed messages, made once per (role, department or grant) and message.
 
     ``limit`` bounds how many (message, role, department) entries are kept; the oldest go first.
     """
@@ -149,7 +151,8 @@ class MaskCache:
 
     def masked(self, claims: Claims, message: FeedMessage) -> FeedMessage | None:
         """``message`` as ``claims`` may see it, or None when it may see none of it."""
-        key = (message.seq, claims.role, claims.department)  # view depends on nothing else
+        # the view depends on nothing else (a consumer's grant is configuration: one per name)
+        key = (message.seq, claims.role, claims.department or claims.grant)
         if key in self._cache:
             return self._cache[key]
         shown = self.view(claims, orjson.loads(message.payload))

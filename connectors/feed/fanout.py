@@ -77,8 +77,9 @@ class FeedClientState:
 
 
 def _view_key(claims: Claims | None) -> Any:
-    return None if claims is None or claims.role == "operator" else (claims.role,
-                                                                      claims.department)
+    if claims is None or claims.role == "operator":
+        return None
+    return claims.role, claims.department, claims.grant
 
 
 @dataclass(eq=False)

@@ -242,7 +242,7 @@ def test_the_dashboard_names_the_provider_and_its_api_knows_the_person(
         assert f"connect-src 'self' ws: wss: {idp.issuer};" in headers["Content-Security-Policy"]
         status, _, me = _get(web.url + "api/whoami", idp.token("ana"))
         assert status == 200 and me == {"sub": "ana", "role": "dispatcher",
-                                        "department": "environment-bureau"}
+                                        "department": "environment-bureau", "grant": None}
         status, _, refused = _get(web.url + "api/whoami", idp.token("ana", aud="other"))
         assert status == 401 and "not meant for cityheart" in refused["detail"]
 

@@ -49,10 +49,14 @@ def test_round_trip_gives_back_the_claims() -> None:
     token = issue_token(role="dispatcher", department="water-authority", sub="ana",
                         secret=SECRET, now=NOW + 0.7, ttl_s=3600)
     claims = verify_token(token, secret=SECRET, now=NOW + 10)
+    jti = _payload(token)["jti"]  # each token gets its own id, to be revoked by
+    assert len(jti) == 16 and jti != _payload(issue_token(
+        role="viewer", sub="ana", secret=SECRET, now=NOW, ttl_s=60))["jti"]
     assert claims == Claims(role="dispatcher", sub="ana", iat=int(NOW), exp=int(NOW) + 3600,
-                            department="water-authority")
+                            department="water-authority", jti=jti)
     assert _payload(token) == {"role": "dispatcher", "department": "water-authority",
-                               "sub": "ana", "iat": int(NOW), "exp": int(NOW) + 3600}
+                               "sub": "ana", "iat": int(NOW), "exp": int(NOW) + 3600,
+                               "jti": jti}
     assert _header(token) == {"alg": "HS256", "typ": "JWT"}
     assert "=" not in token and token.count(".") == 2
 
