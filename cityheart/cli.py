@@ -265,10 +265,11 @@ def replay(
 def feed(config: ConfigOption = Path("config.yaml"), verbose: VerboseOption = False) -> None:
     """Run the websocket push feed until SIGINT/SIGTERM."""
     from cityheart.metrics import with_metrics
-    from cityheart.token import revoked_path, run_feed_with_auth
+    from cityheart.token import audit_path, revoked_path, run_feed_with_auth
 
     run_command(config, verbose, with_metrics("feed", lambda settings: run_feed_with_auth(
-        settings, revoked=revoked_path(settings, config))))
+        settings, revoked=revoked_path(settings, config),
+        audit_dir=audit_path(settings, config))))
 
 
 @app.command()
@@ -390,7 +391,7 @@ def dashboard(
     from cityheart.dashboard import run_dashboard
     from cityheart.metrics import with_metrics
     from cityheart.open_data_cli import keys_path
-    from cityheart.token import revoked_path
+    from cityheart.token import audit_path, revoked_path
 
     run_command(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
         settings,
@@ -398,6 +399,7 @@ def dashboard(
         port=settings.dashboard.port if port is None else port,
         open_data_keys=keys_path(settings, config),
         revoked=revoked_path(settings, config),
+        audit_dir=audit_path(settings, config),
     )))
 
 
@@ -420,6 +422,26 @@ def token(
                          grant=grant))
 
     run_command(config, verbose, print_token)
+
+
+@app.command()
+def audit(
+    district: Annotated[str, typer.Option(help="Whose data: a district id.")],
+    since: Annotated[str, typer.Option(help="From: a duration ago (7d) or ISO 8601.")] = "7d",
+    until: Annotated[str, typer.Option(help="To: now, a duration ago or ISO 8601.")] = "now",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per reader.")] = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Who read a district's data (API, feed, open data): reads, records, when, through what."""
+    import time
+
+    from cityheart.audit import run_audit
+    from cityheart.token import audit_path
+
+    run_command(config, verbose, lambda settings: run_audit(
+        audit_path(settings, config), district=district, since=since, until=until,
+        as_json=as_json, now=time.time()))
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pathlib import Path
 from alerts.access import history_view
 from cityheart.services.dispatch import DispatchService
 from cityheart.token import feed_auth
+from connectors.audit_log import AuditLog
 from connectors.command_bus import CommandBus
 from connectors.open_data import OpenData
 from connectors.storage import Storage
@@ -70,17 +71,19 @@ def history_query(
 
 
 def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766,
-                  open_data_keys: Path | None = None, revoked: Path | None = None) -> None:
+                  open_data_keys: Path | None = None, revoked: Path | None = None,
+                  audit_dir: Path | None = None) -> None:
     """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up.
 
     ``open_data_keys`` is the open-data key file (``open_data.keys_file``, relative to
     config.yaml); with ``open_data.enabled`` the dashboard serves ``/open-data/``.
     """
     storage = lazy_storage(settings)
+    audit = AuditLog(audit_dir or Path(settings.auth.audit_dir), "dashboard")
     open_data = None
     if settings.open_data.enabled:
         keys = open_data_keys or Path(settings.open_data.keys_file)
-        open_data = OpenData(settings, pool=lambda: storage().pool, keys=keys)
+        open_data = OpenData(settings, pool=lambda: storage().pool, keys=keys, audit=audit)
     authenticate, _view = feed_auth(settings, revoked=revoked)
     topics = settings.kafka.topics
     bus = CommandBus(settings.kafka.bootstrap, topics.commands, topics.command_results)
@@ -99,6 +102,7 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             authenticate=authenticate,
             history_view=history_view,
             open_data=open_data,
+            audit=audit,
         )
     finally:
         bus.close()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from alerts.access import may_subscribe
 from alerts.access import view as access_view
+from connectors.audit_log import AuditLog
 from connectors.feed.auth import Authenticate, View
 from connectors.feed.server import run_feed
 from connectors.oidc import ProviderTokens
@@ -41,8 +42,8 @@ from settings.auth import LOCAL_ALGORITHM, TOKEN_SECRET_ENV
 from settings.config import Settings
 
 __all__ = [
-    "feed_auth", "issue", "revoke_token", "revoked_path", "run_feed_with_auth", "token_check",
-    "token_secret",
+    "audit_path", "feed_auth", "issue", "revoke_token", "revoked_path", "run_feed_with_auth",
+    "token_check", "token_secret",
 ]
 
 
@@ -80,6 +81,11 @@ def issue(
         secret=token_secret(env),
         now=clock(), ttl_s=settings.auth.token_ttl_s if ttl_s is None else ttl_s,
     )
+
+
+def audit_path(settings: Settings, config_path: Path) -> Path:
+    """The read audit's directory: ``auth.audit_dir``, relative to config.yaml's directory."""
+    return config_path.resolve().parent / settings.auth.audit_dir
 
 
 def revoked_path(settings: Settings, config_path: Path) -> Path:
@@ -152,12 +158,14 @@ def feed_auth(
     return (None, None) if authenticate is None else (authenticate, access_view)
 
 
-def run_feed_with_auth(settings: Settings, *, revoked: Path | None = None) -> None:
-    """``run_feed`` with tokens, role masking and channel checks on when a secret is set, and
-    the departments' KPIs on its ``kpis`` channel."""
+def run_feed_with_auth(settings: Settings, *, revoked: Path | None = None,
+                       audit_dir: Path | None = None) -> None:
+    """``run_feed`` with tokens, role masking and channel checks on when a secret is set, the
+    departments' KPIs on its ``kpis`` channel, and what each client received audited."""
     from cityheart.services.kpi_digest import KpiDigest
 
     authenticate, view = feed_auth(settings, revoked=revoked)
     run_feed(settings, authenticate=authenticate, view=view,
              may_subscribe=may_subscribe if view is not None else None,
-             digests=[KpiDigest(settings)])
+             digests=[KpiDigest(settings)],
+             audit=AuditLog(audit_dir or Path(settings.auth.audit_dir), "feed"))

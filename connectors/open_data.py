@@ -25,6 +25,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from connectors.audit_log import AuditLog
 from connectors.open_data_keys import KeyGate
 from connectors.storage.open_data import dataset_rows, dataset_span
 from models.open_data import DATASETS, FORMATS, Site, dataset, dcat_catalogue, encode
@@ -50,9 +51,10 @@ class OpenData:
     """The open datasets of one deployment (see module doc)."""
 
     def __init__(self, settings: Settings, *, pool: Callable[[], ConnectionPool], keys: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, audit: AuditLog | None = None) -> None:
         options = settings.open_data
         self.settings = options
+        self._audit = audit
         self._pool = pool
         self._clock = clock
         self.gate = KeyGate(keys, rate_per_minute=options.rate_per_minute,
@@ -119,13 +121,27 @@ class OpenData:
             return answer
         log.info("open data: key %s downloads %s.%s %s..%s", verdict.key_id, ds.id, fmt,
                  first.isoformat(), last.isoformat())
-        rows = dataset_rows(self._pool(), ds, first, last, self._names)
+        rows = self._counted(dataset_rows(self._pool(), ds, first, last, self._names),
+                             f"{ds.id}.{fmt}", verdict.key_id or "?")
         name = f"{ds.id}_{first:%Y%m%dT%H%M}_{last:%Y%m%dT%H%M}.{fmt}"
         return Download(HTTPStatus.OK, {
             "Content-Type": FORMATS[fmt] + ("; charset=utf-8" if fmt == "csv" else ""),
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Period-Start": _iso(first), "X-Period-End": _iso(last),
         }, encode(fmt, ds, rows, self._centroids))
+
+
+    def _counted(self, rows: Iterator[tuple[Any, ...]], what: str,
+                 key_id: str) -> Iterator[tuple[Any, ...]]:
+        """``rows``, audited once sent: records per district, as ``key:<id>``."""
+        counts: dict[str, int] = {}
+        try:
+            for row in rows:
+                counts[row[1]] = counts.get(row[1], 0) + 1
+                yield row
+        finally:
+            if self._audit is not None:
+                self._audit.record_as(f"key:{key_id}", "open-data", "open-data", what, counts)
 
 
 def _refuse(status: HTTPStatus, error: str, detail: str) -> Download:

@@ -42,6 +42,7 @@ from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answ
 from connectors.tokens import Claims
 from connectors.web_config import config_document
 from connectors.web_signin import content_security_policy
+from models.audit import count_districts
 from models.errors import CityheartError
 from models.history import parse_time
 
@@ -151,7 +152,18 @@ def build_app(site: WebServer) -> FastAPI:
         status, document = answer(_api_request(request, body), site.api,
                                   authenticate=site.authenticate,
                                   auth_required=site.settings.auth.required)
+        if request.method == "GET":
+            audited(request, status, document)
         return _json(status, document, request)
+
+    def audited(request: Request, status: int, document: Any) -> None:
+        """Record a successful read in the audit: who, the route, records per district."""
+        if site.audit is None or status != HTTPStatus.OK:
+            return
+        claims = caller(_api_request(request), authenticate=site.authenticate,
+                        auth_required=site.settings.auth.required)
+        if not isinstance(claims, tuple):
+            site.audit.record(claims, "api", request.url.path, count_districts(document))
 
     @get("/config.json", tags=["dashboard"])
     def config(request: Request) -> Response:
@@ -171,6 +183,13 @@ def build_app(site: WebServer) -> FastAPI:
     ) -> Response:
         """A district's series at a resolution chosen from the range (raw, 1 min, 1 h, 1 day)."""
         status, document = _history(site, request)
+        if request.method == "GET" and status == HTTPStatus.OK and site.audit is not None:
+            claims = caller(_api_request(request), authenticate=site.authenticate,
+                            auth_required=site.settings.auth.required)
+            if not isinstance(claims, tuple):
+                points = len(document.get("points") or ())
+                site.audit.record(claims, "api", request.url.path,
+                                  {str(document.get("district")): points} if points else {})
         return _json(status, document, request)
 
     @get("/api/whoami", tags=["dispatch"])

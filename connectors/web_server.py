@@ -28,6 +28,7 @@ from urllib.parse import unquote
 
 import uvicorn
 
+from connectors.audit_log import AuditLog
 from connectors.http_api import IncidentApi
 from connectors.open_data import OpenData
 from connectors.tokens import Claims
@@ -55,7 +56,8 @@ class WebServer:
     With ``api`` it answers the dispatch API under ``/api/`` (:mod:`connectors.http_api`),
     checking tokens with ``authenticate``; ``history_view`` (alerts.access.history_view) masks
     a series by the caller's role. With ``open_data`` it serves ``/open-data/``
-    (:mod:`connectors.open_data`).
+    (:mod:`connectors.open_data`); with ``audit`` every successful read of the API is recorded
+    (:mod:`connectors.audit_log`).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class WebServer:
         authenticate: Callable[[str], Claims] | None = None,
         history_view: HistoryView | None = None,
         open_data: OpenData | None = None,
+        audit: AuditLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -78,6 +81,7 @@ class WebServer:
         self.authenticate = authenticate
         self.history_view = history_view
         self.open_data = open_data
+        self.audit = audit
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -174,6 +178,7 @@ def serve_dashboard(
     authenticate: Callable[[str], Claims] | None = None,
     history_view: HistoryView | None = None,
     open_data: OpenData | None = None,
+    audit: AuditLog | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -185,7 +190,7 @@ def serve_dashboard(
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
                        authenticate=authenticate, history_view=history_view,
-                       open_data=open_data) as web:
+                       open_data=open_data, audit=audit) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

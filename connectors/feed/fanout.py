@@ -10,6 +10,11 @@ writes the audience's frames to each of its clients that keeps up in a single so
     fanout.join(client, subscription)      # after the replay is queued in client.outbox
     fanout.offer(messages)                 # once per batch of new messages
     fanout.leave(client)                   # on disconnect, refusal or resync
+    fanout.flush_reads()                   # now and then: on_read for what clients received
+
+For the read audit each audience counts the messages of each district it was offered; a client
+notes the counts when it joins, so what it received since is a difference taken when it
+leaves or :meth:`flush_reads` runs (``on_read``): nothing is counted per client per message.
 
 A client is written to directly only while it keeps up: nothing waits in its
 :class:`~connectors.feed.delivery.Outbox` and its socket holds at most :data:`DIRECT_WRITE_LIMIT`
@@ -50,6 +55,9 @@ default high-water mark); above it, messages wait in the client's Outbox."""
 Shown = Callable[[Claims | None, FeedMessage], FeedMessage | None]
 """A message as a client with these claims may see it (None: not at all)."""
 
+OnRead = Callable[["FeedClientState", Subscription, dict[str, int]], object]
+"""(client, its subscription, messages per district it was sent since it last reported)."""
+
 
 @dataclass(eq=False)
 class FeedClientState:
@@ -62,6 +70,8 @@ class FeedClientState:
     claims: Claims | None = None
     admitted: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    read_mark: dict[str, int] = field(default_factory=dict)
+    """Its audience's offered counts when this client last reported what it read."""
 
     def offer(self, message: FeedMessage) -> None:
         """Queue ``message`` for the writer task and wake it."""
@@ -87,14 +97,17 @@ class _Audience:
     subscription: Subscription
     claims: Claims | None
     members: set[FeedClientState] = field(default_factory=set)
+    offered: dict[str, int] = field(default_factory=dict)  # messages per district, ever
 
 
 class Fanout:
     """The subscribed clients grouped by audience; :meth:`offer` delivers new messages."""
 
-    def __init__(self, shown: Shown, on_sent: Callable[[int], object] = lambda n: None) -> None:
+    def __init__(self, shown: Shown, on_sent: Callable[[int], object] = lambda n: None,
+                 on_read: OnRead | None = None) -> None:
         self._shown = shown
         self._on_sent = on_sent
+        self._on_read = on_read
         self._audiences: dict[tuple[Subscription, Any], _Audience] = {}
         self._key_of: dict[FeedClientState, tuple[Subscription, Any]] = {}
 
@@ -112,6 +125,7 @@ class Fanout:
         if audience is None:
             audience = self._audiences[key] = _Audience(subscription, client.claims)
         audience.members.add(client)
+        client.read_mark = dict(audience.offered)
         self._key_of[client] = key
 
     def leave(self, client: FeedClientState) -> None:
@@ -121,9 +135,25 @@ class Fanout:
         if key is None:
             return
         audience = self._audiences[key]
+        self._report(client, audience)
         audience.members.discard(client)
         if not audience.members:
             del self._audiences[key]
+
+    def flush_reads(self) -> None:
+        """Report to ``on_read`` what each client received since it last reported."""
+        for audience in self._audiences.values():
+            for client in audience.members:
+                self._report(client, audience)
+
+    def _report(self, client: FeedClientState, audience: _Audience) -> None:
+        if self._on_read is None:
+            return
+        mark = client.read_mark
+        read = {d: n - mark.get(d, 0) for d, n in audience.offered.items() if n > mark.get(d, 0)}
+        client.read_mark = dict(audience.offered)
+        if read:
+            self._on_read(client, audience.subscription, read)
 
     def offer(self, messages: Sequence[FeedMessage]) -> None:
         """Deliver a batch of messages (in seq order) to every client whose subscription and
@@ -138,6 +168,10 @@ class Fanout:
                 if shown is not None:
                     shares.setdefault(audience, []).append(shown)
         for audience, share in shares.items():
+            if self._on_read is not None:
+                offered = audience.offered
+                for message in share:
+                    offered[message.district] = offered.get(message.district, 0) + 1
             self._deliver(audience.members, share)
 
     def _deliver(self, members: set[FeedClientState], share: list[FeedMessage]) -> None:

@@ -59,6 +59,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from connectors.audit_log import AuditLog
 from connectors.feed.asyncapi import asyncapi
 from connectors.feed.auth import (
     Authenticate,
@@ -166,6 +167,8 @@ class FeedServer:
         ops_per_s: float = 2.0,
         ops_burst: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        audit: AuditLog | None = None,
+        audit_every_s: float = 60.0,
     ) -> None:
         if settings.auth.required and (authenticate is None or view is None):
             msg = "auth.required is true but the feed was given no token check (set the secret)"
@@ -194,7 +197,10 @@ class FeedServer:
         self._districts = [*settings.district_ids(), CITY]
         self._kinds = [*settings.kinds, *(i for i in INDICATORS if i not in settings.kinds)]
         self._clients: set[_Client] = set()
-        self._fanout = Fanout(self._shown, on_sent=FEED_MESSAGES_SENT.inc)
+        self.audit = audit
+        self.audit_every_s = audit_every_s
+        self._fanout = Fanout(self._shown, on_sent=FEED_MESSAGES_SENT.inc,
+                              on_read=self._audit_read if audit is not None else None)
         self._consumer: Consumer | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -260,6 +266,8 @@ class FeedServer:
             raise ConnectorError("feed", f"{feed.host}:{feed.port}", msg) from exc
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="feed-heartbeats"))
+        if self.audit is not None:
+            self._tasks.append(asyncio.create_task(self._audit_reads(), name="feed-audit"))
         for digest in self.digests:
             self._tasks.append(asyncio.create_task(self._publish(digest),
                                                    name=f"feed-{digest.channel}"))
@@ -494,6 +502,8 @@ class FeedServer:
             subscribed_message(request, last_seq=self.log.last_seq, replay=len(replay), time=now)
         )
         client.outbox.extend(replay)
+        if self.audit is not None and replay:
+            self._audit_read(client, request.subscription, _per_district(replay))
         self._fanout.join(client, request.subscription)
         client.wake.set()
 
@@ -535,6 +545,17 @@ class FeedServer:
         await client.ws.send(error_message(FeedError("resync", detail), time=_now()), text=True)
         await client.ws.close(1013, "too slow, resync")
 
+    def _audit_read(self, client: _Client, subscription: Subscription,
+                    districts: dict[str, int]) -> None:
+        if self.audit is not None:
+            what = "feed:" + ",".join(sorted(subscription.channels) or ["all"])
+            self.audit.record(client.claims, "feed", what, districts)
+
+    async def _audit_reads(self) -> None:
+        while True:
+            await asyncio.sleep(self.audit_every_s)
+            self._fanout.flush_reads()
+
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
@@ -542,6 +563,13 @@ class FeedServer:
             for client in self._clients:
                 client.outbox.push_control(payload, replace="heartbeat")
                 client.wake.set()
+
+
+def _per_district(messages: Sequence[FeedMessage]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for message in messages:
+        counts[message.district] = counts.get(message.district, 0) + 1
+    return counts
 
 
 async def _discard(ws: ServerConnection) -> None:
@@ -557,14 +585,17 @@ def run_feed(
     view: View | None = None,
     may_subscribe: MaySubscribe | None = None,
     digests: Sequence[Digest] = (),
+    audit: AuditLog | None = None,
 ) -> None:
     """Run the feed until SIGINT or SIGTERM; print ``feed: <url>`` once it accepts connections.
 
     ``authenticate``, ``view`` and ``may_subscribe`` turn on tokens, role masking and channel
-    checks; ``digests`` publish what the feed computes itself (see :class:`FeedServer`).
+    checks; ``digests`` publish what the feed computes itself (see :class:`FeedServer`);
+    ``audit`` records what each client received.
     """
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_stopped(settings, authenticate, view, may_subscribe, digests))
+        asyncio.run(_serve_until_stopped(settings, authenticate, view, may_subscribe, digests,
+                                         audit))
 
 
 async def _serve_until_stopped(
@@ -573,6 +604,7 @@ async def _serve_until_stopped(
     view: View | None,
     may_subscribe: MaySubscribe | None,
     digests: Sequence[Digest],
+    audit: AuditLog | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -580,7 +612,7 @@ async def _serve_until_stopped(
         loop.add_signal_handler(sig, stop.set)
     async with FeedServer(
         settings, authenticate=authenticate, view=view, may_subscribe=may_subscribe,
-        digests=digests,
+        digests=digests, audit=audit,
     ) as feed:
         log.info("feed: %s", feed.url)
         print(f"feed: {feed.url}", flush=True)

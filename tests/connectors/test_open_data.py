@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -19,14 +20,17 @@ import pytest
 from pydantic import SecretStr
 
 from cityheart.dashboard import lazy_storage, web_root
+from connectors.audit_log import AuditLog, read_audit
 from connectors.open_data import OpenData
 from connectors.open_data_keys import add_key, revoke_key
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.storage.rows import reading_row
 from connectors.web_server import DashboardSettings, WebServer
+from models.audit import AuditEntry
 from models.readings import Reading
 from settings.config import Settings
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(90)]
 
@@ -81,7 +85,9 @@ def site(base_settings: Settings, database_url: str, tmp_path: Path):
     settings = with_database(base_settings, database_url)
     keys = tmp_path / "open-data-keys.yaml"
     storage = lazy_storage(settings)
-    open_data = OpenData(settings, pool=lambda: storage().pool, keys=keys, clock=lambda: NOW)
+    audit = AuditLog(tmp_path / "audit", "dashboard")
+    open_data = OpenData(settings, pool=lambda: storage().pool, keys=keys, clock=lambda: NOW,
+                         audit=audit)
     with WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
                    open_data=open_data, clock=lambda: NOW) as web:
         yield web, keys
@@ -113,6 +119,16 @@ def test_a_key_downloads_aggregates_and_never_ids_comments_or_names(site) -> Non
     assert [(r["district"], r["aqi_mean"], r["aqi_max"], r["level"], r["windows"])
             for r in rows] == [("harbour", "60.0", "80.0", "moderate", "3"),
                                ("old-town", "20.0", "20.0", "good", "1")]
+    # the download is in the read audit under the key's id, with its rows per district
+    key_id = key.removeprefix("ohk_").split(".")[0]
+
+    def audited() -> list[AuditEntry]:
+        return list(read_audit(keys.parent / "audit", since=0, until=time.time() + 60))
+
+    wait_until(audited, 10, "the download's audit entry")
+    [entry] = audited()
+    assert (entry.sub, entry.interface, entry.what, dict(entry.districts)) == (
+        f"key:{key_id}", "open-data", "aqi-hourly.csv", {"harbour": 1, "old-town": 1})
     status, _, body = fetch(f"{web.url}open-data/datasets/incidents-daily.json"
                             "?from=2026-12-01T00:00:00Z", key)
     assert status == 200
