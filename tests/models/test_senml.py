@@ -276,3 +276,18 @@ def test_any_pack_gives_readings_and_refusals_by_index_or_one_refusal(
         assert refusal.error.detail and refusal.error.payload
     for _, reading in result.readings:
         assert math.isfinite(reading.value) and math.isfinite(reading.ts)
+
+
+def test_the_example_pack_in_the_devices_doc_gives_three_readings(packs: PackParser) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "devices.md").read_text()
+    section = text.split("## Gateways and SenML packs", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    result = packs.parse(example.encode(), 1_795_680_000.0)
+    assert result.refused == []
+    assert [(r.device_id, r.value, r.ts) for _, r in result.readings] == [
+        ("pm25-harbour-001", 17.2, 1_795_680_000.0),
+        ("pm25-harbour-002", pytest.approx(19.0), 1_795_680_005.0),
+        ("noise-harbour-001", 61.5, 1_795_680_000.0),
+    ]
