@@ -287,21 +287,30 @@ def _resolve_record(
         detail = (f"record {index}: name {name!r} must use only A-Z a-z 0-9 - : . / _ and "
                   "start with a letter or digit")
         raise InvalidReading(_dumps(raw), "bad_name", detail)
-    time = float(base.get("bt", 0.0)) + float(raw.get("t", 0.0))
+    time = _float(base.get("bt", 0.0)) + _float(raw.get("t", 0.0))
     if not math.isfinite(time):
         detail = f"record {index}: time bt + t = {time!r} is not a finite number"
         raise InvalidReading(_dumps(raw), "bad_timestamp", detail)
     if time < RELATIVE_TIME_LIMIT:
         time = now + time
-    value = float(base.get("bv", 0.0)) + float(raw["v"]) if "v" in raw else None
+    value = _float(base.get("bv", 0.0)) + _float(raw["v"]) if "v" in raw else None
     total = None
     if "s" in raw or "bs" in base:
-        total = float(base.get("bs", 0.0)) + float(raw.get("s", 0.0))
+        total = _float(base.get("bs", 0.0)) + _float(raw.get("s", 0.0))
     return SenmlRecord(
         index, name, time, unit=raw.get("u", base.get("bu")), value=value,
         string_value=raw.get("vs"), bool_value=raw.get("vb"), data_value=raw.get("vd"),
-        sum=total, update_time=None if "ut" not in raw else float(raw["ut"]),
+        sum=total, update_time=None if "ut" not in raw else _float(raw["ut"]),
     )
+
+
+def _float(number: float) -> float:
+    """A JSON number as a float; an integer too large for one becomes an infinity (refused later
+    as not finite), never an OverflowError."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def _is(value: Any, expected: type) -> bool:

@@ -291,3 +291,10 @@ def test_the_example_pack_in_the_devices_doc_gives_three_readings(packs: PackPar
         ("pm25-harbour-002", pytest.approx(19.0), 1_795_680_005.0),
         ("noise-harbour-001", 61.5, 1_795_680_000.0),
     ]
+
+
+def test_numbers_too_large_for_a_float_are_refused_not_crashed_on(packs: PackParser) -> None:
+    huge = "1" + "0" * 400
+    name = '"n": "old-town/pm25/pm-1", "u": "ug/m3"'
+    payload = f'[{{{name}, "v": {huge}}}, {{{name}, "v": 1, "t": {huge}}}]'
+    assert reasons(packs.parse(payload.encode(), NOW)) == {0: "not_finite", 1: "bad_timestamp"}
