@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import orjson
 import pytest
 
 from cityheart.runtime.readiness import ReadinessListener
+from connectors.bridge import Bridge
 from models.vitals.devices import decode_rejection
 from settings.config import RateLimitSettings, Settings
 from tests.connectors.test_bridge import Device, start_bridge_process
+from tests.connectors.test_bridge_scale import shared
 from tests.support import consume_all, serving_bridge, wait_until, write_config
 from tests.support.kafka import consume_until
 
@@ -166,3 +169,33 @@ def test_a_pack_s_records_count_against_their_own_device_s_rate_limit(
     dead = consume_all(settings.kafka.bootstrap, settings.kafka.topics.dead_letter, 2)
     assert {(dict(m.headers())["reason"], dict(m.headers())["pack_index"]) for m in dead} == {
         (b"rate_limited", b"2"), (b"rate_limited", b"3")}
+
+
+def test_two_bridge_members_share_the_gateway_packs(settings: Settings, mqtt_broker) -> None:
+    settings = shared(settings)
+    stop = threading.Event()
+    members = [Bridge(settings, index=index) for index in (0, 1)]
+    servers = [threading.Thread(target=m.serve, args=(stop,), daemon=True) for m in members]
+    for member, server in zip(members, servers, strict=True):
+        member.start()
+        server.start()
+    device = Device(mqtt_broker.url, "gw-shared")
+    try:
+        for number in range(60):
+            records = [{"bn": "university/noise/", "bu": "dBA", "n": f"d-{number}-0", "v": 50}]
+            records += [{"n": f"d-{number}-{i}", "v": 50} for i in range(1, 10)]
+            device.publish(f"{settings.mqtt.topic_prefix}/gateway/gw-shared",
+                           orjson.dumps(records))
+        wait_until(lambda: sum(m.stats.acknowledged for m in members) == 60, 60,
+                   lambda: f"60 packs acknowledged, got {[m.stats for m in members]}")
+    finally:
+        device.close()
+        stop.set()
+        for member, server in zip(members, servers, strict=True):
+            server.join(10)
+            member.stop()
+    packs = [member.stats.packs for member in members]
+    assert sum(packs) == 60 and min(packs) > 0, f"each pack went to one member: {packs}"
+    readings = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 600)
+    names = [orjson.loads(m.value())["device_id"] for m in readings]
+    assert len(names) == len(set(names)) == 600
