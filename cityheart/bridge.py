@@ -78,7 +78,8 @@ def _run_members(settings: Settings, config_path: Path, count: int) -> int:
         settings.kafka.bootstrap, [topics.readings, topics.dead_letter, topics.rejected],
         settings.kafka.partitions,
     )
-    log.info("bridge: %d processes sharing $share/%s/%s/+/+/+", count,
+    log.info("bridge: %d processes sharing $share/%s/%s/+/+/+ and $share/%s/%s/gateway/+",
+             count, settings.mqtt.bridge_group, settings.mqtt.topic_prefix,
              settings.mqtt.bridge_group, settings.mqtt.topic_prefix)
     members = [
         (f"bridge member {member}",

@@ -102,13 +102,17 @@ def simulate(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     count: Annotated[int | None, typer.Option(help="Stop after this many readings.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    gateways: Annotated[int, typer.Option(
+        min=0, help="Act as this many gateways publishing SenML packs (0: one reading a message)."
+    )] = 0,
+    pack_size: Annotated[int, typer.Option(min=1, help="Readings per gateway pack.")] = 50,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with a JSON summary line on stdout.")
     ] = False,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """Publish realistic telemetry for the city over MQTT (QoS 1)."""
+    """Publish realistic telemetry for the city over MQTT (QoS 1), as devices or gateways."""
     import dataclasses
 
     import orjson
@@ -124,6 +128,8 @@ def simulate(
             duration_s=duration,
             count=count,
             seed=seed,
+            gateways=gateways,
+            pack_size=pack_size,
         )
         if as_json:
             summary = {**dataclasses.asdict(report), "rate": report.rate}

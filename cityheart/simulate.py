@@ -4,11 +4,16 @@
     print(report.published, report.acknowledged, report.rate)
 
 The fleet, values and scenario come from :mod:`cityheart.simulation`; publishing (QoS 1, at most
-:data:`MAX_INFLIGHT` unacknowledged) from :class:`connectors.mqtt.MqttPublisher`. Pacing uses a
-monotonic clock: every tick publishes all readings due since the start, so the rate does not
-drift however long a tick or a publish takes. The run ends after ``duration_s`` or ``count``
-readings, on SIGINT/SIGTERM, or when ``stop`` is set; it then waits up to
-:data:`FLUSH_TIMEOUT_S` for the broker to acknowledge what is still in flight.
+:data:`MAX_INFLIGHT` unacknowledged: a publish waits for PUBACKs to make room, so the simulator
+never holds more than that in flight) from :class:`connectors.mqtt.MqttPublisher`. With
+``gateways=N`` the simulator acts as N gateways: each reading goes into its gateway's SenML pack
+(:class:`cityheart.simulation.Gateways`), published once it holds ``pack_size`` readings or its
+oldest waited :data:`PACK_MAX_WAIT_S`; the rate, counts and limits are still in readings.
+Pacing uses a monotonic clock: every tick publishes all readings due since the start, so the
+rate does not drift however long a tick or a publish takes. The run ends after ``duration_s``
+or ``count`` readings, on SIGINT/SIGTERM, or when ``stop`` is set; it then publishes the packs
+still gathering and waits up to :data:`FLUSH_TIMEOUT_S` for the broker to acknowledge what is
+still in flight.
 """
 
 from __future__ import annotations
@@ -24,12 +29,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from cityheart.simulation import Schedule, Simulator
+from cityheart.simulation import Gateways, Schedule, Simulator
 from connectors.mqtt import MqttPublisher, protocol_of
 from models.errors import ConfigError
 from settings.config import Settings
 
-__all__ = ["FLUSH_TIMEOUT_S", "MAX_INFLIGHT", "TICK_S", "SimulationReport", "run_simulator"]
+__all__ = [
+    "FLUSH_TIMEOUT_S",
+    "MAX_INFLIGHT",
+    "PACK_MAX_WAIT_S",
+    "TICK_S",
+    "SimulationReport",
+    "run_simulator",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +50,9 @@ TICK_S = 0.005
 
 MAX_INFLIGHT = 1000
 """QoS 1 messages the simulator may have unacknowledged at once."""
+
+PACK_MAX_WAIT_S = 0.1
+"""Longest a gateway holds a reading before it publishes a pack that is not full, seconds."""
 
 FLUSH_TIMEOUT_S = 30.0
 """How long a finishing simulator waits for the broker to acknowledge what it still holds."""
@@ -51,13 +66,19 @@ class SimulationReport:
     """What one simulator run did."""
 
     published: int
+    """Readings handed to MQTT (in packs, with gateways)."""
     acknowledged: int
+    """Readings whose MQTT message the broker acknowledged."""
     elapsed_s: float
     devices: int
     scenario: str
     offered_rate: float
     stopped_by: str
     """``count``, ``duration``, ``signal`` or ``stop``."""
+    messages: int = 0
+    """MQTT messages published (readings, or packs with gateways)."""
+    gateways: int = 0
+    pack_size: int = 0
 
     @property
     def rate(self) -> float:
@@ -76,17 +97,28 @@ def run_simulator(
     seed: int | None = None,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
+    gateways: int = 0,
+    pack_size: int = 50,
 ) -> SimulationReport:
     """Publish the simulated city to ``settings.mqtt`` until a limit, a signal or ``stop``.
 
     ``None`` takes the value from ``settings.simulator``; no ``duration_s`` and no ``count``
     runs until SIGINT/SIGTERM (caught only when called on the main thread) or ``stop``.
-    ``clock`` gives the readings' UTC timestamps. Raises ConfigError for an unknown scenario
-    or a bad limit, ConnectorError when the broker cannot be reached.
+    ``clock`` gives the readings' UTC timestamps. ``gateways`` > 0 publishes SenML packs of up
+    to ``pack_size`` readings from that many gateways instead of one reading a message.
+    Raises ConfigError for an unknown scenario or a bad limit, ConnectorError when the broker
+    cannot be reached.
     """
     simulator, schedule, scenario = _prepare(settings, devices, rate, scenario, seed)
     _check_limits(duration_s, count)
     mqtt = settings.mqtt
+    packs = _gateways(gateways, pack_size, mqtt.topic_prefix)
+    sizes: dict[int, int] = {}  # id(payload) -> readings, for packs in flight
+    acked = [0]
+
+    def on_acked(topic: str, payload: bytes) -> None:
+        acked[0] += sizes.pop(id(payload), 1)
+
     publisher = MqttPublisher(
         mqtt.url,
         f"cityheart-sim-{os.getpid()}-{uuid.uuid4().hex[:6]}",
@@ -94,23 +126,28 @@ def run_simulator(
         password=mqtt.password.get_secret_value() if mqtt.password else None,
         max_inflight=MAX_INFLIGHT,
         protocol=protocol_of(mqtt.protocol),
+        on_acked=on_acked,
     )
+    outbox = _Outbox(simulator, publisher, packs, sizes)
     stop = stop or threading.Event()
-    log.info("simulating %d devices at %g readings/s, scenario %r, on %s (prefix %r)",
-             schedule.devices, schedule.rate, scenario, mqtt.url, mqtt.topic_prefix)
+    log.info("simulating %d devices at %g readings/s, scenario %r, on %s (prefix %r)%s",
+             schedule.devices, schedule.rate, scenario, mqtt.url, mqtt.topic_prefix,
+             f" as {gateways} gateways (packs of {pack_size})" if packs else "")
     with _stop_on_signals(stop) as signalled:
         publisher.connect()
         try:
             stopped_by, elapsed = _publish_loop(
-                simulator, schedule, publisher, stop, duration_s, count, clock
+                outbox, schedule, stop, duration_s, count, clock
             )
             if signalled:
                 stopped_by = "signal"
+            outbox.drain(stop)
             _flush(publisher, signalled)
         finally:
             publisher.close()
-    report = SimulationReport(publisher.published, publisher.acknowledged, elapsed,
-                              schedule.devices, scenario, schedule.rate, stopped_by)
+    report = SimulationReport(outbox.readings, acked[0], elapsed, schedule.devices, scenario,
+                              schedule.rate, stopped_by, publisher.published, gateways,
+                              pack_size if packs else 0)
     log.info("simulator stopped (%s): %d readings published, %d acknowledged in %.1f s "
              "(%.1f readings/s, offered %g)", stopped_by, report.published,
              report.acknowledged, report.elapsed_s, report.rate, schedule.rate)
@@ -155,6 +192,68 @@ def _prepare(
     return simulator, Schedule(devices, rate), scenario
 
 
+def _gateways(count: int, pack_size: int, prefix: str) -> Gateways | None:
+    if count < 0 or pack_size < 1:
+        reason = f"gateways must be >= 0 and pack size >= 1, got {count} and {pack_size}"
+        raise ConfigError("cityheart simulate", "gateways", reason)
+    if count == 0:
+        return None
+    return Gateways(count, topic_prefix=prefix, pack_size=pack_size, max_wait_s=PACK_MAX_WAIT_S)
+
+
+class _Outbox:
+    """Where due readings go: one MQTT message each, or into their gateways' SenML packs.
+
+    Every publish waits for room in the publisher's in-flight window (flow control); a publish
+    that finds none for 0.25 s tries again unless ``stop`` is set.
+    """
+
+    def __init__(self, simulator: Simulator, publisher: MqttPublisher,
+                 packs: Gateways | None, sizes: dict[int, int]) -> None:
+        self.simulator = simulator
+        self.publisher = publisher
+        self.readings = 0  # handed to MQTT, or to a gateway's pack
+        self._packs = packs
+        self._sizes = sizes
+
+    def add(self, index: int, now: float, elapsed: float, stop: threading.Event) -> bool:
+        """Publish device ``index``'s reading (or pack it); False when ``stop`` cut it short."""
+        if self._packs is None:
+            item = self.simulator.reading(index, now, elapsed)
+            if item is None:  # a silent device
+                return True
+            self.readings += 1
+            return self._publish(item[0], item[1], 1, stop)
+        value = self.simulator.value(index, now, elapsed)
+        if value is None:
+            return True
+        self.readings += 1
+        full = self._packs.add(self.simulator.fleet[index], value, now,
+                               waited_since=time.monotonic())
+        return full is None or self._publish(*full, stop)
+
+    def due(self, stop: threading.Event) -> bool:
+        """Publish the packs that waited long enough; False when ``stop`` cut it short."""
+        if self._packs is None:
+            return True
+        return all(self._publish(*pack, stop) for pack in self._packs.due(time.monotonic()))
+
+    def drain(self, stop: threading.Event) -> None:
+        """Publish every pack still gathering (at the end of a run)."""
+        if self._packs is not None:
+            for pack in self._packs.drain():
+                self._publish(*pack, stop)
+
+    def _publish(self, topic: str, payload: bytes, size: int, stop: threading.Event) -> bool:
+        if size > 1:
+            self._sizes[id(payload)] = size
+        while not self.publisher.publish(topic, payload, timeout=0.25):
+            if stop.is_set():  # the broker is not acknowledging: give up on this message
+                self._sizes.pop(id(payload), None)
+                return False
+        return True
+
+
 def _check_limits(duration_s: float | None, count: int | None) -> None:
     if duration_s is not None and not duration_s >= 0:
         reason = f"duration must be >= 0 seconds, got {duration_s}"
@@ -165,9 +264,8 @@ def _check_limits(duration_s: float | None, count: int | None) -> None:
 
 
 def _publish_loop(
-    simulator: Simulator,
+    outbox: _Outbox,
     schedule: Schedule,
-    publisher: MqttPublisher,
     stop: threading.Event,
     duration_s: float | None,
     count: int | None,
@@ -181,30 +279,30 @@ def _publish_loop(
     next_progress = _PROGRESS_EVERY_S
     while True:
         elapsed = time.monotonic() - start
-        if publisher.published == limit:
+        if outbox.readings == limit:
             return "count", elapsed
         if last_slot is not None and slot >= last_slot and elapsed >= (duration_s or 0.0):
             return "duration", elapsed
         due = min(schedule.due(elapsed), slot + _MAX_BURST)
         if last_slot is not None:
             due = min(due, last_slot)
-        slot, stopped = _publish_slots(simulator, schedule, publisher, slot, due, limit,
-                                       elapsed, clock, stop)
-        if stopped:
+        slot, stopped = _publish_slots(outbox, schedule, slot, due, limit, elapsed, clock, stop)
+        if stopped or not outbox.due(stop):
             return "stop", time.monotonic() - start
         if elapsed >= next_progress:
             next_progress += _PROGRESS_EVERY_S
-            log.info("simulator: %d published, %d acknowledged, %d in flight",
-                     publisher.published, publisher.acknowledged, publisher.in_flight)
+            publisher = outbox.publisher
+            log.info("simulator: %d readings, %d messages published, %d acknowledged, %d in "
+                     "flight", outbox.readings, publisher.published, publisher.acknowledged,
+                     publisher.in_flight)
         pause = min(TICK_S, schedule.time_of(slot) - (time.monotonic() - start))
         if stop.wait(pause) if pause > 0 else stop.is_set():
             return "stop", time.monotonic() - start
 
 
 def _publish_slots(
-    simulator: Simulator,
+    outbox: _Outbox,
     schedule: Schedule,
-    publisher: MqttPublisher,
     slot: int,
     due: int,
     limit: int,
@@ -213,14 +311,11 @@ def _publish_slots(
     stop: threading.Event,
 ) -> tuple[int, bool]:
     """Publish slots up to ``due`` (or ``limit`` readings); (next slot, whether stopped)."""
-    while slot < due and publisher.published != limit:
-        item = simulator.reading(schedule.device(slot), clock(), elapsed)
+    while slot < due and outbox.readings != limit:
+        index = schedule.device(slot)
         slot += 1
-        if item is None:  # a silent device
-            continue
-        while not publisher.publish(item[0], item[1], timeout=0.25):
-            if stop.is_set():  # the broker is not acknowledging: give up on this reading
-                return slot, True
+        if not outbox.add(index, clock(), elapsed, stop):
+            return slot, True
     return slot, False
 
 

@@ -32,6 +32,17 @@ makes that device publish nothing.
 Payloads (topic ``<prefix>/<district>/<kind>/<device_id>``) are the device wire format that
 :class:`models.readings.ReadingParser` accepts: ``{"device_id", "kind", "value", "unit",
 "ts" (ISO 8601 UTC, ms, Z), "seq" (per-device counter from 0)}``.
+
+Gateways: with :class:`Gateways`, device i belongs to gateway ``i % N`` and its readings are
+gathered into that gateway's SenML pack (RFC 8428, :mod:`models.senml`), published on
+``<prefix>/gateway/gw-<NNN>`` once it holds ``pack_size`` readings or its oldest reading has
+waited ``max_wait_s``. A pack names each record ``<district>/<kind>/<device_id>`` with its unit
+and value; the first record carries the base time ``bt`` and the others their offset ``t``::
+
+    gateways = Gateways(4, topic_prefix="city", pack_size=50, max_wait_s=0.1)
+    full = gateways.add(sim.fleet[i], value, now, waited_since=monotonic_now)
+    for topic, payload, size in [*([full] if full else []), *gateways.due(monotonic_now)]:
+        ...                                                   # publish at QoS 1
 """
 
 from __future__ import annotations
@@ -53,10 +64,12 @@ __all__ = [
     "NOISE_PHI",
     "Device",
     "Effect",
+    "Gateways",
     "Schedule",
     "Simulator",
     "build_fleet",
     "pair_order",
+    "senml_pack",
 ]
 
 NOISE_PHI = 0.6
@@ -317,3 +330,67 @@ def _resolve(
         )
     return effects, unmatched
 
+
+
+def senml_pack(records: Sequence[tuple[Device, float, float]]) -> bytes:
+    """The SenML pack of (device, value, UTC epoch ts) records, oldest first: base time on the
+    first record, offsets from it on the others, each named ``<district>/<kind>/<device_id>``."""
+    base = records[0][2]
+    pack: list[dict[str, object]] = []
+    for device, value, ts in records:
+        record: dict[str, object] = {
+            "n": f"{device.district}/{device.kind}/{device.device_id}", "u": device.unit,
+            "v": value,
+        }
+        if pack:
+            if ts != base:
+                record["t"] = round(ts - base, 6)
+        else:
+            record["bt"] = base
+        pack.append(record)
+    return orjson.dumps(pack)
+
+
+class Gateways:
+    """N gateways gathering their devices' readings into SenML packs (see the module doc)."""
+
+    def __init__(
+        self, count: int, *, topic_prefix: str, pack_size: int, max_wait_s: float
+    ) -> None:
+        if count < 1 or pack_size < 1 or not max_wait_s >= 0:
+            msg = (f"gateways need count >= 1, pack_size >= 1 and max_wait_s >= 0, got "
+                   f"{count}, {pack_size} and {max_wait_s}")
+            raise ValueError(msg)
+        self.count = count
+        self.pack_size = pack_size
+        self._max_wait = max_wait_s
+        self._topics = [f"{topic_prefix}/gateway/gw-{g:03d}" for g in range(count)]
+        self._packs: list[list[tuple[Device, float, float]]] = [[] for _ in range(count)]
+        self._since = [0.0] * count
+
+    def add(
+        self, device: Device, value: float, ts: float, *, waited_since: float
+    ) -> tuple[str, bytes, int] | None:
+        """Add a reading to its gateway's pack; (topic, payload, readings) once the pack is
+        full. ``waited_since`` (any monotonic clock) starts the pack's wait when it is first."""
+        gateway = device.index % self.count
+        pack = self._packs[gateway]
+        if not pack:
+            self._since[gateway] = waited_since
+        pack.append((device, value, ts))
+        if len(pack) >= self.pack_size:
+            return self._take(gateway)
+        return None
+
+    def due(self, now: float) -> list[tuple[str, bytes, int]]:
+        """The packs whose oldest reading waited ``max_wait_s`` by ``now`` (same clock)."""
+        return [self._take(g) for g, pack in enumerate(self._packs)
+                if pack and now - self._since[g] >= self._max_wait]
+
+    def drain(self) -> list[tuple[str, bytes, int]]:
+        """Every pack not yet published, however little it holds."""
+        return [self._take(g) for g, pack in enumerate(self._packs) if pack]
+
+    def _take(self, gateway: int) -> tuple[str, bytes, int]:
+        pack, self._packs[gateway] = self._packs[gateway], []
+        return self._topics[gateway], senml_pack(pack), len(pack)

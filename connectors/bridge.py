@@ -1,7 +1,8 @@
 """The MQTT-to-Kafka bridge: device readings in, validated records out, at least once.
 
     bridge = Bridge(settings)
-    bridge.start()            # connects to both brokers, subscribes <prefix>/+/+/+ at QoS 1
+    bridge.start()            # connects to both brokers, subscribes <prefix>/+/+/+ and
+                              # <prefix>/gateway/+ at QoS 1
     ...
     bridge.stop()             # forwards what is in hand, then disconnects
 
@@ -18,20 +19,29 @@ to the rejections topic as a :class:`~models.vitals.records.Rejection` record (d
 device, ts; key = device_id), which the flow counts against the device's health: its MQTT
 message is acknowledged once Kafka has both records.
 
+Gateways publish SenML packs (RFC 8428, JSON; :mod:`models.senml`) on
+``<prefix>/gateway/<gateway_id>``, many readings in one message, each record named
+``<district>/<kind>/<device_id>``. Each accepted record goes the way of a single reading; a
+refused one goes to the dead-letter topic as its own dead letter (the record, resolved, with its
+``pack_index`` header), and the rest of the pack goes on. The MQTT message is acknowledged once
+Kafka confirmed every record it became. A pack refused whole (not JSON, not an array, a later
+SenML version, an unknown must-understand field, over ``mqtt.max_pack_bytes``) is one dead letter.
+
 Hostile or broken devices: each device (MQTT topic) has a token bucket (``mqtt.rate_limit``,
 :class:`connectors.rate_limit.RateLimiter`, checked before any parsing); a message over it goes to
 the dead-letter topic with reason ``rate_limited`` and is not parsed, so a flooding device costs
-the others little. Throttled devices and their counts are logged at most every
-``report_every_s``. A payload over ``mqtt.max_payload_bytes`` is dead-lettered as ``oversized``;
-a dead letter keeps at most the first ``max_payload_bytes`` bytes of its payload (the detail
-header then says so).
+the others little. A gateway's records count against their own devices' buckets (keyed by the
+topic the device would publish on), record by record, after parsing. Throttled devices and
+their counts are logged at most every ``report_every_s``. A payload over
+``mqtt.max_payload_bytes`` is dead-lettered as ``oversized``; a dead letter keeps at most the first
+``max_payload_bytes`` bytes of its payload (the detail header then says so).
 
 Several processes (``mqtt.bridge_processes`` > 1, MQTT 5 only): member ``index`` connects as
 ``<bridge_client_id>-<index>`` (a persistent session of its own) and subscribes to the shared
-subscription ``$share/<bridge_group>/<prefix>/+/+/+``, so the broker hands each message to one
-member (mosquitto 2.0: in turn, offline members included; their share waits in their session
-until they are back). The rate limit then holds per member: a device's messages go to any
-member, so it may send up to ``bridge_processes`` times its limit.
+subscription ``$share/<bridge_group>/<prefix>/+/+/+`` (and ``.../<prefix>/gateway/+``), so the
+broker hands each message to one member (mosquitto 2.0: in turn, offline members included;
+their share waits in their session until they are back). The rate limit then holds per member:
+a device's messages go to any member, so it may send up to ``bridge_processes`` times its limit.
 """
 
 from __future__ import annotations
@@ -60,21 +70,40 @@ from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.readings import encode
+from models.readings import Reading, encode
+from models.senml import RecordRefusal
 from models.vitals.devices import encode_rejection, rejection_from_payload
 from settings.config import MqttSettings, Settings
-from settings.params import reading_parser
+from settings.params import pack_parser, reading_parser
 
-__all__ = ["Bridge", "BridgeStats", "member_client_id", "run_bridge", "subscription"]
+__all__ = [
+    "GATEWAY_LEVEL",
+    "Bridge",
+    "BridgeStats",
+    "gateway_subscription",
+    "member_client_id",
+    "run_bridge",
+    "subscription",
+]
 
 log = logging.getLogger(__name__)
 
 _REPORTED_DEVICES = 20  # throttled devices named in one report; the rest are summed
 
+GATEWAY_LEVEL = "gateway"
+"""Gateways publish SenML packs on ``<prefix>/gateway/<gateway_id>`` (device topics have four
+levels, so no district id can be mistaken for it)."""
+
 
 def subscription(mqtt: MqttSettings) -> str:
     """The topic filter the bridge subscribes to: shared by the group when several processes."""
     pattern = f"{mqtt.topic_prefix}/+/+/+"
+    return f"$share/{mqtt.bridge_group}/{pattern}" if mqtt.bridge_processes > 1 else pattern
+
+
+def gateway_subscription(mqtt: MqttSettings) -> str:
+    """The topic filter of gateways' SenML packs: shared by the group when several processes."""
+    pattern = f"{mqtt.topic_prefix}/{GATEWAY_LEVEL}/+"
     return f"$share/{mqtt.bridge_group}/{pattern}" if mqtt.bridge_processes > 1 else pattern
 
 
@@ -93,6 +122,7 @@ class BridgeStats:
 
     received: int = 0
     forwarded: int = 0
+    packs: int = 0
     dead_lettered: int = 0
     acknowledged: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -111,9 +141,11 @@ class Bridge:
         self._mqtt = settings.mqtt
         self._client_id = member_client_id(settings.mqtt, index)
         self._filter = subscription(settings.mqtt)
+        self._gateway_filter = gateway_subscription(settings.mqtt)
         self._topics = settings.kafka.topics
         self._clock = clock
         self._parser = reading_parser(settings)
+        self._packs = pack_parser(settings)
         self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
         self._keep_bytes = settings.mqtt.max_payload_bytes  # of a dead letter's payload
         limit = settings.mqtt.rate_limit
@@ -188,8 +220,8 @@ class Bridge:
             log.error("MQTT broker %s refused the bridge: %s", self._mqtt.url, reason)
             return
         self.stats.connects += 1
-        pattern = self._filter
-        result, _ = client.subscribe(pattern, qos=1)
+        pattern = f"{self._filter} and {self._gateway_filter}"
+        result, _ = client.subscribe([(self._filter, 1), (self._gateway_filter, 1)])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("cannot subscribe to %s on %s: %s", pattern, self._mqtt.url, result)
             return
@@ -230,6 +262,9 @@ class Bridge:
             BRIDGE_ACKNOWLEDGED.inc()
 
         topic = message.topic
+        if self._is_gateway(topic):
+            self._on_pack(payload, topic, acknowledge)
+            return
         limiter = self._limiter
         if limiter is not None:
             now = time.monotonic()
@@ -247,14 +282,64 @@ class Bridge:
                 acknowledge = self._rejected(exc, topic, acknowledge)
             self._dead_letter(exc, topic, acknowledge)
             return
+        self._forward(reading, acknowledge)
+
+    def _forward(self, reading: Reading, on_delivered: Any) -> None:
+        """Write one accepted reading to Kafka; ``on_delivered`` once Kafka confirmed it."""
         self._producer.produce(
             self._topics.readings,
             encode(reading),
             key=reading.device_id.encode(),
-            on_delivered=acknowledge,
+            on_delivered=on_delivered,
         )
         self.stats.forwarded += 1
         READINGS_INGESTED.inc()
+
+    def _is_gateway(self, topic: str) -> bool:
+        parts = topic.split("/")
+        return len(parts) == 3 and parts[1] == GATEWAY_LEVEL
+
+    def _on_pack(self, payload: bytes, topic: str, acknowledge: Any) -> None:
+        """A gateway's SenML pack: each record forwarded or dead-lettered with its index; the
+        message acknowledged once Kafka confirmed every record written for it."""
+        self.stats.packs += 1
+        try:
+            result = self._packs.parse(payload, self._clock())
+        except InvalidReading as exc:
+            self._dead_letter(exc, topic, acknowledge)  # refused whole: one dead letter
+            return
+        writes = len(result.readings) + sum(2 if r.rejection else 1 for r in result.refused)
+        if writes == 0:  # base fields only: nothing to write
+            acknowledge()
+            return
+        delivered = itertools.count(1)
+
+        def on_delivered() -> None:
+            if next(delivered) == writes:
+                acknowledge()
+
+        limiter = self._limiter
+        now = time.monotonic()
+        prefix = self._mqtt.topic_prefix
+        for index, reading in result.readings:
+            if limiter is not None and not limiter.allow(
+                f"{prefix}/{reading.district}/{reading.kind}/{reading.device_id}", now
+            ):
+                throttled = InvalidReading(encode(reading), "rate_limited", self._throttle_detail)
+                self._dead_letter(throttled, topic, on_delivered, pack_index=index)
+            else:
+                self._forward(reading, on_delivered)
+        if limiter is not None and now >= self._report_due and limiter.throttled:
+            self._report_throttling(now)
+        for refusal in result.refused:
+            self._refuse_record(refusal, topic, on_delivered)
+
+    def _refuse_record(self, refusal: RecordRefusal, topic: str, on_delivered: Any) -> None:
+        rejection = refusal.rejection
+        if rejection is not None:  # out of range: counted against the device's health too
+            self._producer.produce(self._topics.rejected, encode_rejection(rejection),
+                                   key=rejection.device_id.encode(), on_delivered=on_delivered)
+        self._dead_letter(refusal.error, topic, on_delivered, pack_index=refusal.index)
 
     def _rejected(self, exc: InvalidReading, topic: str, acknowledge: Any) -> Any:
         """Write the Rejection record of an out-of-range reading; the acknowledgement to give
@@ -273,7 +358,9 @@ class Bridge:
                                key=rejection.device_id.encode(), on_delivered=on_delivered)
         return on_delivered
 
-    def _dead_letter(self, exc: InvalidReading, topic: str, acknowledge: Any) -> None:
+    def _dead_letter(
+        self, exc: InvalidReading, topic: str, acknowledge: Any, *, pack_index: int | None = None
+    ) -> None:
         self.stats.dead_lettered += 1
         self.stats.reasons[exc.reason] = self.stats.reasons.get(exc.reason, 0) + 1
         DEAD_LETTERS.labels(exc.reason).inc()
@@ -285,7 +372,8 @@ class Bridge:
             )
             payload = payload[: self._keep_bytes]
         headers = dead_letter_headers(exc.reason, detail, mqtt_topic=topic.encode(),
-                                      received_at=self._clock(), source="bridge")
+                                      received_at=self._clock(), source="bridge",
+                                      pack_index=pack_index)
         self._producer.produce(
             self._topics.dead_letter,
             payload,
@@ -318,8 +406,10 @@ class Bridge:
     def _log_stats(self) -> None:
         s = self.stats
         log.info(
-            "bridge: %d received, %d forwarded, %d dead-lettered %s, %d acknowledged",
+            "bridge: %d received (%d SenML packs), %d forwarded, %d dead-lettered %s, "
+            "%d acknowledged",
             s.received,
+            s.packs,
             s.forwarded,
             s.dead_lettered,
             s.reasons or "",

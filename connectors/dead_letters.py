@@ -8,7 +8,10 @@ why and where in its headers::
 
 ``reason`` (a :data:`models.readings.REASONS` code), ``detail`` (what exactly was wrong),
 ``mqtt_topic`` (where the device published it; empty when unknown), ``received_at`` (ISO 8601
-UTC) and ``source`` (``bridge`` or ``flow``: who refused it).
+UTC) and ``source`` (``bridge`` or ``flow``: who refused it). A record refused out of a
+gateway's SenML pack also has ``pack_index`` (its index in the pack, from 0; the payload is then
+the record, resolved) and its ``reason`` may be one of :data:`models.senml.SENML_REASONS`; a pack
+refused whole has none.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ __all__ = ["dead_letter_headers"]
 
 
 def dead_letter_headers(
-    reason: str, detail: str, *, mqtt_topic: bytes, received_at: float, source: str
+    reason: str, detail: str, *, mqtt_topic: bytes, received_at: float, source: str,
+    pack_index: int | None = None,
 ) -> list[tuple[str, bytes]]:
     """The headers of a dead letter (see the module doc), in their order on the wire."""
-    return [
+    headers = [
         ("reason", reason.encode()),
         ("detail", detail.encode()),
         ("mqtt_topic", mqtt_topic),
         ("received_at", iso(received_at).encode()),
         ("source", source.encode()),
     ]
+    if pack_index is not None:
+        headers.append(("pack_index", str(pack_index).encode()))
+    return headers

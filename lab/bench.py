@@ -18,7 +18,16 @@ operator's screen, and runs the simulator as its own process at each offered rat
 A step "keeps up" when at least 97 % of what was published is accepted and the p99
 publish-to-vital latency stays under the late allowance plus 1.5 s (a lagging flow shows there
 first). ``sustained_readings_per_s`` is the accepted rate of the fastest step that kept up.
-With ``--json`` every step and then the summary are printed as one JSON object a line.
+
+Two workloads run in turn on the same stack: one reading per MQTT message (``rates``), then
+gateways' SenML packs (``pack_rates``, readings/s: the simulator acts as ``gateways`` gateways
+sending packs of ``pack_size``). Before the stack starts, the raw paho ceiling is measured on a
+mosquitto of its own (:mod:`lab.paho_ceiling`: one paho publisher -> mosquitto -> one paho
+subscriber at QoS 1, nothing else), the most one-reading messages a second this machine moves.
+With ``--json`` every step and then the summary are printed as one JSON object a line; the
+summary's top-level ``sustained_readings_per_s``, ``publish_to_alert_p99_ms`` and
+``publish_to_vital_p99_ms`` are the one-reading workload's, the same keys under ``packs`` the
+SenML workload's, and ``paho_ceiling_msgs_per_s`` (with ``share_of_ceiling``) the ceiling.
 """
 
 from __future__ import annotations
@@ -43,11 +52,12 @@ from pydantic import SecretStr
 from cityheart.runtime.servers import free_port
 from cityheart.runtime.up import RunningCity, city_stack
 from connectors.feed.client import FeedClient
+from lab.paho_ceiling import measure_ceiling
 from models.timefmt import from_iso
 from settings.config import ScenarioEvent, Settings
 from settings.loader import dump
 
-__all__ = ["StepResult", "bench_settings", "run_bench"]
+__all__ = ["PackWorkload", "StepResult", "bench_settings", "run_bench"]
 
 KEEP_UP_SHARE = 0.97
 LAG_MARGIN_S = 1.5
@@ -68,6 +78,8 @@ class StepResult:
     alerts_timed: int
     kept_up: bool
     cpu_us_per_reading: dict[str, float]
+    workload: str = "readings"
+    """``readings`` (one a message) or ``packs`` (gateways' SenML packs)."""
 
 
 class _FeedRecorder:
@@ -157,9 +169,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class PackWorkload:
+    """The SenML workload: offered rates (readings/s), gateways and readings per pack."""
+
+    rates: tuple[float, ...] = ()
+    gateways: int = 20
+    pack_size: int = 50
+
+
 def _run_step(
     settings: Settings, config: Path, city: RunningCity, recorder: _FeedRecorder, rate: float,
-    step_s: float,
+    step_s: float, packs: PackWorkload | None = None,
 ) -> StepResult:
     pids = city.pids()
     cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
@@ -168,7 +189,9 @@ def _run_step(
     simulate = subprocess.run(
         [sys.executable, "-m", "cityheart", "simulate", "--config", str(config),
          "--rate", str(rate), "--duration", str(step_s), "--devices", str(devices),
-         "--scenario", "bench", "--json"],
+         "--scenario", "bench", "--json",
+         *(["--gateways", str(packs.gateways), "--pack-size", str(packs.pack_size)]
+           if packs else [])],
         capture_output=True, text=True, check=False,
         env={**os.environ, **city.supervisor.env},
     )
@@ -224,6 +247,7 @@ def _run_step(
         alerts_timed=len(alert_lag),
         kept_up=kept_up,
         cpu_us_per_reading=cpu,
+        workload="packs" if packs else "readings",
     )
 
 
@@ -241,15 +265,22 @@ def _cpu_self_children() -> float:
 
 def run_bench(
     settings: Settings, *, rates: list[float], step_s: float, as_json: bool,
-    out: TextIO = sys.stdout,
+    out: TextIO = sys.stdout, packs: PackWorkload | None = None,
+    ceiling_messages: int = 100_000,
 ) -> int:
-    """Run the benchmark and print the results; return 0."""
+    """Run the benchmark and print the results; return 0. ``ceiling_messages`` 0 skips the
+    paho ceiling, ``packs`` None (or without rates) the SenML workload."""
+    ceiling = measure_ceiling(ceiling_messages) if ceiling_messages > 0 else None
+    if ceiling is not None and not as_json:
+        out.write(f"raw paho ceiling: {ceiling:.0f} messages/s (one publisher -> mosquitto -> "
+                  "one subscriber, QoS 1)\n")
     workdir = Path(tempfile.mkdtemp(prefix="cityheart-bench-"))
     bench = bench_settings(settings, workdir)
     config = workdir / "config.yaml"
     config.write_text(yaml.safe_dump(dump(bench)))
     _cpu_self_children()
     results: list[StepResult] = []
+    pack_results: list[StepResult] = []
     with city_stack(bench, config_path=config, log_dir=workdir / "log",
                     components=("feed", "flow", "recorder", "bridge")) as city:
         recorder = _FeedRecorder(city.feed_url)
@@ -259,20 +290,48 @@ def run_bench(
                 result = _run_step(bench, config, city, recorder, rate, step_s)
                 results.append(result)
                 _print_step(result, as_json, out)
+            for rate in packs.rates if packs else ():
+                result = _run_step(bench, config, city, recorder, rate, step_s, packs)
+                pack_results.append(result)
+                _print_step(result, as_json, out)
         finally:
             recorder.stop()
     shutil.rmtree(workdir, ignore_errors=True)  # kept when the run fails, for its logs
     summary = _summary(results, step_s)
+    summary["paho_ceiling_msgs_per_s"] = None if ceiling is None else round(ceiling, 1)
+    summary["share_of_ceiling"] = (
+        round(summary["sustained_readings_per_s"] / ceiling, 3) if ceiling else None
+    )
+    if packs and packs.rates:
+        pack_summary = _summary(pack_results, step_s)
+        del pack_summary["machine"], pack_summary["step_s"]
+        summary["packs"] = {**pack_summary, "pack_size": packs.pack_size,
+                            "gateways": packs.gateways}
     if as_json:
         out.write(orjson.dumps(summary).decode() + "\n")
     else:
-        out.write(
-            f"sustained {summary['sustained_readings_per_s']} readings/s; p99 publish-to-vital "
-            f"{summary['publish_to_vital_p99_ms']} ms, publish-to-alert "
-            f"{summary['publish_to_alert_p99_ms']} ms ({summary['machine']})\n"
-        )
+        _print_summary(summary, out)
     out.flush()
     return 0
+
+
+def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
+    ceiling = summary["paho_ceiling_msgs_per_s"]
+    beside = (f" (raw paho ceiling {ceiling:.0f} messages/s: {summary['share_of_ceiling']:.0%} "
+              "of it)" if ceiling else "")
+    out.write(
+        f"sustained {summary['sustained_readings_per_s']} readings/s{beside}; p99 "
+        f"publish-to-vital {summary['publish_to_vital_p99_ms']} ms, publish-to-alert "
+        f"{summary['publish_to_alert_p99_ms']} ms ({summary['machine']})\n"
+    )
+    packs = summary.get("packs")
+    if packs:
+        out.write(
+            f"SenML packs of {packs['pack_size']} from {packs['gateways']} gateways: sustained "
+            f"{packs['sustained_readings_per_s']} readings/s; p99 publish-to-vital "
+            f"{packs['publish_to_vital_p99_ms']} ms, publish-to-alert "
+            f"{packs['publish_to_alert_p99_ms']} ms\n"
+        )
 
 
 def _print_step(result: StepResult, as_json: bool, out: TextIO) -> None:
@@ -280,10 +339,10 @@ def _print_step(result: StepResult, as_json: bool, out: TextIO) -> None:
         out.write(orjson.dumps({"step": asdict(result)}).decode() + "\n")
     else:
         out.write(
-            f"offered {result.offered_per_s:>8g}/s  published {result.published_per_s:>8.0f}/s  "
-            f"accepted {result.accepted_per_s:>8.0f}/s  vital p50/p99 "
-            f"{result.publish_to_vital_p50_ms}/{result.publish_to_vital_p99_ms} ms  alert "
-            f"p50/p99 {result.publish_to_alert_p50_ms}/{result.publish_to_alert_p99_ms} ms "
+            f"{result.workload:<8} offered {result.offered_per_s:>8g}/s  published "
+            f"{result.published_per_s:>8.0f}/s  accepted {result.accepted_per_s:>8.0f}/s  "
+            f"vital p50/p99 {result.publish_to_vital_p50_ms}/{result.publish_to_vital_p99_ms} ms  "
+            f"alert p50/p99 {result.publish_to_alert_p50_ms}/{result.publish_to_alert_p99_ms} ms "
             f"({result.alerts_timed} alerts)  {'kept up' if result.kept_up else 'FELL BEHIND'}\n"
             f"    CPU us/reading: {result.cpu_us_per_reading}\n"
         )

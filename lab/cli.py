@@ -34,6 +34,16 @@ def bench(
     step_seconds: Annotated[
         float, typer.Option(help="Seconds at each rate (several flow windows).")
     ] = 25.0,
+    pack_rates: Annotated[
+        str, typer.Option(help="Then gateways' SenML packs at these offered rates, readings/s "
+                          "(empty: skip).")
+    ] = "15000,30000,60000",
+    gateways: Annotated[int, typer.Option(min=1, help="Gateways sending the packs.")] = 20,
+    pack_size: Annotated[int, typer.Option(min=1, help="Readings per SenML pack.")] = 50,
+    ceiling_messages: Annotated[
+        int, typer.Option(min=0, help="Messages for the raw paho ceiling, measured first "
+                          "(0: skip).")
+    ] = 100_000,
     flow_processes: Annotated[
         str | None,
         typer.Option(help="Instead: the flow alone with these process counts (1,2) over a "
@@ -69,7 +79,7 @@ def bench(
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
-    from lab.bench import run_bench
+    from lab.bench import PackWorkload, run_bench
 
     if feed_clients is not None:
         from lab.bench_feed import run_feed_bench
@@ -100,8 +110,11 @@ def bench(
         return
 
     offered = [float(r) for r in rates.split(",") if r.strip()]
+    packs = PackWorkload(tuple(float(r) for r in pack_rates.split(",") if r.strip()),
+                         gateways=gateways, pack_size=pack_size)
     run_command(config, verbose, lambda settings: run_bench(
-        settings, rates=offered, step_s=step_seconds, as_json=as_json
+        settings, rates=offered, step_s=step_seconds, as_json=as_json, packs=packs,
+        ceiling_messages=ceiling_messages,
     ))
 
 

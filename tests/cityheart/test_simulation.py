@@ -20,7 +20,14 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from cityheart.simulation import NOISE_PHI, Schedule, Simulator, build_fleet, pair_order
+from cityheart.simulation import (
+    NOISE_PHI,
+    Gateways,
+    Schedule,
+    Simulator,
+    build_fleet,
+    pair_order,
+)
 from models.errors import ConfigError
 from models.readings import ReadingParser
 from models.timefmt import iso
@@ -292,3 +299,47 @@ def test_every_payload_parses(base_settings: Settings, seed: int, devices: int, 
     for device in sim.fleet:
         topic, payload = sim.reading(device.index, now, elapsed)
         assert parser.parse(payload, topic, now).device_id == device.device_id
+
+
+# -- gateways ----------------------------------------------------------------------------------
+
+
+def test_gateway_packs_parse_back_to_the_readings_drawn(base_settings: Settings) -> None:
+    from models.senml import PackParser
+
+    sim = simulator(base_settings, devices=30)
+    gateways = Gateways(3, topic_prefix="city", pack_size=4, max_wait_s=60)
+    now = SUMMER_DAY
+    drawn: dict[str, list[tuple[str, float, float]]] = {}
+    packs = []
+    for step in range(20):
+        index = step % 30
+        value = sim.value(index, now + step * 0.25, step * 0.25)
+        device = sim.fleet[index]
+        topic = f"city/gateway/gw-{index % 3:03d}"
+        drawn.setdefault(topic, []).append((device.device_id, value, now + step * 0.25))
+        full = gateways.add(device, value, now + step * 0.25, waited_since=step * 0.25)
+        packs += [full] if full else []
+    assert [size for _, _, size in packs] == [4, 4, 4]  # gw-000 and gw-001 filled first
+    # the packs still gathering began at steps 12, 13 and 14 (waited_since 3.0, 3.25, 3.5)
+    assert gateways.due(62.9) == []
+    assert [topic for topic, _, _ in gateways.due(63.1)] == ["city/gateway/gw-000"]
+    assert [size for _, _, size in gateways.drain()] == [3, 2]
+    assert gateways.drain() == []
+    parser = PackParser(ReadingParser(base_settings.kinds, base_settings.district_ids()))
+    for topic, payload, size in packs:
+        result = parser.parse(payload, now + 10)
+        assert result.refused == [] and len(result.readings) == size
+        got = [(r.device_id, r.value, r.ts) for _, r in result.readings]
+        expected, drawn[topic] = drawn[topic][:size], drawn[topic][size:]
+        assert got == [(d, pytest.approx(v), pytest.approx(t)) for d, v, t in expected]
+
+
+def test_a_gateway_pack_waits_at_most_max_wait(base_settings: Settings) -> None:
+    sim = simulator(base_settings, devices=4)
+    gateways = Gateways(2, topic_prefix="p", pack_size=50, max_wait_s=0.1)
+    assert gateways.add(sim.fleet[0], 1.0, SUMMER_DAY, waited_since=10.0) is None
+    assert gateways.add(sim.fleet[2], 2.0, SUMMER_DAY, waited_since=10.05) is None
+    assert gateways.due(10.09) == []
+    ((topic, _, size),) = gateways.due(10.11)
+    assert (topic, size) == ("p/gateway/gw-000", 2)

@@ -41,6 +41,7 @@ from connectors.mqtt import MqttPublisher, new_client, parse_url
 from models.errors import ConfigError, ConnectorError
 from models.readings import ReadingParser
 from settings.config import ScenarioEvent, Settings
+from settings.params import pack_parser
 from tests.support import write_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -160,6 +161,26 @@ def test_scenario_events_reach_the_broker(settings: Settings, subscriber: Subscr
     other_no2 = [v for device, vs in values.items() if device.startswith("no2-")
                  and device != "no2-harbour-001" for v in vs]
     assert statistics.mean(values["no2-harbour-001"]) > 4 * statistics.mean(other_no2)
+
+
+def test_simulator_as_gateways_publishes_count_readings_in_senml_packs(
+    settings: Settings, subscriber: Subscriber
+) -> None:
+    report = run_simulator(settings, rate=5000, count=700, scenario="calm", gateways=3,
+                           pack_size=20)
+    assert (report.published, report.acknowledged, report.stopped_by) == (700, 700, "count")
+    received = drain_until_sentinel(settings, subscriber)
+    assert len(received) == report.messages and report.messages <= 700 // 20 + 3 * 3
+    prefix = settings.mqtt.topic_prefix
+    assert {topic for topic, _ in received} == {f"{prefix}/gateway/gw-{g:03d}" for g in range(3)}
+    packs = pack_parser(settings)
+    readings = []
+    for _, payload in received:
+        result = packs.parse(payload, time.time())
+        assert result.refused == [] and len(result.readings) <= 20
+        readings += [reading for _, reading in result.readings]
+    assert len(readings) == 700
+    assert len({r.device_id for r in readings}) == settings.simulator.devices
 
 
 def test_unknown_scenario_names_the_known_ones(base_settings: Settings) -> None:

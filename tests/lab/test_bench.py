@@ -28,14 +28,19 @@ def test_bench_json_reports_rate_and_latencies(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [sys.executable, "-m", "cityheart", "bench", "--json", "--rates", "300",
-         "--step-seconds", "8", "--config", str(path)],
+         "--pack-rates", "600", "--gateways", "3", "--pack-size", "20",
+         "--ceiling-messages", "3000", "--step-seconds", "8", "--config", str(path)],
         capture_output=True, text=True, timeout=200, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    step, summary = lines[0]["step"], lines[-1]
-    assert step["offered_per_s"] == 300
-    assert step["accepted_per_s"] > 0, "readings made it through to vital signs"
-    assert step["alerts_timed"] > 0, "the bench scenario's alerts reached the feed"
+    (step, packs), summary = [line["step"] for line in lines[:-1]], lines[-1]
+    assert (step["offered_per_s"], step["workload"]) == (300, "readings")
+    assert (packs["offered_per_s"], packs["workload"]) == (600, "packs")
+    for result in (step, packs):
+        assert result["accepted_per_s"] > 0, "readings made it through to vital signs"
+        assert result["alerts_timed"] > 0, "the bench scenario's alerts reached the feed"
     for key in ("sustained_readings_per_s", "publish_to_vital_p99_ms", "publish_to_alert_p99_ms"):
         assert key in summary
+        assert key in summary["packs"], "the SenML workload's figures, under packs"
+    assert summary["paho_ceiling_msgs_per_s"] > 0, "the raw paho ceiling, measured in the run"
