@@ -139,13 +139,43 @@ class ReadingParser:
             district = _text(record, "district", payload)
         else:
             district = self._district_from_topic(topic, kind_id, device_id, payload)
+        kind = self._kind_in(district, kind_id, payload)
+        value = _number(record, "value", payload)
+        unit = _text(record, "unit", payload)
+        value = self._canonical(kind_id, kind, value, unit, payload)
+        ts = _timestamp(record, payload)
+        self._not_ahead(ts, now, payload)
+        seq = record.get("seq")
+        if seq is not None and (type(seq) is not int or seq < 0):
+            raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
+        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
+
+    def reading(
+        self, device_id: str, district: str, kind_id: str, value: float, unit: str, ts: float,
+        now: float, *, seq: int | None = None, payload: bytes = b"",
+    ) -> Reading:
+        """A Reading from fields already read from another format (a SenML record's, say),
+        checked as :meth:`parse` checks a payload's: district, kind, unit (converted to the
+        canonical one), finite value in range, ``ts`` (UTC epoch seconds) not too far ahead of
+        ``now``. Raises InvalidReading carrying ``payload``, and nothing else."""
+        kind = self._kind_in(district, kind_id, payload)
+        value = self._canonical(kind_id, kind, value, unit, payload)
+        if not math.isfinite(ts) or ts < 0:
+            raise InvalidReading(payload, "bad_timestamp", f"ts {ts!r} is not a UTC epoch time")
+        self._not_ahead(ts, now, payload)
+        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
+
+    def _kind_in(self, district: str, kind_id: str, payload: bytes) -> KindSpec:
         if district not in self._districts:
             raise InvalidReading(payload, "unknown_district", f"district {district!r} is unknown")
         kind = self._kinds.get(kind_id)
         if kind is None:
             raise InvalidReading(payload, "unknown_kind", f"kind {kind_id!r} is unknown")
-        value = _number(record, "value", payload)
-        unit = _text(record, "unit", payload)
+        return kind
+
+    def _canonical(
+        self, kind_id: str, kind: KindSpec, value: float, unit: str, payload: bytes
+    ) -> float:
         conversion = self._units[kind_id].get(unit)
         if conversion is None:
             accepted = sorted(self._units[kind_id])
@@ -159,15 +189,13 @@ class ReadingParser:
         if not low <= value <= high:
             detail = f"value {value!r} {kind.unit} is outside {kind_id} range [{low}, {high}]"
             raise InvalidReading(payload, "out_of_range", detail)
-        ts = _timestamp(record, payload)
+        return value
+
+    def _not_ahead(self, ts: float, now: float, payload: bytes) -> None:
         if ts > now + self._max_future_s:
             ahead = ts - now
             detail = f"ts is {ahead:.0f} s ahead of the clock (at most {self._max_future_s:g} s)"
             raise InvalidReading(payload, "future_timestamp", detail)
-        seq = record.get("seq")
-        if seq is not None and (type(seq) is not int or seq < 0):
-            raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
-        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         try:

@@ -196,6 +196,8 @@ class MqttSettings(_Frozen):
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "city"
     bridge_client_id: str = "cityheart-bridge"
     max_payload_bytes: Annotated[int, Field(gt=0)] = 4096
+    max_pack_bytes: Annotated[int, Field(gt=0)] = 65536
+    """The largest SenML pack a gateway may send on ``<prefix>/gateway/<gateway_id>``."""
     rate_limit: RateLimitSettings = RateLimitSettings()
     protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None

@@ -6,6 +6,7 @@ that maps one onto the other::
     params = vitals_params(settings)          # models.vitals.compute.VitalsParams
     air = air_params(settings)                # models.vitals.air.AirParams
     parser = reading_parser(settings)         # models.readings.ReadingParser (bridge and flow)
+    packs = pack_parser(settings)             # models.senml.PackParser (gateways' SenML packs)
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from models.indicators import (
     WaterLevelParams,
 )
 from models.readings import ReadingParser
+from models.senml import PackParser
 from models.vitals.air import AirParams
 from models.vitals.compute import DistrictParams, VitalsParams
 from settings.config import Settings
 
-__all__ = ["air_params", "reading_parser", "vitals_params"]
+__all__ = ["air_params", "pack_parser", "reading_parser", "vitals_params"]
 
 
 def air_params(settings: Settings) -> AirParams:
@@ -51,6 +53,12 @@ def reading_parser(settings: Settings) -> ReadingParser:
         max_future_s=settings.flow.max_future_s,
         max_payload_bytes=settings.mqtt.max_payload_bytes,
     )
+
+
+def pack_parser(settings: Settings) -> PackParser:
+    """The SenML pack parser of ``settings``: each record checked as :func:`reading_parser`
+    checks a reading, packs up to ``mqtt.max_pack_bytes``."""
+    return PackParser(reading_parser(settings), max_pack_bytes=settings.mqtt.max_pack_bytes)
 
 
 def vitals_params(settings: Settings) -> VitalsParams:
