@@ -9,7 +9,7 @@ districts); a file's rows that are not readings are counted per reason (``missin
 ``bad_row``, ``bad_timestamp``, ``duplicate`` for a repeated (device, kind, time), and the
 parser's reasons) with the first lines of each. Formats: ``csv`` (:mod:`models.recorded`),
 ``jsonl`` (one reading object a line, as devices send them, with ``district``) and ``senml``
-(a SenML pack, when :mod:`models.senml` is installed).
+(a SenML pack, :mod:`models.senml`; the line named is the record's index + 1).
 
 Backfill writes the readings to PostgreSQL (keyed by device, kind and time: importing a file
 twice stores nothing twice), then re-runs the indicator and alert logic over the file's range
@@ -35,8 +35,9 @@ from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.storage.rows import reading_row
 from models.errors import ConfigError, InvalidReading
-from models.readings import Reading
+from models.readings import Reading, encode
 from models.recorded import CsvLayout, FileRow, SeriesCheck, csv_records
+from models.senml import PackParser
 from models.timefmt import iso
 from settings.config import Settings
 from settings.params import reading_parser
@@ -90,7 +91,8 @@ class ImportReport:
         return total / self.read_s if self.read_s > 0 else 0.0
 
 
-def _file_rows(path: Path, fmt: str, layout: CsvLayout | None) -> Iterator[FileRow]:
+def _file_rows(settings: Settings, path: Path, fmt: str, layout: CsvLayout | None,
+               now: float) -> Iterator[FileRow]:
     if fmt == "csv":
         if layout is None:
             raise ConfigError("cityheart import", "--time/--value", "a CSV needs its layout")
@@ -105,23 +107,22 @@ def _file_rows(path: Path, fmt: str, layout: CsvLayout | None) -> Iterator[FileR
                 if line.strip():
                     yield FileRow(number, line.strip())
     elif fmt == "senml":
-        yield from _senml_rows(path)
+        yield from _senml_rows(settings, path, now)
     else:
         reason = f"format {fmt!r} is not one of {list(FORMATS)}"
         raise ConfigError("cityheart import", "--format", reason)
 
 
-def _senml_rows(path: Path) -> Iterator[FileRow]:
+def _senml_rows(settings: Settings, path: Path, now: float) -> Iterator[FileRow]:
+    """A SenML pack file's readings (as canonical JSON) and refused records, by index + 1."""
+    packs = PackParser(reading_parser(settings), max_pack_bytes=max(path.stat().st_size, 1))
     try:
-        from models.senml import records_of  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ConfigError("cityheart import", "--format", "SenML is not available "
-                          "in this build") from None
-    for index, outcome in records_of(path.read_bytes()):
-        if isinstance(outcome, InvalidReading):
-            yield FileRow(index + 1, outcome.payload, outcome)
-        else:
-            yield FileRow(index + 1, outcome)
+        result = packs.parse(path.read_bytes(), now)
+    except InvalidReading as exc:
+        raise ConfigError("cityheart import", str(path), str(exc)) from None
+    rows = [FileRow(index + 1, encode(reading)) for index, reading in result.readings]
+    rows += [FileRow(r.index + 1, r.error.payload, r.error) for r in result.refused]
+    yield from sorted(rows, key=lambda row: row.line)
 
 
 def read_file(settings: Settings, path: Path, fmt: str, *, layout: CsvLayout | None = None,
@@ -133,7 +134,7 @@ def read_file(settings: Settings, path: Path, fmt: str, *, layout: CsvLayout | N
     report = ImportReport(path)
     series = SeriesCheck()
     started = time.perf_counter()
-    for row in _file_rows(path, fmt, layout):
+    for row in _file_rows(settings, path, fmt, layout, now):
         if row.error is not None:
             report.refuse(row.line, row.error)
             continue

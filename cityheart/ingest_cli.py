@@ -163,18 +163,9 @@ def ingest_command(config: ConfigOption = Path("config.yaml"),
     def action(settings: Settings) -> None:
         logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
         serve_ingest(settings, keys_path=keys_path(settings, config),
-                     senml=_senml_decoder(), notifier=Notifier.from_environ(os.environ))
+                     notifier=Notifier.from_environ(os.environ))
 
     _run(config, verbose, action)
-
-
-def _senml_decoder() -> Callable[[bytes], list] | None:
-    """The SenML body decoder, when :mod:`models.senml` is there."""
-    try:
-        from connectors.ingest.senml_body import decode_senml  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return decode_senml
 
 
 def _layout(settings: Settings, *, time_column: str | None, time_format: str | None,

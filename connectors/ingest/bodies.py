@@ -26,8 +26,10 @@ from dataclasses import dataclass
 import orjson
 
 from models.errors import InvalidReading
+from models.readings import encode
+from models.senml import PackParser
 
-__all__ = ["CONTENT_TYPES", "BodyError", "Item", "decode_body"]
+__all__ = ["CONTENT_TYPES", "BodyError", "Item", "decode_body", "senml_decoder"]
 
 CONTENT_TYPES = ("application/json", "application/senml+json", "text/csv")
 """The media types the ingest endpoint takes."""
@@ -72,6 +74,23 @@ def decode_body(content_type: str | None, body: bytes, *,
         return senml(body)
     detail = f"Content-Type {media!r} is not one of {list(CONTENT_TYPES)}"
     raise BodyError(415, "unsupported_media_type", detail)
+
+
+def senml_decoder(packs: PackParser, clock: Callable[[], float]) -> SenmlDecoder:
+    """A SenML body decoder over ``packs`` (relative times anchored at ``clock()``): each
+    record's reading as its canonical JSON, each refused record with its reason; a pack refused
+    whole is a BodyError (400)."""
+
+    def decode(body: bytes) -> list[Item]:
+        try:
+            result = packs.parse(body, clock())
+        except InvalidReading as exc:
+            raise BodyError(400, exc.reason, exc.detail) from None
+        items = [Item(index, encode(reading)) for index, reading in result.readings]
+        items += [Item(r.index, r.error.payload, r.error) for r in result.refused]
+        return sorted(items, key=lambda item: item.index)
+
+    return decode
 
 
 def _json(body: bytes) -> list[Item]:

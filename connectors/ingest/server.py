@@ -23,13 +23,15 @@ from types import TracebackType
 import uvicorn
 
 from connectors.ingest.app import build_app
-from connectors.ingest.bodies import SenmlDecoder
+from connectors.ingest.bodies import senml_decoder
 from connectors.ingest.intake import Intake
 from connectors.ingest.keys import KeysFile
 from connectors.kafka import create_topics
 from connectors.notify import Notifier
 from models.errors import ConnectorError
+from models.senml import PackParser
 from settings.config import Settings
+from settings.params import reading_parser
 
 __all__ = ["IngestServer", "serve_ingest"]
 
@@ -41,14 +43,14 @@ _STARTUP_S = 10.0
 class IngestServer:
     """``POST /ingest`` on ``ingest.host``/``port``, producing with an :class:`Intake`."""
 
-    def __init__(
-        self, settings: Settings, *, keys_path: Path, senml: SenmlDecoder | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, keys_path: Path) -> None:
         self.settings = settings
         self.port = settings.ingest.port
         self.intake = Intake(settings)
         self.keys = KeysFile(keys_path)
-        self._senml = senml
+        packs = PackParser(reading_parser(settings),
+                           max_pack_bytes=settings.ingest.max_body_bytes)
+        self._senml = senml_decoder(packs, time.time)
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -111,8 +113,7 @@ class IngestServer:
 
 
 def serve_ingest(
-    settings: Settings, *, keys_path: Path, senml: SenmlDecoder | None = None,
-    notifier: Notifier | None = None,
+    settings: Settings, *, keys_path: Path, notifier: Notifier | None = None
 ) -> None:
     """Serve until SIGINT or SIGTERM; print ``ingest: <url>`` and say READY=1 once up."""
     topics = settings.kafka.topics
@@ -123,7 +124,7 @@ def serve_ingest(
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with IngestServer(settings, keys_path=keys_path, senml=senml) as server:
+        with IngestServer(settings, keys_path=keys_path) as server:
             log.info("ingest: %s (keys in %s)", server.url, keys_path)
             print(f"ingest: {server.url}", flush=True)
             (notifier or Notifier(None)).ready()

@@ -70,6 +70,22 @@ def test_a_half_broken_file_imports_what_is_good_and_counts_the_rest_per_reason(
     assert "'knots' is not one of" in text
 
 
+def test_a_senml_file_imports_its_records_and_names_each_refused_one(
+    base_settings: Settings, tmp_path: Path,
+) -> None:
+    path = tmp_path / "pack.json"
+    path.write_bytes(orjson.dumps([
+        {"bn": "riverside/water_level/", "bt": 1_441_106_700, "bu": "m", "n": "wl-1", "v": 1.5},
+        {"n": "wl-1", "t": 600, "v": 1.6},
+        {"n": "wl-1", "t": 1200, "vs": "high"},
+        {"n": "wl-1", "t": 600, "v": 1.7},
+    ]))
+    report = read_file(base_settings, path, "senml", now=time.time())
+    assert [(r.device_id, r.district, r.value) for r in report.readings] == [
+        ("wl-1", "riverside", 1.5), ("wl-1", "riverside", 1.6)]
+    assert dict(report.refused) == {"wrong_type": 1, "duplicate": 1}
+
+
 def _city(base_settings: Settings, database_url: str, tmp_path: Path) -> Path:
     database = base_settings.database.model_copy(
         update={"url": SecretStr(database_url), "embedded": False})

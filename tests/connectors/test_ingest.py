@@ -167,7 +167,7 @@ def test_limits_answer_413_and_429_and_store_nothing(ingest: SimpleNamespace) ->
     assert len(readings) == 50
 
 
-def test_csv_bodies_and_bodies_that_are_no_json_are_answered_per_record(
+def test_csv_senml_and_bodies_that_are_no_json_are_answered_per_record(
     ingest: SimpleNamespace,
 ) -> None:
     now = time.time() - 30
@@ -183,6 +183,20 @@ def test_csv_bodies_and_bodies_that_are_no_json_are_answered_per_record(
         (1, "wrong_type"), (2, "bad_row"), (3, "unknown_district")]
     status, answer, _ = post(ingest.url, b"{not json", ingest.token)
     assert (status, answer["error"], answer["rejected"]) == (400, "invalid_json", 1)
+    pack = orjson.dumps([
+        {"bn": "harbour/traffic_speed/", "bt": now, "bu": "km/h", "n": "det-3", "v": 61.0},
+        {"n": "det-4", "t": 1, "v": 20.0, "u": "m/s"},
+        {"n": "det-5", "t": 2, "v": 1e6},
+        {"n": "cam-1", "t": 3, "v": 40.0},
+    ])
+    status, answer, _ = post(ingest.url, pack, ingest.token, "application/senml+json")
+    assert status == 202, answer
+    assert answer["accepted"] == 2
+    assert [(r["index"], r["reason"]) for r in answer["rejections"]] == [
+        (2, "out_of_range"), (3, "not_allowed")]
     letters = consume_all(ingest.settings.kafka.bootstrap,
-                          ingest.settings.kafka.topics.dead_letter, 4, timeout=10)
+                          ingest.settings.kafka.topics.dead_letter, 6, timeout=10)
     assert b"{not json" in [m.value() for m in letters]
+    readings = consume_all(ingest.settings.kafka.bootstrap,
+                           ingest.settings.kafka.topics.readings, 3, timeout=10)
+    assert sorted(orjson.loads(m.value())["value"] for m in readings) == [42.5, 61.0, 72.0]
