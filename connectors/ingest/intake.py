@@ -145,7 +145,11 @@ class Intake:
         self.settings = settings
         self._clock = clock
         self._parser = reading_parser(settings)
-        self.producer = producer or ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
+        # a record Kafka has not confirmed when its request gives up (503) fails too, so a
+        # retry is not joined later by the first attempt's copy
+        self.producer = producer or ReliableProducer(
+            settings.kafka.bootstrap, linger_ms=5,
+            delivery_timeout_ms=int(settings.ingest.delivery_timeout_s * 1000))
         self._out = ReadingsOut(self.producer, settings.kafka.topics,
                                 keep_bytes=settings.mqtt.max_payload_bytes)
         self.seqs = SeqMemory(settings.ingest.seq_memory)

@@ -200,3 +200,23 @@ def test_csv_senml_and_bodies_that_are_no_json_are_answered_per_record(
     readings = consume_all(ingest.settings.kafka.bootstrap,
                            ingest.settings.kafka.topics.readings, 3, timeout=10)
     assert sorted(orjson.loads(m.value())["value"] for m in readings) == [42.5, 61.0, 72.0]
+
+
+@pytest.mark.services
+def test_kafka_away_is_a_503_and_the_same_idempotency_key_may_be_tried_again(
+    base_settings: Settings, tmp_path: Path,
+) -> None:
+    from cityheart.runtime.servers import free_port
+
+    nowhere = base_settings.kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
+    limits = base_settings.ingest.model_copy(update={"port": 0, "delivery_timeout_s": 1.5})
+    settings = base_settings.model_copy(update={"kafka": nowhere, "ingest": limits})
+    key, token = new_key("lab")
+    save_keys(tmp_path / "keys.yaml", [key])
+    with IngestServer(settings, keys_path=tmp_path / "keys.yaml") as server:
+        body = orjson.dumps(reading(0))
+        for _ in range(2):  # a 503 is not kept: the retry is tried, and answered 503 again
+            status, answer, headers = post(server.url, body, token, Idempotency_Key="k")
+            assert (status, answer["error"], headers.get("retry-after")) == (
+                503, "unavailable", "5")
+            assert "retry with the same Idempotency-Key" in answer["detail"]
