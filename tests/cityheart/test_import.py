@@ -70,6 +70,49 @@ def test_a_half_broken_file_imports_what_is_good_and_counts_the_rest_per_reason(
     assert "'knots' is not one of" in text
 
 
+def test_a_many_sensor_file_takes_devices_and_districts_from_its_columns(
+    base_settings: Settings, tmp_path: Path,
+) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text("time;sensor;area;speed;noise\n"
+                    "01/11/2026 08:00;det-1;harbour;50;61.5\n"
+                    "01/11/2026 08:00;det-2;old-town;-;70\n"
+                    "01/11/2026 08:01;det-1;atlantis;51;62\n".replace(";", ","))
+    result = CliRunner().invoke(app, [
+        "import", str(path), "--time", "time", "--time-format", "%d/%m/%Y %H:%M",
+        "--timezone", "Europe/Berlin", "--value", "speed=traffic_speed",
+        "--value", "noise=noise:dBA", "--device-column", "sensor", "--district-column", "area",
+        "--missing", "-", "--as-live", "--speed", "1e9",
+        "--config", str(write_config(base_settings, tmp_path / "config.yaml"))],
+        env={"CITYHEART_KAFKA_BOOTSTRAP": "127.0.0.1:9"})
+    # read before anything is sent: the report is printed, then Kafka is away (exit 1)
+    assert "read 3 readings from many.csv" in result.output
+    assert "time range: 2026-11-01T07:00:00.000Z .. 2026-11-01T07:00:00.000Z" in result.output
+    assert "not imported: 2 unknown_district" in result.output
+    assert "not imported: 1 missing_value" in result.output
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--value", "speed", "--device", "d", "--district", "harbour"], "is not COLUMN=KIND"),
+    (["--value", "speed=nope", "--device", "d", "--district", "harbour"], "value's KIND"),
+    (["--value", "speed=traffic_speed"], "--device/--device-column"),
+    (["--value", "speed=traffic_speed", "--device", "d", "--lat", "1", "--lon", "1"],
+     "is in no district"),
+    (["--value", "speed=traffic_speed", "--device", "d", "--district", "x", "--format", "xls"],
+     "format 'xls' is not one of"),
+])
+def test_import_options_that_cannot_work_are_refused_by_name(
+    base_settings: Settings, tmp_path: Path, options: list[str], message: str,
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("t,speed\n")
+    result = CliRunner().invoke(app, [
+        "import", str(path), "--time", "t", *options,
+        "--config", str(write_config(base_settings, tmp_path / "config.yaml"))])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
 def test_a_senml_file_imports_its_records_and_names_each_refused_one(
     base_settings: Settings, tmp_path: Path,
 ) -> None:
