@@ -71,25 +71,30 @@ def test_a_half_broken_file_imports_what_is_good_and_counts_the_rest_per_reason(
 
 
 def test_a_many_sensor_file_takes_devices_and_districts_from_its_columns(
-    base_settings: Settings, tmp_path: Path,
+    settings: Settings, tmp_path: Path,
 ) -> None:
     path = tmp_path / "many.csv"
-    path.write_text("time;sensor;area;speed;noise\n"
-                    "01/11/2026 08:00;det-1;harbour;50;61.5\n"
-                    "01/11/2026 08:00;det-2;old-town;-;70\n"
-                    "01/11/2026 08:01;det-1;atlantis;51;62\n".replace(";", ","))
+    path.write_text("time,sensor,area,speed,noise\n"
+                    "01/11/2026 08:00,det-1,harbour,50,61.5\n"
+                    "01/11/2026 08:00,det-2,old-town,-,70\n"
+                    "01/11/2026 08:01,det-1,atlantis,51,62\n")
     result = CliRunner().invoke(app, [
         "import", str(path), "--time", "time", "--time-format", "%d/%m/%Y %H:%M",
         "--timezone", "Europe/Berlin", "--value", "speed=traffic_speed",
         "--value", "noise=noise:dBA", "--device-column", "sensor", "--district-column", "area",
         "--missing", "-", "--as-live", "--speed", "1e9",
-        "--config", str(write_config(base_settings, tmp_path / "config.yaml"))],
-        env={"CITYHEART_KAFKA_BOOTSTRAP": "127.0.0.1:9"})
-    # read before anything is sent: the report is printed, then Kafka is away (exit 1)
+        "--config", str(write_config(settings, tmp_path / "config.yaml"))],
+        env={"CITYHEART_KAFKA_BOOTSTRAP": settings.kafka.bootstrap})
+    assert result.exit_code == 0, result.output
     assert "read 3 readings from many.csv" in result.output
     assert "time range: 2026-11-01T07:00:00.000Z .. 2026-11-01T07:00:00.000Z" in result.output
     assert "not imported: 2 unknown_district" in result.output
     assert "not imported: 1 missing_value" in result.output
+    records = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 3)
+    assert sorted((r["device_id"], r["district"], r["kind"], r["value"]) for r in (
+        orjson.loads(m.value()) for m in records)) == [
+        ("det-1", "harbour", "noise", 61.5), ("det-1", "harbour", "traffic_speed", 50.0),
+        ("det-2", "old-town", "noise", 70.0)]
 
 
 @pytest.mark.parametrize(("options", "message"), [
