@@ -7,6 +7,8 @@
     cityheart bench [--json]          # with the lab installed (pip install ./lab)
     cityheart token --role viewer     # a signed feed token (CITYHEART_TOKEN_SECRET)
     cityheart locate --boundaries city.geojson 37.8024,-122.4058   # which district
+    cityheart ingest | ingest-keys add SOURCE  # HTTP ingest and its sources' keys
+    cityheart import day.csv --time ts --value v=traffic_speed:mph --device D --district X
 
 Every command reads the configuration once (``--config``, default ./config.yaml, with
 environment overrides) and passes the frozen settings in.
@@ -26,6 +28,7 @@ import typer
 
 from cityheart.aqi import EXAMPLE as AQI_EXAMPLE
 from cityheart.devices_cli import devices_app
+from cityheart.ingest_cli import import_command, ingest_command, ingest_keys_app
 from cityheart.open_data_cli import open_data_app
 from models.choices import check_choices
 from models.errors import CityheartError
@@ -41,6 +44,7 @@ app = typer.Typer(
 )
 app.add_typer(devices_app, name="devices")
 app.add_typer(open_data_app, name="open-data")
+app.add_typer(ingest_keys_app, name="ingest-keys")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The city's config.yaml.", envvar="CITYHEART_CONFIG")
@@ -578,6 +582,10 @@ def show_config(config: ConfigOption = Path("config.yaml"), verbose: VerboseOpti
                                   sort_keys=False, allow_unicode=True), nl=False)
 
     run_command(config, verbose, action)
+
+
+app.command("ingest")(ingest_command)
+app.command("import")(import_command)
 
 
 def _load_plugins() -> None:

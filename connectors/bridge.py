@@ -58,7 +58,6 @@ from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from connectors.dead_letters import dead_letter_headers
 from connectors.kafka import ReliableProducer, create_topics
 from connectors.metrics import (
     BRIDGE_ACKNOWLEDGED,
@@ -69,10 +68,11 @@ from connectors.metrics import (
 from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
+from connectors.readings_out import ReadingsOut
 from models.errors import ConfigError, ConnectorError, InvalidReading
 from models.readings import Reading, encode
 from models.senml import RecordRefusal
-from models.vitals.devices import encode_rejection, rejection_from_payload
+from models.vitals.devices import encode_rejection
 from settings.config import MqttSettings, Settings
 from settings.params import pack_parser, reading_parser
 
@@ -147,7 +147,8 @@ class Bridge:
         self._parser = reading_parser(settings)
         self._packs = pack_parser(settings)
         self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
-        self._keep_bytes = settings.mqtt.max_payload_bytes  # of a dead letter's payload
+        self._out = ReadingsOut(self._producer, self._topics,
+                                keep_bytes=settings.mqtt.max_payload_bytes)
         limit = settings.mqtt.rate_limit
         self._limiter = (
             RateLimiter(limit.per_device_per_s, limit.burst, max_keys=limit.max_devices)
@@ -278,20 +279,13 @@ class Bridge:
         try:
             reading = self._parser.parse(payload, topic, self._clock())
         except InvalidReading as exc:
-            if exc.reason == "out_of_range":
-                acknowledge = self._rejected(exc, topic, acknowledge)
             self._dead_letter(exc, topic, acknowledge)
             return
         self._forward(reading, acknowledge)
 
     def _forward(self, reading: Reading, on_delivered: Any) -> None:
         """Write one accepted reading to Kafka; ``on_delivered`` once Kafka confirmed it."""
-        self._producer.produce(
-            self._topics.readings,
-            encode(reading),
-            key=reading.device_id.encode(),
-            on_delivered=on_delivered,
-        )
+        self._out.reading(reading, on_delivered=on_delivered)
         self.stats.forwarded += 1
         READINGS_INGESTED.inc()
 
@@ -337,50 +331,25 @@ class Bridge:
     def _refuse_record(self, refusal: RecordRefusal, topic: str, on_delivered: Any) -> None:
         rejection = refusal.rejection
         if rejection is not None:  # out of range: counted against the device's health too
-            self._producer.produce(self._topics.rejected, encode_rejection(rejection),
-                                   key=rejection.device_id.encode(), on_delivered=on_delivered)
+            self._out.producer.produce(self._topics.rejected, encode_rejection(rejection),
+                                       key=rejection.device_id.encode(),
+                                       on_delivered=on_delivered)
         self._dead_letter(refusal.error, topic, on_delivered, pack_index=refusal.index)
-
-    def _rejected(self, exc: InvalidReading, topic: str, acknowledge: Any) -> Any:
-        """Write the Rejection record of an out-of-range reading; the acknowledgement to give
-        its dead letter (the MQTT message is acknowledged once both are delivered)."""
-        # the parser checked the topic before the range: <prefix>/<district>/<kind>/<device>
-        rejection = rejection_from_payload(topic.split("/")[1], exc.payload)
-        if rejection is None:
-            return acknowledge
-        delivered = itertools.count(1)
-
-        def on_delivered() -> None:
-            if next(delivered) == 2:
-                acknowledge()
-
-        self._producer.produce(self._topics.rejected, encode_rejection(rejection),
-                               key=rejection.device_id.encode(), on_delivered=on_delivered)
-        return on_delivered
 
     def _dead_letter(
         self, exc: InvalidReading, topic: str, acknowledge: Any, *, pack_index: int | None = None
     ) -> None:
+        """Dead-letter a payload (an out-of-range single reading also as a rejection record:
+        the parser checked the topic before the range, so its second level is the district; a
+        pack's record brings its own, see _refuse_record)."""
         self.stats.dead_lettered += 1
         self.stats.reasons[exc.reason] = self.stats.reasons.get(exc.reason, 0) + 1
         DEAD_LETTERS.labels(exc.reason).inc()
-        payload, detail = exc.payload, exc.detail
-        if len(payload) > self._keep_bytes:
-            detail = (
-                f"{detail}; the dead letter keeps the first {self._keep_bytes} of "
-                f"{len(payload)} bytes"
-            )
-            payload = payload[: self._keep_bytes]
-        headers = dead_letter_headers(exc.reason, detail, mqtt_topic=topic.encode(),
-                                      received_at=self._clock(), source="bridge",
-                                      pack_index=pack_index)
-        self._producer.produce(
-            self._topics.dead_letter,
-            payload,
-            key=topic.encode(),
-            headers=headers,
-            on_delivered=acknowledge,
-        )
+        single = pack_index is None and not self._is_gateway(topic)
+        district = topic.split("/")[1] if exc.reason == "out_of_range" and single else None
+        self._out.refused(exc, key=topic.encode(), mqtt_topic=topic.encode(), district=district,
+                          received_at=self._clock(), source="bridge", on_delivered=acknowledge,
+                          pack_index=pack_index)
         log.debug("dead-lettered a payload on %s: %s", topic, exc)
 
     def _report_throttling(self, now: float) -> None:

@@ -1,4 +1,4 @@
-"""The dead-letter topic's record layout, one for every writer (the bridge and the flow).
+"""The dead-letter topic's record layout, one for every writer (the bridge, HTTP ingest, the flow).
 
 A dead letter is a refused payload (its original bytes, maybe cut to the payload limit) with
 why and where in its headers::
@@ -8,10 +8,11 @@ why and where in its headers::
 
 ``reason`` (a :data:`models.readings.REASONS` code), ``detail`` (what exactly was wrong),
 ``mqtt_topic`` (where the device published it; empty when unknown), ``received_at`` (ISO 8601
-UTC) and ``source`` (``bridge`` or ``flow``: who refused it). A record refused out of a
-gateway's SenML pack also has ``pack_index`` (its index in the pack, from 0; the payload is then
-the record, resolved) and its ``reason`` may be one of :data:`models.senml.SENML_REASONS`; a pack
-refused whole has none.
+UTC) and ``source`` (``bridge``, ``flow`` or ``ingest``: who refused it; the HTTP ingest's
+dead letters are keyed ``ingest/<source>``, with an empty ``mqtt_topic``). A record refused out
+of a SenML pack (a gateway's, or one posted to the ingest) also has ``pack_index`` (its index in
+the pack, from 0; the payload is then the record, resolved) and its ``reason`` may be one of
+:data:`models.senml.SENML_REASONS`; a pack refused whole has none.
 """
 
 from __future__ import annotations

@@ -53,13 +53,17 @@ class RateLimiter:
         """The number of keys whose bucket is remembered."""
         return len(self._buckets)
 
-    def allow(self, key: str, now: float) -> bool:
-        """Take a token from ``key``'s bucket at ``now``; False (and counted) if it has none."""
+    def allow(self, key: str, now: float, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens (one message; a batch of readings: one each) from ``key``'s
+        bucket at ``now``; False (and counted) if it has fewer, taking none."""
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
                 self._sweep(now)
-            self._buckets[key] = [self.burst - 1.0, now]
+            if cost > self.burst:
+                self._buckets[key] = [self.burst, now]
+                return self._refuse(key)
+            self._buckets[key] = [self.burst - cost, now]
             return True
         tokens = bucket[0]
         elapsed = now - bucket[1]
@@ -68,10 +72,13 @@ class RateLimiter:
             if tokens > self.burst:
                 tokens = self.burst
             bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
+        if tokens >= cost:
+            bucket[0] = tokens - cost
             return True
         bucket[0] = tokens
+        return self._refuse(key)
+
+    def _refuse(self, key: str) -> bool:
         self.throttled[key] = self.throttled.get(key, 0) + 1
         self.throttled_total += 1
         return False

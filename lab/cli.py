@@ -75,11 +75,25 @@ def bench(
         Path | None, typer.Option(help="With --feed-clients: append the figures, the "
                                   "command and the machine to this file (BENCHMARKS.md).")
     ] = None,
+    http: Annotated[
+        int | None,
+        typer.Option(help="Instead: HTTP ingest alone, this many readings POSTed in batches "
+                     "(--http-batch) by --http-clients; prints readings/s to Kafka."),
+    ] = None,
+    http_batch: Annotated[int, typer.Option(help="Readings a request with --http.")] = 1000,
+    http_clients: Annotated[int, typer.Option(help="Parallel clients with --http.")] = 4,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from lab.bench import PackWorkload, run_bench
+
+    if http is not None:
+        from lab.bench_ingest import run_ingest_bench
+
+        run_command(config, verbose, lambda settings: run_ingest_bench(
+            settings, readings=http, batch=http_batch, clients=http_clients, as_json=as_json))
+        return
 
     if feed_clients is not None:
         from lab.bench_feed import run_feed_bench

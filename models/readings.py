@@ -44,9 +44,15 @@ REASONS = (
     "bad_timestamp",
     "future_timestamp",
     "rate_limited",
+    "not_allowed",
+    "bad_row",
+    "missing_value",
+    "duplicate",
 )
-"""Every reason code an InvalidReading may carry (``rate_limited`` only from the bridge's
-per-device limit, never from the parser)."""
+"""Every reason code an InvalidReading may carry. Not from the parser: ``rate_limited`` (the
+bridge's per-device limit), ``not_allowed`` (an HTTP source's key does not cover the reading),
+``bad_row`` (a CSV row that cannot be read), ``missing_value`` (an import's missing-value
+marker or an empty cell) and ``duplicate`` (a row of a file repeating an earlier one)."""
 
 
 @dataclass(frozen=True, slots=True)

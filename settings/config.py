@@ -31,6 +31,7 @@ from settings.geography import BoundariesSettings, geography_of
 from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
+from settings.ingest import IngestSettings
 from settings.metrics import METRICS_COMPONENTS, MetricsSettings
 from settings.open_data import OpenDataSettings
 from settings.ports import Listener, port_clashes
@@ -49,6 +50,7 @@ __all__ = [
     "FeedSettings",
     "FlowSettings",
     "IndicatorSettings",
+    "IngestSettings",
     "KafkaSettings",
     "KafkaTopics",
     "Kind",
@@ -394,6 +396,7 @@ class Settings(_Frozen):
     incidents: IncidentSettings = IncidentSettings()
     metrics: MetricsSettings = MetricsSettings()
     open_data: OpenDataSettings = OpenDataSettings()
+    ingest: IngestSettings = IngestSettings()
     _geography: Geography | None = PrivateAttr(default=None)
 
     @property
@@ -470,7 +473,8 @@ class Settings(_Frozen):
     def listeners(self) -> list[Listener]:
         """The ports this deployment's servers listen on, by config key (embedded ones only)."""
         found = [Listener("feed.port", self.feed.port),
-                 Listener("dashboard.port", self.dashboard.port)]
+                 Listener("dashboard.port", self.dashboard.port),
+                 Listener("ingest.port", self.ingest.port)]
         if self.mqtt.embedded:
             found.append(Listener("mqtt.url", self.mqtt.port))
         if self.kafka.embedded:

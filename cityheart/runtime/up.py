@@ -2,8 +2,9 @@
 
 Starts, in order: the MQTT broker and the Kafka broker (embedded ones unless config.yaml or the
 environment names external servers), the topics, then one child process per component
-(``cityheart feed``, ``flow``, ``bridge``, ``simulate``), each exactly as it would run in
-production. It prints ``feed: ws://...`` once the feed accepts connections, restarts a component
+(``cityheart feed``, ``flow``, ``ingest``, ``bridge``, ``simulate``, ...), each exactly as it
+would run in production. It prints ``feed: ws://...`` once the feed accepts connections (and
+``ingest: http://...``, the HTTP ingest endpoint, once it says it is ready), restarts a component
 that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
 exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
 orphaned. Component logs go to ``<log dir>/<component>.log``.
@@ -75,7 +76,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("feed", "dashboard", "flow", "recorder", "bridge", "simulate")
+COMPONENTS = ("feed", "dashboard", "flow", "recorder", "ingest", "bridge", "simulate")
 """The components ``up`` runs, in start order (stopped in reverse)."""
 
 
@@ -187,6 +188,8 @@ class RunningCity:
     """What the embedded Kafka stores in: durable or memory (external: not embedded)."""
     flow_recovery: Path | None = None
     """The flow's Bytewax recovery directory, or None when recovery is off."""
+    ingest_url: str | None = None
+    """The HTTP ingest endpoint, when ``ingest`` is one of the components."""
 
     def pids(self) -> dict[str, int]:
         """Process id of each running embedded server and component, by name."""
@@ -233,6 +236,8 @@ def city_stack(
             ensure_port_free(settings.feed.port, "feed")
         if "dashboard" in components:
             ensure_port_free(settings.dashboard.port, "dashboard")
+        if "ingest" in components:
+            ensure_port_free(settings.ingest.port, "ingest")
         base = [sys.executable, "-m", "cityheart"]
         for name in components:
             supervisor.add(name, [*base, name, "--config", str(config_path),
@@ -247,6 +252,8 @@ def city_stack(
                 # the flow reconciles incidents with history before it runs: readings
                 # published meanwhile would wait, and the first alerts with them
                 supervisor.readiness[name].wait_ready(timeout=60, process=child.process)
+            elif name == "ingest":
+                supervisor.readiness[name].wait_ready(timeout=30, process=child.process)
             elif name == "bridge":
                 # devices may publish only once the bridge's session subscribes, or the broker
                 # has nobody to keep their readings for: the bridge says READY=1 then
@@ -260,6 +267,7 @@ def city_stack(
             servers,
             kafka_storage,
             recovery or _configured_recovery(settings),
+            settings.ingest.url if "ingest" in components else None,
         )
     finally:
         supervisor.stop()
@@ -278,6 +286,9 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
         with city_stack(settings, config_path=config_path, log_dir=log_dir) as city:
             print(f"feed: {city.feed_url}", flush=True)
             print(f"dashboard: {city.dashboard_url}", flush=True)
+            if city.ingest_url:
+                print(f"ingest: {city.ingest_url} (keys: cityheart ingest-keys add SOURCE)",
+                      flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
             if city.kafka_storage != "external":
                 where = f" in {Path(settings.kafka.data_dir).resolve()}" \

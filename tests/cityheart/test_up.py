@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from cityheart.runtime.servers import free_port
+from connectors.ingest.keys import new_key, save_keys
 from tests.support import FeedRecorder, shipped_config, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
@@ -51,12 +53,15 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
     config["kafka"]["bootstrap"] = f"127.0.0.1:{free_port()}"
     config["feed"]["port"] = free_port()
     config["dashboard"]["port"] = free_port()
+    config["ingest"]["port"] = free_port()
     config["database"]["url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/cityheart"
     config["database"]["data_dir"] = str(tmp_path / "pgdata")
     config["flow"]["window_s"] = 3
     config["simulator"]["scenarios"]["demo"][0].update(start_s=1, ramp_s=2)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    key, token = new_key("city-lab")
+    save_keys(tmp_path / config["ingest"]["keys_file"], [key])
 
     stderr_path = tmp_path / "up.err"
     process = subprocess.Popen(
@@ -73,6 +78,14 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
         assert page == ["dashboard:", f"http://127.0.0.1:{config['dashboard']['port']}/\n"]
         with urllib.request.urlopen(page[1].strip(), timeout=10) as response:
             assert response.status == 200 and b"<html" in response.read().lower()
+        ingest = process.stdout.readline().split(" ")
+        assert ingest[:2] == ["ingest:", f"http://127.0.0.1:{config['ingest']['port']}/ingest"]
+        reading = {"device_id": "lab-1", "district": "harbour", "kind": "noise", "value": 50,
+                   "unit": "dBA", "ts": time.time()}
+        request = urllib.request.Request(ingest[1], data=json.dumps(reading).encode(), headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert (response.status, json.load(response)["accepted"]) == (202, 1)
         with FeedRecorder(url) as feed:
             alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
             assert alert["district"] == "industrial-east" and alert["kind"] == "pm25"
@@ -87,5 +100,5 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
     assert code == 0, stderr_path.read_text()
     assert time.monotonic() - started < 30
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", stderr_path.read_text())]
-    assert len(pids) >= 8, "brokers, database, feed, flow, recorder, bridge, simulator started"
+    assert len(pids) >= 8, "brokers, database, feed, flow, recorder, ingest, bridge, simulator"
     assert not [pid for pid in pids if alive(pid)], "no child outlives `cityheart up`"

@@ -21,6 +21,16 @@ def test_a_device_may_burst_then_is_held_to_its_rate() -> None:
     assert limiter.allow("pm-1", T + 0.2) is False
 
 
+def test_a_batch_takes_one_token_a_reading_or_none_at_all() -> None:
+    limiter = RateLimiter(rate_per_s=10.0, burst=100)
+    assert limiter.allow("source", T, cost=60) is True
+    assert limiter.allow("source", T, cost=60) is False  # 40 left: the batch takes none
+    assert limiter.allow("source", T, cost=40) is True
+    assert limiter.allow("source", T + 2.0, cost=20) is True  # 2 s refilled 20
+    assert limiter.allow("fresh", T, cost=101) is False  # over the burst: never
+    assert limiter.throttled == {"source": 1, "fresh": 1}
+
+
 def test_a_flood_gets_the_burst_plus_the_rate_and_no_more() -> None:
     limiter = RateLimiter(rate_per_s=5.0, burst=100)
     # 1,000 messages a second for 4 s

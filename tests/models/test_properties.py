@@ -40,7 +40,8 @@ PARSER = ReadingParser(
     SETTINGS.kinds, SETTINGS.district_ids(), topic_prefix=PREFIX,
     max_future_s=SETTINGS.flow.max_future_s, max_payload_bytes=SETTINGS.mqtt.max_payload_bytes,
 )
-PARSER_REASONS = set(REASONS) - {"rate_limited"}  # that one only the bridge gives
+PARSER_REASONS = set(REASONS) - {"rate_limited", "not_allowed", "bad_row", "missing_value",
+                                 "duplicate"}  # those only the ways in give
 SECTIONS = set(Settings.model_fields)
 EXAMPLES = hsettings(max_examples=200, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
