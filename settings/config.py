@@ -32,6 +32,8 @@ from settings.incidents import IncidentSettings, incident_problems
 from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
 from settings.metrics import METRICS_COMPONENTS, MetricsSettings
+from settings.notifications import NotificationSettings, notification_problems
+from settings.oncall import OncallSchedule
 from settings.ports import Listener, port_clashes
 
 if TYPE_CHECKING:
@@ -390,6 +392,8 @@ class Settings(_Frozen):
     auth: AuthSettings = AuthSettings()
     incidents: IncidentSettings = IncidentSettings()
     metrics: MetricsSettings = MetricsSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    oncall: tuple[OncallSchedule, ...] = ()
     _geography: Geography | None = PrivateAttr(default=None)
 
     @property
@@ -444,6 +448,8 @@ class Settings(_Frozen):
             if department not in departments:
                 problems.append((f"auth.oidc.departments.{value}",
                                  f"{department!r} is not one of {departments}"))
+        problems += notification_problems(self.notifications, self.oncall, self.incidents,
+                                          alert_kinds={*self.kinds, *INDICATORS})
         return problems + port_clashes(self.listeners())
 
     def listeners(self) -> list[Listener]:
