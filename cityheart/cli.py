@@ -7,6 +7,8 @@
     cityheart bench [--json]          # with the lab installed (pip install ./lab)
     cityheart token --role viewer     # a signed feed token (CITYHEART_TOKEN_SECRET)
     cityheart locate --boundaries city.geojson 37.8024,-122.4058   # which district
+    cityheart oncall                  # who is on call now and next, per department
+    cityheart notify dead-letters     # notifications that never arrived (notify replay)
 
 Every command reads the configuration once (``--config``, default ./config.yaml, with
 environment overrides) and passes the frozen settings in.
@@ -26,6 +28,7 @@ import typer
 
 from cityheart.aqi import EXAMPLE as AQI_EXAMPLE
 from cityheart.devices_cli import devices_app
+from cityheart.notify_cli import register as register_notify
 from models.choices import check_choices
 from models.errors import CityheartError
 from settings.config import Settings
@@ -535,4 +538,5 @@ def _load_plugins() -> None:
         entry.load()(app)
 
 
+register_notify(app)
 _load_plugins()

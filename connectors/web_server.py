@@ -30,7 +30,13 @@ import uvicorn
 
 from connectors.http_api import IncidentApi
 from connectors.tokens import Claims
-from connectors.web_app import CONTENT_SECURITY_POLICY, HistoryQuery, HistoryView, build_app
+from connectors.web_app import (
+    CONTENT_SECURITY_POLICY,
+    AckPages,
+    HistoryQuery,
+    HistoryView,
+    build_app,
+)
 from connectors.web_config import WILDCARDS, DashboardSettings, config_document
 from models.errors import ConnectorError
 from settings.config import Settings
@@ -67,6 +73,7 @@ class WebServer:
         authenticate: Callable[[str], Claims] | None = None,
         history_view: HistoryView | None = None,
         clock: Callable[[], float] = time.time,
+        ack: AckPages | None = None,
     ) -> None:
         self.settings = settings
         self.dashboard = dashboard
@@ -74,6 +81,7 @@ class WebServer:
         self.api = api
         self.authenticate = authenticate
         self.history_view = history_view
+        self.ack = ack
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -169,6 +177,7 @@ def serve_dashboard(
     api: IncidentApi | None = None,
     authenticate: Callable[[str], Claims] | None = None,
     history_view: HistoryView | None = None,
+    ack: AckPages | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -179,7 +188,7 @@ def serve_dashboard(
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
-                       authenticate=authenticate, history_view=history_view) as web:
+                       authenticate=authenticate, history_view=history_view, ack=ack) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

@@ -2,7 +2,8 @@
 
 Starts, in order: the MQTT broker and the Kafka broker (embedded ones unless config.yaml or the
 environment names external servers), the topics, then one child process per component
-(``cityheart feed``, ``flow``, ``bridge``, ``simulate``), each exactly as it would run in
+(``cityheart feed``, ``flow``, ``bridge``, ``simulate``, and ``notifier`` when
+``notifications.enabled``), each exactly as it would run in
 production. It prints ``feed: ws://...`` once the feed accepts connections, restarts a component
 that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
 exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
@@ -69,6 +70,7 @@ __all__ = [
     "RunningCity",
     "Supervisor",
     "city_stack",
+    "components_of",
     "flow_recovery_dir",
     "run_city",
 ]
@@ -77,6 +79,17 @@ log = logging.getLogger(__name__)
 
 COMPONENTS = ("feed", "dashboard", "flow", "recorder", "bridge", "simulate")
 """The components ``up`` runs, in start order (stopped in reverse)."""
+NOTIFIER = "notifier"
+"""The component ``up`` adds after the flow when ``notifications.enabled``."""
+
+
+def components_of(settings: Settings) -> tuple[str, ...]:
+    """The components ``up`` runs for ``settings``: :data:`COMPONENTS`, with the notifier
+    (after the flow, whose events it reads) when notifications are enabled."""
+    if not settings.notifications.enabled:
+        return COMPONENTS
+    at = COMPONENTS.index("flow") + 1
+    return (*COMPONENTS[:at], NOTIFIER, *COMPONENTS[at:])
 
 
 @dataclass
@@ -247,6 +260,9 @@ def city_stack(
                 # the flow reconciles incidents with history before it runs: readings
                 # published meanwhile would wait, and the first alerts with them
                 supervisor.readiness[name].wait_ready(timeout=60, process=child.process)
+            elif name == NOTIFIER:
+                # it reads the incidents topic from its checkpoint: ready once positioned
+                supervisor.readiness[name].wait_ready(timeout=30, process=child.process)
             elif name == "bridge":
                 # devices may publish only once the bridge's session subscribes, or the broker
                 # has nobody to keep their readings for: the bridge says READY=1 then
@@ -275,7 +291,8 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
     }
     log_dir = log_dir or Path("var") / "log"
     try:
-        with city_stack(settings, config_path=config_path, log_dir=log_dir) as city:
+        with city_stack(settings, config_path=config_path, log_dir=log_dir,
+                        components=components_of(settings)) as city:
             print(f"feed: {city.feed_url}", flush=True)
             print(f"dashboard: {city.dashboard_url}", flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
