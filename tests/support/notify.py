@@ -55,6 +55,7 @@ class _Handler:
             self.inbox.messages.append(message)  # type: ignore[arg-type]
             self.inbox.tls_used.append(session.ssl is not None)
             self.inbox.recipients.append(list(envelope.rcpt_tos))
+            self.inbox.arrived.append(time.time())
         return "250 OK"
 
 
@@ -66,6 +67,7 @@ class SmtpInbox:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
         self.tls_used: list[bool] = []
+        self.arrived: list[float] = []
         self.lock = threading.Lock()
         self.client_context: ssl.SSLContext | None = None
         options: dict[str, Any] = {}
@@ -81,6 +83,12 @@ class SmtpInbox:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+    def arrival(self, address: str) -> float:
+        """When the first message for ``address`` arrived (epoch seconds)."""
+        with self.lock:
+            return next(t for t, r in zip(self.arrived, self.recipients, strict=True)
+                        if address in r)
 
     def to(self, address: str) -> list[EmailMessage]:
         """The messages received for ``address``."""
