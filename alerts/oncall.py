@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -118,10 +118,13 @@ def now_and_next(
     schedule: OncallSchedule, *, at: float, horizon_s: float | None = None
 ) -> tuple[Shift, Shift | None]:
     """The shift covering ``at`` and the one after it (None: nobody else within the horizon,
-    by default three rotations). The current shift's ``start`` is at most one rotation back."""
+    by default three rotations; the current shift's ``end`` is then infinite). The current
+    shift's ``start`` is at most one rotation back."""
     rotation_s = schedule.shift_days * _DAY_S * len(schedule.rotation)
     horizon = horizon_s if horizon_s is not None else _HORIZON_SHIFTS * rotation_s
     found = shifts(schedule, since=at - rotation_s, until=at + horizon)
     current = next(s for s in found if s.start <= at < s.end)
     later: Sequence[Shift] = found[found.index(current) + 1:]
-    return current, (later[0] if later else None)
+    if not later:  # nobody else within the horizon: no end to speak of
+        return replace(current, end=math.inf), None
+    return current, later[0]

@@ -124,10 +124,11 @@ def run_oncall(
         if departments and schedule.department not in departments:
             continue
         current, following = now_and_next(schedule, at=when)
+        until = None if following is None else iso(current.end)
         record: dict[str, Any] = {
             "department": schedule.department, "at": iso(when),
             "now": {"person": current.person, "since": iso(current.start),
-                    "until": iso(current.end), "override": current.override},
+                    "until": until, "override": current.override},
             "next": None if following is None else {
                 "person": following.person, "since": iso(following.start),
                 "until": iso(following.end), "override": following.override},
@@ -135,11 +136,12 @@ def run_oncall(
         if as_json:
             print(orjson.dumps(record).decode())
             continue
-        line = f"{schedule.department}: {current.person} until {iso(current.end)}"
-        if current.override:
-            line += " (override)"
-        if following is not None:
-            line += f", then {following.person}"
+        line = f"{schedule.department}: {current.person}"
+        line += " (override)" if current.override else ""
+        if following is None:
+            line += " (nobody else is scheduled)"
+        else:
+            line += f" until {until}, then {following.person}"
         print(line)
     if not settings.oncall:
         print("no on-call schedules (oncall: in config.yaml)")

@@ -48,6 +48,7 @@ __all__ = [
     "Subscription",
     "WebhookChannel",
     "notification_problems",
+    "unreachable_targets",
 ]
 
 _ID = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -194,8 +195,7 @@ def notification_problems(
     incidents: IncidentSettings, *, alert_kinds: Collection[str],
 ) -> list[tuple[str, str]]:
     """(dotted key, reason) for every reference of ``notifications`` and ``oncall`` that does
-    not resolve (escalation targets are checked only when notifications are enabled: before,
-    they were free names)."""
+    not resolve (escalation targets: :func:`unreachable_targets`)."""
     problems: list[tuple[str, str]] = []
     departments = [d.id for d in incidents.departments]
     people = [p.id for p in notifications.people]
@@ -229,10 +229,20 @@ def notification_problems(
         seen.append(schedule.department)
         check(f"{key}.rotation", schedule.rotation, people, "person id")
         check(f"{key}.overrides", [o.person for o in schedule.overrides], people, "person id")
-    if notifications.enabled:
-        targets = {*ONCALL_TARGETS, *people, *channels}
-        for d_number, department in enumerate(incidents.departments):
-            for s_number, step in enumerate(department.escalation):
-                key = f"incidents.departments[{d_number}].escalation[{s_number}].notify"
-                check(key, step.notify, targets, "notification target")
     return problems
+
+
+def unreachable_targets(
+    notifications: NotificationSettings, incidents: IncidentSettings
+) -> list[tuple[str, str]]:
+    """(dotted key, target) for every escalation target that names no person, channel or
+    on-call role: such a step pages nobody (the notifier says so when it starts; not refused,
+    as ladders may name people before they have contacts here)."""
+    targets = {*ONCALL_TARGETS, *(p.id for p in notifications.people),
+               *(c.id for c in notifications.channels)}
+    return [
+        (f"incidents.departments[{d_number}].escalation[{s_number}].notify", target)
+        for d_number, department in enumerate(incidents.departments)
+        for s_number, step in enumerate(department.escalation)
+        for target in step.notify if target not in targets
+    ]

@@ -43,6 +43,7 @@ from connectors.notifications.outbox import Outbox
 from connectors.notifications.signing import link_token
 from connectors.notify import Notifier as Readiness
 from settings.config import Settings
+from settings.notifications import unreachable_targets
 
 __all__ = ["ACK_PATH", "NotifierService", "run_notifier"]
 
@@ -154,6 +155,9 @@ def run_notifier(
     notifications = settings.notifications
     secrets = {name: env[name] for name in _secret_names(settings) if name in env}
     channels = build_channels(notifications.channels, secrets=secrets)
+    for key, target in unreachable_targets(notifications, settings.incidents):
+        log.warning("notifier: %s names %r, neither a person, a channel nor oncall/oncall-next:"
+                    " that step pages nobody", key, target)
     link_secret = env.get(notifications.link_secret_env) or None
     if link_secret is None:
         log.warning("notifier: %s is not set: notifications carry no acknowledgement link",

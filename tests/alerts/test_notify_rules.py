@@ -13,7 +13,12 @@ from alerts.notify_rules import NotifyRules, decide, in_quiet_hours, notificatio
 from models.claims import Claims
 from settings.config import Settings
 from settings.incidents import IncidentSettings
-from settings.notifications import NotificationSettings, QuietHours, notification_problems
+from settings.notifications import (
+    NotificationSettings,
+    QuietHours,
+    notification_problems,
+    unreachable_targets,
+)
 from settings.oncall import OncallSchedule
 
 
@@ -176,7 +181,13 @@ def test_references_to_unknown_people_channels_and_departments_are_refused() -> 
     assert "notifications.subscriptions[0].person" in problems
     assert "oncall[0].department" in problems and "oncall[0].rotation" in problems
     assert "'ghost' is not a person id" in problems["oncall[0].rotation"]
-    assert "incidents.departments[0].escalation[0].notify" in problems
+
+
+def test_escalation_targets_that_reach_nobody_are_named() -> None:
+    lone = NotificationSettings.model_validate({"people": [{"id": "ana"}]})
+    assert unreachable_targets(lone, INCIDENTS) == [
+        ("incidents.departments[0].escalation[0].notify", "water-hook")]
+    assert unreachable_targets(NOTIFICATIONS, INCIDENTS) == []
 
 
 def test_the_shipped_config_still_loads_with_notifications_off(base_settings: Settings) -> None:

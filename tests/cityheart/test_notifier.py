@@ -45,7 +45,7 @@ def notified_settings(settings: Settings, tmp_path: Path, inbox: SmtpInbox,
                       receiver: WebhookReceiver) -> Settings:
     """The test's settings with notifications on, a two-person rotation and a short ladder:
     on open the webhook and the on-call person, after 4 s unacknowledged the next person."""
-    quiet = {"escalation": ()}   # the other ladders name people this test does not know
+    quiet = {"escalation": ()}   # the other ladders: not this test's business
     departments = [
         d.model_copy(update=quiet) if d.id != DEPARTMENT else Department(
             id=DEPARTMENT, name=d.name, sla_ack_s=4, sla_resolve_s=3600,
