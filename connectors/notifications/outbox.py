@@ -15,13 +15,17 @@ retrying, moves to ``<state_dir>/dead-letters``, where it stays until replayed::
     dead = DeadLetters(Path("var/notify"))  # what `cityheart notify dead-letters` lists
     dead.list(); dead.replay()              # back to pending: the running notifier retries them
 
-Submitting is idempotent by message id (the idempotency key a webhook receiver sees), and the
-pending directory is read again every ``rescan_s``, so messages a replay put back (from another
-process) are picked up, and so are those of a notifier that stopped before delivering them.
+Submitting is idempotent by message id (the idempotency key a webhook receiver sees): an id
+pending, dead or delivered within ``remember_s`` (an empty marker file in
+``<state_dir>/delivered``) is not taken again, so a notifier that handles an event a second time
+after a crash sends nothing twice. The pending directory is read again every ``rescan_s``, so
+messages a replay put back (from another process) are picked up, and so are those of a notifier
+that stopped before delivering them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -151,11 +155,13 @@ class Outbox:
     def __init__(
         self, channels: Mapping[str, Channel], state_dir: Path, *, retry: RetrySettings,
         on_outcome: Outcome | None = None, clock: Callable[[], float] = time.time,
-        rescan_s: float = 1.0,
+        rescan_s: float = 1.0, remember_s: float = 7 * 86400.0,
     ) -> None:
         self.channels = channels
         self.retry = retry
         self._pending = _Folder(state_dir / "pending")
+        self._delivered = state_dir / "delivered"
+        self._remember_s = remember_s
         self.dead_letters = DeadLetters(state_dir)
         self._on_outcome = on_outcome
         self._clock = clock
@@ -169,7 +175,8 @@ class Outbox:
 
     def submit(self, message: Message) -> bool:
         """Queue ``message``; False (nothing done) if it is pending or dead-lettered already."""
-        if self._pending.file(message.id).exists() or self.dead_letters.has(message.id):
+        if self._pending.file(message.id).exists() or self.dead_letters.has(message.id) \
+                or (self._delivered / message.id).exists():
             return False
         self._pending.write(Delivery(message, submitted_at=self._clock()))
         with self._wake:
@@ -178,7 +185,9 @@ class Outbox:
         return True
 
     def start(self) -> None:
-        """Start the worker thread (it first takes up what is pending on disk)."""
+        """Start the worker thread (it first takes up what is pending on disk); forget
+        deliveries older than ``remember_s``."""
+        self._forget_delivered()
         self._thread = threading.Thread(target=self._run, name="notify-outbox", daemon=True)
         self._thread.start()
 
@@ -220,6 +229,15 @@ class Outbox:
                 wait = self._rescan_s if soonest is None else soonest - self._clock()
                 self._wake.wait(max(0.0, min(wait, self._rescan_s)))
 
+    def _forget_delivered(self) -> None:
+        if not self._delivered.is_dir():
+            return
+        before = time.time() - self._remember_s
+        for marker in self._delivered.iterdir():
+            with contextlib.suppress(OSError):
+                if marker.stat().st_mtime < before:
+                    marker.unlink()
+
     def _rescan(self) -> None:
         on_disk = set(self._pending.ids())
         with self._wake:
@@ -247,6 +265,8 @@ class Outbox:
         except DeliveryFailed as exc:
             self._failed(delivery, attempts, exc)
             return
+        self._delivered.mkdir(parents=True, exist_ok=True)
+        (self._delivered / message_id).touch()
         self._pending.remove(message_id)
         with self._wake:
             self._due.pop(message_id, None)

@@ -83,6 +83,32 @@ def test_every_webhook_arrives_once_in_effect_across_an_outage_and_lost_answers(
     assert outcomes.count("failed") == 0
 
 
+def test_what_a_stopped_notifier_left_pending_is_delivered_after_its_restart_and_only_once(
+    tmp_path: Path,
+) -> None:
+    receiver = WebhookReceiver(secret=SECRET)
+    sender = WebhookSender("hook", receiver.url, secret=SECRET, timeout_s=2)
+    first = Outbox({"hook": sender}, tmp_path, retry=FAST, rescan_s=0.1)
+    first.start()
+    for number in range(5):
+        first.submit(message(number))
+    wait_until(lambda: _all_tried(tmp_path, 5), 30, "every delivery to fail once")
+    first.close()                                   # stops with all five pending
+    receiver.start()
+    outcomes = Outcomes()
+    again = Outbox({"hook": sender}, tmp_path, retry=FAST, on_outcome=outcomes, rescan_s=0.1)
+    again.start()
+    try:
+        wait_until(lambda: outcomes.count("delivered") == 5, 30, "the five after the restart")
+        # the same event handled again (a crash before the read position was saved): no resend
+        assert not any(again.submit(message(number)) for number in range(5))
+    finally:
+        again.close()
+        receiver.stop()
+    assert set(receiver.deliveries) == {f"ntf-{n:04d}" for n in range(5)}
+    assert receiver.requests == 5
+
+
 def _all_tried(state_dir: Path, expected: int) -> bool:
     import orjson
 
