@@ -176,7 +176,13 @@ def test_email_goes_out_over_starttls_when_the_server_offers_it() -> None:
                              starttls="required", tls_context=inbox.client_context)
         sender.send(message(7, channel="mail", address="ana@city.example"))
         [mail] = inbox.to("ana@city.example")
-    assert inbox.tls_used == [True]
+        auto = EmailSender("mail", "127.0.0.1", inbox.port, sender="ops@city.example",
+                           tls_context=inbox.client_context)       # starttls: auto
+        auto.send(message(8, channel="mail", address="ben@city.example"))
+        untrusted = EmailSender("mail", "127.0.0.1", inbox.port, sender="ops@city.example")
+        with pytest.raises(DeliveryFailed):   # a certificate the system does not trust
+            untrusted.send(message(9, channel="mail", address="ben@city.example"))
+    assert inbox.tls_used == [True, True]
     assert mail["Subject"] == "incident 7"
     assert mail["X-Cityheart-Notification"] == "ntf-0007"
     assert "incident 7 needs you" in mail.get_content()
