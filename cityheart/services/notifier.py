@@ -165,13 +165,11 @@ def run_notifier(
     state_dir = Path(notifications.state_dir)
     topics = settings.kafka.topics
     producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=0)
-    holder: list[NotifierService] = []
-    outbox = Outbox(channels, state_dir, retry=notifications.retry,
-                    on_outcome=lambda m, s, d: holder[0].outcome(m, s, d))
+    outbox = Outbox(channels, state_dir, retry=notifications.retry)
     service = NotifierService(settings, outbox=outbox,
                               record=kafka_recorder(producer, topics.commands),
                               link_secret=link_secret)
-    holder.append(service)
+    outbox.on_outcome = service.outcome
     stop = stop or threading.Event()
     previous = _on_signals(stop)
     consumer = DispatchConsumer(settings.kafka.bootstrap, topics.incidents,

@@ -163,7 +163,8 @@ class Outbox:
         self._delivered = state_dir / "delivered"
         self._remember_s = remember_s
         self.dead_letters = DeadLetters(state_dir)
-        self._on_outcome = on_outcome
+        self.on_outcome = on_outcome
+        """Told of each message's end (may be set after construction)."""
         self._clock = clock
         self._rescan_s = rescan_s
         self._due: dict[str, float] = {}
@@ -203,10 +204,12 @@ class Outbox:
         """The ids waiting for delivery."""
         return self._pending.ids()
 
-    def run_due(self) -> int:
-        """Try every delivery due now once (the worker's step; tests call it directly);
-        the number tried."""
-        self._rescan()
+    def run_due(self, *, rescan: bool = True) -> int:
+        """Try every delivery due now once (the worker's step; tests call it directly),
+        after reading the pending directory again unless ``rescan`` is false; the number
+        tried."""
+        if rescan:
+            self._rescan()
         now = self._clock()
         with self._wake:
             due = [i for i, at in sorted(self._due.items(), key=lambda kv: kv[1]) if at <= now]
@@ -221,7 +224,7 @@ class Outbox:
                 if time.monotonic() - rescanned >= self._rescan_s:
                     self._rescan()
                     rescanned = time.monotonic()
-                self.run_due()
+                self.run_due(rescan=False)
             except Exception:  # the worker must go on: log and carry on with the rest
                 log.exception("notify: outbox step failed")
             with self._wake:
@@ -251,7 +254,8 @@ class Outbox:
     def _attempt(self, message_id: str) -> None:
         delivery = self._pending.read(message_id)
         if delivery is None:
-            self._due.pop(message_id, None)
+            with self._wake:
+                self._due.pop(message_id, None)
             return
         message = delivery.message
         attempts = delivery.attempts + 1
@@ -292,9 +296,9 @@ class Outbox:
         self._tell(message, "failed", {"attempts": attempts, "error": str(exc)})
 
     def _tell(self, message: Message, status: str, details: dict[str, Any]) -> None:
-        if self._on_outcome is None:
+        if self.on_outcome is None:
             return
         try:
-            self._on_outcome(message, status, details)
+            self.on_outcome(message, status, details)
         except Exception:
             log.exception("notify: recording %s of %s failed", status, message.id)
