@@ -69,7 +69,8 @@ class NotifierService:
         self._record = record
         self._secret = link_secret
         self._clock = clock
-        self._base = settings.notifications.link_base_url or settings.dashboard.url
+        base = settings.notifications.link_base_url or settings.dashboard.url
+        self._base = base if base.endswith("/") else f"{base}/"   # .../city -> .../city/ack
         self.sent = 0
 
     def handle(self, record: dict[str, Any]) -> None:
