@@ -19,6 +19,10 @@ Errors (``CommandResult.error``) and the HTTP status an API gives them (:data:`H
 
 The event's time is the command's ``requested_at`` (when the person acted), so a replay of the
 commands makes the same events.
+
+The notifier records what it sent through the same path: a ``notify`` command of role
+:data:`NOTIFIER_ROLE` (made by :func:`notify_command`) becomes a ``notify`` event whose details
+are the command's (``notification``, ``status``: sent, delivered or failed, ``channel``, ...).
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from alerts.lifecycle import (
     InvalidAction,
     InvalidTransition,
     act,
+    apply,
     to_epoch,
 )
+from alerts.notify_rules import NOTIFY_ACTION
 from models.claims import Claims
 from models.errors import CityheartError
 from models.timefmt import iso
@@ -47,10 +53,14 @@ __all__ = [
     "Command",
     "CommandResult",
     "InvalidCommand",
+    "NOTIFIER_ROLE",
     "execute",
+    "notify_command",
 ]
 
 ERRORS = ("not_found", "forbidden", "conflict", "invalid")
+NOTIFIER_ROLE = "system"
+"""The role of the notifier's ``notify`` commands (no token carries it)."""
 HTTP_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422}
 _TEXT_LIMIT = 4000
 
@@ -81,6 +91,8 @@ class Command:
     comment: str | None = None
     team: str | None = None
     outcome: str | None = None
+    details: Mapping[str, Any] | None = None
+    """What a ``notify`` command records (None for people's actions)."""
 
     @classmethod
     def new(
@@ -109,7 +121,8 @@ class Command:
         return {"id": self.id, "incident_id": self.incident_id, "district": self.district,
                 "action": self.action, "actor": self.actor, "role": self.role,
                 "department": self.department, "requested_at": iso(self.requested_at),
-                "comment": self.comment, "team": self.team, "outcome": self.outcome}
+                "comment": self.comment, "team": self.team, "outcome": self.outcome,
+                **({"details": dict(self.details)} if self.details is not None else {})}
 
     @classmethod
     def from_record(cls, record: Any) -> Command:
@@ -133,11 +146,15 @@ class Command:
         if at is None or not math.isfinite(at):
             msg = f"requested_at {record.get('requested_at')!r} is not a time"
             raise InvalidCommand(msg)
+        details = record.get("details")
+        if details is not None and not isinstance(details, Mapping):
+            msg = f"field 'details' must be an object or null, got {type(details).__name__}"
+            raise InvalidCommand(msg)
         return cls(
             id=record["id"], incident_id=record["incident_id"], district=record["district"],
             action=record["action"], actor=record["actor"], role=record["role"],
             requested_at=at, department=record.get("department"), comment=record.get("comment"),
-            team=record.get("team"), outcome=record.get("outcome"),
+            team=record.get("team"), outcome=record.get("outcome"), details=details,
         )
 
 
@@ -181,6 +198,8 @@ def execute(command: Command, incident: Incident | None) -> tuple[CommandResult,
     if incident is None or incident.district != command.district:
         detail = f"no incident {command.incident_id!r} in district {command.district!r}"
         return CommandResult(command.id, command.incident_id, "not_found", detail), incident
+    if command.action == NOTIFY_ACTION or command.role == NOTIFIER_ROLE:
+        return _notified(command, incident)
     try:
         authorize(command.claims, command.action, incident)
         after, event = act(incident, command.action, actor=command.actor,
@@ -192,18 +211,44 @@ def execute(command: Command, incident: Incident | None) -> tuple[CommandResult,
         return _refused(command, "conflict", exc), incident
     except InvalidAction as exc:
         return _refused(command, "invalid", exc), incident
-    event = _with_command(event, command.id)
+    event = _with_command(event, command)
     result = CommandResult(command.id, command.incident_id, event=event.to_record(),
                            incident=after.to_record())
     return result, after
+
+
+def notify_command(
+    incident_id: str, district: str, details: Mapping[str, Any], *, at: float, command_id: str,
+    actor: str = "notifier",
+) -> Command:
+    """The notifier's command recording a notification's ``details`` on an incident."""
+    return Command(id=command_id, incident_id=incident_id, district=district,
+                   action=NOTIFY_ACTION, actor=actor, role=NOTIFIER_ROLE, requested_at=at,
+                   details=dict(details))
+
+
+def _notified(command: Command, incident: Incident) -> tuple[CommandResult, Incident]:
+    if command.action != NOTIFY_ACTION or command.role != NOTIFIER_ROLE:
+        detail = (f"only the notifier (role {NOTIFIER_ROLE!r}) records {NOTIFY_ACTION!r} "
+                  f"events, got action {command.action!r} of role {command.role!r}")
+        return CommandResult(command.id, command.incident_id, "forbidden", detail), incident
+    details = {**(command.details or {}), "command_id": command.id}
+    event = IncidentEvent(incident.id, incident.sequence + 1, command.requested_at,
+                          command.actor, NOTIFY_ACTION, None, incident.departments, details)
+    after = apply(incident, event)
+    return CommandResult(command.id, command.incident_id, event=event.to_record(),
+                         incident=after.to_record()), after
 
 
 def _refused(command: Command, error: str, exc: Exception) -> CommandResult:
     return CommandResult(command.id, command.incident_id, error, str(exc))
 
 
-def _with_command(event: IncidentEvent, command_id: str) -> IncidentEvent:
-    return replace(event, details={**event.details, "command_id": command_id})
+def _with_command(event: IncidentEvent, command: Command) -> IncidentEvent:
+    """The event with its command's id (and what the command adds, such as the notification
+    whose link acknowledged it)."""
+    return replace(event, details={**(command.details or {}), **event.details,
+                                   "command_id": command.id})
 
 
 def _text(value: str | None) -> str | None:

@@ -5,7 +5,8 @@ is escalated: one ``escalate`` event per step, which raises the severity one ste
 critical -> emergency, unless the step says ``raise_severity: false``), names who to notify,
 and may route the incident to more departments (the raised severity can match more rules).
 Step n is due ``after_s`` seconds after the incident was opened or reopened (default: n x the
-department's ``sla_ack_s``). Nothing reads a clock: the caller passes ``now``::
+department's ``sla_ack_s``); with ``escalation_repeat`` the ladder runs again from its first step
+(the level keeps counting). Nothing reads a clock: the caller passes ``now``::
 
     incident, events = escalate(incident, settings.incidents, now=now)
     for event in events:                      # event.details: level, name, notify, severity
@@ -128,7 +129,7 @@ def _step_event(
     incident: Incident, settings: IncidentSettings, department: Department, number: int,
     now: float,
 ) -> IncidentEvent:
-    step = department.escalation[number - 1]
+    step = department.escalation_step(number)
     severity = raised(incident.severity) if step.raise_severity else incident.severity
     departments = route_incident(settings.routing, replace(incident, severity=severity))
     due_at = incident.cycle_started_at + department.escalation_after_s()[number - 1]

@@ -17,10 +17,12 @@ States and what people may do (``comment`` is possible in every state)::
     acknowledged --resolve--> resolved      dispatched --dispatch--> dispatched (another team)
     resolved --close--> closed              resolved, closed --reopen--> open
 
-The system writes four more actions: ``open`` (the first alert), ``alert`` (one more alert joined,
+The system writes five more actions: ``open`` (the first alert), ``alert`` (one more alert joined,
 see :mod:`alerts.incidents`), ``escalate`` (see :mod:`alerts.escalation`) and ``restore`` (the
 event log that held the incident was lost and the flow took it up again from history, see
-:mod:`alerts.reconcile`; it changes nothing but ``updated_at``). Every event carries
+:mod:`alerts.reconcile`; it changes nothing but ``updated_at``) and ``notify`` (a notification
+sent, delivered or failed, see :mod:`alerts.notify_rules`; it changes nothing either). Every
+event carries
 the incident's departments after it, so it can be routed without looking the incident up.
 Incidents and events are frozen, picklable, and JSON-ready through ``to_record``/``from_record``
 (times ISO 8601 UTC, as on the wire).
@@ -64,7 +66,7 @@ ALERT_IDS_KEPT = 200
 to recognise an alert read again after a restart, and its records stay small however long it
 lasts."""
 ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "close", "reopen")
-SYSTEM_ACTIONS = ("open", "alert", "escalate", "restore")
+SYSTEM_ACTIONS = ("open", "alert", "escalate", "restore", "notify")
 OUTCOMES = ("confirmed", "false_alarm")
 _TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "acknowledge": (("open",), "acknowledged"),
@@ -350,6 +352,7 @@ _APPLY: dict[str, Callable[[Incident, IncidentEvent], Incident]] = {
     "dispatch": lambda i, e: replace(i, state="dispatched", teams=_add(i.teams, e.details["team"])),
     "comment": lambda i, e: i,
     "restore": lambda i, e: i,
+    "notify": lambda i, e: i,
     "resolve": lambda i, e: replace(i, state="resolved", resolved_at=e.ts,
                                     outcome=e.details["outcome"]),
     "close": lambda i, e: replace(i, state="closed", closed_at=e.ts),

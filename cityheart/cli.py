@@ -9,6 +9,8 @@
     cityheart locate --boundaries city.geojson 37.8024,-122.4058   # which district
     cityheart ingest | ingest-keys add SOURCE  # HTTP ingest and its sources' keys
     cityheart import day.csv --time ts --value v=traffic_speed:mph --device D --district X
+    cityheart oncall                  # who is on call now and next, per department
+    cityheart notify dead-letters     # notifications that never arrived (notify replay)
 
 Every command reads the configuration once (``--config``, default ./config.yaml, with
 environment overrides) and passes the frozen settings in.
@@ -29,6 +31,7 @@ import typer
 from cityheart.aqi import EXAMPLE as AQI_EXAMPLE
 from cityheart.devices_cli import devices_app
 from cityheart.ingest_cli import import_command, ingest_command, ingest_keys_app
+from cityheart.notify_cli import register as register_notify
 from cityheart.open_data_cli import open_data_app
 from models.choices import check_choices
 from models.errors import CityheartError
@@ -598,4 +601,5 @@ def _load_plugins() -> None:
         entry.load()(app)
 
 
+register_notify(app)
 _load_plugins()

@@ -13,12 +13,14 @@ page works while the database is still starting or away).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from alerts.access import history_view
+from cityheart.services.ack_links import AckLinks
 from cityheart.services.dispatch import DispatchService
 from cityheart.token import feed_auth
 from connectors.audit_log import AuditLog
@@ -103,9 +105,16 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             history_view=history_view,
             open_data=open_data,
             audit=audit,
+            ack=_ack_links(settings, bus),
         )
     finally:
         bus.close()
+
+
+def _ack_links(settings: Settings, bus: CommandBus) -> AckLinks | None:
+    """The notifications' acknowledgement links, when their secret is set (read here once)."""
+    secret = os.environ.get(settings.notifications.link_secret_env)
+    return AckLinks(secret, bus) if secret else None
 
 
 def _connect(bus: CommandBus) -> None:

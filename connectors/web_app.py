@@ -11,6 +11,7 @@ Routes, in the order they are tried::
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
     POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
     GET  /open-data/...             the open-data catalogue and downloads (connectors.open_data)
+    GET  /ack?t=TOKEN, POST /ack    a notification's acknowledgement link (``site.ack``)
     *    /api/...                   anything else there: the API's own JSON 404 or 405
     GET  /...                       a file under ``site.static_dir``, else 404 (never outside it)
 
@@ -27,7 +28,7 @@ import logging
 import mimetypes
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
@@ -49,7 +50,7 @@ from models.history import parse_time
 if TYPE_CHECKING:
     from connectors.web_server import WebServer
 
-__all__ = ["CONTENT_SECURITY_POLICY", "HistoryQuery", "HistoryView", "build_app"]
+__all__ = ["CONTENT_SECURITY_POLICY", "AckPages", "HistoryQuery", "HistoryView", "build_app"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,18 @@ HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
 
 HistoryView = Callable[[Claims, dict[str, Any]], dict[str, Any]]
 """(caller, series) -> the series as the caller's role may see it."""
+
+
+class AckPages(Protocol):
+    """Answers acknowledgement links (cityheart.services.ack_links.AckLinks)."""
+
+    def page(self, token: str) -> tuple[HTTPStatus, str]:
+        """The confirmation page of a link: (status, HTML)."""
+        ...
+
+    def acknowledge(self, token: str) -> tuple[HTTPStatus, str]:
+        """Acknowledge the link's incident: (status, HTML)."""
+        ...
 
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
           ".html": "text/html", ".svg": "image/svg+xml", ".json": "application/json",
@@ -236,6 +249,23 @@ def build_app(site: WebServer) -> FastAPI:
     async def other_api(request: Request, rest: str) -> Response:
         body = await _body(request) if request.method == "POST" else b""
         return await run_in_threadpool(dispatch, request, body)
+
+    @get("/ack", include_in_schema=False)
+    def ack_page(request: Request, t: str = "") -> Response:
+        if site.ack is None:
+            return send(HTTPStatus.NOT_FOUND, "text/plain", b"no acknowledgement links here\n")
+        status, page = site.ack.page(t)
+        return send(status, "text/html; charset=utf-8", page.encode(),
+                    head=request.method == "HEAD")
+
+    @app.post("/ack", include_in_schema=False)
+    async def ack(request: Request) -> Response:
+        if site.ack is None:
+            return send(HTTPStatus.NOT_FOUND, "text/plain", b"no acknowledgement links here\n")
+        form = parse_qs((await _body(request)).decode(errors="replace"))
+        token = (form.get("t") or [request.query_params.get("t", "")])[0]
+        status, page = await run_in_threadpool(site.ack.acknowledge, token)
+        return send(status, "text/html; charset=utf-8", page.encode())
 
     @app.api_route("/{rest:path}", methods=_GET, include_in_schema=False)
     def static(request: Request, rest: str) -> Response:

@@ -32,7 +32,13 @@ from connectors.audit_log import AuditLog
 from connectors.http_api import IncidentApi
 from connectors.open_data import OpenData
 from connectors.tokens import Claims
-from connectors.web_app import CONTENT_SECURITY_POLICY, HistoryQuery, HistoryView, build_app
+from connectors.web_app import (
+    CONTENT_SECURITY_POLICY,
+    AckPages,
+    HistoryQuery,
+    HistoryView,
+    build_app,
+)
 from connectors.web_config import WILDCARDS, DashboardSettings, config_document
 from models.errors import ConnectorError
 from settings.config import Settings
@@ -73,6 +79,7 @@ class WebServer:
         open_data: OpenData | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.time,
+        ack: AckPages | None = None,
     ) -> None:
         self.settings = settings
         self.dashboard = dashboard
@@ -82,6 +89,7 @@ class WebServer:
         self.history_view = history_view
         self.open_data = open_data
         self.audit = audit
+        self.ack = ack
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -179,6 +187,7 @@ def serve_dashboard(
     history_view: HistoryView | None = None,
     open_data: OpenData | None = None,
     audit: AuditLog | None = None,
+    ack: AckPages | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -190,7 +199,7 @@ def serve_dashboard(
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
                        authenticate=authenticate, history_view=history_view,
-                       open_data=open_data, audit=audit) as web:
+                       open_data=open_data, audit=audit, ack=ack) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

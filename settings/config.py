@@ -33,6 +33,8 @@ from settings.indicator_checks import reference_problems as _indicator_problems
 from settings.indicators import INDICATORS, IndicatorSettings, check_severity_order
 from settings.ingest import IngestSettings
 from settings.metrics import METRICS_COMPONENTS, MetricsSettings
+from settings.notifications import NotificationSettings, notification_problems
+from settings.oncall import OncallSchedule
 from settings.open_data import OpenDataSettings
 from settings.ports import Listener, port_clashes
 
@@ -397,6 +399,8 @@ class Settings(_Frozen):
     metrics: MetricsSettings = MetricsSettings()
     open_data: OpenDataSettings = OpenDataSettings()
     ingest: IngestSettings = IngestSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    oncall: tuple[OncallSchedule, ...] = ()
     _geography: Geography | None = PrivateAttr(default=None)
 
     @property
@@ -468,6 +472,8 @@ class Settings(_Frozen):
             if grant.detail == "derived" and not grant.questions:
                 problems.append((f"{where}.questions",
                                  "a derived-only grant needs at least one question"))
+        problems += notification_problems(self.notifications, self.oncall, self.incidents,
+                                          alert_kinds={*self.kinds, *INDICATORS})
         return problems + port_clashes(self.listeners())
 
     def listeners(self) -> list[Listener]:

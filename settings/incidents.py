@@ -8,7 +8,8 @@ Frozen, validated pydantic models (no I/O), meant to sit in :class:`settings.con
       departments:
         - {id: water-authority, name: Water Authority, sla_ack_s: 300, sla_resolve_s: 7200,
            escalation: [{name: shift-lead, notify: [water-shift-lead]},
-                        {name: director, notify: [water-director], after_s: 1800}]}
+                        {name: director, notify: [water-director], after_s: 1800}],
+           escalation_repeat: 0}
       routing:
         rules: [{kinds: [water_level, rainfall], departments: [water-authority]}]
         default: [operations]
@@ -86,13 +87,25 @@ class Department(_Frozen):
     sla_ack_s: Seconds
     sla_resolve_s: Seconds
     escalation: tuple[EscalationLevel, ...] = ()
+    escalation_repeat: Annotated[int, Field(ge=0, le=100)] = 0
+    """After its last step the ladder runs again from the first this many times, each round
+    starting when the previous one ended (step n of round r fires at r x last + after_s)."""
 
     def escalation_after_s(self) -> tuple[float, ...]:
-        """When each escalation step fires, in seconds unacknowledged since (re)opening."""
-        return tuple(
+        """When each escalation step fires (every round), in seconds unacknowledged since
+        (re)opening."""
+        once = [
             level.after_s if level.after_s is not None else (n + 1) * self.sla_ack_s
             for n, level in enumerate(self.escalation)
-        )
+        ]
+        if not once:
+            return ()
+        return tuple(after + r * once[-1] for r in range(self.escalation_repeat + 1)
+                     for after in once)
+
+    def escalation_step(self, number: int) -> EscalationLevel:
+        """Step ``number`` (1-based, counting through the repeated rounds) of the ladder."""
+        return self.escalation[(number - 1) % len(self.escalation)]
 
     @model_validator(mode="after")
     def _consistent(self) -> Department:

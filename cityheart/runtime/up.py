@@ -2,9 +2,10 @@
 
 Starts, in order: the MQTT broker and the Kafka broker (embedded ones unless config.yaml or the
 environment names external servers), the topics, then one child process per component
-(``cityheart feed``, ``flow``, ``ingest``, ``bridge``, ``simulate``, ...), each exactly as it
-would run in production. It prints ``feed: ws://...`` once the feed accepts connections (and
-``ingest: http://...``, the HTTP ingest endpoint, once it says it is ready), restarts a component
+(``cityheart feed``, ``flow``, ``ingest``, ``bridge``, ``simulate``, and ``notifier`` when
+``notifications.enabled``), each exactly as it would run in production. It prints
+``feed: ws://...`` once the feed accepts connections (and ``ingest: http://...``, the HTTP ingest
+endpoint, once it says it is ready), restarts a component
 that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
 exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
 orphaned. Component logs go to ``<log dir>/<component>.log``.
@@ -70,6 +71,7 @@ __all__ = [
     "RunningCity",
     "Supervisor",
     "city_stack",
+    "components_of",
     "flow_recovery_dir",
     "run_city",
 ]
@@ -78,6 +80,17 @@ log = logging.getLogger(__name__)
 
 COMPONENTS = ("feed", "dashboard", "flow", "recorder", "ingest", "bridge", "simulate")
 """The components ``up`` runs, in start order (stopped in reverse)."""
+NOTIFIER = "notifier"
+"""The component ``up`` adds after the flow when ``notifications.enabled``."""
+
+
+def components_of(settings: Settings) -> tuple[str, ...]:
+    """The components ``up`` runs for ``settings``: :data:`COMPONENTS`, with the notifier
+    (after the flow, whose events it reads) when notifications are enabled."""
+    if not settings.notifications.enabled:
+        return COMPONENTS
+    at = COMPONENTS.index("flow") + 1
+    return (*COMPONENTS[:at], NOTIFIER, *COMPONENTS[at:])
 
 
 @dataclass
@@ -252,7 +265,8 @@ def city_stack(
                 # the flow reconciles incidents with history before it runs: readings
                 # published meanwhile would wait, and the first alerts with them
                 supervisor.readiness[name].wait_ready(timeout=60, process=child.process)
-            elif name == "ingest":
+            elif name in ("ingest", NOTIFIER):
+                # the notifier reads the incidents topic from its checkpoint: ready once there
                 supervisor.readiness[name].wait_ready(timeout=30, process=child.process)
             elif name == "bridge":
                 # devices may publish only once the bridge's session subscribes, or the broker
@@ -283,7 +297,8 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
     }
     log_dir = log_dir or Path("var") / "log"
     try:
-        with city_stack(settings, config_path=config_path, log_dir=log_dir) as city:
+        with city_stack(settings, config_path=config_path, log_dir=log_dir,
+                        components=components_of(settings)) as city:
             print(f"feed: {city.feed_url}", flush=True)
             print(f"dashboard: {city.dashboard_url}", flush=True)
             if city.ingest_url:

@@ -17,7 +17,7 @@ const ACTION_LABELS = {
 const EVENT_LABELS = {
   open: "opened", alert: "alert", escalate: "escalated", acknowledge: "acknowledged",
   dispatch: "dispatched", comment: "comment", resolve: "resolved", close: "closed", reopen: "reopened",
-  restore: "restored from history",
+  restore: "restored from history", notify: "notification",
 };
 const NEEDS_FORM = new Set(["dispatch", "comment", "resolve"]);
 
@@ -111,7 +111,10 @@ export class IncidentDetail {
     setText(el.querySelector(".event-time"), event.ts ? this.ctx.clock.format(new Date(event.ts)) : "");
     const d = event.details || {};
     const extra = [d.team, d.outcome && words(d.outcome), d.severity,
-                   event.action === "escalate" && typeof d.level === "number" ? `level ${d.level}` : null];
+                   event.action === "escalate" && typeof d.level === "number" ? `level ${d.level}` : null,
+                   ...(event.action === "notify"
+                     ? [d.status, d.recipient && `to ${d.recipient}`, d.channel && `by ${d.channel}`]
+                     : [])];
     setText(el.querySelector(".event-what"),
       [EVENT_LABELS[event.action] || words(event.action), ...extra.filter(Boolean)].join(" · "));
     setText(el.querySelector(".event-who"), event.actor && event.actor !== "system" ? event.actor : "");
