@@ -56,7 +56,7 @@ _ROUTED_TYPES = frozenset({"incident", "incident_event", "alert"})
 _VIEWER_INCIDENT = frozenset({
     "type", "seq", "time", "id", "district", "kind", "kinds", "title", "state", "severity",
     "departments", "opened_at", "updated_at", "acknowledged_at", "resolved_at", "closed_at",
-    "alert_count", "outcome", "escalation_level",
+    "alert_count", "outcome", "escalation_level", "districts",
 })
 _VIEWER_EVENT = frozenset({
     "type", "seq", "time", "id", "incident_id", "sequence", "ts", "action", "departments",

@@ -385,12 +385,14 @@ def dashboard(
 ) -> None:
     """Serve the command-centre web page (live map, vital signs, alerts) until SIGINT/SIGTERM."""
     from cityheart.dashboard import run_dashboard
+    from cityheart.devices import registry_path
     from cityheart.metrics import with_metrics
 
     run_command(config, verbose, with_metrics("dashboard", lambda settings: run_dashboard(
         settings,
         host=settings.dashboard.host if host is None else host,
         port=settings.dashboard.port if port is None else port,
+        registry=registry_path(settings, config),
     )))
 
 

@@ -7,7 +7,8 @@ The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no 
 talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
 ``/api/history`` (charts) and the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
 actions, KPIs), all reading the ``database:`` of config.yaml, connected on first use (so the
-page works while the database is still starting or away).
+page works while the database is still starting or away), and ``/api/devices`` for the map from
+the device registry (``mqtt.device_auth.registry``), read again on each request.
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alerts.access import history_view
+from cityheart.devices import load_registry
 from cityheart.services.dispatch import DispatchService
 from cityheart.token import feed_auth
 from connectors.command_bus import CommandBus
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
+from connectors.web_geo import DeviceList
 from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
 from models.errors import ConnectorError
 from settings.config import Settings
 
-__all__ = ["history_query", "lazy_storage", "run_dashboard", "web_root"]
+__all__ = ["history_query", "lazy_storage", "registry_devices", "run_dashboard", "web_root"]
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,30 @@ def history_query(
     return query
 
 
-def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766) -> None:
-    """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up."""
+def registry_devices(settings: Settings, path: Path) -> DeviceList:
+    """``/api/devices``'s list: the active devices of the registry at ``path`` (none while it
+    is missing), with ``lat``/``lon`` where the registry has them."""
+
+    def devices() -> list[dict[str, Any]]:
+        found = []
+        for device in load_registry(settings, path).active():
+            entry: dict[str, Any] = {"id": device.id, "district": device.district,
+                                     "kind": device.kind}
+            lat, lon = getattr(device, "lat", None), getattr(device, "lon", None)
+            if lat is not None and lon is not None:
+                entry["lat"], entry["lon"] = lat, lon
+            found.append(entry)
+        return found
+
+    return devices
+
+
+def run_dashboard(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 8766,
+    registry: Path | None = None,
+) -> None:
+    """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up.
+    ``registry``: the device registry file the map's devices come from."""
     storage = lazy_storage(settings)
     authenticate, _view = feed_auth(settings)
     topics = settings.kafka.topics
@@ -88,6 +114,7 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             api=DispatchService(settings, storage=storage, bus=bus),
             authenticate=authenticate,
             history_view=history_view,
+            devices=None if registry is None else registry_devices(settings, registry),
         )
     finally:
         bus.close()

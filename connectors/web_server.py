@@ -32,6 +32,7 @@ from connectors.http_api import IncidentApi
 from connectors.tokens import Claims
 from connectors.web_app import CONTENT_SECURITY_POLICY, HistoryQuery, HistoryView, build_app
 from connectors.web_config import WILDCARDS, DashboardSettings, config_document
+from connectors.web_geo import DeviceList
 from models.errors import ConnectorError
 from settings.config import Settings
 
@@ -53,7 +54,9 @@ class WebServer:
     resolution chosen from the range (raw, 1 min, 1 h, 1 day), for charts of the last hours.
     With ``api`` it answers the dispatch API under ``/api/`` (:mod:`connectors.http_api`),
     checking tokens with ``authenticate``; ``history_view`` (alerts.access.history_view) masks
-    a series by the caller's role.
+    a series by the caller's role. ``devices`` (a registry's) is what ``GET /api/devices``
+    lists for the map; ``GET /api/geo/districts`` draws the districts
+    (:mod:`connectors.web_geo`).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class WebServer:
         api: IncidentApi | None = None,
         authenticate: Callable[[str], Claims] | None = None,
         history_view: HistoryView | None = None,
+        devices: DeviceList | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -74,6 +78,7 @@ class WebServer:
         self.api = api
         self.authenticate = authenticate
         self.history_view = history_view
+        self.devices = devices
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -169,6 +174,7 @@ def serve_dashboard(
     api: IncidentApi | None = None,
     authenticate: Callable[[str], Claims] | None = None,
     history_view: HistoryView | None = None,
+    devices: DeviceList | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -179,7 +185,8 @@ def serve_dashboard(
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
-                       authenticate=authenticate, history_view=history_view) as web:
+                       authenticate=authenticate, history_view=history_view,
+                       devices=devices) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):
