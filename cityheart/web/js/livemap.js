@@ -67,7 +67,7 @@ export class LiveMap {
     const parts = { name: h("span", { class: "district-name" }, name),
                     state: h("span", { class: "district-state" }),
                     worst: h("span", { class: "district-worst" }) };
-    const box = h("div", { class: "district-label", "data-district": id, "data-level": "none" },
+    const box = h("div", { class: "district-label", "data-district": id, "data-label": id, "data-level": "none" },
       parts.name, parts.state, parts.worst);
     const centre = this.centroids.get(id) || path.getBounds().getCenter();
     const label = L.marker(centre, { icon: L.divIcon({ className: "district-label-icon", html: box,
