@@ -70,7 +70,7 @@ _SECRET_KEYS = frozenset({
     "position", "geometry", "point", "centroid", "polygon",
     "comment", "comments", "note", "notes", "actor", "acknowledged_by",
 })
-_DEVICE_LISTS = frozenset({"devices", "silent", "stuck", "out_of_range"})
+_DEVICE_LISTS = frozenset({"devices", "silent", "stuck", "out_of_range", "ok"})
 """Keys whose value is a list of device ids in one record and a count in another: a list goes."""
 
 

@@ -317,7 +317,7 @@ def test_district_view_lists_every_kind_and_indicator_the_devices_and_open_alert
         screen.wait("() => document.querySelector('.tile[data-key=\"i:score\"]')")
         screen.shot(tmp_path / "overview-with-indicators.png")
 
-        screen.page.click("#district-harbour")
+        screen.page.click("#district-harbour", position={"x": 12, "y": 12})
         screen.wait("() => location.hash === '#/district/harbour'")
         screen.wait("() => document.querySelectorAll('.cards .card').length === 15")
         screen.wait("() => document.querySelector('.card[data-key=\"v:water_level\"] svg')"
@@ -461,7 +461,8 @@ def test_with_the_whole_pipeline_a_pollution_episode_shows_on_the_map_and_in_the
                 shutil.copyfile(shot, ROOT / "docs" / "screenshot-overview.png")
             fits = "() => document.documentElement.scrollHeight <= window.innerHeight"
             assert screen.page.evaluate(fits), "the overview does not fit a 1080p wall screen"
-            screen.page.click("#district-industrial-east")
+            # a corner of the district: its centre holds its devices and its incident
+            screen.page.click("#district-industrial-east", position={"x": 12, "y": 12})
             screen.wait("() => document.querySelector('.district-alerts [data-alert-id]')")
             screen.shot(tmp_path / "district-pipeline.png")
             screen.close()

@@ -68,10 +68,12 @@ def web_server(settings: Settings) -> WebServer:
 
 
 def device_health(district: str, end: float, *, silent: list[str]) -> tuple[str, bytes, bytes]:
-    """A district's ``device_health`` indicator record, its pm25 component naming ``silent``."""
+    """A district's ``device_health`` indicator record, its pm25 component naming ``silent``
+    (else DEVICE is ok)."""
     component = {"kind": "pm25", "expected": 1, "reporting": 1 - len(silent),
                  "usable": 1 - len(silent), "share": 0.0 if silent else 1.0, "min_share": 0.6,
-                 "confident": not silent, "silent": silent, "stuck": [], "out_of_range": []}
+                 "confident": not silent, "silent": silent, "stuck": [], "out_of_range": [],
+                 "ok": [] if silent else [DEVICE]}
     record = {
         "record": "indicator", "district": district, "indicator": "device_health",
         "kind": "device_health", "value": component["share"], "unit": "share",
@@ -213,8 +215,9 @@ def test_an_incident_appears_where_it_happened(
                  const harbour = document.querySelector("path[data-district='harbour']")
                    .getBoundingClientRect();
                  const icon = document.querySelector(sel).parentElement.getBoundingClientRect();
+                 // the pin is a teardrop whose tip, 15.6 px below its centre, is the place
                  return {near: Math.hypot(icon.left + icon.width / 2 - x,
-                                          icon.top + icon.height / 2 - y),
+                                          icon.top + icon.height / 2 + 15.6 - y),
                          inHarbour: x > harbour.left && x < harbour.right
                                     && y > harbour.top && y < harbour.bottom};
                }""", [pin, *AT])

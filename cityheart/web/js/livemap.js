@@ -39,6 +39,15 @@ export class LiveMap {
     this.incidentLayer = L.layerGroup();
     this.incidentShapes = new Map(); // id -> {circle, pin}
     this.bounds = null;
+    // the city fills the map until someone pans or zooms, also when the page's layout moves
+    this.userMoved = false;
+    this.fitting = false;
+    this.map.on("dragstart zoomstart", () => { if (!this.fitting) this.userMoved = true; });
+    this.resized = new ResizeObserver(() => {
+      this.map.invalidateSize(false);
+      if (!this.userMoved) this.fit();
+    });
+    this.resized.observe(this.el);
     this.ready = this.load();
   }
 
@@ -96,7 +105,12 @@ export class LiveMap {
   fit() {
     if (!this.bounds || !this.el.isConnected || !this.el.clientWidth) return false;
     this.map.invalidateSize(false);
-    this.map.fitBounds(this.bounds, { padding: [12, 12], animate: false });
+    this.fitting = true;
+    try {
+      this.map.fitBounds(this.bounds, { padding: [12, 12], animate: false });
+    } finally {
+      this.fitting = false;
+    }
     this.fitted = true;
     return true;
   }
@@ -119,24 +133,24 @@ export class LiveMap {
     this.updateIncidents();
   }
 
-  /** Every device the registry names or the feed's device health speaks of, with its state. */
+  /**
+   * Every device the registry names or the feed's device health speaks of, with its state:
+   * each district's `device_health` record lists, per kind, the ids (or {id, lat, lon}) of its
+   * ok, out-of-range, stuck and silent devices.
+   */
   deviceList() {
     const byId = new Map(this.known.map((d) => [d.id, { ...d, state: "unknown" }]));
     for (const district of this.config.districts) {
       const health = this.state.indicators.get(`${district.id}/device_health`);
       for (const part of health?.components || []) {
-        const named = new Map();
-        for (const state of ["out_of_range", "stuck", "silent"]) {
-          for (const id of part[state] || []) named.set(id, state); // the worst wins
-        }
-        for (const [id, state] of named) {
-          const device = byId.get(id) || { id, district: district.id, kind: part.kind };
-          byId.set(id, { ...device, state });
-        }
-        // reported on for this kind and named in no list: ok
-        for (const device of byId.values()) {
-          if (device.district === district.id && device.kind === part.kind && !named.has(device.id)) {
-            device.state = "ok";
+        for (const state of DEVICE_STATES) { // healthiest first: the worst named wins
+          for (const entry of part[state] || []) {
+            const named = typeof entry === "string" ? { id: entry } : entry;
+            if (!named || typeof named.id !== "string") continue;
+            const device = byId.get(named.id) || { id: named.id, district: district.id, kind: part.kind };
+            const place = typeof named.lat === "number" && typeof named.lon === "number"
+              ? { lat: named.lat, lon: named.lon } : {};
+            byId.set(named.id, { ...device, ...place, state });
           }
         }
       }
@@ -237,7 +251,9 @@ export class LiveMap {
                              href: `#/incidents/${encodeURIComponent(incident.id)}` }, "!");
         entry = {
           circle: L.circle(at, { radius: MIN_INCIDENT_RADIUS_M, className: "incident-area", interactive: false }),
-          marker: L.marker(at, { icon: L.divIcon({ className: "incident-icon", html: pin, iconSize: [22, 22] }),
+          // a teardrop whose tip (15.6 px below its centre, see app.css) is the place
+          marker: L.marker(at, { icon: L.divIcon({ className: "incident-icon", html: pin, iconSize: [22, 22],
+                                                   iconAnchor: [11, 27] }),
                                  zIndexOffset: 1000 }),
           pin,
         };
@@ -264,6 +280,7 @@ export class LiveMap {
   }
 
   destroy() {
+    this.resized.disconnect();
     this.map.remove();
   }
 }
