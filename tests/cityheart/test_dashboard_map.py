@@ -178,6 +178,11 @@ def test_a_device_marker_changes_colour_when_the_device_goes_silent(
         assert len(values) == 3 and all("µg/m³" in v for v in values), values
         assert screen.page.inner_text(".device-popup .device-state") == "SILENT"
         screen.shot(tmp_path / "map-silent.png")
+
+        # zoomed out, the devices cluster, and the cluster takes the silent one's colour
+        screen.page.evaluate("() => cityheart.router.view.map.map.setZoom(6, {animate: false})")
+        screen.wait("() => document.querySelector('.device-cluster')?.textContent === '2'")
+        assert screen.page.get_attribute(".device-cluster", "data-state") == "silent"
         screen.close()
 
 
@@ -224,4 +229,8 @@ def test_an_incident_appears_where_it_happened(
         assert inside["near"] <= 2 and inside["inHarbour"], inside
         assert screen.page.query_selector(".live-map path.incident-area") is not None
         screen.shot(tmp_path / "map-incident.png")
+        # the pin opens the incident, which says where it is
+        screen.page.click(pin)
+        screen.wait_text(".fact[data-fact='place'] dd", f"{AT[0]:.5f}, {AT[1]:.5f} · within 0 m")
+        assert screen.page.inner_text(".fact[data-fact='district'] dd") == "Harbour"
         screen.close()

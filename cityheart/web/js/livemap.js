@@ -35,7 +35,7 @@ export class LiveMap {
     this.devices = new Map(); // id -> {marker, device}
     this.known = []; // devices from /api/devices
     this.clusters = L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false,
-                                           disableClusteringAtZoom: 17 });
+                                           disableClusteringAtZoom: 17, iconCreateFunction: clusterIcon });
     this.incidentLayer = L.layerGroup();
     this.incidentShapes = new Map(); // id -> {circle, pin}
     this.bounds = null;
@@ -55,6 +55,7 @@ export class LiveMap {
     const response = await fetch("api/geo/districts", { cache: "no-store" });
     if (!response.ok) throw new Error(`api/geo/districts: HTTP ${response.status}`);
     const geojson = await response.json();
+    if (this.destroyed) return;
     const layer = L.geoJSON(geojson, {
       style: () => ({ className: "district-shape", weight: 2 }),
       onEachFeature: (feature, path) => this.addDistrict(feature, path),
@@ -66,6 +67,7 @@ export class LiveMap {
     this.fit();
     for (const [id, entry] of this.districts) this.decorate(id, entry);
     const answer = await this.session.get("api/devices");
+    if (this.destroyed) return;
     this.known = answer.ok ? answer.data.devices || [] : [];
     this.update();
     this.el.dataset.ready = "true";
@@ -116,7 +118,7 @@ export class LiveMap {
   }
 
   update() {
-    if (!this.bounds) return;
+    if (!this.bounds || this.destroyed) return;
     if (!this.fitted) this.fit();
     for (const [id, entry] of this.districts) {
       const summary = this.state.summary(id);
@@ -160,6 +162,7 @@ export class LiveMap {
 
   updateDevices() {
     const seen = new Set();
+    let changed = false;
     for (const device of this.deviceList()) {
       seen.add(device.id);
       const located = typeof device.lat === "number" && typeof device.lon === "number";
@@ -178,6 +181,8 @@ export class LiveMap {
         entry.marker.setLatLng(at);
       }
       entry.device = device;
+      changed ||= entry.marker.options.state !== device.state;
+      entry.marker.options.state = device.state; // what its cluster's colour is made of
       setAttr(entry.dot, "data-state", device.state);
       setAttr(entry.dot, "data-located", located ? "true" : "false");
       setAttr(entry.dot, "data-district", device.district);
@@ -187,30 +192,14 @@ export class LiveMap {
       this.clusters.removeLayer(entry.marker);
       this.devices.delete(id);
     }
-    this.clusters.refreshClusters();
-    this.colourClusters();
-  }
-
-  /** A cluster's badge takes the worst state among its devices. */
-  colourClusters() {
-    for (const layer of Object.values(this.clusters._featureGroup?._layers || {})) {
-      if (!layer.getAllChildMarkers || !layer._icon) continue;
-      const states = layer.getAllChildMarkers().map((m) => this.stateOf(m));
-      const worst = states.reduce((w, s) => (DEVICE_STATES.indexOf(s) > DEVICE_STATES.indexOf(w) ? s : w), "ok");
-      setAttr(layer._icon, "data-state", worst);
-    }
-  }
-
-  stateOf(marker) {
-    for (const entry of this.devices.values()) if (entry.marker === marker) return entry.device.state;
-    return "unknown";
+    if (changed && this.map.hasLayer(this.clusters)) this.clusters.refreshClusters();
   }
 
   /** Zoom until the device's marker is out of its cluster, then show it. */
   showDevice(id) {
     const entry = this.devices.get(id);
     if (!entry) return false;
-    this.clusters.zoomToShowLayer(entry.marker, () => this.colourClusters());
+    this.clusters.zoomToShowLayer(entry.marker);
     return true;
   }
 
@@ -280,7 +269,18 @@ export class LiveMap {
   }
 
   destroy() {
+    this.destroyed = true;
     this.resized.disconnect();
     this.map.remove();
   }
+}
+
+/** A cluster's badge: how many devices, coloured by the worst state among them. */
+function clusterIcon(cluster) {
+  const states = cluster.getAllChildMarkers().map((m) => m.options.state || "unknown");
+  const worst = states.reduce((w, s) => (DEVICE_STATES.indexOf(s) > DEVICE_STATES.indexOf(w) ? s : w), "unknown");
+  const count = cluster.getChildCount();
+  const size = count < 10 ? "small" : count < 100 ? "medium" : "large";
+  const badge = h("div", { class: "device-cluster", "data-state": worst }, h("span", {}, String(count)));
+  return L.divIcon({ html: badge, className: `marker-cluster marker-cluster-${size}`, iconSize: L.point(40, 40) });
 }
