@@ -59,7 +59,7 @@ _ROUTED_TYPES = frozenset({"incident", "incident_event", "alert"})
 _VIEWER_INCIDENT = frozenset({
     "type", "seq", "time", "id", "district", "kind", "kinds", "title", "state", "severity",
     "departments", "opened_at", "updated_at", "acknowledged_at", "resolved_at", "closed_at",
-    "alert_count", "outcome", "escalation_level",
+    "alert_count", "outcome", "escalation_level", "districts",
 })
 _VIEWER_EVENT = frozenset({
     "type", "seq", "time", "id", "incident_id", "sequence", "ts", "action", "departments",
@@ -73,7 +73,7 @@ _SECRET_KEYS = frozenset({
     "position", "geometry", "point", "centroid", "polygon",
     "comment", "comments", "note", "notes", "actor", "acknowledged_by",
 })
-_DEVICE_LISTS = frozenset({"devices", "silent", "stuck", "out_of_range"})
+_DEVICE_LISTS = frozenset({"devices", "silent", "stuck", "out_of_range", "ok"})
 """Keys whose value is a list of device ids in one record and a count in another: a list goes."""
 
 

@@ -19,7 +19,12 @@ already has its rule and kind and whose alerts span reaches within ``grouping_wi
 alert's time; the incident's alert count grows and its severity becomes the highest seen.
 Otherwise a correlation rule listing the alert's kind can join it to an active incident of the
 district with another of the rule's kinds, within the rule's ``window_s`` (rain + water
-level). Otherwise the alert opens an incident. An alert a suppression window covers does
+level). Otherwise a spatial rule (``incidents.spatial_rules``) listing the alert's kind can join
+a located alert to an active incident of any district with another of the rule's kinds, within
+the rule's ``within_m`` metres and ``within_s`` seconds (:func:`alerts.spatial.spatial_match`),
+routing it to the rule's departments too. Otherwise the alert opens an incident. An incident's
+place (its districts and the circle around its alerts' positions) follows from its events
+(:mod:`alerts.lifecycle`). An alert a suppression window covers does
 none of this: it is reported as ``suppressed`` and changes nothing.
 
 Times are event times (the alert's ``ts``), so a replay groups the same way. The incident id
@@ -56,10 +61,11 @@ from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
 from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
 from alerts.routing import merge, route
 from alerts.rules import Alert
+from alerts.spatial import spatial_match
 from models.errors import CityheartError
 from models.timefmt import iso
 from settings.config import Settings
-from settings.incidents import SEVERITIES, CorrelationRule, IncidentSettings
+from settings.incidents import SEVERITIES, CorrelationRule, IncidentSettings, SpatialRule
 from settings.indicators import INDICATOR_NAMES
 
 __all__ = [
@@ -93,7 +99,8 @@ class InvalidAlert(CityheartError):
 @dataclass(frozen=True, slots=True)
 class AlertFacts:
     """What grouping needs of an ``alerts`` record; ``detector`` is the record's ``detector``
-    or ``device_id`` (the anomaly detector or device behind it), if it has one."""
+    or ``device_id`` (the anomaly detector or device behind it), if it has one; ``lat`` and
+    ``lon`` where what raised it is, if known."""
 
     id: str
     rule: str
@@ -103,6 +110,13 @@ class AlertFacts:
     ts: float
     value: float | None = None
     detector: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+    @property
+    def point(self) -> tuple[float, float] | None:
+        """(lat, lon), or None when the alert is not located."""
+        return None if self.lat is None or self.lon is None else (self.lat, self.lon)
 
 
 def alert_facts(alert: Alert) -> AlertFacts:
@@ -111,7 +125,7 @@ def alert_facts(alert: Alert) -> AlertFacts:
     anomaly = alert.anomaly
     value = alert.value if math.isfinite(alert.value) else None
     return AlertFacts(alert.id, alert.rule, alert.district, alert.kind, alert.severity, alert.ts,
-                      value, None if anomaly is None else anomaly.detector)
+                      value, None if anomaly is None else anomaly.detector, alert.lat, alert.lon)
 
 
 def parse_alert(record: Mapping[str, Any]) -> AlertFacts:
@@ -127,9 +141,14 @@ def parse_alert(record: Mapping[str, Any]) -> AlertFacts:
     if ts is None:
         raise InvalidAlert(alert_id, f"ts {record.get('ts')!r} is not a time")
     detector = record.get("detector") or record.get("device_id")
+    lat, lon = _number(record, "lat", float), _number(record, "lon", float)
+    if (lat is None) != (lon is None) or not (lat is None or -90 <= lat <= 90) or not (
+            lon is None or -180 <= lon <= 180):
+        raise InvalidAlert(alert_id, f"lat {lat!r} and lon {lon!r} are not a WGS84 position")
     return AlertFacts(
         record["id"], record["rule"], record["district"], record["kind"], record["severity"],
         ts, _number(record, "value", float), None if detector is None else str(detector),
+        lat, lon,
     )
 
 
@@ -255,9 +274,11 @@ class IncidentGrouper:
         if window is not None:
             return Grouped("suppressed", None, suppressed_by=window.id)
         target = self._own_incident(state, facts)
-        correlation: CorrelationRule | None = None
+        correlation: CorrelationRule | SpatialRule | None = None
         if target is None:
             target, correlation = self._correlated(state, facts)
+        if target is None:
+            target, correlation = self._spatial(state, facts)
         if target is not None:
             return self._join(state, target, facts, correlation)
         return self._open(state, facts)
@@ -322,6 +343,18 @@ class IncidentGrouper:
                 return max(found, key=lambda i: i.last_alert_at), rule
         return None, None
 
+    def _spatial(
+        self, state: GroupingState, facts: AlertFacts
+    ) -> tuple[Incident | None, SpatialRule | None]:
+        rules = self.settings.spatial_rules
+        if not rules or facts.point is None:
+            return None, None
+        found = [(i, rule) for i in state.incidents.values() if (rule := spatial_match(
+            rules, kind=facts.kind, point=facts.point, ts=facts.ts, incident=i)) is not None]
+        if not found:
+            return None, None
+        return max(found, key=lambda pair: pair[0].last_alert_at)
+
     def _open(self, state: GroupingState, facts: AlertFacts) -> Grouped:
         start = math.floor(facts.ts / self.window_s) * self.window_s
         base = new_id = incident_id(facts.rule, facts.district, facts.kind, start, self.log)
@@ -341,18 +374,23 @@ class IncidentGrouper:
 
     def _join(
         self, state: GroupingState, incident: Incident, facts: AlertFacts,
-        correlation: CorrelationRule | None,
+        correlation: CorrelationRule | SpatialRule | None,
     ) -> Grouped:
-        details = _alert_details(facts)
+        details = {**_alert_details(facts), "district": facts.district}
+        extra: tuple[str, ...] = ()
         if correlation is not None:
-            details["correlation"] = correlation.id
-            if correlation.id not in incident.correlations:
-                label = correlation.title or correlation.id
-                details["title"] = f"{label} in {self.names.district(facts.district)}"
+            name = correlation.name if isinstance(correlation, SpatialRule) else correlation.id
+            details["correlation"] = name
+            if name not in incident.correlations:
+                label = correlation.title or name
+                details["title"] = f"{label} in {self.names.district(incident.district)}"
+            if isinstance(correlation, SpatialRule):
+                extra = correlation.departments
         kinds = (*incident.kinds, facts.kind)
         severity = max(incident.severity, facts.severity, key=SEVERITIES.index)
         departments = route(self.settings.routing, district=facts.district, kinds=kinds,
                             severity=severity, rules=(*incident.rules, facts.rule))
+        departments = merge(departments, extra)
         event = IncidentEvent(incident.id, incident.sequence + 1, facts.ts, SYSTEM_ACTOR,
                               "alert", None, merge(incident.departments, departments), details)
         joined = apply(incident, event)
@@ -369,4 +407,6 @@ def _alert_details(facts: AlertFacts) -> dict[str, Any]:
                                "severity": facts.severity, "value": facts.value}
     if facts.detector is not None:
         details["detector"] = facts.detector
+    if facts.lat is not None and facts.lon is not None:
+        details["lat"], details["lon"] = facts.lat, facts.lon
     return details

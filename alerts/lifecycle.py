@@ -26,6 +26,10 @@ event carries
 the incident's departments after it, so it can be routed without looking the incident up.
 Incidents and events are frozen, picklable, and JSON-ready through ``to_record``/``from_record``
 (times ISO 8601 UTC, as on the wire).
+
+An incident has a place: ``districts``, every district its alerts came from (its own first), and
+when its alerts carry positions (``lat``/``lon`` in their events' details) a circle around them
+(``lat``, ``lon``, ``radius_m``; :func:`alerts.spatial.grow`). Unlocated: ``lat`` is None.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
+from alerts.spatial import grow
 from models.errors import CityheartError
 from models.timefmt import from_iso, iso
 from settings.incidents import severity_rank
@@ -197,6 +202,19 @@ class Incident:
     closed_at: float | None = None
     escalation_level: int = 0
     sequence: int = 0
+    districts: tuple[str, ...] = ()
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float = 0.0
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickle, also a snapshot taken before the later fields existed (their defaults)."""
+        values = dict(zip([f.name for f in fields(self)], state, strict=False))
+        for spec in fields(self):
+            object.__setattr__(self, spec.name, values.get(spec.name, spec.default))
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]
 
     @property
     def active(self) -> bool:
@@ -317,6 +335,7 @@ def _opened(event: IncidentEvent) -> Incident:
         title=d.get("title") or f"{d['kind']} in {d['district']}", severity=d["severity"],
         departments=tuple(event.departments), opened_at=event.ts, cycle_started_at=event.ts,
         updated_at=event.ts, first_alert_at=event.ts, last_alert_at=event.ts, sequence=1,
+        districts=(d["district"],),
     )
     return _alert(blank, event)
 
@@ -336,7 +355,18 @@ def _alert(i: Incident, e: IncidentEvent) -> Incident:
         correlations=_add(i.correlations, d.get("correlation")),
         first_alert_at=min(i.first_alert_at, e.ts), last_alert_at=max(i.last_alert_at, e.ts),
         title=d.get("title") or i.title,
+        districts=_add(i.districts, d.get("district")), **_placed(i, d),
     )
+
+
+def _placed(i: Incident, details: Mapping[str, Any]) -> dict[str, Any]:
+    """The incident's circle grown to hold the alert's position, if the alert has one."""
+    lat, lon = details.get("lat"), details.get("lon")
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        return {}
+    before = None if i.lat is None or i.lon is None else (i.lat, i.lon, i.radius_m)
+    lat, lon, radius = grow(before, (float(lat), float(lon)))
+    return {"lat": lat, "lon": lon, "radius_m": radius}
 
 
 def _unknown(i: Incident, e: IncidentEvent) -> Incident:

@@ -19,7 +19,9 @@ Every rule kind (these thresholds, :mod:`alerts.indicator_rules`, :mod:`alerts.a
 makes its alerts with :meth:`Alert.new`, which derives the id: deterministic (:func:`alert_id`,
 :func:`anomaly_alert_id`), so replaying the same readings yields the same ids and consumers can
 deduplicate. An anomaly alert carries its detector's view in :attr:`Alert.anomaly`; the flow
-sets :attr:`Alert.departments` (routing) before it publishes the alert.
+sets :attr:`Alert.departments` (routing) before it publishes the alert, and gives an alert
+without a position (:attr:`Alert.lat`, :attr:`Alert.lon`: the reading's or device's, when the rule
+knows it) its district's centroid.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Alert:
 
     ``anomaly``: the detector's facts of an anomaly alert (None for threshold and indicator
     alerts). ``departments``: where routing sends it (the flow sets them before publishing).
+    ``lat``/``lon``: where what raised it is (WGS84): the reading's or device's position, or
+    for a district-wide value its district's centroid; None when not known.
     """
 
     id: str
@@ -103,6 +107,8 @@ class Alert:
     message: str
     anomaly: AnomalyFacts | None = field(default=None, kw_only=True)
     departments: tuple[str, ...] = field(default=(), kw_only=True)
+    lat: float | None = field(default=None, kw_only=True)
+    lon: float | None = field(default=None, kw_only=True)
 
     @classmethod
     def new(
@@ -110,21 +116,27 @@ class Alert:
         threshold: float, direction: Literal["above", "below"], stat: str, unit: str,
         window_start: float, window_end: float, ts: float, message: str,
         since: float | None = None, anomaly: AnomalyFacts | None = None,
+        lat: float | None = None, lon: float | None = None,
     ) -> Alert:
         """The alert a rule fires, with its deterministic id: :func:`alert_id` of the rule,
         district, kind, severity and ``since`` (when the breach began; default
-        ``window_start``), or for an anomaly :func:`anomaly_alert_id` of its series' window."""
+        ``window_start``), or for an anomaly :func:`anomaly_alert_id` of its series' window.
+        ``lat`` and ``lon`` (both or neither) place it; they do not change the id."""
+        if (lat is None) != (lon is None):
+            msg = f"an alert's position needs both lat and lon, not lat={lat!r} lon={lon!r}"
+            raise ValueError(msg)
         if anomaly is None:
             start = window_start if since is None else since
             alert = alert_id(rule, district, kind, severity, start)
         else:
             alert = anomaly_alert_id(rule, district, kind, window_start, anomaly.device)
         return cls(alert, rule, district, kind, severity, value, threshold, direction, stat,
-                   unit, window_start, window_end, ts, message, anomaly=anomaly)
+                   unit, window_start, window_end, ts, message, anomaly=anomaly, lat=lat,
+                   lon=lon)
 
     def record(self, *, emitted_at: float) -> dict[str, Any]:
         """The ``alerts`` wire record (JSON-ready dict); times as ISO 8601 UTC. An anomaly
-        alert's record adds its :class:`AnomalyFacts`."""
+        alert's record adds its :class:`AnomalyFacts`, a located one ``lat`` and ``lon``."""
         record = {
             "id": self.id,
             "rule": self.rule,
@@ -144,6 +156,8 @@ class Alert:
         }
         if self.anomaly is not None:
             record.update(self.anomaly.record())
+        if self.lat is not None and self.lon is not None:
+            record["lat"], record["lon"] = self.lat, self.lon
         return record
 
 

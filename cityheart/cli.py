@@ -402,6 +402,7 @@ def dashboard(
 ) -> None:
     """Serve the command-centre web page (live map, vital signs, alerts) until SIGINT/SIGTERM."""
     from cityheart.dashboard import run_dashboard
+    from cityheart.devices import registry_path
     from cityheart.metrics import with_metrics
     from cityheart.open_data_cli import keys_path
     from cityheart.token import audit_path, revoked_path
@@ -413,6 +414,7 @@ def dashboard(
         open_data_keys=keys_path(settings, config),
         revoked=revoked_path(settings, config),
         audit_dir=audit_path(settings, config),
+        registry=registry_path(settings, config),
     )))
 
 

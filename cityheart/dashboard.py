@@ -7,7 +7,8 @@ The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no 
 talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
 ``/api/history`` (charts) and the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
 actions, KPIs), all reading the ``database:`` of config.yaml, connected on first use (so the
-page works while the database is still starting or away).
+page works while the database is still starting or away), and ``/api/devices`` for the map from
+the device registry (``mqtt.device_auth.registry``), read again on each request.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alerts.access import history_view
+from cityheart.devices import load_registry
 from cityheart.services.ack_links import AckLinks
 from cityheart.services.dispatch import DispatchService
 from cityheart.token import feed_auth
@@ -28,11 +31,12 @@ from connectors.command_bus import CommandBus
 from connectors.open_data import OpenData
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
+from connectors.web_geo import DeviceList
 from connectors.web_server import DashboardSettings, HistoryQuery, serve_dashboard
 from models.errors import ConnectorError
 from settings.config import Settings
 
-__all__ = ["history_query", "lazy_storage", "run_dashboard", "web_root"]
+__all__ = ["history_query", "lazy_storage", "registry_devices", "run_dashboard", "web_root"]
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +76,35 @@ def history_query(
     return query
 
 
-def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 8766,
-                  open_data_keys: Path | None = None, revoked: Path | None = None,
-                  audit_dir: Path | None = None) -> None:
+def registry_devices(settings: Settings, path: Path) -> DeviceList:
+    """``/api/devices``'s list: the active devices of the registry at ``path`` (none while it
+    is missing), with ``lat``/``lon`` where the registry has them."""
+
+    def devices() -> list[dict[str, Any]]:
+        found = []
+        for device in load_registry(settings, path).active():
+            entry: dict[str, Any] = {"id": device.id, "district": device.district,
+                                     "kind": device.kind}
+            lat, lon = getattr(device, "lat", None), getattr(device, "lon", None)
+            if lat is not None and lon is not None:
+                entry["lat"], entry["lon"] = lat, lon
+            found.append(entry)
+        return found
+
+    return devices
+
+
+def run_dashboard(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 8766,
+    registry: Path | None = None, open_data_keys: Path | None = None,
+    revoked: Path | None = None, audit_dir: Path | None = None,
+) -> None:
     """Serve the dashboard on ``host:port`` until SIGINT or SIGTERM; print its URL once up.
 
-    ``open_data_keys`` is the open-data key file (``open_data.keys_file``, relative to
-    config.yaml); with ``open_data.enabled`` the dashboard serves ``/open-data/``.
+    ``registry``: the device registry file the map's devices come from; ``open_data_keys``
+    the open-data key file (``open_data.keys_file``; with ``open_data.enabled`` the dashboard
+    serves ``/open-data/``); ``revoked`` the revoked tokens; ``audit_dir`` where reads are
+    recorded (all relative to config.yaml's directory when the CLI resolves them).
     """
     storage = lazy_storage(settings)
     audit = AuditLog(audit_dir or Path(settings.auth.audit_dir), "dashboard")
@@ -106,6 +132,7 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             open_data=open_data,
             audit=audit,
             ack=_ack_links(settings, bus),
+            devices=None if registry is None else registry_devices(settings, registry),
         )
     finally:
         bus.close()

@@ -8,6 +8,8 @@ Routes, in the order they are tried::
     GET  /openapi.json              the API's OpenAPI document, generated from these routes
     GET  /config.json               what the page needs (connectors.web_config)
     GET  /api/history               a district's series, for charts (``site.history``)
+    GET  /api/geo/districts         the districts as GeoJSON, for the map (connectors.web_geo)
+    GET  /api/devices               the devices the map places (``site.devices``)
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
     POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
     GET  /open-data/...             the open-data catalogue and downloads (connectors.open_data)
@@ -42,6 +44,7 @@ from connectors import open_data_routes
 from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
 from connectors.tokens import Claims
 from connectors.web_config import config_document
+from connectors.web_geo import districts_geojson
 from connectors.web_signin import content_security_policy
 from models.audit import count_districts
 from models.errors import CityheartError
@@ -205,6 +208,22 @@ def build_app(site: WebServer) -> FastAPI:
                                   {str(document.get("district")): points} if points else {})
         return _json(status, document, request)
 
+    districts: list[dict[str, Any]] = []   # built on the first request, then kept
+
+    @get("/api/geo/districts", tags=["map"])
+    def geo_districts(request: Request) -> Response:
+        """The districts as a GeoJSON FeatureCollection (whole geometries, with centroids)."""
+        if not districts:
+            districts.append(districts_geojson(site.settings))
+        return send(HTTPStatus.OK, "application/geo+json", orjson.dumps(districts[0]),
+                    head=request.method == "HEAD")
+
+    @get("/api/devices", tags=["map"])
+    def devices(request: Request) -> Response:
+        """The devices the map places, with their positions when known (not for viewers)."""
+        status, document = _devices(site, request)
+        return _json(status, document, request)
+
     @get("/api/whoami", tags=["dispatch"])
     def whoami(request: Request) -> Response:
         """The caller's role, department and subject."""
@@ -343,6 +362,23 @@ def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
         log.warning("dashboard: history unavailable: %s", exc)
         return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}
     return HTTPStatus.OK, document
+
+
+def _devices(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
+    """``GET /api/devices``'s status and document."""
+    claims = caller(_api_request(request), authenticate=site.authenticate,
+                    auth_required=site.settings.auth.required)
+    if isinstance(claims, tuple):
+        return claims
+    if claims.role == "viewer":
+        return error_answer(HTTPStatus.FORBIDDEN, "forbidden",
+                            "devices are for operators and dispatchers, not viewers")
+    try:
+        found = site.devices() if site.devices is not None else []
+    except CityheartError as exc:
+        log.warning("dashboard: devices unavailable: %s", exc)
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}
+    return HTTPStatus.OK, {"devices": found}
 
 
 class _RequestLog:

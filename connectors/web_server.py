@@ -40,6 +40,7 @@ from connectors.web_app import (
     build_app,
 )
 from connectors.web_config import WILDCARDS, DashboardSettings, config_document
+from connectors.web_geo import DeviceList
 from models.errors import ConnectorError
 from settings.config import Settings
 
@@ -63,7 +64,9 @@ class WebServer:
     checking tokens with ``authenticate``; ``history_view`` (alerts.access.history_view) masks
     a series by the caller's role. With ``open_data`` it serves ``/open-data/``
     (:mod:`connectors.open_data`); with ``audit`` every successful read of the API is recorded
-    (:mod:`connectors.audit_log`).
+    (:mod:`connectors.audit_log`). ``devices`` (a registry's) is what ``GET /api/devices``
+    lists for the map; ``GET /api/geo/districts`` draws the districts
+    (:mod:`connectors.web_geo`).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class WebServer:
         history_view: HistoryView | None = None,
         open_data: OpenData | None = None,
         audit: AuditLog | None = None,
+        devices: DeviceList | None = None,
         clock: Callable[[], float] = time.time,
         ack: AckPages | None = None,
     ) -> None:
@@ -90,6 +94,7 @@ class WebServer:
         self.open_data = open_data
         self.audit = audit
         self.ack = ack
+        self.devices = devices
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -188,6 +193,7 @@ def serve_dashboard(
     open_data: OpenData | None = None,
     audit: AuditLog | None = None,
     ack: AckPages | None = None,
+    devices: DeviceList | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -199,7 +205,7 @@ def serve_dashboard(
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
                        authenticate=authenticate, history_view=history_view,
-                       open_data=open_data, audit=audit, ack=ack) as web:
+                       open_data=open_data, audit=audit, ack=ack, devices=devices) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

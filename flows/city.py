@@ -172,7 +172,8 @@ def build_flow(
     incident_log = _input(flow, "read_incident_log", incident_log_source)
     parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log)
     published, raised = vitals(settings, parts, clock)
-    alerts = route_alerts(settings.incidents.routing, raised)
+    centroids = {d.id: d.centroid for d in settings.districts}
+    alerts = route_alerts(settings.incidents.routing, raised, centroids)
     commands = _input(flow, "read_commands", commands_source)
     events = incidents(settings, alerts, commands, incident_log, clock=clock,
                        log_id=incident_log_id, restored=restored)
@@ -231,10 +232,14 @@ def vitals(
     return split.trues, split.falses
 
 
-def route_alerts(routing: RoutingSettings, raised: Stream[Any]) -> Stream[AlertRaised]:
+def route_alerts(
+    routing: RoutingSettings, raised: Stream[Any],
+    centroids: Mapping[str, tuple[float, float]] | None = None,
+) -> Stream[AlertRaised]:
     """Each alert with the departments it routes to (``route_alerts``), before it is
-    published: so that a department's dispatchers see the raw alerts of their incidents."""
-    return op.map("route_alerts", raised, RouteAlert(routing))
+    published: so that a department's dispatchers see the raw alerts of their incidents. An
+    alert without a position gets its district's centroid (``centroids``: id -> (lon, lat))."""
+    return op.map("route_alerts", raised, RouteAlert(routing, centroids))
 
 
 def incidents(
@@ -342,14 +347,24 @@ def _vitals_record(keyed: tuple[str, Any]) -> Any:
 
 
 class RouteAlert:
-    """``route_alerts``: a keyed alert, with the ``departments`` it routes to."""
+    """``route_alerts``: a keyed alert, with the ``departments`` it routes to and a position
+    (its district's centroid when the rule gave it none)."""
 
-    def __init__(self, routing: RoutingSettings) -> None:
+    def __init__(
+        self, routing: RoutingSettings,
+        centroids: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self._routing = routing
+        self._centroids = dict(centroids or {})
 
     def __call__(self, keyed: tuple[str, AlertRaised]) -> AlertRaised:
         raised = keyed[1]
         alert = raised.alert
         departments = route(self._routing, district=alert.district, kinds=(alert.kind,),
                             severity=alert.severity, rules=(alert.rule,))
-        return AlertRaised(replace(alert, departments=departments), raised.emitted_at)
+        lat, lon = alert.lat, alert.lon
+        centroid = self._centroids.get(alert.district)
+        if lat is None and centroid is not None:
+            lon, lat = centroid
+        return AlertRaised(replace(alert, departments=departments, lat=lat, lon=lon),
+                           raised.emitted_at)

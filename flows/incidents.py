@@ -15,7 +15,8 @@ Steps (ids are stable):
 ``decode_incident_log`` → ``merge_incident_log`` (when the incidents topic is read back)
     the events this step wrote before, as the topic kept them.
 ``merge_commands`` → ``key_by_incident_district``
-    alerts, commands and logged events, keyed by district.
+    alerts, commands and logged events, keyed by district; with ``incidents.spatial_rules``
+    all under one key (:data:`ALL_DISTRICTS`), since a located incident may span districts.
 ``incidents``
     per district, one :class:`IncidentLogic` holding a :class:`~alerts.incidents.GroupingState`:
 
@@ -73,6 +74,7 @@ from flows.topics import IncidentOutputs
 from settings.incidents import IncidentSettings
 
 __all__ = [
+    "ALL_DISTRICTS",
     "ESCALATION_CHECK_S",
     "QUIET_S",
     "IncidentEvents",
@@ -85,6 +87,9 @@ log = logging.getLogger(__name__)
 
 QUIET_S = 86400.0
 """Incidents no longer active and not updated for this long leave the flow's state."""
+
+ALL_DISTRICTS = "*"
+"""The one key of the incident step when spatial rules may join alerts of several districts."""
 
 ESCALATION_CHECK_S = 1.0
 """How often (wall seconds) a district with an escalation pending looks at its clock."""
@@ -128,6 +133,7 @@ class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
     def __init__(
         self, grouper: IncidentGrouper, outputs: Outputs[T], clock: Clock,
         resume: GroupingState | None, restored: Mapping[str, Sequence[Incident]] | None = None,
+        *, key: Callable[[Item], str] | None = None,
     ) -> None:
         self._grouper = grouper
         self._outputs = outputs
@@ -135,11 +141,12 @@ class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
         self._state = resume if resume is not None else grouper.new_state()
         self._restored = restored or {}
         self._took_restored = not self._restored
+        self._key = key or _district
 
     def on_item(self, value: Item) -> tuple[list[T], bool]:
         if not self._took_restored:  # the first item names this logic's district
             self._took_restored = True
-            for incident in self._restored.get(_district(value), ()):
+            for incident in self._restored.get(self._key(value), ()):
                 self._adopt(incident)
         out = self._escalate()
         tag, item = value
@@ -261,11 +268,14 @@ def incident_steps(
     if command_messages is not None:
         commands = op.filter_map("decode_commands", command_messages, _command)
         items = op.merge("merge_commands", items, commands)
-    keyed = op.key_on("key_by_incident_district", items, _district)
+    key = _one_key if settings.spatial_rules else _district
+    keyed = op.key_on("key_by_incident_district", items, key)
     grouper = IncidentGrouper(settings, names, log=log_id)
+    if settings.spatial_rules and restored:
+        restored = {ALL_DISTRICTS: [i for found in restored.values() for i in found]}
 
     def logic(resume: GroupingState | None) -> IncidentLogic[Any]:
-        return IncidentLogic(grouper, IncidentEvents(), clock, resume, restored)
+        return IncidentLogic(grouper, IncidentEvents(), clock, resume, restored, key=key)
 
     logic_stream = op.stateful("incidents", keyed, logic)
     return op.map("incident_events", logic_stream, _event)
@@ -290,6 +300,10 @@ def _logged(message: Any) -> Item | None:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
     return ("logged", record)
+
+
+def _one_key(_item: Item) -> str:
+    return ALL_DISTRICTS
 
 
 def _district(item: Item) -> str:

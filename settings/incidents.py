@@ -1,4 +1,5 @@
-"""The ``incidents:`` section of config.yaml: departments, routing, correlation, suppression.
+"""The ``incidents:`` section of config.yaml: departments, routing, correlation (by district and
+by place), suppression.
 
 Frozen, validated pydantic models (no I/O), meant to sit in :class:`settings.config.Settings` as
 ``settings.incidents``; unknown keys are refused. Every block is optional::
@@ -14,6 +15,8 @@ Frozen, validated pydantic models (no I/O), meant to sit in :class:`settings.con
         rules: [{kinds: [water_level, rainfall], departments: [water-authority]}]
         default: [operations]
       correlation: [{id: flood-risk, kinds: [rainfall, water_level], window_s: 3600}]
+      spatial_rules: [{name: burst-main, kinds: [water_pressure, water_level, traffic],
+                       within_m: 500, within_s: 600, departments: [water-authority]}]
       suppression: [{id: pump-works, districts: [harbour], start: 2026-11-26T06:00:00Z,
                      end: 2026-11-26T10:00:00Z, reason: pump station maintenance}]
 
@@ -40,6 +43,7 @@ __all__ = [
     "RoutingRule",
     "RoutingSettings",
     "Severity",
+    "SpatialRule",
     "SuppressionWindow",
     "incident_problems",
     "severity_rank",
@@ -155,6 +159,27 @@ class CorrelationRule(_Frozen):
         return self
 
 
+class SpatialRule(_Frozen):
+    """Located alerts of these kinds, in any district, within ``within_m`` metres and
+    ``within_s`` seconds of an incident of another of them, join it (a water-pressure drop, a
+    flooded road and a traffic slowdown near each other: one burst main); the incident is also
+    routed to ``departments``."""
+
+    name: Id
+    kinds: Annotated[tuple[str, ...], Field(min_length=2)]
+    within_m: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    within_s: Seconds
+    departments: tuple[str, ...] = ()
+    title: str | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SpatialRule:
+        if len(set(self.kinds)) != len(self.kinds):
+            msg = f"kinds {list(self.kinds)} repeat a kind"
+            raise ValueError(msg)
+        return self
+
+
 class SuppressionWindow(_Frozen):
     """A maintenance window: alerts of these districts or devices (and kinds, if given) open no
     incident, and incidents there do not escalate, from ``start`` until ``end``."""
@@ -195,6 +220,7 @@ class IncidentSettings(_Frozen):
     departments: tuple[Department, ...] = ()
     routing: RoutingSettings = RoutingSettings()
     correlation: tuple[CorrelationRule, ...] = ()
+    spatial_rules: tuple[SpatialRule, ...] = ()
     suppression: tuple[SuppressionWindow, ...] = ()
 
     def department(self, department_id: str) -> Department:
@@ -238,6 +264,13 @@ def incident_problems(
     check(f"{where}.routing.default", routing.default, ids, "department id")
     for number, correlation in enumerate(incidents.correlation):
         check(f"{where}.correlation[{number}].kinds", correlation.kinds, alert_kinds, "kind")
+    names = [rule.name for rule in incidents.spatial_rules]
+    for number, spatial in enumerate(incidents.spatial_rules):
+        key = f"{where}.spatial_rules[{number}]"
+        if names.index(spatial.name) != number:
+            problems.append((f"{key}.name", f"{spatial.name!r} is repeated"))
+        check(f"{key}.kinds", spatial.kinds, alert_kinds, "kind")
+        check(f"{key}.departments", spatial.departments, ids, "department id")
     for number, window in enumerate(incidents.suppression):
         key = f"{where}.suppression[{number}]"
         check(f"{key}.districts", window.districts, district_ids, "district id")

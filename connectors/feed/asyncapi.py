@@ -96,11 +96,18 @@ def message_schemas() -> dict[str, dict[str, Any]]:
             **window, "id": {"type": "string"}, "rule": {"type": "string"},
             "severity": {"type": "string"}, "value": _NUMBER_OR_NULL,
             "message": {"type": "string"},
+            "lat": {"type": "number", "description": "Where what raised it is (WGS84): its "
+                    "device's or reading's position, else its district's centroid."},
+            "lon": {"type": "number"},
         }, ("id", "severity", "emitted_at")),
         "incident_event": _data("incident_event", "What happened to an incident; the incident "
                                 "record follows as the next message.", {}),
         "incident": _data("incident", "The incident after the event before it.", {
             "id": {"type": "string"}, "state": {"type": "string"},
+            "districts": {**_STRINGS, "description": "Every district its alerts came from."},
+            "lat": _NUMBER_OR_NULL, "lon": _NUMBER_OR_NULL,
+            "radius_m": {"type": "number", "description": "The circle around its alerts' "
+                         "positions (lat, lon: its centre; null when not located)."},
         }, ("id", "state")),
         "kpi": _data("kpi", "A department's KPIs (`district` \"city\", `kind` the "
                      "department id).", {}),

@@ -23,7 +23,8 @@ The rules:
   ``out_of_range_window_s`` were rejected as out of range.
 
 A device's :data:`DEVICE_STATES` is the worst that applies, in the order silent, stuck,
-out_of_range (ok when none does). Coverage counts devices as *usable* when they are ok; its
+out_of_range (ok when none does); a :class:`Coverage` names the devices in each state (the
+dashboard's map colours them by it). Coverage counts devices as *usable* when they are ok; its
 ``share`` is usable / expected, and ``confident`` says whether it reaches ``min_coverage``. A
 district below it publishes its numbers flagged as low confidence and leaves them out of the
 health score (see :mod:`models.indicators.score`).
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from models.indicators.levels import InvalidIndicatorInput, finite, positive
 
@@ -191,6 +192,16 @@ class Coverage:
     silent: tuple[str, ...] = ()
     stuck: tuple[str, ...] = ()
     out_of_range: tuple[str, ...] = ()
+    ok: tuple[str, ...] = ()
+
+    def __getstate__(self) -> list[object]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list[object]) -> None:
+        """Unpickle, also a snapshot taken before ``ok`` existed (it is then empty)."""
+        values = dict(zip([f.name for f in fields(self)], state, strict=False))
+        for spec in fields(self):
+            object.__setattr__(self, spec.name, values.get(spec.name, spec.default))
 
     @property
     def confident(self) -> bool:
@@ -203,7 +214,7 @@ class Coverage:
             "expected": self.expected, "reporting": self.reporting, "usable": self.usable,
             "share": round(self.share, 4), "min_share": self.min_share,
             "confident": self.confident, "silent": list(self.silent), "stuck": list(self.stuck),
-            "out_of_range": list(self.out_of_range),
+            "out_of_range": list(self.out_of_range), "ok": list(self.ok),
         }
 
 
@@ -228,5 +239,5 @@ def coverage(
     return Coverage(
         known, reporting, usable, usable / known if known else 0.0, params.min_coverage,
         tuple(sorted(by_state["silent"])), tuple(sorted(by_state["stuck"])),
-        tuple(sorted(by_state["out_of_range"])),
+        tuple(sorted(by_state["out_of_range"])), tuple(sorted(by_state["ok"])),
     )

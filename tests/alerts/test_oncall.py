@@ -65,8 +65,11 @@ def test_now_and_next_for_a_single_person_has_no_next() -> None:
 people = st.lists(st.sampled_from(["ana", "ben", "chen", "dan", "eve"]), min_size=1, max_size=5)
 zones = st.sampled_from(["UTC", "Europe/Lisbon", "Europe/Berlin", "America/New_York",
                          "Asia/Shanghai", "Australia/Sydney", "Asia/Kolkata"])
-moments = st.floats(min_value=ts("2026-01-01T00:00:00+00:00"),
-                    max_value=ts("2028-12-31T00:00:00+00:00"))
+# whole milliseconds, as times are stamped: an override's datetime holds microseconds, and a
+# float moment a fraction of one from its edge would test rounding, not the schedule
+moments = st.integers(min_value=int(ts("2026-01-01T00:00:00+00:00")) * 1000,
+                      max_value=int(ts("2028-12-31T00:00:00+00:00")) * 1000).map(
+    lambda ms: ms / 1000)
 
 
 @st.composite

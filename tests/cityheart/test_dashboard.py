@@ -150,7 +150,7 @@ class Screen(BrowserScreen):
 
 
 LIVE = "() => document.querySelector('#conn')?.dataset.state === 'live'"
-LEVEL = ("([id, level]) => document.querySelector(`g[data-district='${id}']`)"
+LEVEL = ("([id, level]) => document.querySelector(`[data-label='${id}']`)"
          "?.dataset.level === level")
 
 
@@ -186,11 +186,13 @@ def test_overview_shows_every_district_live_values_and_alerts_within_seconds(
     with web_server(settings) as web:
         screen = Screen(browser, web.url, WALL)
         screen.wait(LIVE)
+        screen.wait("() => document.querySelector('.live-map')?.dataset.ready === 'true'")
         shapes = screen.page.eval_on_selector_all(
-            "svg.city-map path.district-shape",
+            ".live-map path.district-shape",
             "paths => paths.map(p => [p.id, p.dataset.district, p.dataset.name])")
         assert shapes == [[f"district-{d.id}", d.id, d.name] for d in settings.districts]
-        names = screen.page.eval_on_selector_all(".district-name", "t => t.map(e => e.textContent)")
+        names = screen.page.eval_on_selector_all(".live-map .district-name",
+                                                 "t => t.map(e => e.textContent)")
         assert names == [d.name for d in settings.districts]
 
         # twelve windows arrive live: harbour's PM2.5 climbs past critical, riverside is loud
@@ -209,18 +211,18 @@ def test_overview_shows_every_district_live_values_and_alerts_within_seconds(
         screen.wait(LEVEL, ["harbour", "critical"])
         screen.wait(LEVEL, ["riverside", "warning"])
         screen.wait(LEVEL, ["north-hills", "critical"])
-        screen.wait_text("g[data-district='north-hills'] .district-worst", "Traffic speed 7.00")
-        assert screen.page.get_attribute("g[data-district='harbour']", "data-worst") == "pm25"
-        screen.wait_text("g[data-district='harbour'] .district-worst", "PM2.5 174")
+        screen.wait_text("[data-label='north-hills'] .district-worst", "Traffic speed 7.00")
+        assert screen.page.get_attribute("[data-label='harbour']", "data-worst") == "pm25"
+        screen.wait_text("[data-label='harbour'] .district-worst", "PM2.5 174")
         for district in ("old-town", "university", "airport-west"):
-            assert screen.page.get_attribute(f"g[data-district='{district}']", "data-level") == "ok"
+            assert screen.page.get_attribute(f"[data-label='{district}']", "data-level") == "ok"
         screen.wait("() => document.querySelector('.tile[data-key=\"v:pm25\"] svg')"
                     "?.dataset.points === '12'")
 
         # a vital produced now changes what the map says
         produce(settings, [vital(settings, "old-town", "noise", ends[-1] + WINDOW_S, 82.4)])
-        screen.wait_text("g[data-district='old-town'] .district-worst", "Noise 82.4 dBA")
-        assert screen.page.get_attribute("g[data-district='old-town']", "data-level") == "warning"
+        screen.wait_text("[data-label='old-town'] .district-worst", "Noise 82.4 dBA")
+        assert screen.page.get_attribute("[data-label='old-town']", "data-level") == "warning"
 
         # an alert reaches the ticker within seconds
         produced = time.monotonic()
@@ -270,8 +272,8 @@ def test_colour_and_label_agree_and_city_tiles_name_the_worst_district_beside_th
         screen.wait(LIVE)
         produce(settings, records)
         screen.wait(LEVEL, ["industrial-east", "critical"])
-        screen.wait_text("g[data-district='industrial-east'] .district-state", "Critical")
-        label = screen.page.text_content("g[data-district='industrial-east'] .district-state")
+        screen.wait_text("[data-label='industrial-east'] .district-state", "Critical")
+        label = screen.page.text_content("[data-label='industrial-east'] .district-state")
         assert label == "Critical · score 80.5"
         pm25 = ".tile[data-key='v:pm25'] .tile-worst"
         screen.wait_text(pm25, "worst Industrial East 250 µg/m³ · critical")
@@ -310,12 +312,12 @@ def test_district_view_lists_every_kind_and_indicator_the_devices_and_open_alert
         screen = Screen(browser, web.url, WALL)
         screen.wait(LIVE)
         # the health score colours the map: harbour is "poor" though no vital is critical
-        screen.wait_text("g[data-district='harbour'] .district-state", "33.0 · poor")
-        assert screen.page.get_attribute("g[data-district='harbour']", "data-level") == "warning"
+        screen.wait_text("[data-label='harbour'] .district-state", "33.0 · poor")
+        assert screen.page.get_attribute("[data-label='harbour']", "data-level") == "warning"
         screen.wait("() => document.querySelector('.tile[data-key=\"i:score\"]')")
         screen.shot(tmp_path / "overview-with-indicators.png")
 
-        screen.page.click("#district-harbour")
+        screen.page.click("#district-harbour", position={"x": 12, "y": 12})
         screen.wait("() => location.hash === '#/district/harbour'")
         screen.wait("() => document.querySelectorAll('.cards .card').length === 15")
         screen.wait("() => document.querySelector('.card[data-key=\"v:water_level\"] svg')"
@@ -438,7 +440,7 @@ def test_with_the_whole_pipeline_a_pollution_episode_shows_on_the_map_and_in_the
         try:
             screen = Screen(browser, web.url, WALL)
             screen.wait(LIVE)
-            every = "() => [...document.querySelectorAll('g.district')]" \
+            every = "() => [...document.querySelectorAll('.district-label')]" \
                     ".every(g => g.dataset.level !== 'none')"
             screen.wait(every, timeout_s=60)
             before = screen.page.text_content(".tile[data-key='v:noise'] .num")
@@ -449,7 +451,7 @@ def test_with_the_whole_pipeline_a_pollution_episode_shows_on_the_map_and_in_the
             row = screen.page.inner_text(".ticker [data-severity='critical']")
             assert "Industrial East" in row
             # the health score colours the district; its worst indicator is the air
-            screen.wait("() => { const g = document.querySelector(\"g[data-district="
+            screen.wait("() => { const g = document.querySelector(\"[data-label="
                         "'industrial-east']\"); return ['watch', 'warning', 'critical']"
                         ".includes(g.dataset.level) && ['aqi', 'aqi_instant', 'pm25']"
                         ".includes(g.dataset.worst); }", timeout_s=20)
@@ -459,7 +461,8 @@ def test_with_the_whole_pipeline_a_pollution_episode_shows_on_the_map_and_in_the
                 shutil.copyfile(shot, ROOT / "docs" / "screenshot-overview.png")
             fits = "() => document.documentElement.scrollHeight <= window.innerHeight"
             assert screen.page.evaluate(fits), "the overview does not fit a 1080p wall screen"
-            screen.page.click("#district-industrial-east")
+            # a corner of the district: its centre holds its devices and its incident
+            screen.page.click("#district-industrial-east", position={"x": 12, "y": 12})
             screen.wait("() => document.querySelector('.district-alerts [data-alert-id]')")
             screen.shot(tmp_path / "district-pipeline.png")
             screen.close()

@@ -148,8 +148,13 @@ def test_the_installed_dashboard_serves_its_page(installed: Path, tmp_path: Path
         match = re.fullmatch(r"dashboard: (http://127\.0\.0\.1:\d+/)\n", line)
         assert match, f"dashboard printed {line!r}; its log:\n{log.read_text()[-3000:]}"
         web = ROOT / "cityheart" / "web"
+        vendored = ["vendor/leaflet/leaflet.js", "vendor/leaflet/images/layers.png",
+                    "vendor/leaflet/LICENSE.txt",
+                    "vendor/leaflet.markercluster/leaflet.markercluster.js",
+                    "vendor/leaflet.markercluster/LICENSE.txt"]
         for path, source in [("", "index.html"), ("js/main.js", "js/main.js"),
-                             ("css/app.css", "css/app.css"), ("favicon.svg", "favicon.svg")]:
+                             ("css/app.css", "css/app.css"), ("favicon.svg", "favicon.svg"),
+                             *((name, name) for name in vendored)]:
             with urllib.request.urlopen(match[1] + path, timeout=30) as response:
                 assert response.status == 200
                 assert response.read() == (web / source).read_bytes(), path

@@ -11,6 +11,7 @@ import pytest
 from connectors.kafka import KafkaRecord
 from models.readings import Reading, encode
 from settings.config import Settings
+from settings.incidents import SpatialRule
 from tests.support.flow import run_flow
 
 pytestmark = pytest.mark.timeout(120)
@@ -116,3 +117,35 @@ def test_the_flows_incident_titles_use_the_names_people_read(
     titles = {orjson.loads(r.value)["incident"]["title"] for r in records}
     assert "Fine particulate matter PM2.5 past its threshold in Industrial East" in titles
     assert not [t for t in titles if "industrial-east" in t or "pm25" in t]
+
+
+def test_alerts_carry_their_place_and_a_spatial_rule_joins_neighbouring_districts(
+    base_settings: Settings,
+) -> None:
+    """PM2.5 in Industrial East and noise in Harbour next door (centroids 2.2 km apart): with a
+    spatial rule of 3 km they are one incident touching both; without, two."""
+    noise = [KafkaRecord(f"nz-{n % 2}".encode(), encode(Reading(
+        f"nz-{n % 2}", "harbour", "noise", 95.0, "dBA", T + 5 * n))) for n in range(60)]
+    items = sorted(storm("industrial-east", seconds=300) + noise,
+                   key=lambda r: orjson.loads(r.value)["ts"])
+    rule = SpatialRule(name="works", kinds=("pm25", "noise"), within_m=3000, within_s=600,
+                       departments=("operations",))
+    spatial = base_settings.model_copy(update={"incidents": base_settings.incidents.model_copy(
+        update={"spatial_rules": (rule,)})})
+    centroids = {d.id: d.centroid for d in base_settings.districts}
+    alerts, records = run(spatial, items)
+    for alert in alerts:
+        if alert["district"] in centroids:
+            assert [alert["lon"], alert["lat"]] == list(centroids[alert["district"]])
+    final: dict[str, dict[str, Any]] = {}
+    for event in (orjson.loads(r.value) for r in records):
+        final[event["incident_id"]] = event["incident"]
+    (joined,) = [i for i in final.values() if "pm25" in i["kinds"]]
+    assert set(joined["kinds"]) >= {"pm25", "noise"}
+    assert sorted(joined["districts"]) == ["harbour", "industrial-east"]
+    assert "operations" in joined["departments"] and joined["radius_m"] > 1000
+    assert "works" in joined["correlations"]
+
+    _alerts, apart = run(base_settings, items)
+    kinds = [orjson.loads(r.value)["incident"]["kinds"] for r in apart]
+    assert not [k for k in kinds if {"pm25", "noise"} <= set(k)]

@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from models.indicators.health import (
+    Coverage,
     DeviceStatus,
     DeviceTracker,
     HealthParams,
@@ -109,6 +110,16 @@ def test_coverage_below_the_threshold_is_not_confident_and_names_the_devices() -
     assert report.confident is False
     assert (report.silent, report.stuck, report.out_of_range) == (("b", "e"), ("d",), ())
     assert report.as_dict()["confident"] is False
+
+
+def test_coverage_names_the_ok_devices_too_and_unpickles_from_before_it_did() -> None:
+    statuses = [status("c", "ok"), status("b", "silent"), status("a", "ok")]
+    report = coverage(statuses, HealthParams())
+    assert report.ok == ("a", "c") and report.as_dict()["ok"] == ["a", "c"]
+    assert pickle.loads(pickle.dumps(report)) == report
+    older = Coverage.__new__(Coverage)   # a flow snapshot taken before coverage named them
+    older.__setstate__(report.__getstate__()[:-1])
+    assert older.ok == () and older.silent == ("b",)
 
 
 def test_coverage_at_the_threshold_is_confident() -> None:

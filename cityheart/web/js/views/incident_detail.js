@@ -83,7 +83,11 @@ export class IncidentDetail {
     const rows = [
       ["State", words(incident.state)],
       ["Severity", incident.severity],
-      ["District", names.get(incident.district) || incident.district],
+      ["District", (incident.districts?.length ? incident.districts : [incident.district])
+        .map((d) => names.get(d) || d).join(", ")],
+      ["Place", typeof incident.lat === "number" && typeof incident.lon === "number"
+        ? `${incident.lat.toFixed(5)}, ${incident.lon.toFixed(5)} · within ${Math.round(incident.radius_m || 0)} m`
+        : null],
       ["Departments", (incident.departments || []).map((d) => departments.get(d) || d).join(", ")],
       ["Opened", time(incident.opened_at)],
       ["Acknowledged", time(incident.acknowledged_at)],

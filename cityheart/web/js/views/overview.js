@@ -1,7 +1,8 @@
-// City overview: the vital signs strip, the district map and the live alert ticker.
+// City overview: the vital signs strip, the city map (districts, devices, incidents: LiveMap)
+// and the live alert ticker.
 
 import { h, setText, syncList } from "../dom.js";
-import { CityMap } from "../citymap.js";
+import { LiveMap } from "../livemap.js";
 import { indicatorLabel, kindLabel, number, unitLabel } from "../format.js";
 import { indicatorLevel, isHealthScore, vitalLevel } from "../levels.js";
 import { CITY } from "../store.js";
@@ -10,11 +11,12 @@ import { alertRow, flashNew, tile, updateAlertRow, updateTile } from "../widgets
 const TICKER_ROWS = 60;
 
 export class OverviewView {
-  constructor({ config, state, clock, navigate }) {
+  constructor({ config, state, clock, navigate, incidents, session }) {
     this.config = config;
     this.state = state;
     this.clock = clock;
-    this.map = new CityMap(config, { onSelect: (id) => navigate(`#/district/${id}`) });
+    this.map = new LiveMap({ config, state, incidents, session, clock,
+                             onSelect: (id) => navigate(`#/district/${id}`) });
     this.strip = h("div", { class: "strip-tiles" });
     this.ticker = h("ol", { class: "ticker", "aria-live": "polite" });
     this.alertCount = h("span", { class: "count" });
@@ -23,7 +25,7 @@ export class OverviewView {
     this.el = h("section", { class: "overview", "data-view": "overview" },
       h("section", { class: "strip", "aria-label": "City vital signs" }, this.strip),
       h("section", { class: "panel map-panel", "aria-label": "Districts" },
-        h("h2", {}, "Districts ", h("span", { class: "hint" }, "select one for detail")),
+        h("h2", {}, "Districts ", h("span", { class: "hint" }, "select one for detail · devices and incidents")),
         h("div", { class: "map-wrap" }, this.map.el),
         legend()),
       h("section", { class: "panel alerts-panel", "aria-label": "Alerts" },
@@ -88,7 +90,9 @@ export class OverviewView {
       (row, alert) => updateAlertRow(row, alert, { ...context, open: this.state.isOpen(alert) }));
   }
 
-  destroy() {}
+  destroy() {
+    this.map.destroy();
+  }
 }
 
 /** "worst Industrial East 250 µg/m³ · critical": the district a city-wide value averages away. */
@@ -103,5 +107,7 @@ function legend() {
   const entries = [["ok", "normal / good"], ["watch", "elevated / fair"], ["warning", "warning / poor"],
                    ["critical", "critical"], ["none", "no data"]];
   return h("ul", { class: "legend", "aria-label": "Legend" },
-    entries.map(([level, text]) => h("li", { "data-level": level }, h("span", { class: "swatch" }), text)));
+    entries.map(([level, text]) => h("li", { "data-level": level }, h("span", { class: "swatch" }), text)),
+    [["ok", "device ok"], ["out_of_range", "out of range"], ["stuck", "stuck"], ["silent", "silent"]].map(([state, text]) =>
+      h("li", { class: "legend-device" }, h("span", { class: "device-dot", "data-state": state }), text)));
 }
