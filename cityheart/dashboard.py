@@ -5,9 +5,10 @@
 
 The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no build step) and
 talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
-``/api/history`` (charts) and the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
-actions, KPIs), all reading the ``database:`` of config.yaml, connected on first use (so the
-page works while the database is still starting or away).
+``/api/history`` (charts), the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
+actions, KPIs), ``/api/v1`` and ``/ngsi-ld/v1`` (masked by
+``cityheart.services.open_data.api_view``), all reading the ``database:`` of config.yaml,
+connected on first use (so the page works while the database is still starting or away).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from alerts.access import history_view
 from cityheart.services.dispatch import DispatchService
+from cityheart.services.open_data import api_view
 from cityheart.token import feed_auth
 from connectors.command_bus import CommandBus
 from connectors.storage import Storage
@@ -88,6 +90,8 @@ def run_dashboard(settings: Settings, *, host: str = "127.0.0.1", port: int = 87
             api=DispatchService(settings, storage=storage, bus=bus),
             authenticate=authenticate,
             history_view=history_view,
+            storage=storage,
+            view=api_view(settings),
         )
     finally:
         bus.close()

@@ -9,6 +9,8 @@ Routes, in the order they are tried::
     GET  /config.json               what the page needs (connectors.web_config)
     GET  /api/history               a district's series, for charts (``site.history``)
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
+    GET  /api/v1/...                the documented API, JSON or CSV (connectors.api_v1)
+    GET  /ngsi-ld/v1/...            the city as NGSI-LD entities (connectors.ngsi_ld_api)
     POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
     *    /api/...                   anything else there: the API's own JSON 404 or 405
     GET  /...                       a file under ``site.static_dir``, else 404 (never outside it)
@@ -36,7 +38,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors.api_v1 import api_v1_router
 from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
+from connectors.ngsi_ld_api import ngsi_ld_router
 from connectors.tokens import Claims
 from connectors.web_config import config_document
 from connectors.web_signin import content_security_policy
@@ -46,7 +50,8 @@ from models.history import parse_time
 if TYPE_CHECKING:
     from connectors.web_server import WebServer
 
-__all__ = ["CONTENT_SECURITY_POLICY", "HistoryQuery", "HistoryView", "build_app"]
+__all__ = ["CONTENT_SECURITY_POLICY", "HistoryQuery", "HistoryView", "build_app",
+           "openapi_document"]
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +143,7 @@ def build_app(site: WebServer) -> FastAPI:
 
     @get("/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> Response:
-        return _json(HTTPStatus.OK, _openapi(app), request)
+        return _json(HTTPStatus.OK, openapi_document(app), request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -207,6 +212,9 @@ def build_app(site: WebServer) -> FastAPI:
         """Department KPIs this caller may see."""
         return dispatch(request)
 
+    app.include_router(api_v1_router(site))
+    app.include_router(ngsi_ld_router(site))
+
     @app.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST"],
                    include_in_schema=False)
     async def other_api(request: Request, rest: str) -> Response:
@@ -236,7 +244,7 @@ def build_app(site: WebServer) -> FastAPI:
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def openapi_document(app: FastAPI) -> dict[str, Any]:
     """The app's OpenAPI document, without the 422 FastAPI lists for its own validation.
 
     Every parameter here is a string the routes check themselves, answering 400 with

@@ -28,7 +28,9 @@ from urllib.parse import unquote
 
 import uvicorn
 
+from connectors.api_v1 import MessageView
 from connectors.http_api import IncidentApi
+from connectors.storage import Storage
 from connectors.tokens import Claims
 from connectors.web_app import CONTENT_SECURITY_POLICY, HistoryQuery, HistoryView, build_app
 from connectors.web_config import WILDCARDS, DashboardSettings, config_document
@@ -53,7 +55,9 @@ class WebServer:
     resolution chosen from the range (raw, 1 min, 1 h, 1 day), for charts of the last hours.
     With ``api`` it answers the dispatch API under ``/api/`` (:mod:`connectors.http_api`),
     checking tokens with ``authenticate``; ``history_view`` (alerts.access.history_view) masks
-    a series by the caller's role.
+    a series by the caller's role. With ``storage`` it also serves ``/api/v1`` and
+    ``/ngsi-ld/v1`` from that database, each item masked by ``view`` (alerts.access.view, or a
+    wrapper of it) as the feed masks its messages.
     """
 
     def __init__(
@@ -66,6 +70,8 @@ class WebServer:
         api: IncidentApi | None = None,
         authenticate: Callable[[str], Claims] | None = None,
         history_view: HistoryView | None = None,
+        storage: Callable[[], Storage] | None = None,
+        view: MessageView | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -74,6 +80,8 @@ class WebServer:
         self.api = api
         self.authenticate = authenticate
         self.history_view = history_view
+        self.storage = storage
+        self.view = view
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -169,6 +177,8 @@ def serve_dashboard(
     api: IncidentApi | None = None,
     authenticate: Callable[[str], Claims] | None = None,
     history_view: HistoryView | None = None,
+    storage: Callable[[], Storage] | None = None,
+    view: MessageView | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -179,7 +189,8 @@ def serve_dashboard(
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
-                       authenticate=authenticate, history_view=history_view) as web:
+                       authenticate=authenticate, history_view=history_view, storage=storage,
+                       view=view) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):
