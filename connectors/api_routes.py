@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -233,10 +234,11 @@ def declare(router: APIRouter, site: WebServer, handle: Handle) -> None:
 
     @router.get("/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> Response:
-        from connectors.web_app import openapi_document
+        """The OpenAPI document (public, as ``/openapi.json``)."""
+        from connectors.web_app import openapi_document, send
 
-        return handle(site, request, "openapi", lambda c, q: openapi_document(request.app),
-                      ("json",), None)
+        return send(HTTPStatus.OK, "application/json",
+                    orjson.dumps(openapi_document(request.app)))
 
 
 _SEVERITIES = SEVERITIES

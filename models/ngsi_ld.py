@@ -78,7 +78,7 @@ _ATTRIBUTES: dict[str, str] = {
     "alertSource": f"{_SDM}dataModel.Alert/alertSource",
 }
 
-CORE_TERMS: dict[str, str] = {
+CORE_TERMS: dict[str, Any] = {
     "ngsi-ld": "https://uri.etsi.org/ngsi-ld/",
     "id": "@id", "type": "@type", "value": "https://uri.etsi.org/ngsi-ld/hasValue",
     "Property": "https://uri.etsi.org/ngsi-ld/Property",
@@ -233,7 +233,9 @@ def temporal_entity(
     return entity
 
 
-def _property(value: Any, observed_at: str | None = None, unit: str | None = None) -> dict:
+def _property(
+    value: Any, observed_at: str | None = None, unit: str | None = None,
+) -> dict[str, Any]:
     prop: dict[str, Any] = {"type": "Property", "value": value}
     if observed_at:
         prop["observedAt"] = observed_at

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,6 +34,10 @@ EARTH_RADIUS_M = 6_371_008.8
 GEORELS = ("near", "within", "intersects", "disjoint", "equals")
 
 Match = Callable[[Mapping[str, Any]], bool]
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge,
+    "<": operator.lt, "<=": operator.le,
+}
 _TERM = re.compile(r"^\s*([A-Za-z_@][\w.@:\[\]-]*)\s*(==|!=|>=|<=|~=|>|<)?\s*(.*?)\s*$", re.S)
 
 
@@ -71,7 +76,11 @@ def parse_geo(georel: str, geometry: str | None, coordinates: str | None) -> Mat
         if relation == "equals":
             return lambda e: _at(e) is not None and _at(e) == point
         bound, limit = _distance_bound(parts[1:])
-        return lambda e: _at(e) is not None and bound(distance_m(_at(e), point), limit)
+
+        def near(entity: Mapping[str, Any]) -> bool:
+            at = _at(entity)
+            return at is not None and bound(distance_m(at, point), limit)
+        return near
     polygons = _polygons(geometry, coords)
 
     def within(entity: Mapping[str, Any]) -> bool:
@@ -107,7 +116,9 @@ def _in_ring(point: Sequence[float], ring: Sequence[Sequence[float]]) -> bool:
 
 def _split(text: str, separator: str) -> list[str]:
     """``text`` split at ``separator`` outside quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted
@@ -119,11 +130,9 @@ def _split(text: str, separator: str) -> list[str]:
     parts.append("".join(current))
     if quoted:
         raise QueryError("q", f"{text!r} has an unclosed quote")
-    return [p for p in parts if p.strip()] or _empty(text)
-
-
-def _empty(text: str) -> list[str]:
-    raise QueryError("q", f"{text!r} has an empty term")
+    if any(not part.strip() for part in parts):
+        raise QueryError("q", f"{text!r} has an empty term")
+    return parts
 
 
 def _term(text: str) -> Match:
@@ -143,8 +152,11 @@ def _term(text: str) -> Match:
         return lambda e: isinstance(_value(e, path), str) and bool(pattern.search(_value(e, path)))
     if ".." in raw and not raw.startswith('"'):
         low, high = (_literal(v) for v in raw.split("..", 1))
-        inside_range = lambda v: _compare(v, low, ">=") and _compare(v, high, "<=")  # noqa: E731
-        return lambda e: inside_range(_value(e, path)) == (op == "==")
+
+        def in_range(entity: Mapping[str, Any]) -> bool:
+            value = _value(entity, path)
+            return _compare(value, low, ">=") and _compare(value, high, "<=")
+        return lambda e: in_range(e) == (op == "==")
     values = [_literal(v) for v in _split(raw, ",")] if op in ("==", "!=") else [_literal(raw)]
     if op == "!=":
         return lambda e: _value(e, path) is not None and not any(
@@ -171,8 +183,7 @@ def _compare(left: Any, right: Any, op: str) -> bool:
     if not numbers and not (isinstance(left, type(right)) or isinstance(right, type(left))):
         return False
     try:
-        return {"==": left == right, "!=": left != right, ">": left > right,
-                ">=": left >= right, "<": left < right, "<=": left <= right}[op]
+        return bool(_OPERATORS[op](left, right))
     except TypeError:
         return False
 
@@ -221,7 +232,9 @@ def _distance_bound(options: list[str]) -> tuple[Callable[[float, float], bool],
 
 def _polygons(geometry: str, coords: Any) -> list[Any]:
     try:
-        polygons = {"Polygon": lambda: [coords], "MultiPolygon": lambda: coords}[geometry]()
+        if geometry not in ("Polygon", "MultiPolygon"):
+            raise ValueError
+        polygons: list[Any] = [coords] if geometry == "Polygon" else list(coords)
         for polygon in polygons:
             for ring in polygon:
                 if len(ring) < 4 or any(len(p) < 2 for p in ring):
