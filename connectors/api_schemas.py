@@ -1,4 +1,5 @@
-"""The JSON Schemas of ``/api/v1`` answers, as they appear in the OpenAPI document.
+"""The JSON Schemas of ``/api/v1`` answers, as they appear in the OpenAPI document, and the
+shape of the items built from settings and rows (districts, devices).
 
     responses(ITEMS["alerts"], formats=("json", "csv"))   # a route's ``responses=`` for FastAPI
 
@@ -10,9 +11,11 @@ item schema's properties as its first columns (:data:`COLUMNS`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["COLUMNS", "ERROR", "ITEMS", "envelope", "responses"]
+__all__ = ["COLUMNS", "ERROR", "ITEMS", "device_item", "district_feature", "district_item",
+           "envelope", "responses"]
 
 _STR = {"type": "string"}
 _NUM = {"type": "number"}
@@ -117,3 +120,26 @@ _WHY = {
     406: "the Accept header takes none of the formats",
     503: "the database is away",
 }
+
+
+def district_item(district: Any) -> dict[str, Any]:
+    """A district of the settings as the API shows it."""
+    ring = [list(point) for point in district.polygon]
+    return {"id": district.id, "name": district.name, "centroid": list(district.centroid),
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+def district_feature(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A district item as a GeoJSON Feature."""
+    return {"type": "Feature", "id": item["id"], "geometry": item["geometry"],
+            "properties": {"name": item["name"], "centroid": item["centroid"]}}
+
+
+def device_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A device of its newest readings row (``lat``/``lon`` when the row has them)."""
+    device = {"device_id": row["device_id"], "district": row["district"], "kind": row["kind"],
+              "last_seen": row["ts"], "value": row["value"], "unit": row["unit"]}
+    for name in ("lat", "lon"):
+        if row.get(name) is not None:
+            device[name] = row[name]
+    return device

@@ -36,6 +36,7 @@ from fastapi.responses import Response
 
 from connectors import ngsi_ld_data as data
 from connectors.http_api import caller
+from connectors.web_answers import api_request, send
 from models.errors import CityheartError
 from models.ngsi_ld import ENTITY_TYPES, context_document, simplified
 from models.ngsi_ld_query import QueryError, parse_geo, parse_q
@@ -162,10 +163,8 @@ def ngsi_ld_router(site: WebServer) -> APIRouter:
 
 def _answer(site: WebServer, request: Request,
             produce: Callable[[Any, Mapping[str, str]], Response]) -> Response:
-    from connectors.api_v1 import _api_request
-
     try:
-        claims = caller(_api_request(request), authenticate=site.authenticate,
+        claims = caller(api_request(request), authenticate=site.authenticate,
                         auth_required=site.settings.auth.required)
         if isinstance(claims, tuple):
             raise NgsiError(claims[0], "NotAuthorized" if claims[0] == 401 else "BadRequestData",
@@ -245,8 +244,6 @@ def _entities(request: Request, body: Any, headers: dict[str, str]) -> Response:
 
 def _send(status: int, body: Any, request: Request, content_type: str,
           headers: dict[str, str] | None = None) -> Response:
-    from connectors.web_app import send
-
     response = send(status, content_type, orjson.dumps(body), head=request.method == "HEAD")
     response.headers.update(headers or {})
     return response

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from connectors.api_answers import storage_of
 from connectors.storage.pages import Pages, key_of
 from connectors.tokens import Claims
 from models.history import parse_time
@@ -106,7 +107,7 @@ def _types(types: list[str] | None) -> set[str]:
 
 def _vital_entities(site: WebServer, claims: Claims, types: set[str]) -> list[dict[str, Any]]:
     names = [k for k in site.settings.kinds if model_of(k)[0] in types]
-    rows = site_storage(site).history.latest("vitals", names=names)
+    rows = storage_of(site).history.latest("vitals", names=names)
     shown = [s for s in (_view(site, claims, "vital", r) for r in rows) if s is not None]
     kinds = {k: KindInfo(k, kind.unit) for k, kind in site.settings.kinds.items()}
     return vital_entities(shown, kinds, _centroids(site))
@@ -184,12 +185,5 @@ def _centroids(site: WebServer) -> dict[str, tuple[float, float]]:
     return {d.id: (float(d.centroid[0]), float(d.centroid[1])) for d in site.settings.districts}
 
 
-def site_storage(site: WebServer) -> Any:
-    """``site``'s storage, or a ConnectorError-like refusal when it has none."""
-    from connectors.api_routes import _storage
-
-    return _storage(site)
-
-
 def _pages(site: WebServer) -> Pages:
-    return Pages(site_storage(site).pool)
+    return Pages(storage_of(site).pool)

@@ -39,9 +39,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.api_v1 import api_v1_router
-from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
+from connectors.http_api import MAX_BODY, answer, caller, error_answer
 from connectors.ngsi_ld_api import ngsi_ld_router
 from connectors.tokens import Claims
+from connectors.web_answers import (
+    CONTENT_SECURITY_POLICY,
+    api_request,
+    openapi_document,
+    raw_path,
+    send,
+)
 from connectors.web_config import config_document
 from connectors.web_signin import content_security_policy
 from models.errors import CityheartError
@@ -54,9 +61,6 @@ __all__ = ["CONTENT_SECURITY_POLICY", "HistoryQuery", "HistoryView", "build_app"
            "openapi_document"]
 
 log = logging.getLogger(__name__)
-
-CONTENT_SECURITY_POLICY = content_security_policy(None)
-"""Everything comes from this server; only the feed's websocket may be elsewhere."""
 
 HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
 """(district, name, source, since, until) -> a JSON-ready series, for ``GET /api/history``."""
@@ -79,32 +83,9 @@ _ACTION_BODY = {
 }
 
 
-def send(status: int, content_type: str, data: bytes, *, head: bool = False) -> Response:
-    """An answer with the headers every answer of this server has; no body for HEAD."""
-    textual = content_type.startswith("text/") or content_type.endswith(("json", "+xml"))
-    return Response(b"" if head else data, status_code=int(status), headers={
-        "Content-Type": f"{content_type}; charset=utf-8" if textual else content_type,
-        "Content-Length": str(len(data)),
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
-    })
-
-
 def _json(status: int, document: Any, request: Request) -> Response:
     return send(status, "application/json", orjson.dumps(document),
                 head=request.method == "HEAD")
-
-
-def _raw_path(request: Request) -> str:
-    """The path as the client sent it (still %-encoded), as the routes and file lookup expect."""
-    raw = request.scope.get("raw_path")
-    return raw.decode("latin-1") if raw else request.url.path
-
-
-def _api_request(request: Request, body: bytes = b"") -> ApiRequest:
-    return ApiRequest(request.method, _raw_path(request), request.scope["query_string"].decode(
-        "latin-1"), request.headers.get("Authorization"), body)
 
 
 async def _body(request: Request) -> bytes:
@@ -151,7 +132,7 @@ def build_app(site: WebServer) -> FastAPI:
         return _json(status, document, request)
 
     def dispatch(request: Request, body: bytes = b"") -> Response:
-        status, document = answer(_api_request(request, body), site.api,
+        status, document = answer(api_request(request, body), site.api,
                                   authenticate=site.authenticate,
                                   auth_required=site.settings.auth.required)
         return _json(status, document, request)
@@ -223,7 +204,7 @@ def build_app(site: WebServer) -> FastAPI:
 
     @app.api_route("/{rest:path}", methods=_GET, include_in_schema=False)
     def static(request: Request, rest: str) -> Response:
-        path = _raw_path(request)
+        path = raw_path(request)
         file = site.resolve(path)
         if file is None:
             return send(HTTPStatus.NOT_FOUND, "text/plain", f"no such page: {path}\n".encode(),
@@ -244,31 +225,11 @@ def build_app(site: WebServer) -> FastAPI:
     return app
 
 
-def openapi_document(app: FastAPI) -> dict[str, Any]:
-    """The app's OpenAPI document, without the 422 FastAPI lists for its own validation.
-
-    Every parameter here is a string the routes check themselves, answering 400 with
-    ``{"error", "detail"}``; the 422 a route may give (an unknown action) is the API's own.
-    """
-    document = app.openapi()
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            if "HTTPValidationError" in str(responses.get("422", "")):
-                del responses["422"]
-    schemas = document.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(name, None)
-    if not schemas:
-        document.pop("components", None)
-    return document
-
-
 def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
     """``GET /api/history``'s status and document (see WebServer)."""
     if site.history is None:
         return HTTPStatus.NOT_FOUND, {"error": "no history database is configured"}
-    claims = caller(_api_request(request), authenticate=site.authenticate,
+    claims = caller(api_request(request), authenticate=site.authenticate,
                     auth_required=site.settings.auth.required)
     if isinstance(claims, tuple):
         return claims

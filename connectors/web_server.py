@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 import uvicorn
 
-from connectors.api_v1 import MessageView
+from connectors.api_answers import MessageView
 from connectors.http_api import IncidentApi
 from connectors.storage import Storage
 from connectors.tokens import Claims
