@@ -141,8 +141,9 @@ def api_v1_router(site: WebServer) -> APIRouter:
                format: _Q = None) -> Response:  # noqa: A002
         """The newest vital sign (a window's aggregate) per district and kind."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
-            rows = _storage(site).history.latest(
-                "vitals", districts=_districts(site, query), names=_kinds(site, query))
+            rows = _pages(site).latest(
+                "vitals", districts=_districts(site, query) or site.settings.district_ids(),
+                names=_kinds(site, query) or list(site.settings.kinds))
             return _shown(site, claims, "vital", rows), None
         return run(request, "vitals", produce)
 
@@ -151,9 +152,10 @@ def api_v1_router(site: WebServer) -> APIRouter:
                    format: _Q = None) -> Response:  # noqa: A002
         """The newest value of each indicator per district."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
-            names = _many(query, "indicator", _indicator_ids(site))
-            rows = _storage(site).history.latest(
-                "indicators", districts=_districts(site, query), names=names)
+            names = _many(query, "indicator", _indicator_ids(site)) or _indicator_ids(site)
+            rows = _pages(site).latest(
+                "indicators", names=names,
+                districts=_districts(site, query) or site.settings.district_ids())
             return _shown(site, claims, "indicator", rows), None
         return run(request, "indicators", produce)
 
@@ -352,7 +354,7 @@ def _view(site: WebServer, claims: Claims, message: Mapping[str, Any], *,
 
 def _shown(site: WebServer, claims: Claims, kind: str, rows: Sequence[dict[str, Any]]) -> list:
     shown = (_view(site, claims, {"type": kind, **row}, drop_type=True) for row in rows)
-    return [s for s in shown if s is not None]
+    return [{k: v for k, v in s.items() if k != "_raw"} for s in shown if s is not None]
 
 
 def _forbidden(detail: str) -> tuple[HTTPStatus, dict[str, Any]]:

@@ -107,7 +107,7 @@ def _types(types: list[str] | None) -> set[str]:
 
 def _vital_entities(site: WebServer, claims: Claims, types: set[str]) -> list[dict[str, Any]]:
     names = [k for k in site.settings.kinds if model_of(k)[0] in types]
-    rows = storage_of(site).history.latest("vitals", names=names)
+    rows = _pages(site).latest("vitals", districts=site.settings.district_ids(), names=names)
     shown = [s for s in (_view(site, claims, "vital", r) for r in rows) if s is not None]
     kinds = {k: KindInfo(k, kind.unit) for k, kind in site.settings.kinds.items()}
     return vital_entities(shown, kinds, _centroids(site))

@@ -66,14 +66,39 @@ class Pages:
         self, *, districts: Sequence[str] = (), kinds: Sequence[str] = (), after: Key = None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        """Each device and kind seen in the readings, with its newest reading, by device id."""
-        where, params = _filters([("district", districts), ("kind", kinds)])
-        where, params = _after(where, params, ("device_id", "kind"), after, ">")
+        """Each device and kind seen in the readings, with its newest reading, by device id.
+
+        A skip scan of the readings' key (device, kind, time): one index probe per device and
+        kind, not a pass over every reading."""
+        start = list(after) if after is not None else None
+        first = sql.SQL("WHERE (device_id, kind) > (%s, %s) " if start else "")
+        where, params = _filters([("r.district", districts), ("r.kind", kinds)])
         query = sql.SQL(
-            "SELECT DISTINCT ON (device_id, kind) * FROM readings{where} "
-            "ORDER BY device_id, kind, ts DESC LIMIT %s"
-        ).format(where=where)
-        return self._rows(query, [*params, limit])
+            "WITH RECURSIVE seen AS ("
+            "(SELECT device_id, kind FROM readings {first}ORDER BY device_id, kind LIMIT 1) "
+            "UNION ALL SELECT n.device_id, n.kind FROM seen s CROSS JOIN LATERAL ("
+            "SELECT device_id, kind FROM readings WHERE (device_id, kind) > (s.device_id, s.kind) "
+            "ORDER BY device_id, kind LIMIT 1) n) "
+            "SELECT r.* FROM seen s CROSS JOIN LATERAL (SELECT * FROM readings "
+            "WHERE device_id = s.device_id AND kind = s.kind ORDER BY ts DESC LIMIT 1) r"
+            "{where} LIMIT %s"
+        ).format(first=first, where=where)
+        return self._rows(query, [*(start or []), *params, limit])
+
+    def latest(
+        self, table: Literal["vitals", "indicators"], *, districts: Sequence[str],
+        names: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        """The newest vital (or indicator) of each of ``districts`` x ``names`` that has one,
+        by district and name: one index probe each."""
+        key, time = ("kind", "window_start") if table == "vitals" else ("indicator", "ts")
+        query = sql.SQL(
+            "SELECT t.* FROM unnest(%s::text[]) d(district) CROSS JOIN unnest(%s::text[]) "
+            "k(name) CROSS JOIN LATERAL (SELECT * FROM {table} WHERE district = d.district "
+            "AND {key} = k.name ORDER BY {time} DESC LIMIT 1) t ORDER BY t.district, t.{key}"
+        ).format(table=sql.Identifier(table), key=sql.Identifier(key),
+                 time=sql.Identifier(time))
+        return self._rows(query, [list(districts), list(names)])
 
     def readings(
         self, *, kind: str, districts: Sequence[str] = (), level: Level, since: float,
@@ -194,7 +219,8 @@ def _filters(filters: list[tuple[str, Sequence[str]]]) -> tuple[sql.Composable, 
     params: list[Any] = []
     for column, values in filters:
         if values:
-            clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+            name = sql.Identifier(*column.split("."))
+            clauses.append(sql.SQL("{} = ANY(%s)").format(name))
             params.append(list(values))
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
 

@@ -158,6 +158,15 @@ def test_pages_are_complete_in_json_and_csv_and_cursors_stay_with_their_route(
     assert [(r["ts"], r["device_id"]) for r in rows] == seen
     assert (rows[0]["device_id"], float(rows[0]["value"])) == ("pm25-harbour-0", 40.0)
 
+    devices, url = [], "/api/v1/devices?limit=4"
+    while url:
+        page = orjson.loads(fetch(city.url, url, token=who)[2])
+        devices += [(d["device_id"], d["last_seen"]) for d in page["items"]]
+        url = page["next"]
+    assert devices == [(f"{kind}-{district}-{n}", "2026-12-07T11:59:00.000Z")
+                       for kind, n_max in (("noise", 1), ("pm25", 2))
+                       for district in ("harbour", "old-town") for n in range(n_max)]
+
     status, _, body = fetch(city.url, "/api/v1/alerts?limit=2&format=csv",
                             token=who, accept="application/json")
     assert status == 200 and body.decode().startswith("id,district,kind,severity,ts")
