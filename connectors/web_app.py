@@ -74,6 +74,8 @@ _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css
 _READ_AT_MOST = 1 << 20   # of a body over MAX_BODY: read (and drop) this much before answering
 _GET = ["GET", "HEAD"]
 _OTHER_METHODS = ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
+_ERROR = {"type": "object", "required": ["error"],
+          "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 _ACTION_BODY = {
     "type": "object", "required": ["action"],
     "properties": {"action": {"type": "string", "description": "e.g. acknowledge (ack), "
@@ -144,7 +146,7 @@ def build_app(site: WebServer) -> FastAPI:
                                    page_host=request.headers.get("Host"))
         return _json(HTTPStatus.OK, document, request)
 
-    @get("/api/history", tags=["history"])
+    @get("/api/history", tags=["history"], responses=_errors(400, 401, 404, 503))
     def history(
         request: Request,
         district: Annotated[str | None, Query(description="a district id")] = None,
@@ -157,12 +159,12 @@ def build_app(site: WebServer) -> FastAPI:
         status, document = _history(site, request)
         return _json(status, document, request)
 
-    @get("/api/whoami", tags=["dispatch"])
+    @get("/api/whoami", tags=["dispatch"], responses=_errors(401, 404))
     def whoami(request: Request) -> Response:
         """The caller's role, department and subject."""
         return dispatch(request)
 
-    @get("/api/incidents", tags=["dispatch"])
+    @get("/api/incidents", tags=["dispatch"], responses=_errors(400, 401, 404, 503))
     def incidents(
         request: Request,
         state: Annotated[list[str] | None, Query(description="open, ... (repeatable)")] = None,
@@ -171,12 +173,14 @@ def build_app(site: WebServer) -> FastAPI:
         """The incidents this caller may see, each with the actions it may take."""
         return dispatch(request)
 
-    @get("/api/incidents/{incident_id}", tags=["dispatch"])
+    @get("/api/incidents/{incident_id}", tags=["dispatch"],
+         responses=_errors(401, 404, 503))
     def incident(request: Request, incident_id: Annotated[str, Path()]) -> Response:
         """One incident with its event timeline (404 if unknown or not the caller's)."""
         return dispatch(request)
 
     @app.post("/api/incidents/{incident_id}/actions", tags=["dispatch"],
+              responses=_errors(400, 401, 403, 404, 405, 409, 413, 422, 503),
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": _ACTION_BODY}}}})
     async def act(request: Request, incident_id: Annotated[str, Path()]) -> Response:
@@ -184,7 +188,7 @@ def build_app(site: WebServer) -> FastAPI:
         body = await _body(request)
         return await run_in_threadpool(dispatch, request, body)
 
-    @get("/api/kpi", tags=["dispatch"])
+    @get("/api/kpi", tags=["dispatch"], responses=_errors(400, 401, 403, 404, 503))
     def kpi(
         request: Request,
         since: Annotated[str | None, Query(description="e.g. 7d or an ISO time")] = "7d",
@@ -223,6 +227,13 @@ def build_app(site: WebServer) -> FastAPI:
         return send(HTTPStatus.NOT_IMPLEMENTED, "text/plain", text)
 
     return app
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a dashboard route may give, for its OpenAPI ``responses``."""
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {"application/json": {"schema": _ERROR}}}
+            for status in statuses}
 
 
 def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:

@@ -34,8 +34,9 @@ class Contract:
         self.document = document
         self.checked: set[str] = set()
 
-    def check(self, template: str, status: int, headers: dict[str, str], body: bytes) -> Any:
-        operation = self.document["paths"][template]["get"]
+    def check(self, template: str, status: int, headers: dict[str, str], body: bytes,
+              method: str = "get") -> Any:
+        operation = self.document["paths"][template][method]
         response = operation["responses"].get(str(status))
         assert response is not None, f"{template} answered {status}, not in the document"
         media = headers["content-type"].split(";")[0]
@@ -62,8 +63,8 @@ def test_every_route_of_the_served_openapi_document_answers_as_it_describes(
     document = orjson.loads(body)
     assert fetch(city.url, "/openapi.json")[2] == body
     contract = Contract(document)
-    routes = [p for p in document["paths"] if p.startswith(("/api/v1/", "/ngsi-ld/v1/"))]
-    assert len(routes) >= 15
+    routes = list(document["paths"])
+    assert len([r for r in routes if r.startswith(("/api/v1/", "/ngsi-ld/v1/"))]) >= 18
 
     _, _, page = get(city, contract, "/api/v1/districts")
     assert {d["id"] for d in page["items"]} >= {"old-town", "harbour"}
@@ -117,6 +118,27 @@ def test_every_route_of_the_served_openapi_document_answers_as_it_describes(
     get(city, contract, "/ngsi-ld/v1/temporal/entities", type="NoiseLevelObserved")
     get(city, contract, "/ngsi-ld/v1/temporal/entities/{entity_id}",
         f"/ngsi-ld/v1/temporal/entities/{quote(ngsi_entity)}")
+
+    # the dashboard's own routes, as before
+    get(city, contract, "/config.json", who=None)
+    _, _, series = get(city, contract, "/api/history", district="harbour", name="pm25")
+    assert series["resolution"] == "raw" and len(series["points"]) == 2 * 60
+    get(city, contract, "/api/whoami")
+    _, _, listed = get(city, contract, "/api/incidents")
+    assert [i["id"] for i in listed["incidents"]] == [INCIDENT]
+    get(city, contract, "/api/incidents/{incident_id}", f"/api/incidents/{INCIDENT}")
+    get(city, contract, "/api/kpi")
+    template = "/api/incidents/{incident_id}/actions"
+    status, headers, body = fetch(city.url, f"/api/incidents/{INCIDENT}/actions",
+                                  token=token("operator"), method="POST",
+                                  body=b'{"action": "acknowledge"}')
+    assert status == 503   # this server sends no commands
+    contract.check(template, status, headers, body, method="post")
+
+    # HEAD: the headers of GET, no body
+    status, headers, body = fetch(city.url, "/api/v1/alerts", token=token("operator"),
+                                  method="HEAD")
+    assert (status, body) == (200, b"") and int(headers["content-length"]) > 100
 
     # the error answers are documented too
     status, _, error = get(city, contract, "/api/v1/history/readings", kind="pm25",

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 
 from pydantic import SecretStr
 
+from alerts.access import history_view
 from alerts.lifecycle import Incident, IncidentEvent
-from cityheart.dashboard import web_root
+from cityheart.dashboard import history_query, web_root
 from cityheart.services.dispatch import DispatchService
 from cityheart.services.open_data import api_view
 from connectors.storage import Storage
@@ -109,6 +110,8 @@ def city_server(base_settings: Settings, database_url: str) -> Iterator[SimpleNa
             return verify_token(token, secret=SECRET, now=time.time())
 
         web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
+                        history=history_query(settings, lambda: storage),
+                        history_view=history_view,
                         api=DispatchService(settings, storage=lambda: storage, bus=None,
                                             clock=lambda: NOW),
                         authenticate=authenticate, storage=lambda: storage,
@@ -123,10 +126,10 @@ def token(role: str, department: str | None = None) -> str:
                        now=time.time(), ttl_s=3600)
 
 
-def fetch(base: str, path: str, *, token: str | None = None,
-          accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    """GET ``base + path``: status, headers (lower-case names), body."""
-    request = urllib.request.Request(base + path)
+def fetch(base: str, path: str, *, token: str | None = None, accept: str | None = None,
+          method: str = "GET", body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    """``method`` ``base + path``: status, headers (lower-case names), body."""
+    request = urllib.request.Request(base + path, data=body, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if accept:
