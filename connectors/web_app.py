@@ -180,7 +180,7 @@ def build_app(site: WebServer) -> FastAPI:
         return dispatch(request)
 
     @app.post("/api/incidents/{incident_id}/actions", tags=["dispatch"],
-              responses=_errors(400, 401, 403, 404, 405, 409, 413, 422, 503),
+              responses=_errors(400, 401, 403, 404, 405, 409, 413, 503),
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": _ACTION_BODY}}}})
     async def act(request: Request, incident_id: Annotated[str, Path()]) -> Response:
