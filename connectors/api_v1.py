@@ -15,7 +15,7 @@ Routes (every one answers HEAD too; the OpenAPI document at ``/openapi.json`` an
     GET /api/v1/history/readings        a kind's readings, resolution raw|minute|hour|day
     GET /api/v1/history/indicators      an indicator's values, the same resolutions
     GET /api/v1/alerts                  alerts, oldest first
-    GET /api/v1/incidents[/{id}]        incidents, newest opened first; one with its events
+    GET /api/v1/incidents[/{id}]        incidents, newest opened first; one incident
     GET /api/v1/incidents/{id}/events   one incident's events in order
     GET /api/v1/kpis                    department KPIs
 
@@ -128,8 +128,9 @@ def api_v1_router(site: WebServer) -> APIRouter:
         """The devices seen in the readings, each with its newest reading (and position when
         known); not for viewers (device ids are not public)."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
-            if "device_id" not in _view(site, claims, {"type": "vital", "device_id": "-"}):
-                return _forbidden("viewers see no device ids")
+            probe = _view(site, claims, {"type": "vital", "device_id": "-"})
+            if probe is None or "device_id" not in probe:
+                return _forbidden(f"role {claims.role!r} sees no device ids")
             pages = _pages(site)
             fetch = _fetcher(pages.devices, districts=_districts(site, query),
                              kinds=_kinds(site, query))
@@ -218,7 +219,7 @@ def api_v1_router(site: WebServer) -> APIRouter:
         return run(request, "incidents", produce)
 
     @get("/incidents/{incident_id}", "incident", ITEMS["incidents"], ("json",),
-         errors=(401, 404, 406, 503))
+         errors=(400, 401, 404, 406, 503))
     def incident(request: Request, incident_id: Annotated[str, Path()]) -> Response:
         """One incident as this caller may see it (404 if unknown or not the caller's)."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
