@@ -172,8 +172,6 @@ def _answer(site: WebServer, request: Request,
         return produce(claims, dict(request.query_params))
     except QueryError as exc:
         problem = NgsiError(HTTPStatus.BAD_REQUEST, "InvalidRequest", str(exc))
-    except data.UnknownType as exc:
-        problem = NgsiError(HTTPStatus.BAD_REQUEST, "BadRequestData", str(exc))
     except NgsiError as exc:
         problem = exc
     except CityheartError as exc:

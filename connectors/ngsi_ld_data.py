@@ -32,17 +32,13 @@ from models.ngsi_ld import (
 if TYPE_CHECKING:
     from connectors.web_server import WebServer
 
-__all__ = ["ALERT_WINDOW_S", "UnknownType", "current", "history"]
+__all__ = ["ALERT_WINDOW_S", "current", "history"]
 
 ALERT_WINDOW_S = 86400.0
 """Alerts raised this long ago or less are current."""
 
 _BATCH = 1000
 _MAX_ROWS = 100_000
-
-
-class UnknownType(ValueError):
-    """Raised when a query names no entity type this server has."""
 
 
 def current(
