@@ -241,3 +241,19 @@ def test_the_dashboard_routes_still_answer(city: SimpleNamespace) -> None:
     assert status == 200 and [i["id"] for i in orjson.loads(body)["incidents"]] == [INCIDENT]
     status, _, body = fetch(city.url, "/api/v1/nothing-here", token=token("operator"))
     assert status == 404
+
+
+def test_where_a_token_is_required_both_apis_refuse_callers_without_one(
+    base_settings: Settings, database_url: str,
+) -> None:
+    required = base_settings.model_copy(update={
+        "auth": base_settings.auth.model_copy(update={"required": True})})
+    with city_server(required, database_url) as city:
+        for path in ("/api/v1/vitals", "/api/v1/districts",
+                     "/ngsi-ld/v1/entities?type=AirQualityObserved"):
+            status, _, body = fetch(city.url, path)
+            assert status == 401, (path, body)
+            assert fetch(city.url, path, token=token("viewer"))[0] == 200, path
+        # the documents describing the APIs stay public
+        assert fetch(city.url, "/api/v1/openapi.json")[0] == 200
+        assert fetch(city.url, "/ngsi-ld/v1/context.jsonld")[0] == 200
