@@ -5,10 +5,12 @@
 
 The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no build step) and
 talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
-``/api/history`` (charts) and the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
-actions, KPIs), all reading the ``database:`` of config.yaml, connected on first use (so the
-page works while the database is still starting or away), and ``/api/devices`` for the map from
-the device registry (``mqtt.device_auth.registry``), read again on each request.
+``/api/history`` (charts), the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
+actions, KPIs), ``/api/v1`` and ``/ngsi-ld/v1`` (masked by
+``cityheart.services.open_data.api_view``), ``/open-data/``, all reading the ``database:`` of
+config.yaml, connected on first use (so the page works while the database is still starting or
+away), and ``/api/devices`` for the map from the device registry
+(``mqtt.device_auth.registry``), read again on each request.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from alerts.access import history_view
 from cityheart.devices import load_registry
 from cityheart.services.ack_links import AckLinks
 from cityheart.services.dispatch import DispatchService
+from cityheart.services.open_data import api_view
 from cityheart.token import feed_auth
 from connectors.audit_log import AuditLog
 from connectors.command_bus import CommandBus
@@ -133,6 +136,8 @@ def run_dashboard(
             audit=audit,
             ack=_ack_links(settings, bus),
             devices=None if registry is None else registry_devices(settings, registry),
+            storage=storage,
+            view=api_view(settings),
         )
     finally:
         bus.close()

@@ -11,6 +11,8 @@ Routes, in the order they are tried::
     GET  /api/geo/districts         the districts as GeoJSON, for the map (connectors.web_geo)
     GET  /api/devices               the devices the map places (``site.devices``)
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
+    GET  /api/v1/...                the documented API, JSON or CSV (connectors.api_v1)
+    GET  /ngsi-ld/v1/...            the city as NGSI-LD entities (connectors.ngsi_ld_api)
     POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
     GET  /open-data/...             the open-data catalogue and downloads (connectors.open_data)
     GET  /ack?t=TOKEN, POST /ack    a notification's acknowledgement link (``site.ack``)
@@ -41,8 +43,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors import open_data_routes
-from connectors.http_api import MAX_BODY, ApiRequest, answer, caller, error_answer
+from connectors.api_v1 import api_v1_router
+from connectors.http_api import MAX_BODY, answer, caller, error_answer
+from connectors.ngsi_ld_api import ngsi_ld_router
 from connectors.tokens import Claims
+from connectors.web_answers import (
+    CONTENT_SECURITY_POLICY,
+    api_request,
+    openapi_document,
+    raw_path,
+    send,
+)
 from connectors.web_config import config_document
 from connectors.web_geo import districts_geojson
 from connectors.web_signin import content_security_policy
@@ -53,12 +64,10 @@ from models.history import parse_time
 if TYPE_CHECKING:
     from connectors.web_server import WebServer
 
-__all__ = ["CONTENT_SECURITY_POLICY", "AckPages", "HistoryQuery", "HistoryView", "build_app"]
+__all__ = ["CONTENT_SECURITY_POLICY", "AckPages", "HistoryQuery", "HistoryView", "build_app",
+           "openapi_document"]
 
 log = logging.getLogger(__name__)
-
-CONTENT_SECURITY_POLICY = content_security_policy(None)
-"""Everything comes from this server; only the feed's websocket may be elsewhere."""
 
 HistoryQuery = Callable[[str, str, str, float, float], dict[str, Any]]
 """(district, name, source, since, until) -> a JSON-ready series, for ``GET /api/history``."""
@@ -84,6 +93,8 @@ _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css
 _READ_AT_MOST = 1 << 20   # of a body over MAX_BODY: read (and drop) this much before answering
 _GET = ["GET", "HEAD"]
 _OTHER_METHODS = ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
+_ERROR = {"type": "object", "required": ["error"],
+          "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 _ACTION_BODY = {
     "type": "object", "required": ["action"],
     "properties": {"action": {"type": "string", "description": "e.g. acknowledge (ack), "
@@ -93,32 +104,9 @@ _ACTION_BODY = {
 }
 
 
-def send(status: int, content_type: str, data: bytes, *, head: bool = False) -> Response:
-    """An answer with the headers every answer of this server has; no body for HEAD."""
-    textual = content_type.startswith("text/") or content_type.endswith(("json", "+xml"))
-    return Response(b"" if head else data, status_code=int(status), headers={
-        "Content-Type": f"{content_type}; charset=utf-8" if textual else content_type,
-        "Content-Length": str(len(data)),
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
-    })
-
-
 def _json(status: int, document: Any, request: Request) -> Response:
     return send(status, "application/json", orjson.dumps(document),
                 head=request.method == "HEAD")
-
-
-def _raw_path(request: Request) -> str:
-    """The path as the client sent it (still %-encoded), as the routes and file lookup expect."""
-    raw = request.scope.get("raw_path")
-    return raw.decode("latin-1") if raw else request.url.path
-
-
-def _api_request(request: Request, body: bytes = b"") -> ApiRequest:
-    return ApiRequest(request.method, _raw_path(request), request.scope["query_string"].decode(
-        "latin-1"), request.headers.get("Authorization"), body)
 
 
 async def _body(request: Request) -> bytes:
@@ -157,7 +145,7 @@ def build_app(site: WebServer) -> FastAPI:
 
     @get("/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> Response:
-        return _json(HTTPStatus.OK, _openapi(app), request)
+        return _json(HTTPStatus.OK, openapi_document(app), request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -165,7 +153,7 @@ def build_app(site: WebServer) -> FastAPI:
         return _json(status, document, request)
 
     def dispatch(request: Request, body: bytes = b"") -> Response:
-        status, document = answer(_api_request(request, body), site.api,
+        status, document = answer(api_request(request, body), site.api,
                                   authenticate=site.authenticate,
                                   auth_required=site.settings.auth.required)
         if request.method == "GET":
@@ -176,7 +164,7 @@ def build_app(site: WebServer) -> FastAPI:
         """Record a successful read in the audit: who, the route, records per district."""
         if site.audit is None or status != HTTPStatus.OK:
             return
-        claims = caller(_api_request(request), authenticate=site.authenticate,
+        claims = caller(api_request(request), authenticate=site.authenticate,
                         auth_required=site.settings.auth.required)
         if not isinstance(claims, tuple):
             site.audit.record(claims, "api", request.url.path, count_districts(document))
@@ -188,7 +176,7 @@ def build_app(site: WebServer) -> FastAPI:
                                    page_host=request.headers.get("Host"))
         return _json(HTTPStatus.OK, document, request)
 
-    @get("/api/history", tags=["history"])
+    @get("/api/history", tags=["history"], responses=_errors(400, 401, 404, 503))
     def history(
         request: Request,
         district: Annotated[str | None, Query(description="a district id")] = None,
@@ -200,7 +188,7 @@ def build_app(site: WebServer) -> FastAPI:
         """A district's series at a resolution chosen from the range (raw, 1 min, 1 h, 1 day)."""
         status, document = _history(site, request)
         if request.method == "GET" and status == HTTPStatus.OK and site.audit is not None:
-            claims = caller(_api_request(request), authenticate=site.authenticate,
+            claims = caller(api_request(request), authenticate=site.authenticate,
                             auth_required=site.settings.auth.required)
             if not isinstance(claims, tuple):
                 points = len(document.get("points") or ())
@@ -210,7 +198,10 @@ def build_app(site: WebServer) -> FastAPI:
 
     districts: list[dict[str, Any]] = []   # built on the first request, then kept
 
-    @get("/api/geo/districts", tags=["map"])
+    @get("/api/geo/districts", tags=["map"], responses={200: {
+        "description": "The districts as a GeoJSON FeatureCollection",
+        "content": {"application/geo+json": {"schema": {"type": "object",
+                                                        "required": ["type", "features"]}}}}})
     def geo_districts(request: Request) -> Response:
         """The districts as a GeoJSON FeatureCollection (whole geometries, with centroids)."""
         if not districts:
@@ -218,18 +209,18 @@ def build_app(site: WebServer) -> FastAPI:
         return send(HTTPStatus.OK, "application/geo+json", orjson.dumps(districts[0]),
                     head=request.method == "HEAD")
 
-    @get("/api/devices", tags=["map"])
+    @get("/api/devices", tags=["map"], responses=_errors(401, 403, 503))
     def devices(request: Request) -> Response:
         """The devices the map places, with their positions when known (not for viewers)."""
         status, document = _devices(site, request)
         return _json(status, document, request)
 
-    @get("/api/whoami", tags=["dispatch"])
+    @get("/api/whoami", tags=["dispatch"], responses=_errors(401, 404))
     def whoami(request: Request) -> Response:
         """The caller's role, department and subject."""
         return dispatch(request)
 
-    @get("/api/incidents", tags=["dispatch"])
+    @get("/api/incidents", tags=["dispatch"], responses=_errors(400, 401, 404, 503))
     def incidents(
         request: Request,
         state: Annotated[list[str] | None, Query(description="open, ... (repeatable)")] = None,
@@ -238,12 +229,14 @@ def build_app(site: WebServer) -> FastAPI:
         """The incidents this caller may see, each with the actions it may take."""
         return dispatch(request)
 
-    @get("/api/incidents/{incident_id}", tags=["dispatch"])
+    @get("/api/incidents/{incident_id}", tags=["dispatch"],
+         responses=_errors(401, 404, 503))
     def incident(request: Request, incident_id: Annotated[str, Path()]) -> Response:
         """One incident with its event timeline (404 if unknown or not the caller's)."""
         return dispatch(request)
 
     @app.post("/api/incidents/{incident_id}/actions", tags=["dispatch"],
+              responses=_errors(400, 401, 403, 404, 405, 409, 413, 503),
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": _ACTION_BODY}}}})
     async def act(request: Request, incident_id: Annotated[str, Path()]) -> Response:
@@ -251,7 +244,7 @@ def build_app(site: WebServer) -> FastAPI:
         body = await _body(request)
         return await run_in_threadpool(dispatch, request, body)
 
-    @get("/api/kpi", tags=["dispatch"])
+    @get("/api/kpi", tags=["dispatch"], responses=_errors(400, 401, 403, 404, 503))
     def kpi(
         request: Request,
         since: Annotated[str | None, Query(description="e.g. 7d or an ISO time")] = "7d",
@@ -262,6 +255,8 @@ def build_app(site: WebServer) -> FastAPI:
 
     if site.open_data is not None:
         open_data_routes.register(app, site.open_data, _json)
+    app.include_router(api_v1_router(site))
+    app.include_router(ngsi_ld_router(site))
 
     @app.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST"],
                    include_in_schema=False)
@@ -288,7 +283,7 @@ def build_app(site: WebServer) -> FastAPI:
 
     @app.api_route("/{rest:path}", methods=_GET, include_in_schema=False)
     def static(request: Request, rest: str) -> Response:
-        path = _raw_path(request)
+        path = raw_path(request)
         file = site.resolve(path)
         if file is None:
             return send(HTTPStatus.NOT_FOUND, "text/plain", f"no such page: {path}\n".encode(),
@@ -309,31 +304,18 @@ def build_app(site: WebServer) -> FastAPI:
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The app's OpenAPI document, without the 422 FastAPI lists for its own validation.
-
-    Every parameter here is a string the routes check themselves, answering 400 with
-    ``{"error", "detail"}``; the 422 a route may give (an unknown action) is the API's own.
-    """
-    document = app.openapi()
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            if "HTTPValidationError" in str(responses.get("422", "")):
-                del responses["422"]
-    schemas = document.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(name, None)
-    if not schemas:
-        document.pop("components", None)
-    return document
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a dashboard route may give, for its OpenAPI ``responses``."""
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {"application/json": {"schema": _ERROR}}}
+            for status in statuses}
 
 
 def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
     """``GET /api/history``'s status and document (see WebServer)."""
     if site.history is None:
         return HTTPStatus.NOT_FOUND, {"error": "no history database is configured"}
-    claims = caller(_api_request(request), authenticate=site.authenticate,
+    claims = caller(api_request(request), authenticate=site.authenticate,
                     auth_required=site.settings.auth.required)
     if isinstance(claims, tuple):
         return claims
@@ -366,13 +348,16 @@ def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
 
 def _devices(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
     """``GET /api/devices``'s status and document."""
-    claims = caller(_api_request(request), authenticate=site.authenticate,
+    claims = caller(api_request(request), authenticate=site.authenticate,
                     auth_required=site.settings.auth.required)
     if isinstance(claims, tuple):
         return claims
     if claims.role == "viewer":
         return error_answer(HTTPStatus.FORBIDDEN, "forbidden",
                             "devices are for operators and dispatchers, not viewers")
+    if claims.role == "consumer" and (claims.rules is None or claims.rules.detail != "raw"):
+        return error_answer(HTTPStatus.FORBIDDEN, "forbidden",
+                            f"grant {claims.grant!r} does not include device ids")
     try:
         found = site.devices() if site.devices is not None else []
     except CityheartError as exc:

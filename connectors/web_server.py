@@ -28,9 +28,11 @@ from urllib.parse import unquote
 
 import uvicorn
 
+from connectors.api_answers import MessageView
 from connectors.audit_log import AuditLog
 from connectors.http_api import IncidentApi
 from connectors.open_data import OpenData
+from connectors.storage import Storage
 from connectors.tokens import Claims
 from connectors.web_app import (
     CONTENT_SECURITY_POLICY,
@@ -67,6 +69,9 @@ class WebServer:
     (:mod:`connectors.audit_log`). ``devices`` (a registry's) is what ``GET /api/devices``
     lists for the map; ``GET /api/geo/districts`` draws the districts
     (:mod:`connectors.web_geo`).
+    a series by the caller's role. With ``storage`` it also serves ``/api/v1`` and
+    ``/ngsi-ld/v1`` from that database, each item masked by ``view`` (alerts.access.view, or a
+    wrapper of it) as the feed masks its messages.
     """
 
     def __init__(
@@ -82,6 +87,8 @@ class WebServer:
         open_data: OpenData | None = None,
         audit: AuditLog | None = None,
         devices: DeviceList | None = None,
+        storage: Callable[[], Storage] | None = None,
+        view: MessageView | None = None,
         clock: Callable[[], float] = time.time,
         ack: AckPages | None = None,
     ) -> None:
@@ -95,6 +102,8 @@ class WebServer:
         self.audit = audit
         self.ack = ack
         self.devices = devices
+        self.storage = storage
+        self.view = view
         self.clock = clock
         self.static_dir = Path(static_dir).resolve()
         if not (self.static_dir / "index.html").is_file():
@@ -194,6 +203,8 @@ def serve_dashboard(
     audit: AuditLog | None = None,
     ack: AckPages | None = None,
     devices: DeviceList | None = None,
+    storage: Callable[[], Storage] | None = None,
+    view: MessageView | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -205,7 +216,8 @@ def serve_dashboard(
     try:
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
                        authenticate=authenticate, history_view=history_view,
-                       open_data=open_data, audit=audit, ack=ack, devices=devices) as web:
+                       open_data=open_data, audit=audit, ack=ack, devices=devices,
+                       storage=storage, view=view) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

@@ -43,6 +43,12 @@ spec="."
 .venv/bin/python -m pip install -q -e "$spec"
 # the lab (benchmarks, soaks, scorers) is its own distribution; the tests need it
 case ",${extras}," in *,test,*) .venv/bin/python -m pip install -q -e ./lab ;; esac
+# FIWARE's filip reads the NGSI-LD API in the tests as a FIWARE tool would; its pinned
+# dependencies clash with cityheart's, so it gets an environment of its own
+case ",${extras}," in *,test,*)
+  [ -x .venv-filip/bin/python ] || "$python" -m venv .venv-filip
+  .venv-filip/bin/python -m pip install -q "filip==0.8.1" ;;
+esac
 
 # s3rver: the file-backed S3 store of the durable embedded Kafka (kafka.storage: durable)
 s3rver=cityheart/runtime/s3rver

@@ -24,6 +24,7 @@ from alerts.access import history_view, view
 from cityheart.dashboard import history_query, web_root
 from cityheart.runtime.servers import spawn
 from cityheart.services.dispatch import DispatchService
+from cityheart.services.open_data import api_view
 from connectors.command_bus import CommandBus
 from connectors.kafka import KafkaRecord
 from connectors.storage import Storage
@@ -66,7 +67,8 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
                               clock=clock)
     web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
                     history=history_query(settings, lambda: storage), api=service,
-                    authenticate=authenticate, history_view=history_view)
+                    authenticate=authenticate, history_view=history_view,
+                    storage=lambda: storage, view=api_view(settings))
     try:
         with ExitStack() as servers:
             feed_url = None

@@ -1,16 +1,17 @@
-// Sparklines that start with the past: the last hours of each series from GET /api/history
-// (1-minute buckets from the database), before the feed's live windows take over.
+// Sparklines that start with the past: the last hours of each series from the documented API,
+// GET /api/v1/history/readings and /api/v1/history/indicators (1-minute buckets from the
+// database, one page), before the feed's live windows take over.
 //
 // The overview needs every district's series of each kind (combined into the city's, as the
 // live windows are: count-weighted mean, or max/min by the kind's threshold statistic) and the
 // city's indicators; a district view its own indicators. Requests go a few at a time; a server
-// without a history database (404) or with the database away (503) ends the loading quietly.
+// without a history database or with the database away (503) ends the loading quietly.
 
 import { CITY } from "./store.js";
 
 const SINCE = "3h";
 const AT_ONCE = 4;
-const STEP_S = { raw: 0, "1m": 60, "1h": 3600, "1d": 86400 };
+const STEP_MS = 60 * 1000;   // resolution=minute: a bucket's point is drawn at its end
 
 export class HistoryLoader {
   /** token(): the signed-in token, or null: history is checked and masked by role too. */
@@ -76,12 +77,15 @@ export class HistoryLoader {
     const key = `${source}:${district}/${name}`;
     if (!this.available || this.requested.has(key)) return null;
     this.requested.add(key);
-    const query = new URLSearchParams({ district, name, source, since: SINCE });
+    const what = source === "indicators" ? "indicator" : "kind";
+    const query = new URLSearchParams({
+      district, [what]: name, from: SINCE, resolution: "minute", limit: "1000",
+    });
     let response;
     try {
       const token = this.token();
       const headers = token ? { Authorization: `Bearer ${token}` } : {};
-      response = await fetch(`api/history?${query}`, { cache: "no-store", headers });
+      response = await fetch(`api/v1/history/${source}?${query}`, { cache: "no-store", headers });
     } catch {
       this.available = false;
       return null;
@@ -92,9 +96,8 @@ export class HistoryLoader {
     }
     if (!response.ok) return null;
     const document = await response.json();
-    const step = (STEP_S[document.resolution] ?? 0) * 1000;
-    const points = (document.points || [])
-      .map((p) => ({ t: Date.parse(p.ts) + step, value: p.value, min: p.min, max: p.max, count: p.count }))
+    const points = (document.items || [])
+      .map((p) => ({ t: Date.parse(p.ts) + STEP_MS, value: p.value, min: p.min, max: p.max, count: p.count }))
       .filter((p) => Number.isFinite(p.t) && typeof p.value === "number");
     return points.length ? points : null;
   }
