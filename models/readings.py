@@ -5,28 +5,43 @@ Devices publish JSON on ``<prefix>/<district>/<kind>/<device_id>``::
     {"device_id": "pm25-old-town-001", "kind": "pm25", "value": 17.2,
      "unit": "ug/m3", "ts": "2026-11-26T08:00:00.125Z", "seq": 42}
 
-``seq`` (a per-device counter) is optional. :class:`ReadingParser` turns such a payload into a
-:class:`Reading` in the kind's canonical unit, or raises :class:`~models.errors.InvalidReading`
-with a reason code and a detail naming the field and value. Nothing else escapes it.
+``seq`` (a per-device counter) is optional, and so are ``lat`` and ``lon`` (WGS84 degrees, both
+or neither): where the reading was taken, for mobile devices (buses, drones, handhelds).
+:class:`ReadingParser` turns such a payload into a :class:`Reading` in the kind's canonical
+unit, or raises :class:`~models.errors.InvalidReading` with a reason code and a detail naming
+the field and value. Nothing else escapes it.
 
 The bridge writes valid readings to Kafka with :func:`encode`; the flow parses those records
-with the same parser (``topic=None``: the district then comes from the payload).
+with the same parser (``topic=None``: the district then comes from the payload). A device that
+does not know its district publishes with :data:`UNPLACED` as the topic's district level; such
+a reading's district is ``""`` until a parser with a :class:`~models.placement.Placement` (the
+flow's) places it by its position, its own or its registered device's. Given a placement, the
+parser places every reading that has a position: a position outside every district is refused
+as ``outside_city``, and a district the topic (or payload) names that disagrees with the
+position's is reported to ``on_mismatch`` (the position wins).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from models.errors import InvalidReading
 
-__all__ = ["REASONS", "KindSpec", "Reading", "ReadingParser", "encode"]
+if TYPE_CHECKING:  # shapely loads only where a placement is made (the flow)
+    from models.placement import Placed, Placement
+
+__all__ = ["REASONS", "UNPLACED", "KindSpec", "Reading", "ReadingParser", "encode"]
+
+UNPLACED = "-"
+"""The district level of a topic whose device does not say its district
+(``city/-/pm25/bus-12``): the flow places its readings by position."""
 
 REASONS = (
     "oversized",
@@ -43,10 +58,13 @@ REASONS = (
     "out_of_range",
     "bad_timestamp",
     "future_timestamp",
+    "bad_position",
+    "outside_city",
     "rate_limited",
 )
 """Every reason code an InvalidReading may carry (``rate_limited`` only from the bridge's
-per-device limit, never from the parser)."""
+per-device limit, never from the parser; ``outside_city`` only when the parser is given a
+placement, :class:`models.placement.Placement`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +78,9 @@ class Reading:
     unit: str
     ts: float
     seq: int | None = None
+    lat: float | None = None
+    """Where the reading was taken (WGS84 degrees), when the payload says; else None."""
+    lon: float | None = None
 
     @property
     def time(self) -> datetime:
@@ -79,6 +100,9 @@ def encode(reading: Reading) -> bytes:
     }
     if reading.seq is not None:
         record["seq"] = reading.seq
+    if reading.lat is not None and reading.lon is not None:
+        record["lat"] = reading.lat
+        record["lon"] = reading.lon
     return orjson.dumps(record)
 
 
@@ -106,7 +130,11 @@ class ReadingParser:
         topic_prefix: str = "city",
         max_future_s: float = 300.0,
         max_payload_bytes: int = 4096,
+        placement: Placement | None = None,
+        on_mismatch: Callable[[Placed], None] | None = None,
     ) -> None:
+        self._placement = placement
+        self._on_mismatch = on_mismatch
         self._kinds = dict(kinds)
         self._districts = frozenset(districts)
         self._prefix = topic_prefix
@@ -130,10 +158,13 @@ class ReadingParser:
         device_id = _text(record, "device_id", payload)
         kind_id = _text(record, "kind", payload)
         if topic is None:
-            district = _text(record, "district", payload)
+            district = "" if record.get("district") == "" else _text(record, "district", payload)
         else:
             district = self._district_from_topic(topic, kind_id, device_id, payload)
-        if district not in self._districts:
+        lat, lon = _position(record, payload)
+        if self._placement is not None:
+            district = self._place(device_id, district, lat, lon, payload)
+        if district not in self._districts and (district or self._placement is not None):
             raise InvalidReading(payload, "unknown_district", f"district {district!r} is unknown")
         kind = self._kinds.get(kind_id)
         if kind is None:
@@ -161,7 +192,28 @@ class ReadingParser:
         seq = record.get("seq")
         if seq is not None and (type(seq) is not int or seq < 0):
             raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
-        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
+        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq, lat, lon)
+
+    def _place(
+        self, device_id: str, given: str, lat: float | None, lon: float | None, payload: bytes
+    ) -> str:
+        """The district of the reading's position (its own, else its device's), else ``given``
+        (``""``: none given); InvalidReading outside every district."""
+        assert self._placement is not None
+        placed = self._placement.place(device_id, lat, lon, given=given or None)
+        if placed.position is None:
+            if not given:
+                detail = (f"the topic names no district ({UNPLACED!r}) and neither the reading "
+                          f"nor device {device_id!r} has a registered position")
+                raise InvalidReading(payload, "unknown_district", detail)
+            return given
+        if placed.district is None:
+            where = f"lat {placed.position[0]:.6f}, lon {placed.position[1]:.6f}"
+            detail = f"{where} is outside every district of the city"
+            raise InvalidReading(payload, "outside_city", detail)
+        if placed.mismatch and self._on_mismatch is not None:
+            self._on_mismatch(placed)
+        return placed.district
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         try:
@@ -189,7 +241,7 @@ class ReadingParser:
                 f"payload kind/device_id {kind}/{device_id} do not match topic {topic!r}"
             )
             raise InvalidReading(payload, "topic_mismatch", detail)
-        return district
+        return "" if district == UNPLACED else district
 
 
 def _text(record: dict[str, Any], field: str, payload: bytes) -> str:
@@ -215,6 +267,29 @@ def _number(record: dict[str, Any], field: str, payload: bytes) -> float:
         raise InvalidReading(
             payload, "not_finite", f"field {field!r} {value} is too large for a number"
         ) from None
+
+
+def _position(record: dict[str, Any], payload: bytes) -> tuple[float | None, float | None]:
+    """The payload's optional ``lat`` and ``lon`` (both or neither), WGS84 degrees."""
+    lat, lon = record.get("lat"), record.get("lon")
+    if lat is None and lon is None:
+        return None, None
+    if lat is None or lon is None:
+        missing = "lon" if lon is None else "lat"
+        detail = f"field {missing!r} is missing: give both lat and lon, or neither"
+        raise InvalidReading(payload, "bad_position", detail)
+    degrees = []
+    for name, number, limit in (("lat", lat, 90.0), ("lon", lon, 180.0)):
+        try:
+            value = float(number) if type(number) in (int, float) else math.nan
+        except OverflowError:
+            value = math.inf
+        if not abs(value) <= limit:  # NaN fails this too
+            detail = f"field {name!r} must be a number of degrees in [-{limit:g}, {limit:g}], "
+            detail += f"got {number!r}"
+            raise InvalidReading(payload, "bad_position", detail)
+        degrees.append(value)
+    return degrees[0], degrees[1]
 
 
 def _timestamp(record: dict[str, Any], payload: bytes) -> float:
