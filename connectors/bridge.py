@@ -60,7 +60,7 @@ from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.readings import encode
+from models.readings import UNPLACED, encode
 from models.vitals.devices import encode_rejection, rejection_from_payload
 from settings.config import MqttSettings, Settings
 from settings.params import reading_parser
@@ -259,8 +259,10 @@ class Bridge:
     def _rejected(self, exc: InvalidReading, topic: str, acknowledge: Any) -> Any:
         """Write the Rejection record of an out-of-range reading; the acknowledgement to give
         its dead letter (the MQTT message is acknowledged once both are delivered)."""
-        # the parser checked the topic before the range: <prefix>/<district>/<kind>/<device>
-        rejection = rejection_from_payload(topic.split("/")[1], exc.payload)
+        # the parser checked the topic before the range: <prefix>/<district>/<kind>/<device>;
+        # a device that names no district (UNPLACED) has no rejection record, only its letter
+        district = topic.split("/")[1]
+        rejection = rejection_from_payload("" if district == UNPLACED else district, exc.payload)
         if rejection is None:
             return acknowledge
         delivered = itertools.count(1)

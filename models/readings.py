@@ -18,7 +18,7 @@ a reading's district is ``""`` until a parser with a :class:`~models.placement.P
 flow's) places it by its position, its own or its registered device's. Given a placement, the
 parser places every reading that has a position: a position outside every district is refused
 as ``outside_city``, and a district the topic (or payload) names that disagrees with the
-position's is reported to ``on_mismatch`` (the position wins).
+position's is reported to ``on_mismatch(device_id, placed)`` (the position wins).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class ReadingParser:
         max_future_s: float = 300.0,
         max_payload_bytes: int = 4096,
         placement: Placement | None = None,
-        on_mismatch: Callable[[Placed], None] | None = None,
+        on_mismatch: Callable[[str, Placed], None] | None = None,
     ) -> None:
         self._placement = placement
         self._on_mismatch = on_mismatch
@@ -212,7 +212,7 @@ class ReadingParser:
             detail = f"{where} is outside every district of the city"
             raise InvalidReading(payload, "outside_city", detail)
         if placed.mismatch and self._on_mismatch is not None:
-            self._on_mismatch(placed)
+            self._on_mismatch(device_id, placed)
         return placed.district
 
     def _decode(self, payload: bytes) -> dict[str, Any]:

@@ -10,6 +10,8 @@ that maps one onto the other::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from models.indicators import (
@@ -27,6 +29,9 @@ from models.vitals.air import AirParams
 from models.vitals.compute import DistrictParams, VitalsParams
 from settings.config import Settings
 
+if TYPE_CHECKING:
+    from models.placement import Placed, Placement
+
 __all__ = ["air_params", "reading_parser", "vitals_params"]
 
 
@@ -41,15 +46,21 @@ def air_params(settings: Settings) -> AirParams:
     return AirParams(aqi.standard, kinds, periods, aqi.bucket_s, aqi.min_filled)
 
 
-def reading_parser(settings: Settings) -> ReadingParser:
+def reading_parser(
+    settings: Settings, *, placement: Placement | None = None,
+    on_mismatch: Callable[[str, Placed], None] | None = None,
+) -> ReadingParser:
     """The reading parser of ``settings``: its kinds and districts, MQTT topic prefix, payload
-    limit and how far ahead of the clock a timestamp may be (the bridge and the flow use it)."""
+    limit and how far ahead of the clock a timestamp may be (the bridge and the flow use it);
+    with a ``placement`` (the flow's) it places readings by position."""
     return ReadingParser(
         settings.kinds,
         settings.district_ids(),
         topic_prefix=settings.mqtt.topic_prefix,
         max_future_s=settings.flow.max_future_s,
         max_payload_bytes=settings.mqtt.max_payload_bytes,
+        placement=placement,
+        on_mismatch=on_mismatch,
     )
 
 
