@@ -42,7 +42,6 @@ __all__ = [
     "GATEWAY_PASSWORD_ENV",
     "add_device",
     "bridge_account",
-    "device_positions",
     "export_files",
     "export_from_env",
     "load_registry",
@@ -92,12 +91,6 @@ def load_registry(settings: Settings, path: Path) -> DeviceRegistry:
     return parse_registry(
         raw, source=path.name, district_ids=settings.district_ids(), kind_ids=settings.kinds
     )
-
-
-def device_positions(registry: DeviceRegistry) -> dict[str, tuple[float, float]]:
-    """The (lat, lon) of each registered device that has one (revoked ones too: their late
-    readings still belong where they were)."""
-    return {d.id: d.position for d in registry.devices if d.position is not None}
 
 
 def save_registry(path: Path, registry: DeviceRegistry) -> None:

@@ -49,7 +49,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from cityheart.devices import device_positions, load_registry
+from cityheart.devices import load_registry
 from cityheart.runtime.members import run_members
 from cityheart.runtime.servers import free_port
 from cityheart.services.reconcile import reconcile_incidents
@@ -106,7 +106,8 @@ def run_flow(
     ``notifier`` hears ``READY=1`` once the incidents are reconciled with history and the
     dataflow is built, right before it runs (each member of a cluster says it for itself).
     ``registry`` is the device registry file: its devices' positions place the readings that
-    carry none of their own (a missing file: no device positions).
+    carry none of their own, and its devices that never report are ``missing`` in device
+    health (a missing file: an empty registry).
     """
     kafka = settings.kafka
     topics = kafka.topics
@@ -120,8 +121,8 @@ def run_flow(
     if process_id is None and flow_settings.processes > 1:
         return run_local_cluster(settings, flow_settings.processes)
     restored = reconcile_incidents(settings, write=not process_id)
-    positions = device_positions(load_registry(settings, registry)) if registry else None
-    flow = build_kafka_flow(settings, restored=restored, positions=positions)
+    devices = load_registry(settings, registry) if registry else None
+    flow = build_kafka_flow(settings, restored=restored, registry=devices)
     if notifier is not None:
         notifier.status("incidents reconciled with history; running")
         notifier.ready()

@@ -108,6 +108,7 @@ from flows.steps import (
     count_mismatch,
 )
 from flows.topics import IncidentOutputs, alert_record, dead_letter_record, vitals_record
+from models.devices import DeviceRegistry
 from models.geography import Locator
 from models.placement import Placement
 from models.vitals.city import CityVitals
@@ -154,7 +155,7 @@ def build_flow(
     clock: Clock | None = None,
     incident_log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
-    positions: Mapping[str, tuple[float, float]] | None = None,
+    registry: DeviceRegistry | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
 
@@ -172,15 +173,16 @@ def build_flow(
     identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
     and ``restored`` the
     incidents taken up again from history (by district, :mod:`alerts.reconcile`), for the
-    incident step. ``positions`` are the registered devices' (lat, lon) by device id (the
-    device registry), which place the readings that carry no position of their own.
+    incident step. ``registry`` is the device registry: its devices' positions place the readings
+    that carry none of their own, and its active devices that never report are ``missing`` in
+    device health.
     """
     clock = clock or time.time
     flow = Dataflow("city")
     incident_log = _input(flow, "read_incident_log", incident_log_source)
     parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log,
-                            positions)
-    published, raised = vitals(settings, parts, clock)
+                            registry.positions() if registry else None)
+    published, raised = vitals(settings, parts, clock, registry.expected() if registry else None)
     alerts = route_alerts(settings.incidents.routing, raised)
     commands = _input(flow, "read_commands", commands_source)
     events = incidents(settings, alerts, commands, incident_log, clock=clock,
@@ -215,12 +217,13 @@ def ingest(
 
 
 def vitals(
-    settings: Settings, parts: Stream[Any], clock: Clock
+    settings: Settings, parts: Stream[Any], clock: Clock,
+    registered: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
 ) -> tuple[Stream[Any], Stream[AlertRaised]]:
     """The districts' and the city's stateful steps: vital records and indicator records
     (keyed), and the alerts the kinds' rules, the indicator rules and the anomaly detectors
-    fire (keyed)."""
-    params = vitals_params(settings)
+    fire (keyed); ``registered``: the registry's devices by district and kind."""
+    params = vitals_params(settings, registered)
     context = Context(
         vitals=DistrictVitals(params),
         city=CityVitals(params),
@@ -279,14 +282,14 @@ def sinks(
 def build_kafka_flow(
     settings: Settings, *, clock: Clock | None = None,
     restored: Mapping[str, Sequence[Incident]] | None = None,
-    positions: Mapping[str, tuple[float, float]] | None = None,
+    registry: DeviceRegistry | None = None,
 ) -> Dataflow:
     """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist); new
     incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids),
     asked of the broker here, before the flow runs (asked from inside the incident step, the
     question held up the first alerts of a run by a second or two).
     ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`);
-    ``positions``: the registered devices' (lat, lon) by id.
+    ``registry``: the device registry.
     """
     kafka = settings.kafka
     topics = kafka.topics
@@ -303,7 +306,7 @@ def build_kafka_flow(
         clock=clock,
         incident_log_id=_incident_log_id(kafka.bootstrap, topics.incidents),
         restored=restored,
-        positions=positions,
+        registry=registry,
     )
 
 

@@ -106,6 +106,18 @@ class DeviceRegistry(BaseModel):
         """The devices that may connect."""
         return [d for d in self.devices if d.active]
 
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """The (lat, lon) of each device that has one (revoked ones too: their late readings
+        still belong where they were)."""
+        return {d.id: d.position for d in self.devices if d.position is not None}
+
+    def expected(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The active devices' ids by district and kind: who should report where."""
+        found: dict[str, dict[str, list[str]]] = {}
+        for device in self.active():
+            found.setdefault(device.district, {}).setdefault(device.kind, []).append(device.id)
+        return {d: {k: tuple(ids) for k, ids in kinds.items()} for d, kinds in found.items()}
+
     def with_device(self, device: Device, *, source: str = "registry") -> DeviceRegistry:
         """A registry with ``device`` added; ConfigError if its id is already registered."""
         known = self.get(device.id)

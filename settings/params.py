@@ -10,7 +10,7 @@ that maps one onto the other::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -64,8 +64,11 @@ def reading_parser(
     )
 
 
-def vitals_params(settings: Settings) -> VitalsParams:
-    """The parameters of ``settings`` (validated already, so this cannot fail)."""
+def vitals_params(
+    settings: Settings, registered: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None
+) -> VitalsParams:
+    """The parameters of ``settings`` (validated already, so this cannot fail); ``registered``
+    the device registry's devices by district and kind (:meth:`DeviceRegistry.expected`)."""
     ind = settings.indicators
     sources = {n: k for n, k in ind.source_kinds().items() if k and k in settings.kinds}
     noise_kind = sources.get("noise")
@@ -89,6 +92,7 @@ def vitals_params(settings: Settings) -> VitalsParams:
         rise_min_span_s=ind.water.rise_min_span_s,
         decibel_kinds=frozenset({noise_kind} if noise_kind else ()),
         districts={d: _district(settings, d) for d in settings.district_ids()},
+        registered=dict(registered or {}),
     )
 
 

@@ -1,6 +1,7 @@
 """The flow places each reading in the district of its position (its own, else its registered
 device's): a position outside the city is a dead letter, a topic naming another district is
-counted against the device. Riverton: harbour is lon 11.64-11.67, lat 48.13-48.15."""
+counted against the device; a registered device that never reports is missing. Riverton:
+harbour is lon 11.64-11.67, lat 48.13-48.15."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from connectors.kafka import KafkaRecord
+from models.devices import Device, DeviceRegistry
+from models.timefmt import iso
 from settings.config import Settings
 from tests.support.flow import FlowOutputs, run_flow
 
@@ -31,6 +34,16 @@ def record(device: str, *, district: str = "", position: tuple[float, float] | N
     if position is not None:
         payload["lat"], payload["lon"] = position
     return KafkaRecord(device.encode(), orjson.dumps(payload))
+
+
+def registry(*devices: tuple[str, str, tuple[float, float] | None]) -> DeviceRegistry:
+    """A registry of (id, district, position) pm25 devices."""
+    return DeviceRegistry(devices=tuple(
+        Device(id=device_id, district=district, kind="pm25", password_hash="$7$101$c2FsdA==$aA==",
+               added_at="2026-11-26T00:00:00Z", lat=where[0] if where else None,
+               lon=where[1] if where else None)
+        for device_id, district, where in devices
+    ))
 
 
 def run(settings: Settings, items: list, **kwargs) -> FlowOutputs:
@@ -57,13 +70,14 @@ def test_a_reading_with_only_a_position_lands_in_its_district(base_settings) -> 
 
 
 def test_a_reading_without_a_position_is_placed_by_its_registered_device(base_settings) -> None:
-    out = run(base_settings, [record("pm-fixed")], positions={"pm-fixed": OLD_TOWN})
+    out = run(base_settings, [record("pm-fixed")],
+              registry=registry(("pm-fixed", "old-town", OLD_TOWN)))
     assert districts_of(out) == {"old-town"}
 
 
 def test_the_readings_own_position_wins_over_the_registered_one(base_settings) -> None:
     out = run(base_settings, [record("bus-2", position=HARBOUR)],
-              positions={"bus-2": OLD_TOWN})
+              registry=registry(("bus-2", "old-town", OLD_TOWN)))
     assert districts_of(out) == {"harbour"}
 
 
@@ -97,3 +111,17 @@ def test_a_topic_naming_another_district_is_counted_and_the_position_wins(
 def test_readings_without_any_position_keep_their_topics_district(base_settings) -> None:
     out = run(base_settings, [record("pm-3", district="riverside")])
     assert districts_of(out) == {"riverside"}
+
+
+def test_a_registered_device_that_never_reports_is_missing(base_settings) -> None:
+    items = [record("pm-ok", district="harbour", ts=t, value=20.0)
+             for t in (T + 1, T + 11, T + 21, T + 31)]
+    devices = registry(("pm-ok", "harbour", None), ("pm-never", "harbour", HARBOUR),
+                       ("pm-elsewhere", "old-town", None))
+    out = run(base_settings, items, registry=devices)
+    health = out.at("device_health", T + 10)
+    (pm25,) = health["components"]
+    assert (pm25["missing"], pm25["expected"], pm25["usable"]) == (["pm-never"], 2, 1)
+    assert health["details"]["missing"] == 1 and health["value"] == 0.5
+    city = [r for r in out.of("device_health", "city") if r["window_start"] == iso(T + 10)]
+    assert city and city[0]["details"]["missing"] >= 1

@@ -25,6 +25,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
 from flows.city import build_flow
+from models.devices import DeviceRegistry
 from models.readings import Reading, encode
 from models.timefmt import iso
 from settings.config import Settings
@@ -79,14 +80,14 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
                      rejections: list[Any] | None = None,
                      recovery: RecoveryConfig | None = None,
                      epoch_interval: timedelta | None = None,
-                     positions: dict[str, tuple[float, float]] | None = None) -> FlowRecords:
+                     registry: DeviceRegistry | None = None) -> FlowRecords:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT()) to
     the end of its input, or to an ABORT; the records it wrote.
 
     ``clock`` is the flow's (None: the wall clock); ``rejections`` (optional: the bridge's
     rejection records) feeds its rejection source; ``recovery`` and ``epoch_interval`` go to
     ``run_main`` (a second run with the same recovery resumes from the snapshot the first left
-    at its ABORT); ``positions`` are the registered devices' (lat, lon).
+    at its ABORT); ``registry`` is the device registry.
     """
     out = FlowRecords()
     flow = build_flow(
@@ -98,7 +99,7 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
         dead_letter_sink=TestingSink(out.dead),
         rejection_source=None if rejections is None else TestingSource(rejections),
         clock=clock,
-        positions=positions,
+        registry=registry,
     )
     run_main(flow, epoch_interval=epoch_interval, recovery_config=recovery)
     return out
@@ -106,12 +107,12 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
 
 def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
              batch_size: int = 1, rejections: list[Any] | None = None,
-             positions: dict[str, tuple[float, float]] | None = None) -> FlowOutputs:
+             registry: DeviceRegistry | None = None) -> FlowOutputs:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
     to the end of its input; ``rejections`` (optional: the bridge's rejection records) feeds
-    its rejection source; ``positions`` are the registered devices' (lat, lon)."""
+    its rejection source; ``registry`` is the device registry."""
     records = run_flow_records(settings, items, clock=clock, batch_size=batch_size,
-                               rejections=rejections, positions=positions)
+                               rejections=rejections, registry=registry)
     out = FlowOutputs(incidents=records.incidents, dead=records.dead)
     for record in records.vitals:
         value = orjson.loads(record.value)
