@@ -163,7 +163,7 @@ class ReadingParser:
             district = self._district_from_topic(topic, kind_id, device_id, payload)
         lat, lon = _position(record, payload)
         if self._placement is not None:
-            district = self._place(device_id, district, lat, lon, payload)
+            district, lat, lon = self._place(device_id, district, lat, lon, payload)
         if district not in self._districts and (district or self._placement is not None):
             raise InvalidReading(payload, "unknown_district", f"district {district!r} is unknown")
         kind = self._kinds.get(kind_id)
@@ -196,9 +196,10 @@ class ReadingParser:
 
     def _place(
         self, device_id: str, given: str, lat: float | None, lon: float | None, payload: bytes
-    ) -> str:
-        """The district of the reading's position (its own, else its device's), else ``given``
-        (``""``: none given); InvalidReading outside every district."""
+    ) -> tuple[str, float | None, float | None]:
+        """(district, lat, lon): the district of the reading's position (its own, else its
+        registered device's, which the reading then carries), else ``given`` (``""``: none
+        given) with no position; InvalidReading outside every district."""
         assert self._placement is not None
         placed = self._placement.place(device_id, lat, lon, given=given or None)
         if placed.position is None:
@@ -206,14 +207,14 @@ class ReadingParser:
                 detail = (f"the topic names no district ({UNPLACED!r}) and neither the reading "
                           f"nor device {device_id!r} has a registered position")
                 raise InvalidReading(payload, "unknown_district", detail)
-            return given
+            return given, None, None
         if placed.district is None:
             where = f"lat {placed.position[0]:.6f}, lon {placed.position[1]:.6f}"
             detail = f"{where} is outside every district of the city"
             raise InvalidReading(payload, "outside_city", detail)
         if placed.mismatch and self._on_mismatch is not None:
             self._on_mismatch(device_id, placed)
-        return placed.district
+        return placed.district, placed.position[0], placed.position[1]
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         try:

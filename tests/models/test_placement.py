@@ -89,7 +89,8 @@ def test_outside_every_district_is_outside_city(base_settings: Settings) -> None
 def test_a_registered_position_places_a_reading_that_has_none(base_settings: Settings) -> None:
     parser = placing(base_settings, positions={"bus-1": OLD_TOWN})
     reading = parser.parse(payload(), "city/-/pm25/bus-1", NOW)
-    assert reading == Reading("bus-1", "old-town", "pm25", 12.5, "ug/m3", NOW - 0.5)
+    assert reading == Reading("bus-1", "old-town", "pm25", 12.5, "ug/m3", NOW - 0.5,
+                              None, *OLD_TOWN)  # it carries its device's position on
     with pytest.raises(InvalidReading, match="'bus-9' has a registered position") as info:
         parser.parse(payload(device_id="bus-9"), "city/-/pm25/bus-9", NOW)
     assert info.value.reason == "unknown_district"
