@@ -154,8 +154,8 @@ def test_the_acl_grants_each_device_its_own_topic_only(base_settings: Settings,
     assert blocks == [
         ["user br", "topic read city/#"],
         ["user gw", "topic write city/#"],
-        ["user a", "topic write city/old-town/pm25/a"],
-        ["user b", "topic write city/harbour/noise/b"],
+        ["user a", "topic write city/old-town/pm25/a", "topic write city/-/pm25/a"],
+        ["user b", "topic write city/harbour/noise/b", "topic write city/-/noise/b"],
     ]
     with pytest.raises(ValueError, match="'a' is also the name of a service account"):
         acl_file(load_registry(base_settings, path), "city", reader="a")
