@@ -125,3 +125,35 @@ def test_states_come_from_history_and_a_device_never_heard_from_is_missing() -> 
     assert missing_by_district(rows) == {"harbour": 1, "old-town": 1}
     assert [r.state for r in inventory(registry, last_seen=None, health=None)] == [
         "active"] * 5 + ["revoked"]
+
+
+@pytest.mark.services
+def test_list_shows_states_and_last_seen_from_history(tmp_path: Path, database_url: str) -> None:
+    from connectors.storage import Storage, StorageOptions
+    from connectors.storage.rows import indicator_row, reading_row
+    from models.readings import Reading
+    from models.timefmt import iso
+
+    seen_at = 1_795_669_200.0
+    with Storage.open(StorageOptions(url=database_url)) as storage:
+        storage.writer("readings").write([
+            reading_row(Reading("pm-ok", "harbour", "pm25", 10.0, "ug/m3", seen_at)),
+            reading_row(Reading("pm-quiet", "harbour", "pm25", 10.0, "ug/m3", seen_at - 600)),
+        ])
+        storage.writer("indicators").write([indicator_row({
+            "district": "harbour", "indicator": "device_health", "value": 0.5,
+            "window_end": iso(seen_at), "components": [
+                {"kind": "pm25", "silent": ["pm-quiet"], "stuck": [], "out_of_range": [],
+                 "missing": ["pm-never"]}]})])
+    for device_id in ("pm-ok", "pm-quiet", "pm-never"):
+        assert cli(tmp_path, "add", device_id, "--kind", "pm25",
+                   "--district", "harbour").exit_code == 0
+    listed = CliRunner().invoke(app, [
+        "devices", "list", "--json", "--database-url", database_url, "--config", str(CONFIG),
+        "--registry", str(tmp_path / "devices.yaml")])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["id"]: r for r in map(orjson.loads, listed.stdout.splitlines())}
+    assert {i: (r["state"], r["last_seen"]) for i, r in rows.items()} == {
+        "pm-ok": ("ok", seen_at), "pm-quiet": ("silent", seen_at - 600),
+        "pm-never": ("missing", None)}
+    assert "missing (registered, never reported): 1 city-wide; harbour 1" in listed.stderr
