@@ -225,6 +225,7 @@ def flow(
     verbose: VerboseOption = False,
 ) -> None:
     """Run the Bytewax dataflow (readings -> vitals, alerts) until SIGINT."""
+    from cityheart.devices import registry_path
     from cityheart.flow import run_flow
     from cityheart.metrics import flow_metrics
     from connectors.notify import Notifier
@@ -242,7 +243,8 @@ def flow(
         members = [a.strip() for a in addresses.split(";") if a.strip()] if addresses else []
         with flow_metrics(settings, process_id):
             return run_flow(settings, process_id=process_id, addresses=members,
-                            notifier=Notifier.from_environ(os.environ))
+                            notifier=Notifier.from_environ(os.environ),
+                            registry=registry_path(settings, config))
 
     run_command(config, verbose, run)
 

@@ -1,14 +1,24 @@
 """``cityheart devices``: the device registry, device secrets, mosquitto's password file and ACL.
 
     path = registry_path(settings, Path("config.yaml"))      # mqtt.device_auth.registry
-    password = add_device(settings, path, "pm25-old-town-001", district="old-town", kind="pm25")
-    revoke_device(settings, path, "pm25-old-town-001")
+    password = add_device(settings, path, "pm25-mission-001", kind="pm25",
+                          details={"lat": 37.7599, "lon": -122.4148, "owner": "environment"})
+    added = import_devices(settings, path, Path("sensors.csv"))   # [(device, password), ...]
+    revoke_device(settings, path, "pm25-mission-001")
     export_files(settings, load_registry(settings, path), passwd=Path("passwd"),
                  acl=Path("acl"), bridge_password="...")
 
 The registry (YAML, default ``devices.yaml`` next to config.yaml) holds each device's id,
-district, kind and the ``$7$`` hash of its secret (:mod:`models.devices`); a secret is generated
-here, printed once by ``cityheart devices add`` and never stored. ``export`` renders the files
+district, kind, position, owner (department), model, install date and the ``$7$`` hash of its
+secret (:mod:`models.devices`); a secret is generated here, printed once by ``cityheart devices
+add`` (or ``import``) and never stored. A device given a position but no district is in the
+district holding it; a position outside every district, or in another district than the one
+given, is refused.
+
+Import files: CSV with a header row (``id``, ``kind``, and any of ``district``, ``lat``,
+``lon``, ``owner``, ``model``, ``installed``), or a GeoJSON FeatureCollection of Points (the
+point is the position; the same names as properties). Every row is checked before any is
+added: one bad row and nothing changes. ``export`` renders the files
 mosquitto loads: every active device may write only ``<prefix>/<district>/<kind>/<id>``; the
 bridge's account (``mqtt.username``, else ``cityheart-bridge``, password from
 ``CITYHEART_MQTT_PASSWORD``) reads ``<prefix>/#``; the gateway account
@@ -19,6 +29,8 @@ embedded mosquitto of ``cityheart up``, with fresh service passwords each run.
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import os
 import secrets
@@ -26,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -41,6 +54,8 @@ __all__ = [
     "BRIDGE_ACCOUNT",
     "GATEWAY_PASSWORD_ENV",
     "add_device",
+    "import_devices",
+    "read_device_file",
     "bridge_account",
     "export_files",
     "export_from_env",
@@ -126,30 +141,128 @@ def add_device(
     path: Path,
     device_id: str,
     *,
-    district: str,
     kind: str,
+    district: str | None = None,
+    details: Mapping[str, Any] | None = None,
     clock: Clock = time.time,
 ) -> str:
     """Register a device in the file at ``path``; return its generated password (shown once).
 
-    ConfigError names the key when the id is malformed or taken, or the district or kind is
-    not in config.yaml.
+    ``details`` may give ``lat``, ``lon``, ``owner``, ``model`` and ``installed``; without a
+    ``district`` the position's district is taken. ConfigError names the key when the id is
+    malformed or taken, the district or kind is not in config.yaml, or the position is outside
+    the city or in another district.
     """
     registry = load_registry(settings, path)
-    password = new_secret()
-    try:
-        device = Device(id=device_id, district=district, kind=kind,
-                        password_hash=_hashed(password), added_at=iso(clock()))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        reason = f"{error['msg']} (got {error.get('input')!r})"
-        raise ConfigError(path.name, str(error["loc"][0]), reason) from exc
+    [(device, password)] = _new_devices(
+        settings, [{"id": device_id, "kind": kind, "district": district, **(details or {})}],
+        source=path.name, at=iso(clock()), keys=lambda _n, field: field,
+    )
     registry = registry.with_device(device, source=path.name)
     for key, reason in registry.problems(settings.district_ids(), settings.kinds):
         raise ConfigError(path.name, key, reason)
     save_registry(path, registry)
-    log.info("registered device %s (%s, %s)", device_id, district, kind)
+    log.info("registered device %s (%s, %s)", device_id, device.district, kind)
     return password
+
+
+def import_devices(
+    settings: Settings, path: Path, file: Path, *, clock: Clock = time.time
+) -> list[tuple[Device, str]]:
+    """Register every device of ``file`` (CSV or GeoJSON points, see the module docstring) in
+    the registry at ``path``, all or none; each new device with its password (shown once)."""
+    rows = read_device_file(file)
+    registry = load_registry(settings, path)
+    added = _new_devices(settings, rows, source=file.name, at=iso(clock()),
+                         keys=lambda number, field: f"row {number}.{field}")
+    for number, (device, _) in enumerate(added, 1):
+        registry = registry.with_device(device, source=f"{file.name} row {number}")
+    for key, reason in registry.problems(settings.district_ids(), settings.kinds):
+        raise ConfigError(path.name, key, reason)
+    save_registry(path, registry)
+    log.info("imported %d devices from %s", len(added), file)
+    return added
+
+
+def read_device_file(file: Path) -> list[dict[str, Any]]:
+    """The rows of a CSV (``.csv``) or GeoJSON points (``.geojson``, ``.json``) device file."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), "", f"cannot read the device file: {exc.strerror}") from exc
+    suffix = file.suffix.lower()
+    if suffix == ".csv":
+        return [{k.strip(): (v.strip() if v is not None and v.strip() else None)
+                 for k, v in row.items() if k} for row in csv.DictReader(text.splitlines())]
+    if suffix not in (".geojson", ".json"):
+        msg = f"{file.suffix or 'no suffix'!r} is not a device file type (.csv, .geojson, .json)"
+        raise ConfigError(file.name, "", msg)
+    try:
+        collection = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(file.name, "", f"not valid JSON: {exc}") from exc
+    features = collection.get("features") if isinstance(collection, dict) else None
+    if not isinstance(features, list):
+        raise ConfigError(file.name, "", "not a GeoJSON FeatureCollection (no features list)")
+    rows = []
+    for number, feature in enumerate(features, 1):
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        point = geometry.get("coordinates") if isinstance(geometry, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") != "Point" or not (
+                isinstance(point, list) and len(point) >= 2):
+            msg = "the geometry must be a Point [lon, lat]"
+            raise ConfigError(file.name, f"row {number}.geometry", msg)
+        properties = feature.get("properties") or {}
+        rows.append({**properties, "lon": point[0], "lat": point[1]})
+    return rows
+
+
+_FIELDS = ("id", "kind", "district", "lat", "lon", "owner", "model", "installed")
+
+
+def _new_devices(
+    settings: Settings, rows: list[dict[str, Any]], *, source: str, at: str,
+    keys: Callable[[int, str], str],
+) -> list[tuple[Device, str]]:
+    """Each row as a new Device with a fresh password; ConfigError naming row and field."""
+    from models.geography import Locator
+
+    locator = Locator(settings.geography.districts)
+    out = []
+    for number, row in enumerate(rows, 1):
+        unknown = sorted(set(row) - set(_FIELDS))
+        if unknown:
+            msg = f"unknown column(s) {unknown}; the columns are {list(_FIELDS)}"
+            raise ConfigError(source, keys(number, unknown[0]), msg)
+        fields = {k: v for k, v in row.items() if v is not None}
+        password = new_secret()
+        try:
+            device = Device.model_validate({
+                **fields, "district": fields.get("district") or "?",
+                "password_hash": _hashed(password), "added_at": at,
+            })
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "id"
+            reason = f"{error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r})"
+            raise ConfigError(source, keys(number, field), reason) from exc
+        district = fields.get("district")
+        if device.position is None:
+            if district is None:
+                msg = "give the device's district, or its position (lat and lon) to find it"
+                raise ConfigError(source, keys(number, "district"), msg)
+        else:
+            found = locator.locate(*device.position)
+            where = f"lat {device.lat}, lon {device.lon}"
+            if found is None:
+                msg = f"{where} is outside every district of the city"
+                raise ConfigError(source, keys(number, "lat"), msg)
+            if district is not None and district != found:
+                msg = f"{where} is in district {found!r}, not {district!r}"
+                raise ConfigError(source, keys(number, "district"), msg)
+            device = device.model_copy(update={"district": found})
+        out.append((device, password))
+    return out
 
 
 def rotate_device(

@@ -1,12 +1,19 @@
 """The ``cityheart devices`` command group (registered in ``cityheart.cli``).
 
-    cityheart devices add pm25-old-town-001 --district old-town --kind pm25   # password, once
-    cityheart devices list [--json]
-    cityheart devices rotate pm25-old-town-001                               # a new password
-    cityheart devices revoke pm25-old-town-001
+    cityheart devices add pm25-mission-001 --district mission --kind pm25   # password, once
+    cityheart devices add bus-12 --kind pm25 --lat 37.76 --lon -122.42 --owner transit \
+        --model "AQ-200" --installed 2026-03-01              # district: the position's
+    cityheart devices import sensors.csv                     # or points.geojson; passwords once
+    cityheart devices list [--json] [--no-history]           # state, last seen, position
+    cityheart devices rotate pm25-mission-001                # a new password
+    cityheart devices revoke pm25-mission-001
     cityheart devices export --passwd /etc/mosquitto/passwd --acl /etc/mosquitto/acl
 
-The work is done by :mod:`cityheart.devices`; this module parses options and prints.
+The work is done by :mod:`cityheart.devices`; this module parses options and prints. ``list``
+asks the history database (config.yaml's ``database``) when each device last reported and the
+flow's newest device-health verdicts: ok, silent, stuck, out_of_range (readings rejected),
+missing (registered, never reported) or revoked; with the database down (or
+``--no-history``) it says so on stderr and lists active devices as ``active``.
 """
 
 from __future__ import annotations
@@ -24,12 +31,15 @@ import typer
 from cityheart.devices import (
     add_device,
     export_from_env,
+    import_devices,
     load_registry,
     registry_path,
     revoke_device,
     rotate_device,
 )
-from models.errors import CityheartError
+from models.devices import DeviceRegistry
+from models.errors import CityheartError, ConnectorError
+from models.inventory import DeviceRow, inventory, missing_by_district
 from settings.config import Settings
 from settings.loader import load
 
@@ -75,18 +85,56 @@ def _run(
 @devices_app.command("add")
 def add(
     device_id: Annotated[str, typer.Argument(metavar="ID", help="The device id (its user name).")],
-    district: Annotated[str, typer.Option(help="Its district id (config.yaml).")],
     kind: Annotated[str, typer.Option(help="Its sensor kind (config.yaml).")],
+    district: Annotated[
+        str | None, typer.Option(help="Its district id (default: the position's).")
+    ] = None,
+    lat: Annotated[float | None, typer.Option(help="Its latitude (WGS84 degrees).")] = None,
+    lon: Annotated[float | None, typer.Option(help="Its longitude (WGS84 degrees).")] = None,
+    owner: Annotated[str | None, typer.Option(help="The department that owns it.")] = None,
+    model: Annotated[str | None, typer.Option(help="Its make and model.")] = None,
+    installed: Annotated[
+        str | None, typer.Option(help="The day it was installed (YYYY-MM-DD).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     registry: RegistryOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
     """Register a device and print its generated password (shown once, never stored)."""
+    given = {"lat": lat, "lon": lon, "owner": owner, "model": model, "installed": installed}
+    details = {key: value for key, value in given.items() if value is not None}
 
     def action(settings: Settings, path: Path) -> None:
-        password = add_device(settings, path, device_id, district=district, kind=kind)
+        password = add_device(settings, path, device_id, district=district, kind=kind,
+                              details=details)
         _print_password(settings, path, device_id, password, as_json)
+
+    _run(config, registry, verbose, action)
+
+
+@devices_app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV, or GeoJSON points.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    registry: RegistryOption = None,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Register every device of a CSV or GeoJSON file (all or none); print their passwords."""
+
+    def action(settings: Settings, path: Path) -> None:
+        prefix = settings.mqtt.topic_prefix
+        added = import_devices(settings, path, file)
+        for device, password in added:
+            if as_json:
+                record = {"id": device.id, "username": device.id, "password": password,
+                          "topic": device.topic(prefix), "district": device.district}
+                typer.echo(orjson.dumps(record).decode())
+            else:
+                typer.echo(f"{device.id:32} {password}  {device.topic(prefix)}")
+        typer.echo(f"{len(added)} devices imported into {path} (passwords shown once, not "
+                   "stored; run `cityheart devices export` to apply)", err=True)
 
     _run(config, registry, verbose, action)
 
@@ -149,29 +197,67 @@ def revoke(
 @devices_app.command("list")
 def list_devices(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    history: Annotated[
+        bool, typer.Option("--history/--no-history", help="Ask the history database.")
+    ] = True,
+    database_url: Annotated[
+        str | None, typer.Option(help="History database (default: config.yaml's).",
+                                 envvar="CITYHEART_DATABASE_URL")
+    ] = None,
     registry: RegistryOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """List the registered devices, their topics and whether they are revoked (none: says so)."""
+    """List the registered devices: state, last seen, position, owner, model, topic."""
 
     def action(settings: Settings, path: Path) -> None:
         prefix = settings.mqtt.topic_prefix
-        devices = load_registry(settings, path).devices
-        if not devices:
+        devices = load_registry(settings, path)
+        if not devices.devices:
             typer.echo(f"no devices registered in {path} (add one with: cityheart devices add "
                        "ID --district D --kind K)", err=True)
-        for device in devices:
-            state = "active" if device.active else "revoked"
+            return
+        rows = _rows(settings, devices, database_url) if history else inventory(
+            devices, last_seen=None, health=None)
+        for row in rows:
             if as_json:
-                record = {"id": device.id, "district": device.district, "kind": device.kind,
-                          "topic": device.topic(prefix), "state": state,
-                          "added_at": device.added_at, "revoked_at": device.revoked_at}
+                record = {**row.as_dict(), "topic": row.device.topic(prefix)}
                 typer.echo(orjson.dumps(record).decode())
             else:
-                typer.echo(f"{device.id:32} {state:8} {device.topic(prefix)}")
+                typer.echo(_line(row, prefix))
+        missing = missing_by_district(rows)
+        if missing:
+            per = ", ".join(f"{d} {n}" for d, n in sorted(missing.items()))
+            typer.echo(f"missing (registered, never reported): {sum(missing.values())} "
+                       f"city-wide; {per}", err=True)
 
     _run(config, registry, verbose, action)
+
+
+def _rows(settings: Settings, devices: DeviceRegistry, url: str | None) -> list[DeviceRow]:
+    """The rows with history; without it (database down) said on stderr."""
+    from cityheart.history import open_history_storage
+
+    try:
+        with open_history_storage(settings, url) as storage:
+            seen = storage.history.last_seen([d.id for d in devices.devices])
+            latest = storage.history.latest("indicators", names=["device_health"])
+    except ConnectorError as exc:
+        typer.echo(f"no device states: {exc}", err=True)
+        return inventory(devices, last_seen=None, health=None)
+    return inventory(devices, last_seen=seen,
+                     health=[record.get("components") or [] for record in latest])
+
+
+def _line(row: DeviceRow, prefix: str) -> str:
+    from models.timefmt import iso
+
+    device = row.device
+    where = f"{device.lat:.6f},{device.lon:.6f}" if device.position else "-"
+    seen = iso(row.last_seen) if row.last_seen is not None else (
+        "never" if row.state == "missing" else "-")
+    return (f"{device.id:32} {row.state:12} {seen:24} {where:22} {device.owner or '-':16} "
+            f"{device.topic(prefix)}")
 
 
 @devices_app.command("export")

@@ -49,6 +49,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from cityheart.devices import load_registry
 from cityheart.runtime.members import run_members
 from cityheart.runtime.servers import free_port
 from cityheart.services.reconcile import reconcile_incidents
@@ -95,7 +96,7 @@ def recovery_config(flow: FlowSettings) -> RecoveryConfig | None:
 
 def run_flow(
     settings: Settings, *, process_id: int | None = None, addresses: Sequence[str] = (),
-    notifier: Notifier | None = None,
+    notifier: Notifier | None = None, registry: Path | None = None,
 ) -> int:
     """Create the topics if missing and run the dataflow until SIGINT or SIGTERM.
 
@@ -104,16 +105,24 @@ def run_flow(
     ``flow.processes`` > 1 starts a cluster of that many on loopback. Returns the exit code.
     ``notifier`` hears ``READY=1`` once the incidents are reconciled with history and the
     dataflow is built, right before it runs (each member of a cluster says it for itself).
+    ``registry`` is the device registry file: its devices' positions place the readings that
+    carry none of their own, and its devices that never report are ``missing`` in device
+    health (a missing file: an empty registry).
     """
     kafka = settings.kafka
     topics = kafka.topics
     flow_settings = settings.flow
     create_topics(kafka.bootstrap, settings.kafka_topic_names(), kafka.partitions)
     recovery = recovery_config(flow_settings)  # made before any member of a cluster starts
+    if registry is not None:  # a cluster's members (a config copy elsewhere) find it too
+        auth = settings.mqtt.device_auth.model_copy(update={"registry": str(registry.resolve())})
+        settings = settings.model_copy(
+            update={"mqtt": settings.mqtt.model_copy(update={"device_auth": auth})})
     if process_id is None and flow_settings.processes > 1:
         return run_local_cluster(settings, flow_settings.processes)
     restored = reconcile_incidents(settings, write=not process_id)
-    flow = build_kafka_flow(settings, restored=restored)
+    devices = load_registry(settings, registry) if registry else None
+    flow = build_kafka_flow(settings, restored=restored, registry=devices)
     if notifier is not None:
         notifier.status("incidents reconciled with history; running")
         notifier.ready()

@@ -12,8 +12,11 @@ Pure: no I/O, no clock reads; time comes in as arguments and randomness is seede
 Fleet: ``devices`` devices spread over every district and kind. The first districts*kinds
 devices each get a distinct (district, kind) pair, ordered so that every run of
 max(districts, kinds) devices covers all districts and all kinds; further devices repeat the
-pairs. Device ids are ``<kind>-<district>-<serial>`` (``pm25-old-town-003``) and device i keeps
-its id, topic and offset whatever the fleet size.
+pairs. Device ids are ``<kind>-<district>-<serial>`` (``pm25-mission-003``) and device i keeps
+its id, topic, offset and position whatever the fleet size. Given the districts' areas
+(``Settings.geography()``), each device stands at a seeded random point strictly inside its
+district (the same point every run with the same seed), which its payloads carry as ``lat`` and
+``lon``.
 
 Value of a device of kind k at local hour h (city time zone)::
 
@@ -31,7 +34,8 @@ makes that device publish nothing.
 
 Payloads (topic ``<prefix>/<district>/<kind>/<device_id>``) are the device wire format that
 :class:`models.readings.ReadingParser` accepts: ``{"device_id", "kind", "value", "unit",
-"ts" (ISO 8601 UTC, ms, Z), "seq" (per-device counter from 0)}``.
+"ts" (ISO 8601 UTC, ms, Z), "seq" (per-device counter from 0)}`` and, for a placed device,
+``"lat"`` and ``"lon"`` (WGS84 degrees, 6 decimals: about 0.1 m).
 
 Gateways: with :class:`Gateways`, device i belongs to gateway ``i % N`` and its readings are
 gathered into that gateway's SenML pack (RFC 8428, :mod:`models.senml`), published on
@@ -52,6 +56,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -59,6 +64,9 @@ import orjson
 from models.errors import ConfigError
 from models.timefmt import iso
 from settings.config import Kind, ScenarioEvent, Settings
+
+if TYPE_CHECKING:
+    from shapely.geometry import MultiPolygon, Polygon
 
 __all__ = [
     "NOISE_PHI",
@@ -70,6 +78,7 @@ __all__ = [
     "build_fleet",
     "pair_order",
     "senml_pack",
+    "point_inside",
 ]
 
 NOISE_PHI = 0.6
@@ -90,6 +99,9 @@ class Device:
     unit: str
     topic: str
     offset: float
+    lat: float | None = None
+    """Where it stands (WGS84 degrees), None when the fleet was built without areas."""
+    lon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +149,10 @@ def build_fleet(
     *,
     topic_prefix: str,
     seed: int,
+    areas: Mapping[str, Polygon | MultiPolygon] | None = None,
 ) -> list[Device]:
-    """``devices`` devices over all districts and kinds (see the module docstring)."""
+    """``devices`` devices over all districts and kinds (see the module docstring); with
+    ``areas`` (district id -> lon/lat geometry) each stands at a point inside its district."""
     if devices < 1:
         msg = f"a fleet needs at least one device, got {devices}"
         raise ValueError(msg)
@@ -152,8 +166,29 @@ def build_fleet(
         device_id = f"{kind_id}-{district}-{serial:03d}"
         offset = rng.gauss(0.0, kind.simulation.noise_sd)
         topic = f"{topic_prefix}/{district}/{kind_id}/{device_id}"
-        fleet.append(Device(index, device_id, district, kind_id, kind.unit, topic, offset))
+        lat = lon = None
+        if areas is not None and district in areas:
+            lat, lon = point_inside(areas[district], random.Random(f"place-{seed}-{device_id}"))
+        fleet.append(
+            Device(index, device_id, district, kind_id, kind.unit, topic, offset, lat, lon)
+        )
     return fleet
+
+
+def point_inside(area: Polygon | MultiPolygon, rng: random.Random) -> tuple[float, float]:
+    """A random (lat, lon), rounded to 6 decimals, strictly inside ``area`` (never on its
+    border, so it belongs to that district alone): drawn uniformly in the bounding box until
+    one falls inside (a representative point after 1,000 misses)."""
+    import shapely
+
+    xmin, ymin, xmax, ymax = area.bounds
+    shapely.prepare(area)
+    for _ in range(1000):
+        lon, lat = round(rng.uniform(xmin, xmax), 6), round(rng.uniform(ymin, ymax), 6)
+        if area.contains_properly(shapely.Point(lon, lat)):
+            return lat, lon
+    inside = area.representative_point()
+    return round(inside.y, 6), round(inside.x, 6)
 
 
 class Schedule:
@@ -240,6 +275,7 @@ class Simulator:
             devices,
             topic_prefix=settings.mqtt.topic_prefix,
             seed=seed,
+            areas={d.id: d.geometry for d in settings.geography.districts},
         )
         return cls(fleet, settings.kinds, timezone=zone, events=scenarios[scenario], seed=seed)
 
@@ -287,15 +323,18 @@ class Simulator:
         device = self.fleet[index]
         seq = self._seq[index]
         self._seq[index] = seq + 1
-        payload = orjson.dumps({
+        record: dict[str, object] = {
             "device_id": device.device_id,
             "kind": device.kind,
             "value": value,
             "unit": device.unit,
             "ts": iso(now),
             "seq": seq,
-        })
-        return device.topic, payload
+        }
+        if device.lat is not None:
+            record["lat"] = device.lat
+            record["lon"] = device.lon
+        return device.topic, orjson.dumps(record)
 
     def _draw(self, index: int, now: float, factor: float) -> float:
         device = self.fleet[index]

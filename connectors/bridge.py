@@ -70,7 +70,7 @@ from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
 from connectors.readings_out import ReadingsOut
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.readings import Reading, encode
+from models.readings import UNPLACED, Reading, encode
 from models.senml import RecordRefusal
 from models.vitals.devices import encode_rejection
 from settings.config import MqttSettings, Settings
@@ -347,6 +347,8 @@ class Bridge:
         DEAD_LETTERS.labels(exc.reason).inc()
         single = pack_index is None and not self._is_gateway(topic)
         district = topic.split("/")[1] if exc.reason == "out_of_range" and single else None
+        if district == UNPLACED:  # a device that names no district: only its dead letter
+            district = None
         self._out.refused(exc, key=topic.encode(), mqtt_topic=topic.encode(), district=district,
                           received_at=self._clock(), source="bridge", on_delivered=acknowledge,
                           pack_index=pack_index)

@@ -14,6 +14,8 @@ serves the ones it moves (and prometheus_client's ``process_*``/``python_*`` one
 ``cityheart_dead_letters_total{reason}``    bridge: payloads sent to the dead-letter topic
 ``cityheart_bridge_acknowledged_total``     bridge: MQTT messages acknowledged after Kafka had them
 ``cityheart_consumer_lag{topic,partition}`` flow, recorder: records in the topic not read yet
+``cityheart_district_mismatches_total{device}`` flow: readings whose topic named another
+                                            district than their position's
 ``cityheart_window_latency_seconds``        recorder: ``emitted_at - window_end`` of each vitals
                                             record (histogram; ``record`` = window/indicator)
 ``cityheart_incidents_open{department}``    recorder: incidents not resolved or closed
@@ -55,6 +57,7 @@ __all__ = [
     "BRIDGE_ACKNOWLEDGED",
     "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "DISTRICT_MISMATCHES",
     "FEED_CLIENTS",
     "FEED_MESSAGES_SENT",
     "FEED_SLOW_CLIENTS",
@@ -78,6 +81,11 @@ DEAD_LETTERS = Counter(
     "cityheart_dead_letters",
     "Payloads sent to the dead-letter topic, by reason (invalid_json, out_of_range, ...).",
     ["reason"],
+)
+DISTRICT_MISMATCHES = Counter(
+    "cityheart_district_mismatches",
+    "Readings whose topic (or payload) named another district than their position's, by device.",
+    ["device"],
 )
 BRIDGE_ACKNOWLEDGED = Counter(
     "cityheart_bridge_acknowledged", "MQTT messages acknowledged once Kafka confirmed them."

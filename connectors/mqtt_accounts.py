@@ -17,6 +17,7 @@ import hmac
 from collections.abc import Iterable
 
 from models.devices import DeviceRegistry
+from models.readings import UNPLACED
 
 __all__ = ["HASH_ITERATIONS", "acl_file", "check_password", "hash_password", "password_file"]
 
@@ -70,8 +71,9 @@ def password_file(accounts: Iterable[tuple[str, str]]) -> str:
 def acl_file(
     registry: DeviceRegistry, prefix: str, *, reader: str, gateway: str | None = None
 ) -> str:
-    """A mosquitto ACL: each active device writes its own topic only; ``reader`` (the bridge)
-    reads ``<prefix>/#``; ``gateway`` (the demo simulator, if any) writes ``<prefix>/#``.
+    """A mosquitto ACL: each active device writes its own topic only (with its district, or
+    :data:`~models.readings.UNPLACED` for the flow to place it by position); ``reader`` (the
+    bridge) reads ``<prefix>/#``; ``gateway`` (the demo simulator, if any) writes ``<prefix>/#``.
 
     Anything not granted is denied, so a device cannot read, nor write another's topic.
     """
@@ -86,5 +88,9 @@ def acl_file(
     ]
     if gateway is not None:
         blocks.append(f"user {gateway}\ntopic write {prefix}/#")
-    blocks += [f"user {d.id}\ntopic write {d.topic(prefix)}" for d in devices]
+    blocks += [
+        f"user {d.id}\ntopic write {d.topic(prefix)}\n"
+        f"topic write {prefix}/{UNPLACED}/{d.kind}/{d.id}"
+        for d in devices
+    ]
     return "\n\n".join(blocks) + "\n"

@@ -23,7 +23,10 @@ stateful ones and the inputs keep theirs):
     Kafka messages (``key``, ``value``, ``headers``).
 ``parse_reading``
     per batch: parse each value with :class:`~models.readings.ReadingParser` (the clock gives
-    "now" for the future-timestamp check) and fold the valid readings into one partial
+    "now" for the future-timestamp check), place it in the district of its position (its own
+    ``lat``/``lon``, else its registered device's: :mod:`models.placement`; outside every
+    district it is refused as ``outside_city``; a topic naming another district is counted per
+    device, ``cityheart_district_mismatches_total``) and fold the valid readings into one partial
     :class:`~models.windows.Window` per district, kind and window (with one
     :class:`~models.windows.DeviceRun` per device, and the energy sum for decibel kinds):
     the per-reading work ends here. Invalid ones become :class:`~flows.events.Refused`
@@ -102,8 +105,12 @@ from flows.steps import (
     ParseBatch,
     Rejections,
     SlowWhenIdle,
+    count_mismatch,
 )
 from flows.topics import IncidentOutputs, alert_record, dead_letter_record, vitals_record
+from models.devices import DeviceRegistry
+from models.geography import Locator
+from models.placement import Placement
 from models.vitals.city import CityVitals
 from models.vitals.district import DistrictVitals
 from models.vitals.records import CITY
@@ -148,6 +155,7 @@ def build_flow(
     clock: Clock | None = None,
     incident_log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
+    registry: DeviceRegistry | None = None,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
 
@@ -165,13 +173,16 @@ def build_flow(
     identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
     and ``restored`` the
     incidents taken up again from history (by district, :mod:`alerts.reconcile`), for the
-    incident step.
+    incident step. ``registry`` is the device registry: its devices' positions place the readings
+    that carry none of their own, and its active devices that never report are ``missing`` in
+    device health.
     """
     clock = clock or time.time
     flow = Dataflow("city")
     incident_log = _input(flow, "read_incident_log", incident_log_source)
-    parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log)
-    published, raised = vitals(settings, parts, clock)
+    parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log,
+                            registry.positions() if registry else None)
+    published, raised = vitals(settings, parts, clock, registry.expected() if registry else None)
     centroids = {d.id: d.centroid for d in settings.districts}
     alerts = route_alerts(settings.incidents.routing, raised, centroids)
     commands = _input(flow, "read_commands", commands_source)
@@ -185,12 +196,15 @@ def build_flow(
 def ingest(
     flow: Dataflow, settings: Settings, source: Source, clock: Clock,
     rejection_source: Source | None = None, incident_log: Stream[Any] | None = None,
+    positions: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[Stream[Any], Stream[Refused]]:
     """Readings in: partial windows, rejections and (with anomaly detection and an incident
     log) detector feedback for the districts; and the readings the flow refused."""
     messages = op.input("read_readings", flow, source)
-    parse = ParseBatch(reading_parser(settings), settings.flow.window_s,
-                       vitals_params(settings).decibel_kinds, clock)
+    placement = Placement(Locator(settings.geography.districts), positions)
+    parser = reading_parser(settings, placement=placement, on_mismatch=count_mismatch)
+    parse = ParseBatch(parser, settings.flow.window_s, vitals_params(settings).decibel_kinds,
+                       clock)
     parsed = op.flat_map_batch("parse_reading", messages, parse)
     if rejection_source is not None:
         records = op.input("read_rejections", flow, rejection_source)
@@ -204,12 +218,13 @@ def ingest(
 
 
 def vitals(
-    settings: Settings, parts: Stream[Any], clock: Clock
+    settings: Settings, parts: Stream[Any], clock: Clock,
+    registered: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
 ) -> tuple[Stream[Any], Stream[AlertRaised]]:
     """The districts' and the city's stateful steps: vital records and indicator records
     (keyed), and the alerts the kinds' rules, the indicator rules and the anomaly detectors
-    fire (keyed)."""
-    params = vitals_params(settings)
+    fire (keyed); ``registered``: the registry's devices by district and kind."""
+    params = vitals_params(settings, registered)
     context = Context(
         vitals=DistrictVitals(params),
         city=CityVitals(params),
@@ -272,12 +287,14 @@ def sinks(
 def build_kafka_flow(
     settings: Settings, *, clock: Clock | None = None,
     restored: Mapping[str, Sequence[Incident]] | None = None,
+    registry: DeviceRegistry | None = None,
 ) -> Dataflow:
     """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist); new
     incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids),
     asked of the broker here, before the flow runs (asked from inside the incident step, the
     question held up the first alerts of a run by a second or two).
-    ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`).
+    ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`);
+    ``registry``: the device registry.
     """
     kafka = settings.kafka
     topics = kafka.topics
@@ -294,6 +311,7 @@ def build_kafka_flow(
         clock=clock,
         incident_log_id=_incident_log_id(kafka.bootstrap, topics.incidents),
         restored=restored,
+        registry=registry,
     )
 
 

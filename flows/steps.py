@@ -27,9 +27,11 @@ from alerts.anomaly_rules import AnomalyRule
 from alerts.feedback import DetectorFeedback, detector_feedback
 from alerts.indicator_rules import IndicatorRule
 from alerts.rules import Rule
+from connectors.metrics import DISTRICT_MISMATCHES
 from flows.anomaly import Detectors
 from flows.events import AlertRaised, IndicatorUpdate, Refused, WindowClosed
 from models.errors import InvalidReading
+from models.placement import Placed
 from models.readings import ReadingParser
 from models.timefmt import iso
 from models.vitals.city import CityState, CityVitals
@@ -40,6 +42,7 @@ from models.windows import Window, preaggregate
 
 __all__ = [
     "CityLogic", "Context", "DistrictLogic", "Feedback", "ParseBatch", "Rejections", "SlowWhenIdle",
+    "count_mismatch",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,14 @@ class ParseBatch:
             log.debug("refused some of %d readings", len(messages))
         out.extend(preaggregate(readings, self._length, self._decibels))
         return out
+
+
+def count_mismatch(device_id: str, placed: Placed) -> None:
+    """A reading whose topic named another district than its position's: counted per device
+    (``cityheart_district_mismatches_total``); the position's district is the one used."""
+    DISTRICT_MISMATCHES.labels(device_id).inc()
+    log.debug("device %s: topic says %s, its position %s is in %s", device_id, placed.given,
+              placed.position, placed.district)
 
 
 class Rejections:

@@ -23,9 +23,10 @@ A revoked device stays in the registry (with ``revoked_at``) but is left out of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from models.errors import ConfigError
 
@@ -56,6 +57,29 @@ class Device(BaseModel):
     """ISO 8601 UTC time the device was added (or its secret last changed)."""
     revoked_at: str | None = None
     """ISO 8601 UTC time it was revoked; None while it may connect."""
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    """Where the device is installed (WGS84 degrees; both or neither of lat and lon)."""
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
+    owner: str | None = None
+    """The department that owns and maintains it."""
+    model: str | None = None
+    """Its make and model."""
+    installed: date | None = None
+    """The day it was installed."""
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.lat is None) != (self.lon is None):
+            msg = "give both lat and lon (WGS84 degrees), or neither"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def position(self) -> tuple[float, float] | None:
+        """(lat, lon) where it is installed, or None."""
+        if self.lat is None or self.lon is None:
+            return None
+        return self.lat, self.lon
 
     @property
     def active(self) -> bool:
@@ -81,6 +105,18 @@ class DeviceRegistry(BaseModel):
     def active(self) -> list[Device]:
         """The devices that may connect."""
         return [d for d in self.devices if d.active]
+
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """The (lat, lon) of each device that has one (revoked ones too: their late readings
+        still belong where they were)."""
+        return {d.id: d.position for d in self.devices if d.position is not None}
+
+    def expected(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The active devices' ids by district and kind: who should report where."""
+        found: dict[str, dict[str, list[str]]] = {}
+        for device in self.active():
+            found.setdefault(device.district, {}).setdefault(device.kind, []).append(device.id)
+        return {d: {k: tuple(ids) for k, ids in kinds.items()} for d, kinds in found.items()}
 
     def with_device(self, device: Device, *, source: str = "registry") -> DeviceRegistry:
         """A registry with ``device`` added; ConfigError if its id is already registered."""
@@ -176,5 +212,8 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 
 
 def registry_mapping(registry: DeviceRegistry) -> dict[str, Any]:
-    """``registry`` as the mapping the YAML file holds (:func:`parse_registry` reads it back)."""
-    return {"devices": [d.model_dump() for d in registry.devices]}
+    """``registry`` as the mapping the YAML file holds (:func:`parse_registry` reads it back);
+    the optional fields a device lacks are left out."""
+    return {"devices": [
+        d.model_dump(exclude_none=True) | {"revoked_at": d.revoked_at} for d in registry.devices
+    ]}

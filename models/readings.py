@@ -5,28 +5,43 @@ Devices publish JSON on ``<prefix>/<district>/<kind>/<device_id>``::
     {"device_id": "pm25-old-town-001", "kind": "pm25", "value": 17.2,
      "unit": "ug/m3", "ts": "2026-11-26T08:00:00.125Z", "seq": 42}
 
-``seq`` (a per-device counter) is optional. :class:`ReadingParser` turns such a payload into a
-:class:`Reading` in the kind's canonical unit, or raises :class:`~models.errors.InvalidReading`
-with a reason code and a detail naming the field and value. Nothing else escapes it.
+``seq`` (a per-device counter) is optional, and so are ``lat`` and ``lon`` (WGS84 degrees, both
+or neither): where the reading was taken, for mobile devices (buses, drones, handhelds).
+:class:`ReadingParser` turns such a payload into a :class:`Reading` in the kind's canonical
+unit, or raises :class:`~models.errors.InvalidReading` with a reason code and a detail naming
+the field and value. Nothing else escapes it.
 
 The bridge writes valid readings to Kafka with :func:`encode`; the flow parses those records
-with the same parser (``topic=None``: the district then comes from the payload).
+with the same parser (``topic=None``: the district then comes from the payload). A device that
+does not know its district publishes with :data:`UNPLACED` as the topic's district level; such
+a reading's district is ``""`` until a parser with a :class:`~models.placement.Placement` (the
+flow's) places it by its position, its own or its registered device's. Given a placement, the
+parser places every reading that has a position: a position outside every district is refused
+as ``outside_city``, and a district the topic (or payload) names that disagrees with the
+position's is reported to ``on_mismatch(device_id, placed)`` (the position wins).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from models.errors import InvalidReading
 
-__all__ = ["REASONS", "KindSpec", "Reading", "ReadingParser", "encode"]
+if TYPE_CHECKING:  # shapely loads only where a placement is made (the flow)
+    from models.placement import Placed, Placement
+
+__all__ = ["REASONS", "UNPLACED", "KindSpec", "Reading", "ReadingParser", "encode"]
+
+UNPLACED = "-"
+"""The district level of a topic whose device does not say its district
+(``city/-/pm25/bus-12``): the flow places its readings by position."""
 
 REASONS = (
     "oversized",
@@ -43,6 +58,8 @@ REASONS = (
     "out_of_range",
     "bad_timestamp",
     "future_timestamp",
+    "bad_position",
+    "outside_city",
     "rate_limited",
     "not_allowed",
     "bad_row",
@@ -52,7 +69,9 @@ REASONS = (
 """Every reason code an InvalidReading may carry. Not from the parser: ``rate_limited`` (the
 bridge's per-device limit), ``not_allowed`` (an HTTP source's key does not cover the reading),
 ``bad_row`` (a CSV row that cannot be read), ``missing_value`` (an import's missing-value
-marker or an empty cell) and ``duplicate`` (a row of a file repeating an earlier one)."""
+marker or an empty cell) and ``duplicate`` (a row of a file repeating an earlier one);
+``outside_city`` only when the parser is given a placement
+(:class:`models.placement.Placement`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +85,9 @@ class Reading:
     unit: str
     ts: float
     seq: int | None = None
+    lat: float | None = None
+    """Where the reading was taken (WGS84 degrees), when the payload says; else None."""
+    lon: float | None = None
 
     @property
     def time(self) -> datetime:
@@ -85,6 +107,9 @@ def encode(reading: Reading) -> bytes:
     }
     if reading.seq is not None:
         record["seq"] = reading.seq
+    if reading.lat is not None and reading.lon is not None:
+        record["lat"] = reading.lat
+        record["lon"] = reading.lon
     return orjson.dumps(record)
 
 
@@ -112,7 +137,11 @@ class ReadingParser:
         topic_prefix: str = "city",
         max_future_s: float = 300.0,
         max_payload_bytes: int = 4096,
+        placement: Placement | None = None,
+        on_mismatch: Callable[[str, Placed], None] | None = None,
     ) -> None:
+        self._placement = placement
+        self._on_mismatch = on_mismatch
         self._kinds = dict(kinds)
         self._districts = frozenset(districts)
         self._prefix = topic_prefix
@@ -136,10 +165,15 @@ class ReadingParser:
         device_id = _text(record, "device_id", payload)
         kind_id = _text(record, "kind", payload)
         if topic is None:
-            district = _text(record, "district", payload)
+            district = "" if record.get("district") == "" else _text(record, "district", payload)
         else:
             district = self._district_from_topic(topic, kind_id, device_id, payload)
-        kind = self._kind_in(district, kind_id, payload)
+        lat, lon = _position(record, payload)
+        if self._placement is not None:
+            district, lat, lon = self._place(device_id, district, lat, lon, payload)
+        # without a placement a record from Kafka may have no district ("": unplaced)
+        kind = self._kind_in(district, kind_id, payload,
+                             empty_ok=self._placement is None and not district)
         value = _number(record, "value", payload)
         unit = _text(record, "unit", payload)
         value = self._canonical(kind_id, kind, value, unit, payload)
@@ -148,7 +182,7 @@ class ReadingParser:
         seq = record.get("seq")
         if seq is not None and (type(seq) is not int or seq < 0):
             raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
-        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
+        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq, lat, lon)
 
     def reading(
         self, device_id: str, district: str, kind_id: str, value: float, unit: str, ts: float,
@@ -165,8 +199,9 @@ class ReadingParser:
         self._not_ahead(ts, now, payload)
         return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
 
-    def _kind_in(self, district: str, kind_id: str, payload: bytes) -> KindSpec:
-        if district not in self._districts:
+    def _kind_in(self, district: str, kind_id: str, payload: bytes, *,
+                 empty_ok: bool = False) -> KindSpec:
+        if district not in self._districts and not empty_ok:
             raise InvalidReading(payload, "unknown_district", f"district {district!r} is unknown")
         kind = self._kinds.get(kind_id)
         if kind is None:
@@ -197,6 +232,28 @@ class ReadingParser:
             detail = f"ts is {ahead:.0f} s ahead of the clock (at most {self._max_future_s:g} s)"
             raise InvalidReading(payload, "future_timestamp", detail)
 
+    def _place(
+        self, device_id: str, given: str, lat: float | None, lon: float | None, payload: bytes
+    ) -> tuple[str, float | None, float | None]:
+        """(district, lat, lon): the district of the reading's position (its own, else its
+        registered device's, which the reading then carries), else ``given`` (``""``: none
+        given) with no position; InvalidReading outside every district."""
+        assert self._placement is not None
+        placed = self._placement.place(device_id, lat, lon, given=given or None)
+        if placed.position is None:
+            if not given:
+                detail = (f"the topic names no district ({UNPLACED!r}) and neither the reading "
+                          f"nor device {device_id!r} has a registered position")
+                raise InvalidReading(payload, "unknown_district", detail)
+            return given, None, None
+        if placed.district is None:
+            where = f"lat {placed.position[0]:.6f}, lon {placed.position[1]:.6f}"
+            detail = f"{where} is outside every district of the city"
+            raise InvalidReading(payload, "outside_city", detail)
+        if placed.mismatch and self._on_mismatch is not None:
+            self._on_mismatch(device_id, placed)
+        return placed.district, placed.position[0], placed.position[1]
+
     def _decode(self, payload: bytes) -> dict[str, Any]:
         try:
             record = orjson.loads(payload)
@@ -223,7 +280,7 @@ class ReadingParser:
                 f"payload kind/device_id {kind}/{device_id} do not match topic {topic!r}"
             )
             raise InvalidReading(payload, "topic_mismatch", detail)
-        return district
+        return "" if district == UNPLACED else district
 
 
 def _text(record: dict[str, Any], field: str, payload: bytes) -> str:
@@ -249,6 +306,29 @@ def _number(record: dict[str, Any], field: str, payload: bytes) -> float:
         raise InvalidReading(
             payload, "not_finite", f"field {field!r} {value} is too large for a number"
         ) from None
+
+
+def _position(record: dict[str, Any], payload: bytes) -> tuple[float | None, float | None]:
+    """The payload's optional ``lat`` and ``lon`` (both or neither), WGS84 degrees."""
+    lat, lon = record.get("lat"), record.get("lon")
+    if lat is None and lon is None:
+        return None, None
+    if lat is None or lon is None:
+        missing = "lon" if lon is None else "lat"
+        detail = f"field {missing!r} is missing: give both lat and lon, or neither"
+        raise InvalidReading(payload, "bad_position", detail)
+    degrees = []
+    for name, number, limit in (("lat", lat, 90.0), ("lon", lon, 180.0)):
+        try:
+            value = float(number) if type(number) in (int, float) else math.nan
+        except OverflowError:
+            value = math.inf
+        if not abs(value) <= limit:  # NaN fails this too
+            detail = f"field {name!r} must be a number of degrees in [-{limit:g}, {limit:g}], "
+            detail += f"got {number!r}"
+            raise InvalidReading(payload, "bad_position", detail)
+        degrees.append(value)
+    return degrees[0], degrees[1]
 
 
 def _timestamp(record: dict[str, Any], payload: bytes) -> float:

@@ -11,6 +11,8 @@ that maps one onto the other::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from models.indicators import (
@@ -29,6 +31,9 @@ from models.vitals.air import AirParams
 from models.vitals.compute import DistrictParams, VitalsParams
 from settings.config import Settings
 
+if TYPE_CHECKING:
+    from models.placement import Placed, Placement
+
 __all__ = ["air_params", "pack_parser", "reading_parser", "vitals_params"]
 
 
@@ -43,15 +48,21 @@ def air_params(settings: Settings) -> AirParams:
     return AirParams(aqi.standard, kinds, periods, aqi.bucket_s, aqi.min_filled)
 
 
-def reading_parser(settings: Settings) -> ReadingParser:
+def reading_parser(
+    settings: Settings, *, placement: Placement | None = None,
+    on_mismatch: Callable[[str, Placed], None] | None = None,
+) -> ReadingParser:
     """The reading parser of ``settings``: its kinds and districts, MQTT topic prefix, payload
-    limit and how far ahead of the clock a timestamp may be (the bridge and the flow use it)."""
+    limit and how far ahead of the clock a timestamp may be (the bridge and the flow use it);
+    with a ``placement`` (the flow's) it places readings by position."""
     return ReadingParser(
         settings.kinds,
         settings.district_ids(),
         topic_prefix=settings.mqtt.topic_prefix,
         max_future_s=settings.flow.max_future_s,
         max_payload_bytes=settings.mqtt.max_payload_bytes,
+        placement=placement,
+        on_mismatch=on_mismatch,
     )
 
 
@@ -61,8 +72,11 @@ def pack_parser(settings: Settings) -> PackParser:
     return PackParser(reading_parser(settings), max_pack_bytes=settings.mqtt.max_pack_bytes)
 
 
-def vitals_params(settings: Settings) -> VitalsParams:
-    """The parameters of ``settings`` (validated already, so this cannot fail)."""
+def vitals_params(
+    settings: Settings, registered: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None
+) -> VitalsParams:
+    """The parameters of ``settings`` (validated already, so this cannot fail); ``registered``
+    the device registry's devices by district and kind (:meth:`DeviceRegistry.expected`)."""
     ind = settings.indicators
     sources = {n: k for n, k in ind.source_kinds().items() if k and k in settings.kinds}
     noise_kind = sources.get("noise")
@@ -86,6 +100,7 @@ def vitals_params(settings: Settings) -> VitalsParams:
         rise_min_span_s=ind.water.rise_min_span_s,
         decibel_kinds=frozenset({noise_kind} if noise_kind else ()),
         districts={d: _district(settings, d) for d in settings.district_ids()},
+        registered=dict(registered or {}),
     )
 
 

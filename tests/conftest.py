@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """config.yaml as shipped, without environment overrides."""
+    """The test city (Riverton, tests/support/riverton.yaml), without environment overrides."""
     return load(CONFIG, env={})
 
 

@@ -205,6 +205,15 @@ class History:
                 for row in cur:
                     yield Reading(*row)
 
+    def last_seen(self, device_ids: Sequence[str]) -> dict[str, float]:
+        """The time (epoch seconds) of each device's newest stored reading; devices never
+        heard from are left out."""
+        query = sql.SQL(
+            "SELECT device_id, extract(epoch FROM max(ts))::float8 FROM readings "
+            "WHERE device_id = ANY(%s) GROUP BY device_id"
+        )
+        return {str(row[0]): float(row[1]) for row in self._fetch(query, (list(device_ids),))}
+
     def _fetch(self, query: sql.Composable, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             with self._pool.connection() as conn:

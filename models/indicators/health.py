@@ -193,12 +193,14 @@ class Coverage:
     stuck: tuple[str, ...] = ()
     out_of_range: tuple[str, ...] = ()
     ok: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    """Registered devices that never reported (counted in ``expected``, never usable)."""
 
     def __getstate__(self) -> list[object]:
         return [getattr(self, f.name) for f in fields(self)]
 
     def __setstate__(self, state: list[object]) -> None:
-        """Unpickle, also a snapshot taken before ``ok`` existed (it is then empty)."""
+        """Unpickle, also a snapshot taken before ``ok`` or ``missing`` existed (then empty)."""
         values = dict(zip([f.name for f in fields(self)], state, strict=False))
         for spec in fields(self):
             object.__setattr__(self, spec.name, values.get(spec.name, spec.default))
@@ -215,22 +217,28 @@ class Coverage:
             "share": round(self.share, 4), "min_share": self.min_share,
             "confident": self.confident, "silent": list(self.silent), "stuck": list(self.stuck),
             "out_of_range": list(self.out_of_range), "ok": list(self.ok),
+            "missing": list(self.missing),
         }
 
 
 def coverage(
-    statuses: Iterable[DeviceStatus], params: HealthParams, expected: int | None = None
+    statuses: Iterable[DeviceStatus], params: HealthParams, expected: int | None = None,
+    registered: Iterable[str] = (),
 ) -> Coverage:
     """The coverage of a district from its devices' statuses.
 
     ``expected`` is the number of devices that should report (a registry's count); by default,
     the devices that have ever reported, i.e. those with a status. A known device never falls
-    out of the denominator by going silent.
+    out of the denominator by going silent. ``registered`` names the devices the registry
+    expects here: those without a status never reported and are ``missing`` (in the
+    denominator too).
     """
     if expected is not None and expected < 0:
         raise InvalidIndicatorInput("expected", expected, "must not be negative")
     items = list(statuses)
-    known = len(items) if expected is None else max(expected, len(items))
+    missing = tuple(sorted(set(registered) - {status.device_id for status in items}))
+    known = len(items) + len(missing)
+    known = known if expected is None else max(expected, known)
     by_state: dict[str, list[str]] = {state: [] for state in DEVICE_STATES}
     for status in items:
         by_state[status.state].append(status.device_id)
@@ -239,5 +247,5 @@ def coverage(
     return Coverage(
         known, reporting, usable, usable / known if known else 0.0, params.min_coverage,
         tuple(sorted(by_state["silent"])), tuple(sorted(by_state["stuck"])),
-        tuple(sorted(by_state["out_of_range"])), tuple(sorted(by_state["ok"])),
+        tuple(sorted(by_state["out_of_range"])), tuple(sorted(by_state["ok"])), missing,
     )

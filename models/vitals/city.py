@@ -197,6 +197,7 @@ def _health(
         return None
     expected = sum(int(r.details["expected"]) for r in own)
     usable = sum(int(r.details["usable"]) for r in own)
+    missing = sum(int(r.details.get("missing", 0)) for r in own)
     if not expected:
         return None
     share = usable / expected
@@ -205,7 +206,8 @@ def _health(
     return IndicatorRecord(
         CITY, "device_health", share, "share", level, 100.0 * share, start, end,
         sum(r.inputs for r in own), share, not weak, _per_district(own),
-        {"expected": expected, "usable": usable, "low_coverage_districts": weak},
+        {"expected": expected, "usable": usable, "missing": missing,
+         "low_coverage_districts": weak},
     )
 
 

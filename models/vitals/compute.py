@@ -123,6 +123,9 @@ class VitalsParams:
     decibel_kinds: frozenset[str]
     districts: Mapping[str, DistrictParams] = field(default_factory=dict)
     max_lead: float = math.inf  # how far ahead of the clock event time may move a watermark
+    registered: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    """The device registry's active devices by district and kind: those that never report
+    are ``missing`` in device health (and count against coverage)."""
 
     def district(self, district_id: str) -> DistrictParams:
         """The parameters of one district."""
@@ -224,10 +227,11 @@ def health_record(
     level = "poor" if share < min_coverage else "degraded" if weak else "ok"
     components = tuple({"kind": kind, **coverages[kind].as_dict()} for kind in sorted(coverages))
     reporting = sum(c.reporting for c in coverages.values())
+    missing = sum(len(c.missing) for c in coverages.values())
     return IndicatorRecord(
         district, "device_health", share, "share", level, 100.0 * share, start, end, reporting,
         share, not weak, components,
-        {"expected": expected, "usable": usable, "low_coverage_kinds": weak},
+        {"expected": expected, "usable": usable, "missing": missing, "low_coverage_kinds": weak},
     )
 
 

@@ -222,7 +222,7 @@ class DistrictVitals:
     ) -> None:
         due = kind.windows.close_all() if final else kind.windows.close_due(now)
         for window in due:
-            cover = self._observe(kind_id, kind, window)
+            cover = self._observe(state.district, kind_id, kind, window)
             out.windows.append((window, kind.windows.take_late()))
             if window.start < state.through:
                 state.skipped += 1
@@ -237,10 +237,12 @@ class DistrictVitals:
             boundary = kind.windows.passed(now)
         if boundary > kind.through:
             if not due or due[-1].end < boundary:
-                kind.coverage = self._coverage(kind_id, kind, boundary)
+                kind.coverage = self._coverage(state.district, kind_id, kind, boundary)
             kind.through = boundary
 
-    def _observe(self, kind_id: str, kind: KindState, window: Window) -> Coverage:
+    def _observe(
+        self, district: str, kind_id: str, kind: KindState, window: Window
+    ) -> Coverage:
         health = self.params.health[kind_id]
         trackers = kind.trackers
         for device, run in window.runs.items():
@@ -248,17 +250,21 @@ class DistrictVitals:
             if tracker is None:
                 tracker = trackers[device] = WindowedTracker()
             tracker.observe_run(run, health)
-        kind.coverage = self._coverage(kind_id, kind, window.end)
+        kind.coverage = self._coverage(district, kind_id, kind, window.end)
         return kind.coverage
 
-    def _coverage(self, kind_id: str, kind: KindState, at: float) -> Coverage:
+    def _coverage(self, district: str, kind_id: str, kind: KindState, at: float) -> Coverage:
         health = self.params.health[kind_id]
         interval = self.params.intervals[kind_id]
         statuses = [t.status(d, at, interval, health) for d, t in kind.trackers.items()]
-        return coverage(statuses, health)
+        registered = self.params.registered.get(district, {}).get(kind_id, ())
+        return coverage(statuses, health, registered=registered)
 
     def _health(self, state: DistrictState, start: float, end: float) -> IndicatorRecord | None:
         covers = {k: s.coverage for k, s in state.kinds.items() if s.coverage is not None}
+        for kind_id, ids in self.params.registered.get(state.district, {}).items():
+            if kind_id not in covers and kind_id in self.params.health:  # none ever reported
+                covers[kind_id] = coverage([], self.params.health[kind_id], registered=ids)
         return compute.health_record(state.district, start, end, covers, self.params.min_coverage)
 
     def _compute(

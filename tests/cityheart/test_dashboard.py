@@ -38,6 +38,7 @@ from settings.config import Settings
 from settings.loader import load_mapping
 from tests.support.browser import LAPTOP, WALL, chromium
 from tests.support.browser import Screen as BrowserScreen
+from tests.support.config import CONFIG
 from tests.support.feed import FeedThread, produce
 from tests.support.relay import CuttableRelay
 
@@ -475,7 +476,7 @@ def test_dashboard_command_prints_its_url_and_stops_on_sigterm(
     base_settings: Settings, tmp_path: Path
 ) -> None:
     settings = base_settings
-    config = ROOT / "config.yaml"
+    config = CONFIG  # the test city, as base_settings
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cityheart", "dashboard", "--config", str(config),

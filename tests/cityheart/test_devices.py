@@ -45,7 +45,7 @@ from models.devices import parse_registry
 from models.errors import ConfigError, ConnectorError
 from models.timefmt import iso
 from settings.config import Settings
-from tests.support import consume_all, wait_until
+from tests.support import CONFIG, consume_all, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -154,8 +154,8 @@ def test_the_acl_grants_each_device_its_own_topic_only(base_settings: Settings,
     assert blocks == [
         ["user br", "topic read city/#"],
         ["user gw", "topic write city/#"],
-        ["user a", "topic write city/old-town/pm25/a"],
-        ["user b", "topic write city/harbour/noise/b"],
+        ["user a", "topic write city/old-town/pm25/a", "topic write city/-/pm25/a"],
+        ["user b", "topic write city/harbour/noise/b", "topic write city/-/noise/b"],
     ]
     with pytest.raises(ValueError, match="'a' is also the name of a service account"):
         acl_file(load_registry(base_settings, path), "city", reader="a")
@@ -163,7 +163,7 @@ def test_the_acl_grants_each_device_its_own_topic_only(base_settings: Settings,
 
 def test_cli_add_list_revoke_export(tmp_path: Path) -> None:
     registry = tmp_path / "devices.yaml"
-    common = ["--config", str(ROOT / "config.yaml"), "--registry", str(registry)]
+    common = ["--config", str(CONFIG), "--registry", str(registry)]
     runner = CliRunner()
     added = runner.invoke(app, ["devices", "add", "pm25-ot-1", "--district", "old-town",
                                 "--kind", "pm25", "--json", *common])

@@ -343,3 +343,36 @@ def test_a_gateway_pack_waits_at_most_max_wait(base_settings: Settings) -> None:
     assert gateways.due(10.09) == []
     ((topic, _, size),) = gateways.due(10.11)
     assert (topic, size) == ("p/gateway/gw-000", 2)
+# -- where the devices stand -------------------------------------------------------------------
+
+
+def test_each_device_stands_inside_its_own_district_and_says_so(base_settings: Settings) -> None:
+    from models.geography import Locator
+    from models.placement import Placement
+    from settings.loader import load
+    from tests.support import SHIPPED
+
+    for settings in (base_settings, load(SHIPPED, env={})):  # Riverton, and San Francisco
+        sim = Simulator.from_settings(settings, devices=216, seed=7, scenario="calm")
+        locator = Locator(settings.geography.districts)
+        found = locator.locate_many([d.lat for d in sim.fleet], [d.lon for d in sim.fleet])
+        assert found == [d.district for d in sim.fleet]
+        assert len({(d.lat, d.lon) for d in sim.fleet}) == len(sim.fleet), "no two share a spot"
+        # the flow places each payload in the district its topic names: no mismatch
+        parser = ReadingParser(settings.kinds, settings.district_ids(),
+                               placement=Placement(locator), on_mismatch=pytest.fail)
+        for device in sim.fleet[:50]:
+            topic, payload = sim.reading(device.index, WINTER_DAY, 0.0)
+            reading = parser.parse(payload, topic.replace(device.district, "-", 1), WINTER_DAY)
+            assert (reading.district, reading.lat, reading.lon) == (
+                device.district, device.lat, device.lon)
+
+
+def test_positions_are_seeded_and_kept_whatever_the_fleet_size(base_settings: Settings) -> None:
+    areas = {d.id: d.geometry for d in base_settings.geography.districts}
+    args = (base_settings.district_ids(), base_settings.kinds)
+    small = build_fleet(*args, 50, topic_prefix="city", seed=7, areas=areas)
+    large = build_fleet(*args, 300, topic_prefix="city", seed=7, areas=areas)
+    other = build_fleet(*args, 50, topic_prefix="city", seed=8, areas=areas)
+    assert [(d.lat, d.lon) for d in small] == [(d.lat, d.lon) for d in large[:50]]
+    assert [(d.lat, d.lon) for d in small] != [(d.lat, d.lon) for d in other]

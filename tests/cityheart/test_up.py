@@ -18,7 +18,7 @@ import yaml
 
 from cityheart.runtime.servers import free_port
 from connectors.ingest.keys import new_key, save_keys
-from tests.support import FeedRecorder, shipped_config, wait_until
+from tests.support import SHIPPED, FeedRecorder, shipped_config, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -48,7 +48,7 @@ def stored_alert(url: str, alert_id: str) -> tuple | None:
 
 
 def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    config = shipped_config()
+    config = shipped_config(SHIPPED)  # the demo the README promises: San Francisco
     config["mqtt"]["url"] = f"mqtt://127.0.0.1:{free_port()}"
     config["kafka"]["bootstrap"] = f"127.0.0.1:{free_port()}"
     config["feed"]["port"] = free_port()
@@ -88,11 +88,11 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
             assert (response.status, json.load(response)["accepted"]) == (202, 1)
         with FeedRecorder(url) as feed:
             alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
-            assert alert["district"] == "industrial-east" and alert["kind"] == "pm25"
+            assert alert["district"] == "bayview" and alert["kind"] == "pm25"
             feed.wait_for(lambda m: m["type"] == "vital", timeout=30)
         stored = wait_until(lambda: stored_alert(config["database"]["url"], alert["id"]), 60,
                             "the recorder to store the alert", every=0.2)
-        assert stored == ("industrial-east", "pm25"), "the recorder kept the alert in history"
+        assert stored == ("bayview", "pm25"), "the recorder kept the alert in history"
     finally:
         started = time.monotonic()
         process.send_signal(signal.SIGINT)

@@ -131,6 +131,10 @@ def test_the_installed_dashboard_serves_its_page(installed: Path, tmp_path: Path
     config = tmp_path / "config.yaml"
     shutil.copyfile(ROOT / "config.yaml", config)
     shutil.copyfile(ROOT / "city.yaml", tmp_path / "city.yaml")  # the city file it names
+    geo = tmp_path / "cityheart" / "data" / "geo"  # and the boundaries file that names
+    geo.mkdir(parents=True)
+    shutil.copyfile(ROOT / "cityheart" / "data" / "geo" / "san-francisco.geojson",
+                    geo / "san-francisco.geojson")
     log = tmp_path / "dashboard.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(

@@ -282,3 +282,17 @@ def test_cityheart_history_prints_readable_lines_of_each_kind(storage: Storage) 
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, (what, result.output)
         assert text in result.stdout, (what, result.stdout)
+
+
+def test_last_seen_is_each_devices_newest_stored_reading(storage: Storage) -> None:
+    import uuid
+
+    from models.readings import Reading
+
+    a, b, never = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("a", "b", "never"))
+    rows = [Reading(a, "harbour", "pm25", 10.0, "ug/m3", T0 + 5.0),
+            Reading(a, "harbour", "pm25", 11.0, "ug/m3", T0 + 65.0),
+            Reading(a, "harbour", "noise", 50.0, "dBA", T0 + 30.0),
+            Reading(b, "old-town", "pm25", 12.0, "ug/m3", T0 + 1.0)]
+    store_readings(storage, rows)
+    assert storage.history.last_seen([a, b, never]) == {a: T0 + 65.0, b: T0 + 1.0}

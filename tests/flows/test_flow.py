@@ -142,6 +142,7 @@ def test_a_threshold_breach_produces_exactly_one_alert_with_its_fields(base_sett
         "emitted_at": "2026-11-26T05:02:00.000Z",
         "message": "PM2.5 mean 100.0 ug/m3 in industrial-east is above the warning level 55.5",
         "departments": ["environment-bureau"],   # routed as its incident will be
+        "lat": 48.14, "lon": 11.625,             # a district-wide alert: its centroid
     }
     assert len(alert["id"]) == 20
     assert out.vitals[0]["mean"] == 135.0

@@ -118,7 +118,7 @@ def test_coverage_names_the_ok_devices_too_and_unpickles_from_before_it_did() ->
     assert report.ok == ("a", "c") and report.as_dict()["ok"] == ["a", "c"]
     assert pickle.loads(pickle.dumps(report)) == report
     older = Coverage.__new__(Coverage)   # a flow snapshot taken before coverage named them
-    older.__setstate__(report.__getstate__()[:-1])
+    older.__setstate__(report.__getstate__()[:-2])  # before ok and missing
     assert older.ok == () and older.silent == ("b",)
 
 

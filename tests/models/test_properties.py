@@ -28,10 +28,8 @@ from settings.config import Settings
 from settings.loader import ENV_OVERRIDES, load, load_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
-# the city file and the deployment file as one file, the form a single config.yaml may take
-TEXT = (ROOT / "city.yaml").read_text() + "\n" + "".join(
-    line for line in (ROOT / "config.yaml").read_text().splitlines(keepends=True)
-    if not line.startswith("city_file:"))
+# the test city, Riverton: city and simulator in one file, the form a single config.yaml may take
+TEXT = (ROOT / "tests" / "support" / "riverton.yaml").read_text()
 RAW = yaml.safe_load(TEXT)
 SETTINGS = load_mapping(RAW, env={})
 NOW = 1_795_669_200.0  # 2026-11-26T05:00:00Z

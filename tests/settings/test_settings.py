@@ -218,8 +218,9 @@ def test_an_error_in_the_city_file_names_the_city_file() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(ROOT / "config.yaml", tmp)
-        text = (ROOT / "city.yaml").read_text().replace("timezone: Europe/Berlin",
-                                                        "timezone: Europe/Berln")
+        text = (ROOT / "city.yaml").read_text().replace(
+            "timezone: America/Los_Angeles", "timezone: America/Los_Angelez").replace(
+            "file: cityheart/", f"file: {ROOT}/cityheart/")  # the boundaries stay where they are
         (Path(tmp) / "city.yaml").write_text(text)
         with pytest.raises(ConfigError) as caught:
             load(Path(tmp) / "config.yaml", env={})
@@ -252,5 +253,5 @@ def test_cityheart_config_prints_every_default_and_masks_secrets() -> None:
     assert result.exit_code == 0, result.output
     shown = yaml.safe_load(result.stdout)
     assert shown["flow"]["window_s"] == 10.0  # a default neither file states
-    assert shown["city"]["name"] == "Riverton"  # from city.yaml
+    assert shown["city"]["name"] == "San Francisco"  # from city.yaml
     assert "hunter2" not in result.stdout

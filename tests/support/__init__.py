@@ -1,6 +1,7 @@
 """Helpers the tests share, one of each, by what they help with:
 
-- ``config``: the shipped config as one mapping, config files for child processes, fresh names;
+- ``config``: the test city (Riverton) or the shipped one (SF) as one mapping, config files
+  for child processes, fresh names;
 - ``waiting``: ``wait_until``, the one deadline poll;
 - ``kafka``: writing into and reading a test's topics;
 - ``bridge``: a real MQTT-to-Kafka bridge on a thread;
@@ -14,10 +15,10 @@ The most used are importable from here too: ``from tests.support import shipped_
 """
 
 from tests.support.bridge import serving_bridge
-from tests.support.config import CONFIG, ROOT, shipped_config, unique, write_config
+from tests.support.config import CONFIG, ROOT, SHIPPED, shipped_config, unique, write_config
 from tests.support.feed import FeedRecorder
 from tests.support.kafka import consume_all
 from tests.support.waiting import wait_until
 
-__all__ = ["CONFIG", "ROOT", "FeedRecorder", "consume_all", "serving_bridge", "shipped_config",
-           "unique", "wait_until", "write_config"]
+__all__ = ["CONFIG", "ROOT", "SHIPPED", "FeedRecorder", "consume_all", "serving_bridge",
+           "shipped_config", "unique", "wait_until", "write_config"]

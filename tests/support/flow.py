@@ -25,6 +25,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from connectors.kafka import KafkaRecord
 from flows.city import build_flow
+from models.devices import DeviceRegistry
 from models.readings import Reading, encode
 from models.timefmt import iso
 from settings.config import Settings
@@ -78,14 +79,15 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
                      clock: Callable[[], float] | None = None, batch_size: int = 1,
                      rejections: list[Any] | None = None,
                      recovery: RecoveryConfig | None = None,
-                     epoch_interval: timedelta | None = None) -> FlowRecords:
+                     epoch_interval: timedelta | None = None,
+                     registry: DeviceRegistry | None = None) -> FlowRecords:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT()) to
     the end of its input, or to an ABORT; the records it wrote.
 
     ``clock`` is the flow's (None: the wall clock); ``rejections`` (optional: the bridge's
     rejection records) feeds its rejection source; ``recovery`` and ``epoch_interval`` go to
     ``run_main`` (a second run with the same recovery resumes from the snapshot the first left
-    at its ABORT).
+    at its ABORT); ``registry`` is the device registry.
     """
     out = FlowRecords()
     flow = build_flow(
@@ -97,18 +99,20 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
         dead_letter_sink=TestingSink(out.dead),
         rejection_source=None if rejections is None else TestingSource(rejections),
         clock=clock,
+        registry=registry,
     )
     run_main(flow, epoch_interval=epoch_interval, recovery_config=recovery)
     return out
 
 
 def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
-             batch_size: int = 1, rejections: list[Any] | None = None) -> FlowOutputs:
+             batch_size: int = 1, rejections: list[Any] | None = None,
+             registry: DeviceRegistry | None = None) -> FlowOutputs:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
     to the end of its input; ``rejections`` (optional: the bridge's rejection records) feeds
-    its rejection source."""
+    its rejection source; ``registry`` is the device registry."""
     records = run_flow_records(settings, items, clock=clock, batch_size=batch_size,
-                               rejections=rejections)
+                               rejections=rejections, registry=registry)
     out = FlowOutputs(incidents=records.incidents, dead=records.dead)
     for record in records.vitals:
         value = orjson.loads(record.value)
