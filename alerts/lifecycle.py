@@ -16,8 +16,16 @@ States and what people may do (``comment`` is possible in every state)::
     open --acknowledge--> acknowledged --dispatch--> dispatched --resolve--> resolved
     acknowledged --resolve--> resolved      dispatched --dispatch--> dispatched (another team)
     resolved --close--> closed              resolved, closed --reopen--> open
+    open, acknowledged, dispatched --merge--> closed (a duplicate of another incident)
 
-The system writes four more actions: ``open`` (the first alert), ``alert`` (one more alert joined,
+Handing over, while the incident is active (open, acknowledged or dispatched), changes no state:
+``assign`` names the person on it (``target``), ``transfer`` moves it from one department
+(``from_department``, default its owner) to another (``target``: the new owner; the person
+assigned is cleared), ``add_department`` routes it to one more (``target``, with a reason in
+``comment``); ``link`` and ``merge`` name another incident (``target``).
+
+The system writes four more actions: ``open`` (the first alert, or a person's report: see
+:mod:`alerts.reports`), ``alert`` (one more alert joined,
 see :mod:`alerts.incidents`), ``escalate`` (see :mod:`alerts.escalation`) and ``restore`` (the
 event log that held the incident was lost and the flow took it up again from history, see
 :mod:`alerts.reconcile`; it changes nothing but ``updated_at``). Every event carries
@@ -43,6 +51,7 @@ __all__ = [
     "ALERT_IDS_KEPT",
     "STATES",
     "SYSTEM_ACTIONS",
+    "HANDOVER_ACTIONS",
     "EventGap",
     "Incident",
     "IncidentError",
@@ -63,9 +72,11 @@ ALERT_IDS_KEPT = 200
 """An incident keeps the ids of its latest alerts only (``alert_count`` counts them all): enough
 to recognise an alert read again after a restart, and its records stay small however long it
 lasts."""
-ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "close", "reopen")
+HANDOVER_ACTIONS = ("assign", "transfer", "add_department", "link", "merge")
+ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "close", "reopen", *HANDOVER_ACTIONS)
 SYSTEM_ACTIONS = ("open", "alert", "escalate", "restore")
 OUTCOMES = ("confirmed", "false_alarm")
+_ACTIVE = ("open", "acknowledged", "dispatched")
 _TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "acknowledge": (("open",), "acknowledged"),
     "dispatch": (("acknowledged", "dispatched"), "dispatched"),
@@ -73,6 +84,11 @@ _TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "resolve": (("acknowledged", "dispatched"), "resolved"),
     "close": (("resolved",), "closed"),
     "reopen": (("resolved", "closed"), "open"),
+    "assign": (_ACTIVE, None),
+    "transfer": (_ACTIVE, None),
+    "add_department": (_ACTIVE, None),
+    "link": (_ACTIVE, None),
+    "merge": (_ACTIVE, "closed"),
 }
 
 
@@ -194,6 +210,13 @@ class Incident:
     outcome: str | None = None
     closed_at: float | None = None
     escalation_level: int = 0
+    assignee: str | None = None
+    reporter: str | None = None        # who reported it (an incident opened by a person)
+    description: str | None = None
+    lat: float | None = None           # where it was reported, WGS84 degrees
+    lon: float | None = None
+    links: tuple[str, ...] = ()        # related incidents (link, merge)
+    merged_into: str | None = None
     sequence: int = 0
 
     @property
@@ -237,15 +260,17 @@ def available_actions(incident: Incident) -> tuple[str, ...]:
 
 def act(
     incident: Incident, action: str, *, actor: str, at: float, comment: str | None = None,
-    team: str | None = None, outcome: str | None = None,
+    team: str | None = None, outcome: str | None = None, target: str | None = None,
+    from_department: str | None = None,
 ) -> tuple[Incident, IncidentEvent]:
     """Do ``action`` as ``actor`` at ``at``: (the incident after it, the event to store).
 
     Raises :class:`InvalidTransition` when the state does not allow the action and
     :class:`InvalidAction` when it is unknown or lacks its argument: ``dispatch`` a ``team``,
-    ``resolve`` an ``outcome`` (``confirmed`` or ``false_alarm``), ``comment`` a text. A
-    resolve event also names the incident's alert rules and detectors, so that whoever learns
-    from false alarms needs nothing else.
+    ``resolve`` an ``outcome`` (``confirmed`` or ``false_alarm``), ``comment`` a text, the
+    handover actions a ``target`` (see the module doc). A resolve event also names the
+    incident's alert rules and detectors, so that whoever learns from false alarms needs
+    nothing else.
     """
     if action not in _TRANSITIONS:
         raise InvalidAction(incident.id, f"unknown action {action!r}; one of {list(ACTIONS)}")
@@ -254,6 +279,7 @@ def act(
     if not actor:
         raise InvalidAction(incident.id, f"{action} needs an actor, got {actor!r}")
     details: dict[str, Any] = {}
+    departments = incident.departments
     if action == "comment" and not (comment and comment.strip()):
         raise InvalidAction(incident.id, f"a comment needs a text, got {comment!r}")
     if action == "dispatch":
@@ -266,9 +292,47 @@ def act(
             raise InvalidAction(incident.id, reason)
         details.update(outcome=outcome, rules=list(incident.rules),
                        detectors=list(incident.detectors))
+    if action in HANDOVER_ACTIONS:
+        details, departments = _handover(incident, action, target, from_department, comment)
     event = IncidentEvent(incident.id, incident.sequence + 1, at, actor, action, comment or None,
-                          incident.departments, details)
+                          departments, details)
     return apply(incident, event), event
+
+
+_TARGETS = {"assign": "a person (--to)", "transfer": "a department", "add_department":
+            "a department", "link": "another incident's id", "merge": "another incident's id"}
+
+
+def _handover(
+    incident: Incident, action: str, target: str | None, from_department: str | None,
+    comment: str | None,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The details and departments after a handover action (see the module doc)."""
+    target = (target or "").strip()
+    if not target:
+        raise InvalidAction(incident.id, f"{action} needs {_TARGETS[action]}, got {target!r}")
+    departments = incident.departments
+    if action == "assign":
+        return {"assignee": target, "previous": incident.assignee}, departments
+    if action in ("link", "merge"):
+        if target == incident.id:
+            raise InvalidAction(incident.id, f"cannot {action} an incident with itself")
+        return ({"incident": target} if action == "link" else {"into": target}), departments
+    if action == "add_department":
+        if target in departments:
+            reason = f"it is routed to {target!r} already ({list(departments)})"
+            raise InvalidAction(incident.id, reason)
+        if not (comment and comment.strip()):
+            raise InvalidAction(incident.id, "add_department needs a reason (a comment)")
+        return {"department": target}, (*departments, target)
+    leaving = from_department or (departments[0] if departments else None)
+    if leaving is not None and leaving not in departments:
+        reason = f"it is not routed to {leaving!r} (it is routed to {list(departments)})"
+        raise InvalidAction(incident.id, reason)
+    if target == leaving or (departments[:1] == (target,) and leaving is None):
+        raise InvalidAction(incident.id, f"it is with department {target!r} already")
+    after = (target, *(d for d in departments if d not in (target, leaving)))
+    return {"department": target, "from": leaving}, after
 
 
 def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
@@ -292,6 +356,8 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
     departments = incident.departments + tuple(
         d for d in event.departments if d not in incident.departments
     )
+    if event.action == "transfer":  # the one event that takes a department away
+        departments = tuple(event.departments)
     base = replace(incident, sequence=event.sequence, departments=departments,
                    updated_at=max(incident.updated_at, event.ts))
     return _APPLY.get(event.action, _unknown)(base, event)
@@ -316,6 +382,9 @@ def _opened(event: IncidentEvent) -> Incident:
         departments=tuple(event.departments), opened_at=event.ts, cycle_started_at=event.ts,
         updated_at=event.ts, first_alert_at=event.ts, last_alert_at=event.ts, sequence=1,
     )
+    if d.get("source") == "report":  # a person's report: no alert behind it
+        return replace(blank, kinds=(d["kind"],), rules=(d["rule"],), reporter=d.get("reporter"),
+                       description=d.get("description"), lat=d.get("lat"), lon=d.get("lon"))
     return _alert(blank, event)
 
 
@@ -356,5 +425,13 @@ _APPLY: dict[str, Callable[[Incident, IncidentEvent], Incident]] = {
     "reopen": lambda i, e: replace(
         i, state="open", cycle_started_at=e.ts, acknowledged_at=None, acknowledged_by=None,
         teams=(), resolved_at=None, outcome=None, closed_at=None, escalation_level=0,
+        merged_into=None,
     ),
+    "assign": lambda i, e: replace(i, assignee=e.details["assignee"]),
+    "transfer": lambda i, e: replace(i, assignee=None),
+    "add_department": lambda i, e: i,
+    "link": lambda i, e: replace(i, links=_add(i.links, e.details["incident"])),
+    "merge": lambda i, e: replace(i, state="closed", closed_at=e.ts,
+                                  merged_into=e.details["into"],
+                                  links=_add(i.links, e.details["into"])),
 }

@@ -23,8 +23,9 @@ Steps (ids are stable):
       duplicates and suppressed alerts make nothing; an alert that cannot become an incident
       is logged and skipped;
     - a command is executed against the incident as this step knows it
-      (:func:`~alerts.commands.execute`: permission, then transition); its answer goes to the
-      ``command_results`` topic, its event (if any) like every other event;
+      (:func:`~alerts.commands.execute`: permission, then transition; a ``create`` command
+      opens the incident of a person's report); its answer goes to the ``command_results``
+      topic, its event (if any) like every other event;
     - escalation: every :data:`ESCALATION_CHECK_S` (and before each item) incidents whose
       acknowledgement is overdue on the clock escalate (:meth:`IncidentGrouper.escalate`);
     - a logged event (the topic read back) that the state has not seen - the step wrote it
@@ -181,7 +182,7 @@ class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
             log.info("incidents: command %s was applied before; not again", command.id)
             return []
         known = self._state.incidents.get(command.incident_id)
-        result, after = execute(command, known)
+        result, after = execute(command, known, self._grouper.settings)
         out = [self._outputs.result_record(result)]
         if result.ok and after is not None and result.event is not None:
             self._state.incidents[after.id] = after
