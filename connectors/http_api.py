@@ -7,9 +7,15 @@ cityheart layer from the database, the command bus and the access rules)::
     GET  /api/whoami                        {"role", "department", "sub"}
     GET  /api/incidents?state=open&limit=200   {"incidents": [incident + "allowed_actions"]}
     GET  /api/incidents/ID                  {"incident": ..., "events": [...]}  (404 unknown)
-    POST /api/incidents/ID/actions          body {"action", "comment"?, "team"?, "outcome"?}
+    POST /api/incidents                     body {"kind", "title", "severity", "district"? |
+                                            "lat"/"lon"?, "description"?, "reporter"?}
+                                            -> 201 {"event", "incident"}: a person's report
+    POST /api/incidents/ID/actions          body {"action", "comment"?, "team"?, "outcome"?,
+                                            "target"?, "from_department"?}
                                             -> {"event", "incident"}; 403 forbidden, 404,
                                             409 conflict (state), 422 invalid, 503 flow away
+    GET  /api/incidents/ID/cap              {"identifier", "msg_type", "references", "xml"}:
+                                            the incident as a CAP 1.2 message
     GET  /api/kpi?since=7d&until=now        {"since", "until", "departments": [...]}
 
 The token comes as ``Authorization: Bearer <token>`` (or ``?token=``). Without one the caller
@@ -64,6 +70,12 @@ class IncidentApi(Protocol):
     def act(self, claims: Claims, incident_id: str, request: Mapping[str, Any]) -> Answer:
         """Take an action; the status and the answer document."""
 
+    def create(self, claims: Claims, request: Mapping[str, Any]) -> Answer:
+        """Open an incident from a person's report; the status and the answer document."""
+
+    def cap(self, claims: Claims, incident_id: str) -> Answer:
+        """The incident's CAP 1.2 message; the status and the answer document."""
+
     def kpi(self, claims: Claims, *, since: str, until: str) -> Answer:
         """Department KPIs this caller may see."""
 
@@ -112,6 +124,11 @@ def _route(
         except ValueError:
             return error_answer(HTTPStatus.BAD_REQUEST, "invalid", "limit must be a whole number")
         return HTTPStatus.OK, api.incidents(claims, states=query.get("state", []), limit=limit)
+    if parts == ["api", "incidents"] and request.method == "POST":
+        body = _json_body(request.body)
+        return body if isinstance(body, tuple) else api.create(claims, body)
+    if len(parts) == 4 and parts[:2] == ["api", "incidents"] and parts[3] == "cap" and get:
+        return api.cap(claims, parts[2])
     if len(parts) == 3 and parts[:2] == ["api", "incidents"] and get:
         found = api.incident(claims, parts[2])
         if found is None:

@@ -8,8 +8,8 @@ Routes, in the order they are tried::
     GET  /openapi.json              the API's OpenAPI document, generated from these routes
     GET  /config.json               what the page needs (connectors.web_config)
     GET  /api/history               a district's series, for charts (``site.history``)
-    GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
-    POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
+    GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/incidents/{id}/cap, /api/kpi
+    POST /api/incidents, /api/incidents/{id}/actions   the dispatch API (connectors.http_api)
     *    /api/...                   anything else there: the API's own JSON 404 or 405
     GET  /...                       a file under ``site.static_dir``, else 404 (never outside it)
 
@@ -70,7 +70,18 @@ _ACTION_BODY = {
     "properties": {"action": {"type": "string", "description": "e.g. acknowledge (ack), "
                               "dispatch, comment, resolve, close"},
                    "comment": {"type": "string"}, "team": {"type": "string"},
-                   "outcome": {"type": "string"}},
+                   "outcome": {"type": "string"},
+                   "target": {"type": "string", "description": "assign: a person; transfer, "
+                              "add_department: a department; link, merge: an incident id"},
+                   "from_department": {"type": "string"}},
+}
+_REPORT_BODY = {
+    "type": "object", "required": ["kind", "title", "severity"],
+    "properties": {"kind": {"type": "string"}, "title": {"type": "string"},
+                   "severity": {"type": "string", "enum": ["warning", "critical", "emergency"]},
+                   "district": {"type": "string"}, "lat": {"type": "number"},
+                   "lon": {"type": "number"}, "description": {"type": "string"},
+                   "reporter": {"type": "string"}},
 }
 
 
@@ -188,6 +199,19 @@ def build_app(site: WebServer) -> FastAPI:
     @get("/api/incidents/{incident_id}", tags=["dispatch"])
     def incident(request: Request, incident_id: Annotated[str, Path()]) -> Response:
         """One incident with its event timeline (404 if unknown or not the caller's)."""
+        return dispatch(request)
+
+    @app.post("/api/incidents", tags=["dispatch"], status_code=201,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": _REPORT_BODY}}}})
+    async def create(request: Request) -> Response:
+        """Open an incident from a report (a call, the field); 201, 403, 422, 503."""
+        body = await _body(request)
+        return await run_in_threadpool(dispatch, request, body)
+
+    @get("/api/incidents/{incident_id}/cap", tags=["dispatch"])
+    def cap(request: Request, incident_id: Annotated[str, Path()]) -> Response:
+        """The incident as a CAP 1.2 message (its XML in ``xml``)."""
         return dispatch(request)
 
     @app.post("/api/incidents/{incident_id}/actions", tags=["dispatch"],
