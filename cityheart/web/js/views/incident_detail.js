@@ -17,7 +17,8 @@ const ACTION_LABELS = {
 const EVENT_LABELS = {
   open: "opened", alert: "alert", escalate: "escalated", acknowledge: "acknowledged",
   dispatch: "dispatched", comment: "comment", resolve: "resolved", close: "closed", reopen: "reopened",
-  restore: "restored from history",
+  restore: "restored from history", assign: "assigned", transfer: "transferred",
+  add_department: "department added", link: "linked", merge: "merged",
 };
 const NEEDS_FORM = new Set(["dispatch", "comment", "resolve"]);
 
@@ -68,7 +69,9 @@ export class IncidentDetail {
     setAttr(this.el, "data-level", severityLevel(incident.severity));
     setText(this.title, incident.title || words(incident.kind));
     this.updateFacts(incident);
-    const allowed = this.busy ? [] : incidents.allowed(session.me, incident);
+    // the page offers the actions it has a button for (handing over: the CLI and the API)
+    const allowed = this.busy ? [] : incidents.allowed(session.me, incident)
+      .filter((action) => action in ACTION_LABELS);
     syncList(this.buttons, allowed, (a) => a,
       (action) => h("button", { type: "button", class: "action", "data-action": action,
                                 onclick: () => this.choose(action) }, ACTION_LABELS[action] || words(action)),
@@ -90,6 +93,11 @@ export class IncidentDetail {
       ["Resolved", time(incident.resolved_at)],
       ["Outcome", incident.outcome ? words(incident.outcome) : null],
       ["Teams", Array.isArray(incident.teams) && incident.teams.length ? incident.teams.join(", ") : null],
+      ["Assigned to", incident.assignee || null],
+      ["Reported by", incident.reporter || null],
+      ["Report", incident.description || null],
+      ["Merged into", incident.merged_into || null],
+      ["Linked", Array.isArray(incident.links) && incident.links.length ? incident.links.join(", ") : null],
       ["Alerts", typeof incident.alert_count === "number" ? String(incident.alert_count) : null],
       ["Escalation", incident.escalation_level > 0 ? `level ${incident.escalation_level}` : null],
     ].filter(([, value]) => value);
@@ -110,7 +118,8 @@ export class IncidentDetail {
     setAttr(el, "data-action", event.action);
     setText(el.querySelector(".event-time"), event.ts ? this.ctx.clock.format(new Date(event.ts)) : "");
     const d = event.details || {};
-    const extra = [d.team, d.outcome && words(d.outcome), d.severity,
+    const extra = [d.team, d.outcome && words(d.outcome), d.severity, d.assignee, d.department,
+                   d.incident, d.into, d.source === "report" && "by hand",
                    event.action === "escalate" && typeof d.level === "number" ? `level ${d.level}` : null];
     setText(el.querySelector(".event-what"),
       [EVENT_LABELS[event.action] || words(event.action), ...extra.filter(Boolean)].join(" · "));

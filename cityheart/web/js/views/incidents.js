@@ -1,11 +1,13 @@
 // Incident board: one column per state (open, acknowledged, dispatched, resolved), worst
 // severity first, live from the feed's incidents channel; #/incidents/<id> opens one incident
-// beside the columns with its actions and timeline (views/incident_detail.js).
+// beside the columns with its actions and timeline (views/incident_detail.js). Operators and
+// dispatchers open incidents by hand with "New incident…" (views/report_form.js).
 
 import { h, setAttr, setText, syncList } from "../dom.js";
 import { ago, words } from "../format.js";
 import { BOARD_STATES, SEVERITIES } from "../incidents.js";
 import { IncidentDetail, severityLevel } from "./incident_detail.js";
+import { ReportForm } from "./report_form.js";
 
 const RESOLVED_SHOWN = 30;
 const STATE_TITLES = { open: "Open", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved" };
@@ -33,9 +35,14 @@ export class IncidentBoardView {
       ? new IncidentDetail({ config, incidents, session, clock, names: this.names,
                              departments: this.departments, onChanged: render }, selected)
       : null;
+    this.report = new ReportForm({ config, incidents, session, onChanged: render });
+    this.newButton = h("button", { type: "button", class: "action new-incident", hidden: true,
+                                   onclick: () => this.report.toggle(this.report.el.hidden) },
+      "New incident…");
     this.el = h("section", { class: "incidents-view", "data-view": "incidents",
                              "data-selected": selected ? "true" : null },
-      h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope, this.notice),
+      h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope,
+        this.newButton, this.notice, this.report.el),
       h("div", { class: "board-columns" }, this.columns.map((c) => c.el)),
       this.detail ? this.detail.el : null);
   }
@@ -54,6 +61,7 @@ export class IncidentBoardView {
 
   updateScope() {
     const me = this.session.me;
+    this.newButton.hidden = !this.session.mayAct;
     let scope = "";
     if (me?.role === "dispatcher") scope = `routed to ${this.departments.get(me.department) || me.department}`;
     else if (me?.role === "viewer") scope = "public summaries";
