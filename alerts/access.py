@@ -7,7 +7,8 @@ Roles come from a verified token's :class:`~models.claims.Claims`:
   whose ``departments`` include X; KPIs of X. Actions ``acknowledge``, ``dispatch``,
   ``comment``, ``resolve``, ``assign``, ``transfer``, ``add_department`` and ``link`` on
   incidents routed to X; opening incidents by hand (routed to X too). Closing, reopening and
-  merging stay with operators.
+  merging stay with operators, and so does managing maintenance windows at run time
+  (dispatchers may list them).
 - ``viewer``: aggregated vital signs, and incidents and their events as public summaries: no
   device ids (detectors, stations, areas, substations), no precise coordinates, no free-text
   comments, no names of people. Raw alerts and KPIs are not shown. No actions.
@@ -42,6 +43,7 @@ __all__ = [
     "allowed_actions",
     "authorize",
     "authorize_report",
+    "authorize_suppression",
     "history_view",
     "may_act",
     "may_subscribe",
@@ -153,6 +155,13 @@ def authorize_report(claims: Claims) -> None:
     if claims.role not in REPORT_ROLES:
         reason = f"only {' and '.join(REPORT_ROLES)}s open incidents, not role {claims.role!r}"
         raise Forbidden(claims, "create", "(new)", reason)
+
+
+def authorize_suppression(claims: Claims, action: str) -> None:
+    """Raise :class:`Forbidden` unless the role may manage suppression windows (operators)."""
+    if claims.role != "operator":
+        reason = f"only operators manage suppression windows, not role {claims.role!r}"
+        raise Forbidden(claims, action, "(suppression)", reason)
 
 
 def allowed_actions(claims: Claims, incident: Incident) -> tuple[str, ...]:

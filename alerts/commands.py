@@ -30,9 +30,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alerts.access import Forbidden, authorize, authorize_report
+from alerts.access import Forbidden, authorize, authorize_report, authorize_suppression
 from alerts.lifecycle import (
     Incident,
     IncidentEvent,
@@ -43,13 +43,25 @@ from alerts.lifecycle import (
 )
 from alerts.reports import REPORT_RULE, InvalidReport, Report, open_report
 from alerts.routing import merge, route
+from alerts.suppressions import (
+    InvalidWindow,
+    active_windows,
+    add_window,
+    end_window,
+    window_from_record,
+    window_record,
+)
 from models.claims import Claims
 from models.errors import CityheartError
 from models.timefmt import iso
 from settings.incidents import IncidentSettings
 
+if TYPE_CHECKING:
+    from alerts.incidents import GroupingState
+
 __all__ = [
     "ERRORS",
+    "execute_suppression",
     "HTTP_STATUS",
     "Command",
     "CommandResult",
@@ -91,6 +103,7 @@ class Command:
     target: str | None = None
     from_department: str | None = None
     report: Mapping[str, Any] | None = None
+    window: Mapping[str, Any] | None = None
 
     @classmethod
     def new(
@@ -122,7 +135,8 @@ class Command:
                 "department": self.department, "requested_at": iso(self.requested_at),
                 "comment": self.comment, "team": self.team, "outcome": self.outcome,
                 "target": self.target, "from_department": self.from_department,
-                "report": None if self.report is None else dict(self.report)}
+                "report": None if self.report is None else dict(self.report),
+                "window": None if self.window is None else dict(self.window)}
 
     @classmethod
     def from_record(cls, record: Any) -> Command:
@@ -138,9 +152,10 @@ class Command:
             if record.get(name) is not None and not isinstance(record[name], str):
                 msg = f"field {name!r} must be a string or null"
                 raise InvalidCommand(msg)
-        if record.get("report") is not None and not isinstance(record["report"], Mapping):
-            msg = "field 'report' must be a JSON object or null"
-            raise InvalidCommand(msg)
+        for name in ("report", "window"):
+            if record.get(name) is not None and not isinstance(record[name], Mapping):
+                msg = f"field {name!r} must be a JSON object or null"
+                raise InvalidCommand(msg)
         try:
             at = to_epoch(record.get("requested_at"))
         except (TypeError, ValueError) as exc:
@@ -155,7 +170,7 @@ class Command:
             requested_at=at, department=record.get("department"), comment=record.get("comment"),
             team=record.get("team"), outcome=record.get("outcome"),
             target=record.get("target"), from_department=record.get("from_department"),
-            report=record.get("report"),
+            report=record.get("report"), window=record.get("window"),
         )
 
 
@@ -169,6 +184,7 @@ class CommandResult:
     detail: str | None = None
     event: Mapping[str, Any] | None = None
     incident: Mapping[str, Any] | None = field(default=None)
+    data: Mapping[str, Any] | None = None   # what a command that asks something answers
 
     @property
     def ok(self) -> bool:
@@ -176,18 +192,20 @@ class CommandResult:
         return self.error is None
 
     def to_record(self) -> dict[str, Any]:
-        """JSON-ready dict: command_id, incident_id, ok, error, detail, event, incident."""
+        """JSON-ready dict: command_id, incident_id, ok, error, detail, event, incident, data."""
         return {"command_id": self.command_id, "incident_id": self.incident_id, "ok": self.ok,
                 "error": self.error, "detail": self.detail,
                 "event": None if self.event is None else dict(self.event),
-                "incident": None if self.incident is None else dict(self.incident)}
+                "incident": None if self.incident is None else dict(self.incident),
+                "data": None if self.data is None else dict(self.data)}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> CommandResult:
         """The result of a :meth:`to_record` dict."""
         return cls(command_id=record["command_id"], incident_id=record["incident_id"],
                    error=record.get("error"), detail=record.get("detail"),
-                   event=record.get("event"), incident=record.get("incident"))
+                   event=record.get("event"), incident=record.get("incident"),
+                   data=record.get("data"))
 
 
 def execute(
@@ -254,6 +272,41 @@ def _create(
     result = CommandResult(command.id, command.incident_id, event=event.to_record(),
                            incident=incident.to_record())
     return result, incident
+
+
+def execute_suppression(
+    command: Command, state: GroupingState,
+) -> tuple[CommandResult, list[IncidentEvent]]:
+    """Apply a ``suppress``, ``end_suppression`` or ``list_suppressions`` command to one
+    district's ``state`` (see :mod:`alerts.suppressions`): (the answer, the incident events)."""
+    at = command.requested_at
+    try:
+        if command.action != "list_suppressions" or command.role == "viewer":
+            authorize_suppression(command.claims, command.action)
+        if command.action == "list_suppressions":
+            windows = [window_record(w) for w in active_windows(state, now=at)]
+            return CommandResult(command.id, command.incident_id,
+                                 data={"windows": windows}), []
+        if command.action == "end_suppression":
+            events = end_window(state, str(command.target), actor=command.actor, at=at)
+            if events is None:
+                detail = (f"no running suppression window {command.target!r} in district "
+                          f"{command.district!r}")
+                return CommandResult(command.id, command.incident_id, "not_found", detail), []
+            window = state.suppressions[str(command.target)]
+        else:
+            window = window_from_record(command.window)
+            if command.district not in window.districts:
+                msg = f"it does not cover district {command.district!r}"
+                raise InvalidWindow(msg)
+            events = add_window(state, window, actor=command.actor, at=at)
+    except Forbidden as exc:
+        return _refused(command, "forbidden", exc), []
+    except InvalidWindow as exc:
+        return _refused(command, "invalid", exc), []
+    events = [_with_command(e, command.id) for e in events]
+    data = {"window": window_record(window), "incidents": [e.incident_id for e in events]}
+    return CommandResult(command.id, command.incident_id, data=data), events
 
 
 def _known_department(incident: Incident, department: str | None,

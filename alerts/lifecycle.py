@@ -28,7 +28,9 @@ The system writes four more actions: ``open`` (the first alert, or a person's re
 :mod:`alerts.reports`), ``alert`` (one more alert joined,
 see :mod:`alerts.incidents`), ``escalate`` (see :mod:`alerts.escalation`) and ``restore`` (the
 event log that held the incident was lost and the flow took it up again from history, see
-:mod:`alerts.reconcile`; it changes nothing but ``updated_at``). Every event carries
+:mod:`alerts.reconcile`; it changes nothing but ``updated_at``); ``suppress`` and
+``unsuppress`` (a maintenance window added or ended early covers it, see
+:mod:`alerts.suppressions`) change nothing either. Every event carries
 the incident's departments after it, so it can be routed without looking the incident up.
 Incidents and events are frozen, picklable, and JSON-ready through ``to_record``/``from_record``
 (times ISO 8601 UTC, as on the wire).
@@ -210,6 +212,9 @@ class Incident:
     outcome: str | None = None
     closed_at: float | None = None
     escalation_level: int = 0
+    sequence: int = 0
+    # (after ``sequence``: fields added later go last, so a snapshot pickled before them
+    # never has its values read into the wrong fields)
     assignee: str | None = None
     reporter: str | None = None        # who reported it (an incident opened by a person)
     description: str | None = None
@@ -217,7 +222,6 @@ class Incident:
     lon: float | None = None
     links: tuple[str, ...] = ()        # related incidents (link, merge)
     merged_into: str | None = None
-    sequence: int = 0
 
     @property
     def active(self) -> bool:
@@ -427,6 +431,8 @@ _APPLY: dict[str, Callable[[Incident, IncidentEvent], Incident]] = {
         teams=(), resolved_at=None, outcome=None, closed_at=None, escalation_level=0,
         merged_into=None,
     ),
+    "suppress": lambda i, e: i,      # a maintenance window covers it (alerts.suppressions)
+    "unsuppress": lambda i, e: i,
     "assign": lambda i, e: replace(i, assignee=e.details["assignee"]),
     "transfer": lambda i, e: replace(i, assignee=None),
     "add_department": lambda i, e: i,

@@ -509,6 +509,43 @@ def incident(
 
 
 @app.command()
+def suppress(
+    what: Annotated[str, typer.Argument(help="add, list or end.")],
+    window_id: Annotated[
+        str | None, typer.Argument(help="end: the window's id; add: an id (default: made up).")
+    ] = None,
+    district: Annotated[list[str] | None, typer.Option(help="add: a district it covers.")] = None,
+    device: Annotated[list[str] | None, typer.Option(help="add: only these devices.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="add: only these kinds.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="add: from (ISO 8601; default now).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="add: until (ISO 8601).")] = None,
+    duration: Annotated[
+        str | None, typer.Option("--for", help="add: for this long from its start (2h).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="add: why (shown on the board).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
+    ] = None,
+    api: Annotated[
+        str | None, typer.Option(help="The dispatch API's URL (default: the dashboard's).")
+    ] = None,
+    as_json: JsonLinesOption = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Add, list or end maintenance windows while the city runs (no restart)."""
+    from cityheart.suppress import run_suppress
+
+    run_command(config, verbose, lambda settings: run_suppress(
+        settings, what, window_id, token=token, api=api, districts=district or [],
+        devices=device or [], kinds=kind or [], start=start, until=until, duration=duration,
+        reason=reason, as_json=as_json,
+    ))
+
+
+@app.command()
 def kpi(
     since: Annotated[
         str, typer.Option(help="Incidents opened since: a duration ago (7d) or ISO 8601.")

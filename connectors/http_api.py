@@ -16,6 +16,10 @@ cityheart layer from the database, the command bus and the access rules)::
                                             409 conflict (state), 422 invalid, 503 flow away
     GET  /api/incidents/ID/cap              {"identifier", "msg_type", "references", "xml"}:
                                             the incident as a CAP 1.2 message
+    GET  /api/suppressions                  {"windows": [...]}: maintenance windows not ended
+    POST /api/suppressions                  body {"districts", "devices"?, "kinds"?, "end" |
+                                            "for", "start"?, "reason"?, "id"?} -> 201
+    POST /api/suppressions/ID/end           end a window added at run time, now
     GET  /api/kpi?since=7d&until=now        {"since", "until", "departments": [...]}
 
 The token comes as ``Authorization: Bearer <token>`` (or ``?token=``). Without one the caller
@@ -75,6 +79,15 @@ class IncidentApi(Protocol):
 
     def cap(self, claims: Claims, incident_id: str) -> Answer:
         """The incident's CAP 1.2 message; the status and the answer document."""
+
+    def suppressions(self, claims: Claims) -> Answer:
+        """The maintenance windows not ended yet."""
+
+    def suppress(self, claims: Claims, request: Mapping[str, Any]) -> Answer:
+        """Add a maintenance window."""
+
+    def end_suppression(self, claims: Claims, window_id: str) -> Answer:
+        """End a maintenance window now."""
 
     def kpi(self, claims: Claims, *, since: str, until: str) -> Answer:
         """Department KPIs this caller may see."""
@@ -141,6 +154,14 @@ def _route(
         if isinstance(body, tuple):
             return body
         return api.act(claims, parts[2], body)
+    if parts == ["api", "suppressions"] and get:
+        return api.suppressions(claims)
+    if parts == ["api", "suppressions"] and request.method == "POST":
+        body = _json_body(request.body)
+        return body if isinstance(body, tuple) else api.suppress(claims, body)
+    if len(parts) == 4 and parts[:2] == ["api", "suppressions"] and parts[3] == "end" and (
+            request.method == "POST"):
+        return api.end_suppression(claims, parts[2])
     if parts == ["api", "kpi"] and get:
         return api.kpi(claims, since=query.get("since", ["7d"])[0],
                        until=query.get("until", ["now"])[0])

@@ -10,6 +10,7 @@ Routes, in the order they are tried::
     GET  /api/history               a district's series, for charts (``site.history``)
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/incidents/{id}/cap, /api/kpi
     POST /api/incidents, /api/incidents/{id}/actions   the dispatch API (connectors.http_api)
+    GET, POST /api/suppressions, POST /api/suppressions/{id}/end   maintenance windows
     *    /api/...                   anything else there: the API's own JSON 404 or 405
     GET  /...                       a file under ``site.static_dir``, else 404 (never outside it)
 
@@ -74,6 +75,15 @@ _ACTION_BODY = {
                    "target": {"type": "string", "description": "assign: a person; transfer, "
                               "add_department: a department; link, merge: an incident id"},
                    "from_department": {"type": "string"}},
+}
+_WINDOW_BODY = {
+    "type": "object", "required": ["districts"],
+    "properties": {"districts": {"type": "array", "items": {"type": "string"}},
+                   "devices": {"type": "array", "items": {"type": "string"}},
+                   "kinds": {"type": "array", "items": {"type": "string"}},
+                   "start": {"type": "string"}, "end": {"type": "string"},
+                   "for": {"type": "string", "description": "a duration from start: 2h"},
+                   "reason": {"type": "string"}, "id": {"type": "string"}},
 }
 _REPORT_BODY = {
     "type": "object", "required": ["kind", "title", "severity"],
@@ -221,6 +231,24 @@ def build_app(site: WebServer) -> FastAPI:
         """Take an action; 403 forbidden, 404, 409 conflict, 413, 422 invalid, 503 flow away."""
         body = await _body(request)
         return await run_in_threadpool(dispatch, request, body)
+
+    @get("/api/suppressions", tags=["suppressions"])
+    def suppressions(request: Request) -> Response:
+        """The maintenance windows not ended yet (config.yaml's and those added at run time)."""
+        return dispatch(request)
+
+    @app.post("/api/suppressions", tags=["suppressions"], status_code=201,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": _WINDOW_BODY}}}})
+    async def suppress(request: Request) -> Response:
+        """Add a maintenance window (operators); 201, 403, 422, 503."""
+        body = await _body(request)
+        return await run_in_threadpool(dispatch, request, body)
+
+    @app.post("/api/suppressions/{window_id}/end", tags=["suppressions"])
+    async def end_suppression(request: Request, window_id: Annotated[str, Path()]) -> Response:
+        """End a maintenance window added at run time, now (operators); 403, 404."""
+        return await run_in_threadpool(dispatch, request, b"")
 
     @get("/api/kpi", tags=["dispatch"])
     def kpi(

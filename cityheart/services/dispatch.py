@@ -16,7 +16,8 @@ comments, no names.
 People also open incidents by hand (:meth:`DispatchService.create`: a report, from a phone call
 or the field, sent to the flow as a ``create`` command and routed like an alert), hand them over
 (``assign``, ``transfer``, ``add_department``, ``link``, ``merge`` through :meth:`act`; a link or
-a merge also links the other incident back), and publish them as CAP 1.2 (:meth:`cap`).
+a merge also links the other incident back), publish them as CAP 1.2 (:meth:`cap`), and
+manage maintenance windows at run time (:mod:`cityheart.services.suppressions`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from alerts.incidents import DisplayNames
 from alerts.kpi import department_kpis
 from alerts.lifecycle import ACTIONS, Incident, IncidentEvent
 from alerts.reports import InvalidReport, Report, report_incident_id
+from cityheart.services.suppressions import SuppressionService
 from connectors.command_bus import CommandBus
 from connectors.http_api import error_answer
 from connectors.storage import Storage
@@ -69,6 +71,7 @@ class DispatchService:
         self._clock = clock
         self._timeout = timeout
         self._locator: Any = None
+        self.windows = SuppressionService(settings, send=self._request, clock=clock)
 
     def incidents(self, claims: Claims, *, states: list[str], limit: int) -> dict[str, Any]:
         """The incidents this caller may see (newest first), with the actions it may take."""
@@ -218,13 +221,32 @@ class DispatchService:
             return {"ok": False, "detail": document.get("detail")}
         return {"ok": True, "event": document.get("event")}
 
+    def suppressions(self, claims: Claims) -> Answer:
+        """The maintenance windows not ended yet (config.yaml's and run-time ones)."""
+        return self.windows.list(claims)
+
+    def suppress(self, claims: Claims, request: Mapping[str, Any]) -> Answer:
+        """Add a maintenance window at run time; 201."""
+        return self.windows.add(claims, request)
+
+    def end_suppression(self, claims: Claims, window_id: str) -> Answer:
+        """End a run-time maintenance window now."""
+        return self.windows.end(claims, window_id)
+
+    def _request(self, command: Command) -> dict[str, Any]:
+        """The flow's answer (a CommandResult record) to ``command``."""
+        if self._bus is None:
+            return {"ok": False, "error": "unavailable",
+                    "detail": "this server sends no commands (no Kafka configured)"}
+        return self._bus.request(command.id, command.incident_id, command.to_record(),
+                                 timeout=self._timeout)
+
     def _send(self, command: Command) -> Answer:
         """Send ``command`` to the flow; (200, its event and incident) or its refusal."""
         if self._bus is None:
             return error_answer(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable",
                                 "this server sends no commands (no Kafka configured)")
-        result = self._bus.request(command.id, command.incident_id, command.to_record(),
-                                   timeout=self._timeout)
+        result = self._request(command)
         if not result.get("ok"):
             error = str(result.get("error"))
             return error_answer(HTTPStatus(HTTP_STATUS.get(error, 400)), error,

@@ -1,5 +1,6 @@
 """The board's "New incident" form in a real browser: an operator opens an incident from a phone
-call, it is routed and shown on every open page; a viewer has no form.
+call, it is routed and shown on every open page; a viewer has no form. The board also lists
+the maintenance windows added at run time.
 
 Debian's chromium through playwright; behind it real Tansu, real PostgreSQL, the flow and the
 recorder as child processes, the feed and the dashboard with its dispatch API in this process.
@@ -52,12 +53,21 @@ def stack(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[Sim
 def test_an_operator_opens_an_incident_from_a_call_in_the_page(
     stack: SimpleNamespace, browser: Any, tmp_path: Path
 ) -> None:
+    from tests.cityheart.test_dispatch_api import call
+
     base = stack.url
+    status, added = call(base, "POST", "/api/suppressions", token("operator", sub="olga"), {
+        "districts": ["airport-west"], "for": "2h", "reason": "runway lights replaced"})
+    assert status == 201, added
     dispatcher = Screen(browser, base, token("dispatcher", "water-authority", sub="ana"),
                         LAPTOP, "#/incidents")
     dispatcher.wait(LIVE)
     operator = Screen(browser, base, token("operator", sub="olga"), WALL, "#/incidents")
     operator.wait(LIVE)
+    # the maintenance window is on the board, for dispatchers too
+    for screen in (operator, dispatcher):
+        screen.wait_text(".board-windows", "runway lights replaced")
+    assert "Airport West" in operator.page.inner_text(".board-windows")
     operator.page.click("button.new-incident", timeout=20_000)
     form = ".report-form form"
     # the server's refusal is shown in the page: a position outside the city
@@ -99,4 +109,5 @@ def test_an_operator_opens_an_incident_from_a_call_in_the_page(
     viewer.wait(f"() => document.querySelector(\"{viewer.card(incident_id, 'acknowledged')}\")")
     assert not viewer.page.is_visible("button.new-incident")
     assert "harbour master" not in viewer.page.content()
+    assert not viewer.page.is_visible(".board-windows")
     viewer.close()

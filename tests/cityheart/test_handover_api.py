@@ -185,3 +185,74 @@ def _inside(settings: Settings, district_id: str) -> tuple[float, float]:
     district = next(d for d in settings.districts if d.id == district_id)
     lon, lat = district.centroid
     return lat, lon
+
+
+def test_a_maintenance_window_added_at_run_time_silences_a_district_until_it_ends(
+    stack: SimpleNamespace,
+) -> None:
+    from tests.cityheart.test_dispatch_api import call
+    from tests.support.dispatch import raise_pollution
+
+    base, settings = stack.url, stack.settings
+    operator = token("operator", sub="olga")
+    bureau = token("dispatcher", "environment-bureau", sub="ana")
+    runner = CliRunner()
+
+    def cityheart(*args: str, who: str = operator) -> Any:
+        return runner.invoke(app, ["suppress", *args, "--api", base, "--config",
+                                   str(stack.config)], env={"CITYHEART_TOKEN": who})
+
+    raise_pollution(settings)
+
+    def listed() -> list[dict]:
+        return call(base, "GET", "/api/incidents", operator)[1]["incidents"]
+
+    (incident,) = wait_until(listed, 90, "the incident in the API", every=0.2)
+    status, refused = call(base, "POST", "/api/suppressions", bureau, {
+        "districts": ["industrial-east"], "for": "1h"})
+    assert (status, refused["error"]) == (403, "forbidden")
+    assert cityheart("add", "--district", "industrial-east", who=operator).exit_code == 2
+    # from an hour ago (alerts carry the time of their readings) for two hours
+    added = cityheart("add", "filter-works", "--district", "industrial-east", "--kind", "pm25",
+                      "--start", "1h", "--for", "2h", "--reason", "stack filter replacement")
+    assert added.exit_code == 0, added.output
+    assert f"incidents covered: {incident['id']}" in added.output
+    # listed, for dispatchers too, with config.yaml's windows; no restart was needed
+    status, windows = call(base, "GET", "/api/suppressions", bureau)
+    assert status == 200, windows
+    (window,) = [w for w in windows["windows"] if w["id"] == "filter-works"]
+    assert (window["districts"], window["kinds"], window["source"]) == (
+        ["industrial-east"], ["pm25"], "runtime")
+    assert "filter-works" in cityheart("list").output
+
+    # more pollution there joins nothing while the window lasts
+    def stored_alerts() -> int:
+        return len(stack.storage.history.alerts(since=time.time() - 3600,
+                                                districts=["industrial-east"], limit=100))
+
+    def comment(text: str) -> dict:
+        status, commented = call(base, "POST", f"/api/incidents/{incident['id']}/actions",
+                                 operator, {"action": "comment", "comment": text})
+        assert status == 200, commented
+        return dict(commented["incident"])
+
+    alert_count = comment("filters out until noon")["alert_count"]
+    before = stored_alerts()
+    raise_pollution(settings, devices="pm25-more", start=time.time() // 10 * 10 - 10)
+    wait_until(lambda: stored_alerts() > before, 60, "the second episode's alert stored",
+               every=0.2)
+    assert comment("more smoke reported")["alert_count"] == alert_count
+
+    ended = cityheart("end", "filter-works")
+    assert ended.exit_code == 0, ended.output
+    assert "filter-works" not in cityheart("list").output
+    assert cityheart("end", "filter-works").exit_code == 1  # not running any more
+
+    def timeline() -> list | None:
+        status, document = call(base, "GET", f"/api/incidents/{incident['id']}", operator)
+        actions = [(e["action"], e["actor"]) for e in document["events"]]
+        return actions if ("unsuppress", "olga") in actions else None
+
+    actions = wait_until(timeline, 60, "the window in the stored timeline", every=0.2)
+    assert actions[-4:] == [("suppress", "olga"), ("comment", "olga"), ("comment", "olga"),
+                            ("unsuppress", "olga")]
