@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
-from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
+from alerts.lifecycle import Incident, IncidentEvent, apply, restore_fields, to_epoch
 from alerts.routing import merge, route
 from alerts.rules import Alert
 from models.errors import CityheartError
@@ -203,6 +203,13 @@ class GroupingState:
     incidents: dict[str, Incident] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
     suppressions: dict[str, SuppressionWindow] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"incidents": self.incidents, "commands": self.commands,
+                "suppressions": self.suppressions}
+
+    def __setstate__(self, state: Any) -> None:
+        restore_fields(self, state)  # a snapshot from before ``suppressions`` has none
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready: ``{"incidents": [incident records]}``."""

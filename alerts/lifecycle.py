@@ -39,7 +39,7 @@ Incidents and events are frozen, picklable, and JSON-ready through ``to_record``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +65,7 @@ __all__ = [
     "available_actions",
     "event_id",
     "replay",
+    "restore_fields",
     "state_after",
     "to_epoch",
 ]
@@ -223,6 +224,12 @@ class Incident:
     links: tuple[str, ...] = ()        # related incidents (link, merge)
     merged_into: str | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {spec.name: getattr(self, spec.name) for spec in fields(self)}
+
+    def __setstate__(self, state: Any) -> None:
+        restore_fields(self, state)
+
     @property
     def active(self) -> bool:
         """Whether the incident still needs work (not resolved or closed)."""
@@ -250,6 +257,28 @@ class Incident:
                 value = to_epoch(value)
             values[spec.name] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
+
+
+def restore_fields(obj: Any, state: Any) -> None:
+    """Set the dataclass ``obj``'s fields from a pickled ``state`` (a list in field order, a
+    dict, or a ``(dict, slots dict)`` pair); a field the state lacks (added since it was
+    pickled, as a recovery snapshot from before an upgrade) gets its default."""
+    if isinstance(state, tuple):
+        state = {**(state[0] or {}), **(state[1] or {})}
+    specs = fields(obj)
+    values = dict(zip((f.name for f in specs), state, strict=False)) if isinstance(
+        state, list) else dict(state)
+    for spec in specs:
+        if spec.name in values:
+            value = values[spec.name]
+        elif spec.default is not MISSING:
+            value = spec.default
+        elif spec.default_factory is not MISSING:
+            value = spec.default_factory()
+        else:
+            msg = f"a pickled {type(obj).__name__} lacks field {spec.name!r}"
+            raise ValueError(msg)
+        object.__setattr__(obj, spec.name, value)
 
 
 def state_after(action: str) -> str | None:
