@@ -23,6 +23,7 @@ manage maintenance windows at run time (:mod:`cityheart.services.suppressions`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -55,6 +56,7 @@ ACTION_ALIASES = {"ack": "acknowledge"}
 
 Answer = tuple[HTTPStatus, dict[str, Any]]
 _MAX_EVENTS = 1_000_000
+_ANSWERS_KEPT = 1000
 _READ_AHEAD = 20
 
 
@@ -71,6 +73,9 @@ class DispatchService:
         self._clock = clock
         self._timeout = timeout
         self._locator: Any = None
+        # the flow's answers, newest record per incident, until the recorder has stored them
+        self._answered: dict[str, dict[str, Any]] = {}
+        self._answered_lock = threading.Lock()
         self.windows = SuppressionService(settings, send=self._request, clock=clock)
 
     def incidents(self, claims: Claims, *, states: list[str], limit: int) -> dict[str, Any]:
@@ -133,7 +138,7 @@ class DispatchService:
         except Forbidden as exc:
             return error_answer(HTTPStatus.FORBIDDEN, "forbidden", str(exc))
         try:
-            report = self._report(claims, request)
+            report = self._report(request)
         except InvalidReport as exc:
             return error_answer(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid", str(exc))
         command_id = _command_id()
@@ -145,19 +150,18 @@ class DispatchService:
         return (HTTPStatus.CREATED if status == HTTPStatus.OK else status), document
 
     def cap(self, claims: Claims, incident_id: str) -> Answer:
-        """The CAP 1.2 message of an incident: ``{"identifier", "msg_type", "xml"}``."""
-        found = self.incident(claims, incident_id)
-        if found is None:
+        """The CAP 1.2 message of an incident: ``{"identifier", "msg_type", "references",
+        "xml"}`` (operators, and dispatchers of its departments)."""
+        record = self._visible(claims, incident_id)
+        if record is None:
             return error_answer(HTTPStatus.NOT_FOUND, "not_found", f"no incident {incident_id!r}")
         if claims.role == "viewer":
             return error_answer(HTTPStatus.FORBIDDEN, "forbidden",
                                 "viewers may not publish warnings (operators and dispatchers)")
-        history = self._storage().history
-        row = history.incident(incident_id)
-        assert row is not None
-        incident = Incident.from_record(incident_record(row))
-        events = [IncidentEvent.from_record(e) for e in
-                  history.incident_events(incident_id=incident_id, limit=_MAX_EVENTS)]
+        incident = Incident.from_record(record)
+        rows = self._storage().history.incident_events(incident_id=incident_id,
+                                                        limit=_MAX_EVENTS)
+        events = [IncidentEvent.from_record(row) for row in rows]
         message = cap_message(incident, events, districts=self.settings.districts,
                               names=DisplayNames.from_settings(self.settings),
                               sender=_sender(self.settings))
@@ -182,12 +186,26 @@ class DispatchService:
         return HTTPStatus.OK, {"since": since, "until": until, "departments": mine}
 
     def _visible(self, claims: Claims, incident_id: str) -> dict[str, Any] | None:
-        """The stored record of an incident this caller may see, or None."""
+        """The latest record of an incident this caller may see, or None: the stored one, or
+        the flow's last answer about it when the recorder has not stored that yet (an
+        incident just opened by hand, acted on at once)."""
         row = self._storage().history.incident(incident_id)
         record = None if row is None else incident_record(row)
+        with self._answered_lock:
+            answered = self._answered.get(incident_id)
+        if answered is not None and (record is None or int(record.get("sequence") or 0) < int(
+                answered.get("sequence") or 0)):
+            record = answered
         if record is None or view(claims, {"type": "incident", **record}) is None:
             return None
         return record
+
+    def _remember(self, record: Mapping[str, Any]) -> None:
+        with self._answered_lock:
+            self._answered.pop(str(record["id"]), None)
+            self._answered[str(record["id"])] = dict(record)
+            while len(self._answered) > _ANSWERS_KEPT:
+                del self._answered[next(iter(self._answered))]
 
     def _check_target(self, claims: Claims, action: str, incident_id: str,
                       target: str | None) -> Answer | None:
@@ -251,12 +269,13 @@ class DispatchService:
             error = str(result.get("error"))
             return error_answer(HTTPStatus(HTTP_STATUS.get(error, 400)), error,
                                 str(result.get("detail")))
+        self._remember(result["incident"])
         claims = command.claims
         event = view(claims, {"type": "incident_event", **result["event"]})
         return HTTPStatus.OK, {"event": event,
                                "incident": self._shown(claims, result["incident"])}
 
-    def _report(self, claims: Claims, request: Mapping[str, Any]) -> Report:
+    def _report(self, request: Mapping[str, Any]) -> Report:
         """The report of a create request, its district found from its position if need be."""
         kinds = sorted({*self.settings.kinds, *INDICATORS})
         if request.get("kind") not in kinds:
