@@ -1,6 +1,7 @@
 """The board's "New incident" form in a real browser: an operator opens an incident from a phone
-call, it is routed and shown on every open page; a viewer has no form. The board also lists
-the maintenance windows added at run time.
+call, it is routed and shown on every open page, and the department's dispatcher assigns it and
+hands it to another department from the incident panel; a viewer has no form. The board also
+lists the maintenance windows added at run time.
 
 Debian's chromium through playwright; behind it real Tansu, real PostgreSQL, the flow and the
 recorder as child processes, the feed and the dashboard with its dispatch API in this process.
@@ -101,6 +102,25 @@ def test_an_operator_opens_an_incident_from_a_call_in_the_page(
     dispatcher.page.click(dispatcher.card(incident_id, "open") + " a")
     dispatcher.page.click("button[data-action='acknowledge']", timeout=20_000)
     dispatcher.wait_text(".action-message[data-kind='ok']", "acknowledged", timeout_s=40)
+    # ... assigns it to someone, then hands it to the grid operator
+    dispatcher.page.click(".incident-handover button[data-action='assign']", timeout=20_000)
+    dispatcher.page.fill("form[data-form='assign'] input[name=target]", "wei")
+    dispatcher.page.click("form[data-form='assign'] button[type=submit]")
+    dispatcher.wait_text(".incident-facts", "wei", timeout_s=40)
+    dispatcher.page.click(".incident-handover button[data-action='transfer']", timeout=20_000)
+    dispatcher.page.select_option("form[data-form='transfer'] select[name=target]",
+                                  "grid-operator")
+    dispatcher.page.fill("form[data-form='transfer'] textarea[name=comment]", "pumps lost power")
+    dispatcher.page.click("form[data-form='transfer'] button[type=submit]")
+    dispatcher.wait_text(".action-message[data-kind='ok']", "no longer routed to you",
+                         timeout_s=40)
+    dispatcher.wait(f"() => !document.querySelector(\".board-column [data-incident-id='"
+                    f"{incident_id}']\")")
+    # every other open page sees it change hands, live
+    operator.wait_text(operator.card(incident_id, "acknowledged"), "Grid Operator", timeout_s=30)
+    operator.wait_text(".timeline", "pumps lost power")
+    assert "Water Authority" not in operator.page.inner_text(
+        operator.card(incident_id, "acknowledged"))
     dispatcher.close()
     operator.close()
 
