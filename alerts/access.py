@@ -5,8 +5,10 @@ Roles come from a verified token's :class:`~models.claims.Claims`:
 - ``operator``: every message, unmasked; every action on every incident.
 - ``dispatcher`` of department X: vitals and indicators; incidents, incident events and alerts
   whose ``departments`` include X; KPIs of X. Actions ``acknowledge``, ``dispatch``,
-  ``comment`` and ``resolve`` on incidents routed to X. Closing and reopening stay with
-  operators.
+  ``comment``, ``resolve``, ``assign``, ``transfer``, ``add_department`` and ``link`` on
+  incidents routed to X; opening incidents by hand (routed to X too). Closing, reopening and
+  merging stay with operators, and so does managing maintenance windows at run time
+  (dispatchers may list them).
 - ``viewer``: aggregated vital signs, and incidents and their events as public summaries: no
   device ids (detectors, stations, areas, substations), no precise coordinates, no free-text
   comments, no names of people. Raw alerts and KPIs are not shown. No actions.
@@ -23,6 +25,7 @@ message once per (role, department) and reuse the bytes::
     view(claims, message)        # the dict this client may see, or None
     may_subscribe(claims, "alerts")            # False for a viewer: it sees no raw alerts
     authorize(claims, "resolve", incident)     # None, or raises Forbidden
+    authorize_report(claims)                   # may this role open incidents by hand?
     allowed_actions(claims, incident)          # ("acknowledge", "comment") for buttons
 """
 
@@ -41,6 +44,8 @@ __all__ = [
     "Forbidden",
     "allowed_actions",
     "authorize",
+    "authorize_report",
+    "authorize_suppression",
     "history_refusal",
     "history_view",
     "may_act",
@@ -49,7 +54,9 @@ __all__ = [
 ]
 
 CONTROL_TYPES = frozenset({"hello", "subscribed", "error", "heartbeat"})
-DISPATCHER_ACTIONS = ("acknowledge", "dispatch", "comment", "resolve")
+DISPATCHER_ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "assign", "transfer",
+                      "add_department", "link")
+REPORT_ROLES = ("operator", "dispatcher")
 _CHANNELS_OF_ROLE = {
     "dispatcher": frozenset({"vitals", "alerts", "incidents", "kpis"}),  # routed ones; own KPIs
     "viewer": frozenset({"vitals", "incidents"}),  # incidents as public summaries, no alerts
@@ -175,6 +182,20 @@ def authorize(claims: Claims, action: str, incident: Incident) -> None:
     else:
         reason = f"role {claims.role!r} takes no actions"
     raise Forbidden(claims, action, incident.id, reason)
+
+
+def authorize_report(claims: Claims) -> None:
+    """Raise :class:`Forbidden` unless the role may open incidents by hand (a report)."""
+    if claims.role not in REPORT_ROLES:
+        reason = f"only {' and '.join(REPORT_ROLES)}s open incidents, not role {claims.role!r}"
+        raise Forbidden(claims, "create", "(new)", reason)
+
+
+def authorize_suppression(claims: Claims, action: str) -> None:
+    """Raise :class:`Forbidden` unless the role may manage suppression windows (operators)."""
+    if claims.role != "operator":
+        reason = f"only operators manage suppression windows, not role {claims.role!r}"
+        raise Forbidden(claims, action, "(suppression)", reason)
 
 
 def allowed_actions(claims: Claims, incident: Incident) -> tuple[str, ...]:

@@ -104,17 +104,19 @@ def next_due(incident: Incident, settings: IncidentSettings) -> float | None:
 
 
 def escalate(
-    incident: Incident, settings: IncidentSettings, *, now: float
+    incident: Incident, settings: IncidentSettings, *, now: float,
+    windows: Iterable[SuppressionWindow] = (),
 ) -> tuple[Incident, list[IncidentEvent]]:
     """Fire the steps due at ``now``: (the incident after them, their ``escalate`` events).
 
     Nothing fires when the incident is acknowledged (or further), its owner has no ladder,
-    or a suppression window covers its district or detectors at ``now``.
+    or a suppression window (config.yaml's, or one of ``windows`` added at run time) covers
+    its district or detectors at ``now``.
     """
     department = owner(incident, settings)
     if department is None:
         return incident, []
-    if suppression_for(settings.suppression, district=incident.district, at=now,
+    if suppression_for((*settings.suppression, *windows), district=incident.district, at=now,
                        devices=incident.detectors, kinds=incident.kinds) is not None:
         return incident, []
     events: list[IncidentEvent] = []

@@ -13,6 +13,7 @@ incident events to store and publish::
     grouper.escalate(state, now=now)             # escalation events of what is overdue
     grouper.next_due(state)                      # when to call escalate next (a timer)
     grouper.forget(state, before=now - 86400)    # drop resolved/closed incidents quiet since
+                                                 # (and run-time windows ended before)
 
 Grouping: an alert joins the active (not resolved or closed) incident of its district that
 already has its rule and kind and whose alerts span reaches within ``grouping_window_s`` of the
@@ -24,8 +25,9 @@ a located alert to an active incident of any district with another of the rule's
 the rule's ``within_m`` metres and ``within_s`` seconds (:func:`alerts.spatial.spatial_match`),
 routing it to the rule's departments too. Otherwise the alert opens an incident. An incident's
 place (its districts and the circle around its alerts' positions) follows from its events
-(:mod:`alerts.lifecycle`). An alert a suppression window covers does
-none of this: it is reported as ``suppressed`` and changes nothing.
+(:mod:`alerts.lifecycle`). An alert a suppression window covers (one of config.yaml's, or one
+added at run time: ``state.suppressions``) does none of this: it is reported as ``suppressed``
+and changes nothing.
 
 Times are event times (the alert's ``ts``), so a replay groups the same way. The incident id
 hashes the first alert's rule, district, kind, the start of its grouping window (multiples
@@ -58,14 +60,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
-from alerts.lifecycle import Incident, IncidentEvent, apply, to_epoch
+from alerts.lifecycle import Incident, IncidentEvent, apply, restore_fields, to_epoch
 from alerts.routing import merge, route
 from alerts.rules import Alert
 from alerts.spatial import spatial_match
 from models.errors import CityheartError
 from models.timefmt import iso
 from settings.config import Settings
-from settings.incidents import SEVERITIES, CorrelationRule, IncidentSettings, SpatialRule
+from settings.incidents import (
+    SEVERITIES,
+    CorrelationRule,
+    IncidentSettings,
+    SpatialRule,
+    SuppressionWindow,
+)
 from settings.indicators import INDICATOR_NAMES
 
 __all__ = [
@@ -214,10 +222,19 @@ def incident_id(rule: str, district: str, kind: str, window_start: float, log: s
 class GroupingState:
     """The incidents grouping still knows, by id (picklable; JSON through to/from_record),
     and the people's commands applied to them (command id -> incident id), so that a command
-    read again after a restart is not applied twice."""
+    read again after a restart is not applied twice, and the suppression windows added at run
+    time (:mod:`alerts.suppressions`), by id."""
 
     incidents: dict[str, Incident] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
+    suppressions: dict[str, SuppressionWindow] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"incidents": self.incidents, "commands": self.commands,
+                "suppressions": self.suppressions}
+
+    def __setstate__(self, state: Any) -> None:
+        restore_fields(self, state)  # a snapshot from before ``suppressions`` has none
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready: ``{"incidents": [incident records]}``."""
@@ -269,8 +286,9 @@ class IncidentGrouper:
         for incident in state.incidents.values():
             if facts.id in incident.alert_ids:
                 return Grouped("duplicate", incident)
-        window = suppression_for(self.settings.suppression, district=facts.district,
-                                 at=facts.ts, device=facts.detector, kind=facts.kind)
+        window = suppression_for((*self.settings.suppression, *state.suppressions.values()),
+                                 district=facts.district, at=facts.ts, device=facts.detector,
+                                 kind=facts.kind)
         if window is not None:
             return Grouped("suppressed", None, suppressed_by=window.id)
         target = self._own_incident(state, facts)
@@ -299,8 +317,10 @@ class IncidentGrouper:
     def escalate(self, state: GroupingState, *, now: float) -> list[IncidentEvent]:
         """Escalate every incident of ``state`` with a step due at ``now``; the events."""
         events: list[IncidentEvent] = []
+        windows = tuple(state.suppressions.values())
         for key, incident in list(state.incidents.items()):
-            state.incidents[key], fired = escalate(incident, self.settings, now=now)
+            state.incidents[key], fired = escalate(incident, self.settings, now=now,
+                                                   windows=windows)
             events += fired
         return events
 
@@ -311,6 +331,7 @@ class IncidentGrouper:
 
     def forget(self, state: GroupingState, *, before: float) -> list[str]:
         """Drop resolved and closed incidents last updated before ``before``; their ids."""
+        state.suppressions = {k: w for k, w in state.suppressions.items() if w.end_ts >= before}
         gone = [i.id for i in state.incidents.values() if not i.active and i.updated_at < before]
         for key in gone:
             del state.incidents[key]

@@ -16,13 +16,22 @@ States and what people may do (``comment`` is possible in every state)::
     open --acknowledge--> acknowledged --dispatch--> dispatched --resolve--> resolved
     acknowledged --resolve--> resolved      dispatched --dispatch--> dispatched (another team)
     resolved --close--> closed              resolved, closed --reopen--> open
+    open, acknowledged, dispatched --merge--> closed (a duplicate of another incident)
 
-The system writes five more actions: ``open`` (the first alert), ``alert`` (one more alert joined,
-see :mod:`alerts.incidents`), ``escalate`` (see :mod:`alerts.escalation`) and ``restore`` (the
+Handing over, while the incident is active (open, acknowledged or dispatched), changes no state:
+``assign`` names the person on it (``target``), ``transfer`` moves it from one department
+(``from_department``, default its owner) to another (``target``: the new owner; the person
+assigned is cleared), ``add_department`` routes it to one more (``target``, with a reason in
+``comment``); ``link`` and ``merge`` name another incident (``target``).
+
+The system writes five more actions: ``open`` (the first alert, or a person's report: see
+:mod:`alerts.reports`), ``alert`` (one more alert joined,
+see :mod:`alerts.incidents`), ``escalate`` (see :mod:`alerts.escalation`), ``restore`` (the
 event log that held the incident was lost and the flow took it up again from history, see
 :mod:`alerts.reconcile`; it changes nothing but ``updated_at``) and ``notify`` (a notification
-sent, delivered or failed, see :mod:`alerts.notify_rules`; it changes nothing either). Every
-event carries
+sent, delivered or failed, see :mod:`alerts.notify_rules`; it changes nothing either);
+``suppress`` and ``unsuppress`` (a maintenance window added or ended early covers it, see
+:mod:`alerts.suppressions`) change nothing either. Every event carries
 the incident's departments after it, so it can be routed without looking the incident up.
 Incidents and events are frozen, picklable, and JSON-ready through ``to_record``/``from_record``
 (times ISO 8601 UTC, as on the wire).
@@ -35,7 +44,7 @@ when its alerts carry positions (``lat``/``lon`` in their events' details) a cir
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +59,7 @@ __all__ = [
     "ALERT_IDS_KEPT",
     "STATES",
     "SYSTEM_ACTIONS",
+    "HANDOVER_ACTIONS",
     "EventGap",
     "Incident",
     "IncidentError",
@@ -61,6 +71,7 @@ __all__ = [
     "available_actions",
     "event_id",
     "replay",
+    "restore_fields",
     "state_after",
     "to_epoch",
 ]
@@ -70,9 +81,11 @@ ALERT_IDS_KEPT = 200
 """An incident keeps the ids of its latest alerts only (``alert_count`` counts them all): enough
 to recognise an alert read again after a restart, and its records stay small however long it
 lasts."""
-ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "close", "reopen")
+HANDOVER_ACTIONS = ("assign", "transfer", "add_department", "link", "merge")
+ACTIONS = ("acknowledge", "dispatch", "comment", "resolve", "close", "reopen", *HANDOVER_ACTIONS)
 SYSTEM_ACTIONS = ("open", "alert", "escalate", "restore", "notify")
 OUTCOMES = ("confirmed", "false_alarm")
+_ACTIVE = ("open", "acknowledged", "dispatched")
 _TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "acknowledge": (("open",), "acknowledged"),
     "dispatch": (("acknowledged", "dispatched"), "dispatched"),
@@ -80,6 +93,11 @@ _TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "resolve": (("acknowledged", "dispatched"), "resolved"),
     "close": (("resolved",), "closed"),
     "reopen": (("resolved", "closed"), "open"),
+    "assign": (_ACTIVE, None),
+    "transfer": (_ACTIVE, None),
+    "add_department": (_ACTIVE, None),
+    "link": (_ACTIVE, None),
+    "merge": (_ACTIVE, "closed"),
 }
 
 
@@ -202,19 +220,23 @@ class Incident:
     closed_at: float | None = None
     escalation_level: int = 0
     sequence: int = 0
-    districts: tuple[str, ...] = ()
-    lat: float | None = None
-    lon: float | None = None
-    radius_m: float = 0.0
+    # (after ``sequence``: fields added later go last, so a snapshot pickled before them
+    # never has its values read into the wrong fields)
+    districts: tuple[str, ...] = ()    # the districts its alerts (or its report) touch
+    lat: float | None = None           # its place: where it was reported, or the centre of the
+    lon: float | None = None           # circle holding its alerts' positions (WGS84 degrees)
+    radius_m: float = 0.0              # that circle's radius
+    assignee: str | None = None
+    reporter: str | None = None        # who reported it (an incident opened by a person)
+    description: str | None = None
+    links: tuple[str, ...] = ()        # related incidents (link, merge)
+    merged_into: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {spec.name: getattr(self, spec.name) for spec in fields(self)}
 
     def __setstate__(self, state: Any) -> None:
-        """Unpickle, also a snapshot taken before the later fields existed (their defaults)."""
-        values = dict(zip([f.name for f in fields(self)], state, strict=False))
-        for spec in fields(self):
-            object.__setattr__(self, spec.name, values.get(spec.name, spec.default))
-
-    def __getstate__(self) -> list[Any]:
-        return [getattr(self, f.name) for f in fields(self)]
+        restore_fields(self, state)
 
     @property
     def active(self) -> bool:
@@ -245,6 +267,28 @@ class Incident:
         return cls(**values)
 
 
+def restore_fields(obj: Any, state: Any) -> None:
+    """Set the dataclass ``obj``'s fields from a pickled ``state`` (a list in field order, a
+    dict, or a ``(dict, slots dict)`` pair); a field the state lacks (added since it was
+    pickled, as a recovery snapshot from before an upgrade) gets its default."""
+    if isinstance(state, tuple):
+        state = {**(state[0] or {}), **(state[1] or {})}
+    specs = fields(obj)
+    values = dict(zip((f.name for f in specs), state, strict=False)) if isinstance(
+        state, list) else dict(state)
+    for spec in specs:
+        if spec.name in values:
+            value = values[spec.name]
+        elif spec.default is not MISSING:
+            value = spec.default
+        elif spec.default_factory is not MISSING:
+            value = spec.default_factory()
+        else:
+            msg = f"a pickled {type(obj).__name__} lacks field {spec.name!r}"
+            raise ValueError(msg)
+        object.__setattr__(obj, spec.name, value)
+
+
 def state_after(action: str) -> str | None:
     """The state an action leads to (None: it leaves the state as it is)."""
     return _TRANSITIONS[action][1] if action in _TRANSITIONS else None
@@ -257,15 +301,17 @@ def available_actions(incident: Incident) -> tuple[str, ...]:
 
 def act(
     incident: Incident, action: str, *, actor: str, at: float, comment: str | None = None,
-    team: str | None = None, outcome: str | None = None,
+    team: str | None = None, outcome: str | None = None, target: str | None = None,
+    from_department: str | None = None,
 ) -> tuple[Incident, IncidentEvent]:
     """Do ``action`` as ``actor`` at ``at``: (the incident after it, the event to store).
 
     Raises :class:`InvalidTransition` when the state does not allow the action and
     :class:`InvalidAction` when it is unknown or lacks its argument: ``dispatch`` a ``team``,
-    ``resolve`` an ``outcome`` (``confirmed`` or ``false_alarm``), ``comment`` a text. A
-    resolve event also names the incident's alert rules and detectors, so that whoever learns
-    from false alarms needs nothing else.
+    ``resolve`` an ``outcome`` (``confirmed`` or ``false_alarm``), ``comment`` a text, the
+    handover actions a ``target`` (see the module doc). A resolve event also names the
+    incident's alert rules and detectors, so that whoever learns from false alarms needs
+    nothing else.
     """
     if action not in _TRANSITIONS:
         raise InvalidAction(incident.id, f"unknown action {action!r}; one of {list(ACTIONS)}")
@@ -274,6 +320,7 @@ def act(
     if not actor:
         raise InvalidAction(incident.id, f"{action} needs an actor, got {actor!r}")
     details: dict[str, Any] = {}
+    departments = incident.departments
     if action == "comment" and not (comment and comment.strip()):
         raise InvalidAction(incident.id, f"a comment needs a text, got {comment!r}")
     if action == "dispatch":
@@ -286,9 +333,47 @@ def act(
             raise InvalidAction(incident.id, reason)
         details.update(outcome=outcome, rules=list(incident.rules),
                        detectors=list(incident.detectors))
+    if action in HANDOVER_ACTIONS:
+        details, departments = _handover(incident, action, target, from_department, comment)
     event = IncidentEvent(incident.id, incident.sequence + 1, at, actor, action, comment or None,
-                          incident.departments, details)
+                          departments, details)
     return apply(incident, event), event
+
+
+_TARGETS = {"assign": "a person (--to)", "transfer": "a department", "add_department":
+            "a department", "link": "another incident's id", "merge": "another incident's id"}
+
+
+def _handover(
+    incident: Incident, action: str, target: str | None, from_department: str | None,
+    comment: str | None,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The details and departments after a handover action (see the module doc)."""
+    target = (target or "").strip()
+    if not target:
+        raise InvalidAction(incident.id, f"{action} needs {_TARGETS[action]}, got {target!r}")
+    departments = incident.departments
+    if action == "assign":
+        return {"assignee": target, "previous": incident.assignee}, departments
+    if action in ("link", "merge"):
+        if target == incident.id:
+            raise InvalidAction(incident.id, f"cannot {action} an incident with itself")
+        return ({"incident": target} if action == "link" else {"into": target}), departments
+    if action == "add_department":
+        if target in departments:
+            reason = f"it is routed to {target!r} already ({list(departments)})"
+            raise InvalidAction(incident.id, reason)
+        if not (comment and comment.strip()):
+            raise InvalidAction(incident.id, "add_department needs a reason (a comment)")
+        return {"department": target}, (*departments, target)
+    leaving = from_department or (departments[0] if departments else None)
+    if leaving is not None and leaving not in departments:
+        reason = f"it is not routed to {leaving!r} (it is routed to {list(departments)})"
+        raise InvalidAction(incident.id, reason)
+    if target == leaving or (departments[:1] == (target,) and leaving is None):
+        raise InvalidAction(incident.id, f"it is with department {target!r} already")
+    after = (target, *(d for d in departments if d not in (target, leaving)))
+    return {"department": target, "from": leaving}, after
 
 
 def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
@@ -312,6 +397,8 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
     departments = incident.departments + tuple(
         d for d in event.departments if d not in incident.departments
     )
+    if event.action == "transfer":  # the one event that takes a department away
+        departments = tuple(event.departments)
     base = replace(incident, sequence=event.sequence, departments=departments,
                    updated_at=max(incident.updated_at, event.ts))
     return _APPLY.get(event.action, _unknown)(base, event)
@@ -337,6 +424,9 @@ def _opened(event: IncidentEvent) -> Incident:
         updated_at=event.ts, first_alert_at=event.ts, last_alert_at=event.ts, sequence=1,
         districts=(d["district"],),
     )
+    if d.get("source") == "report":  # a person's report: no alert behind it
+        return replace(blank, kinds=(d["kind"],), rules=(d["rule"],), reporter=d.get("reporter"),
+                       description=d.get("description"), lat=d.get("lat"), lon=d.get("lon"))
     return _alert(blank, event)
 
 
@@ -389,5 +479,15 @@ _APPLY: dict[str, Callable[[Incident, IncidentEvent], Incident]] = {
     "reopen": lambda i, e: replace(
         i, state="open", cycle_started_at=e.ts, acknowledged_at=None, acknowledged_by=None,
         teams=(), resolved_at=None, outcome=None, closed_at=None, escalation_level=0,
+        merged_into=None,
     ),
+    "suppress": lambda i, e: i,      # a maintenance window covers it (alerts.suppressions)
+    "unsuppress": lambda i, e: i,
+    "assign": lambda i, e: replace(i, assignee=e.details["assignee"]),
+    "transfer": lambda i, e: replace(i, assignee=None),
+    "add_department": lambda i, e: i,
+    "link": lambda i, e: replace(i, links=_add(i.links, e.details["incident"])),
+    "merge": lambda i, e: replace(i, state="closed", closed_at=e.ts,
+                                  merged_into=e.details["into"],
+                                  links=_add(i.links, e.details["into"])),
 }

@@ -506,15 +506,42 @@ def incidents(
 
 @app.command()
 def incident(
-    incident_id: Annotated[str, typer.Argument(help="The incident's id (inc-...).")],
-    action: Annotated[
-        str, typer.Argument(help="ack, dispatch, comment, resolve, close, reopen or show.")
+    incident_id: Annotated[
+        str, typer.Argument(help="The incident's id (inc-...), or create to open one.")
     ],
-    comment: Annotated[str | None, typer.Option(help="A comment with the action.")] = None,
+    action: Annotated[
+        str | None,
+        typer.Argument(help="ack, dispatch, comment, resolve, close, reopen, assign, transfer, "
+                       "add_department, link, merge, show or cap."),
+    ] = None,
+    comment: Annotated[
+        str | None, typer.Option("--comment", "--reason", help="A comment (a reason).")
+    ] = None,
     team: Annotated[str | None, typer.Option(help="dispatch: the team or unit sent.")] = None,
     outcome: Annotated[
         str | None, typer.Option(help="resolve: confirmed or false_alarm.")
     ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="assign: the person.")] = None,
+    department: Annotated[
+        str | None, typer.Option(help="transfer, add_department: the department.")
+    ] = None,
+    from_department: Annotated[
+        str | None, typer.Option(help="transfer: from this department (default: yours, or "
+                                 "the incident's owner).")
+    ] = None,
+    other: Annotated[
+        str | None, typer.Option("--with", help="link, merge: the other incident's id.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="create: what it is (a kind).")] = None,
+    title: Annotated[str | None, typer.Option(help="create: a short title.")] = None,
+    severity: Annotated[
+        str | None, typer.Option(help="create: warning, critical or emergency.")
+    ] = None,
+    district: Annotated[str | None, typer.Option(help="create: where (a district id).")] = None,
+    lat: Annotated[float | None, typer.Option(help="create: where (latitude).")] = None,
+    lon: Annotated[float | None, typer.Option(help="create: where (longitude).")] = None,
+    description: Annotated[str | None, typer.Option(help="create: what was reported.")] = None,
+    reporter: Annotated[str | None, typer.Option(help="create: who reported it.")] = None,
     token: Annotated[
         str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
     ] = None,
@@ -525,12 +552,62 @@ def incident(
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """Act on an incident (acknowledge, dispatch, comment, resolve) as your token's role."""
-    from cityheart.incident import run_incident
+    """Open an incident (create), act on one or hand it over, as your token's role."""
+    from cityheart.incident import run_create, run_incident
 
+    if incident_id == "create" and action is None:
+        if (district is None) == (lat is None or lon is None):
+            typer.echo("error: create takes --district D or --lat LAT --lon LON", err=True)
+            raise typer.Exit(2)
+        report = {"kind": kind, "title": title, "severity": severity, "district": district,
+                  "lat": lat, "lon": lon, "description": description, "reporter": reporter}
+        run_command(config, verbose, lambda settings: run_create(
+            settings, report, token=token, api=api, as_json=as_json))
+    if action is None:
+        typer.echo("error: give an action after the incident id (or: incident create ...)",
+                   err=True)
+        raise typer.Exit(2)
+    target = to if action == "assign" else other if action in ("link", "merge") else department
     run_command(config, verbose, lambda settings: run_incident(
         settings, incident_id, action, token=token, api=api, comment=comment, team=team,
-        outcome=outcome, as_json=as_json,
+        outcome=outcome, target=target, from_department=from_department, as_json=as_json,
+    ))
+
+
+@app.command()
+def suppress(
+    what: Annotated[str, typer.Argument(help="add, list or end.")],
+    window_id: Annotated[
+        str | None, typer.Argument(help="end: the window's id; add: an id (default: made up).")
+    ] = None,
+    district: Annotated[list[str] | None, typer.Option(help="add: a district it covers.")] = None,
+    device: Annotated[list[str] | None, typer.Option(help="add: only these devices.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="add: only these kinds.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="add: from (ISO 8601; default now).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="add: until (ISO 8601).")] = None,
+    duration: Annotated[
+        str | None, typer.Option("--for", help="add: for this long from its start (2h).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="add: why (shown on the board).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
+    ] = None,
+    api: Annotated[
+        str | None, typer.Option(help="The dispatch API's URL (default: the dashboard's).")
+    ] = None,
+    as_json: JsonLinesOption = False,
+    config: ConfigOption = Path("config.yaml"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Add, list or end maintenance windows while the city runs (no restart)."""
+    from cityheart.suppress import run_suppress
+
+    run_command(config, verbose, lambda settings: run_suppress(
+        settings, what, window_id, token=token, api=api, districts=district or [],
+        devices=device or [], kinds=kind or [], start=start, until=until, duration=duration,
+        reason=reason, as_json=as_json,
     ))
 
 

@@ -4,6 +4,13 @@
     cityheart incident inc-1a2b dispatch --team water-crew-3
     cityheart incident inc-1a2b resolve --outcome false_alarm --comment "sensor fouled"
     cityheart incident inc-1a2b show            # the incident and its timeline
+    cityheart incident create --kind water_level --title "Water over the quay" \
+        --severity critical --district harbour --reporter "harbour master (phone)"
+    cityheart incident inc-1a2b assign --to wei
+    cityheart incident inc-1a2b transfer --department grid-operator --comment "power cut"
+    cityheart incident inc-1a2b add_department --department operations --reason "road closed"
+    cityheart incident inc-1a2b link --with inc-9f8e     # merge --with: a duplicate of it
+    cityheart incident inc-1a2b cap             # the CAP 1.2 message (XML) of the incident
 
 The token comes from ``--token`` or ``CITYHEART_TOKEN`` (``cityheart token`` issues one); the
 API is the dashboard's (``dashboard:`` in config.yaml) unless ``--api`` names another. The
@@ -26,17 +33,21 @@ from connectors.api_client import ApiClient
 from models.choices import refusal
 from settings.config import Settings
 
-__all__ = ["ACTIONS", "run_incident"]
+__all__ = ["ACTIONS", "run_create", "run_incident"]
 
-ACTIONS = (*ACTION_ALIASES, *LIFECYCLE_ACTIONS, "show")
+ACTIONS = (*ACTION_ALIASES, *LIFECYCLE_ACTIONS, "show", "cap")
 
 
 def run_incident(
     settings: Settings, incident_id: str, action: str, *, token: str | None,
     api: str | None = None, comment: str | None = None, team: str | None = None,
-    outcome: str | None = None, as_json: bool = False,
+    outcome: str | None = None, target: str | None = None, from_department: str | None = None,
+    as_json: bool = False,
 ) -> int:
-    """Do ``action`` on ``incident_id`` (or show it); print the result; return the exit code."""
+    """Do ``action`` on ``incident_id`` (or show it); print the result; return the exit code.
+
+    ``target`` is what a handover names: the person assigned, the department transferred or
+    added to, the incident linked or merged with."""
     if action not in ACTIONS:
         print(f"error: action {action!r} is not one of {', '.join(ACTIONS)}", file=sys.stderr)
         return 2
@@ -45,10 +56,11 @@ def run_incident(
         return 2
     client = ApiClient(api or settings.dashboard.url, token=token)
     path = f"/api/incidents/{quote(incident_id, safe='')}"
-    if action == "show":
-        status, document = client.get(path)
+    if action in ("show", "cap"):
+        status, document = client.get(path if action == "show" else f"{path}/cap")
     else:
-        body = {"action": action, "comment": comment, "team": team, "outcome": outcome}
+        body = {"action": action, "comment": comment, "team": team, "outcome": outcome,
+                "target": target, "from_department": from_department}
         status, document = client.post(f"{path}/actions",
                                        {k: v for k, v in body.items() if v is not None})
     if status != 200:
@@ -57,12 +69,33 @@ def run_incident(
         return 1
     if as_json:
         print(orjson.dumps(document).decode())
+    elif action == "cap":
+        print(document["xml"], end="")
     elif action == "show":
         print(_incident_line(document["incident"]))
         for event in document["events"]:
             print("  " + _event_line(event))
+    elif document.get("incident") is None:  # handed over: no longer the caller's to see
+        print(f"{incident_id}  {action} done; it is no longer routed to you")
     else:
         print(_incident_line(document["incident"]))
+    return 0
+
+
+def run_create(
+    settings: Settings, report: dict[str, Any], *, token: str | None, api: str | None = None,
+    as_json: bool = False,
+) -> int:
+    """Open an incident from ``report`` (kind, title, severity, district or lat/lon, ...);
+    print the new incident; return the exit code."""
+    client = ApiClient(api or settings.dashboard.url, token=token)
+    status, document = client.post("/api/incidents",
+                                    {k: v for k, v in report.items() if v is not None})
+    if status != 201:
+        print(f"error: {document.get('error')} ({status}): {document.get('detail')}",
+              file=sys.stderr)
+        return 1
+    print(orjson.dumps(document).decode() if as_json else _incident_line(document["incident"]))
     return 0
 
 

@@ -7,9 +7,19 @@ cityheart layer from the database, the command bus and the access rules)::
     GET  /api/whoami                        {"role", "department", "sub"}
     GET  /api/incidents?state=open&limit=200   {"incidents": [incident + "allowed_actions"]}
     GET  /api/incidents/ID                  {"incident": ..., "events": [...]}  (404 unknown)
-    POST /api/incidents/ID/actions          body {"action", "comment"?, "team"?, "outcome"?}
+    POST /api/incidents                     body {"kind", "title", "severity", "district"? |
+                                            "lat"/"lon"?, "description"?, "reporter"?}
+                                            -> 201 {"event", "incident"}: a person's report
+    POST /api/incidents/ID/actions          body {"action", "comment"?, "team"?, "outcome"?,
+                                            "target"?, "from_department"?}
                                             -> {"event", "incident"}; 403 forbidden, 404,
                                             409 conflict (state), 422 invalid, 503 flow away
+    GET  /api/incidents/ID/cap              {"identifier", "msg_type", "references", "xml"}:
+                                            the incident as a CAP 1.2 message
+    GET  /api/suppressions                  {"windows": [...]}: maintenance windows not ended
+    POST /api/suppressions                  body {"districts", "devices"?, "kinds"?, "end" |
+                                            "for", "start"?, "reason"?, "id"?} -> 201
+    POST /api/suppressions/ID/end           end a window added at run time, now
     GET  /api/kpi?since=7d&until=now        {"since", "until", "departments": [...]}
 
 The token comes as ``Authorization: Bearer <token>`` (or ``?token=``). Without one the caller
@@ -64,6 +74,21 @@ class IncidentApi(Protocol):
     def act(self, claims: Claims, incident_id: str, request: Mapping[str, Any]) -> Answer:
         """Take an action; the status and the answer document."""
 
+    def create(self, claims: Claims, request: Mapping[str, Any]) -> Answer:
+        """Open an incident from a person's report; the status and the answer document."""
+
+    def cap(self, claims: Claims, incident_id: str) -> Answer:
+        """The incident's CAP 1.2 message; the status and the answer document."""
+
+    def suppressions(self, claims: Claims) -> Answer:
+        """The maintenance windows not ended yet."""
+
+    def suppress(self, claims: Claims, request: Mapping[str, Any]) -> Answer:
+        """Add a maintenance window."""
+
+    def end_suppression(self, claims: Claims, window_id: str) -> Answer:
+        """End a maintenance window now."""
+
     def kpi(self, claims: Claims, *, since: str, until: str) -> Answer:
         """Department KPIs this caller may see."""
 
@@ -112,6 +137,11 @@ def _route(
         except ValueError:
             return error_answer(HTTPStatus.BAD_REQUEST, "invalid", "limit must be a whole number")
         return HTTPStatus.OK, api.incidents(claims, states=query.get("state", []), limit=limit)
+    if parts == ["api", "incidents"] and request.method == "POST":
+        body = _json_body(request.body)
+        return body if isinstance(body, tuple) else api.create(claims, body)
+    if len(parts) == 4 and parts[:2] == ["api", "incidents"] and parts[3] == "cap" and get:
+        return api.cap(claims, parts[2])
     if len(parts) == 3 and parts[:2] == ["api", "incidents"] and get:
         found = api.incident(claims, parts[2])
         if found is None:
@@ -124,6 +154,14 @@ def _route(
         if isinstance(body, tuple):
             return body
         return api.act(claims, parts[2], body)
+    if parts == ["api", "suppressions"] and get:
+        return api.suppressions(claims)
+    if parts == ["api", "suppressions"] and request.method == "POST":
+        body = _json_body(request.body)
+        return body if isinstance(body, tuple) else api.suppress(claims, body)
+    if len(parts) == 4 and parts[:2] == ["api", "suppressions"] and parts[3] == "end" and (
+            request.method == "POST"):
+        return api.end_suppression(claims, parts[2])
     if parts == ["api", "kpi"] and get:
         return api.kpi(claims, since=query.get("since", ["7d"])[0],
                        until=query.get("until", ["now"])[0])

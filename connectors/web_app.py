@@ -10,10 +10,11 @@ Routes, in the order they are tried::
     GET  /api/history               a district's series, for charts (``site.history``)
     GET  /api/geo/districts         the districts as GeoJSON, for the map (connectors.web_geo)
     GET  /api/devices               the devices the map places (``site.devices``)
-    GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/kpi
+    GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/incidents/{id}/cap, /api/kpi
+    POST /api/incidents, /api/incidents/{id}/actions   the dispatch API (connectors.http_api)
+    GET, POST /api/suppressions, POST /api/suppressions/{id}/end   maintenance windows
     GET  /api/v1/...                the documented API, JSON or CSV (connectors.api_v1)
     GET  /ngsi-ld/v1/...            the city as NGSI-LD entities (connectors.ngsi_ld_api)
-    POST /api/incidents/{id}/actions            the dispatch API (connectors.http_api)
     GET  /open-data/...             the open-data catalogue and downloads (connectors.open_data)
     GET  /ack?t=TOKEN, POST /ack    a notification's acknowledgement link (``site.ack``)
     *    /api/...                   anything else there: the API's own JSON 404 or 405
@@ -100,7 +101,27 @@ _ACTION_BODY = {
     "properties": {"action": {"type": "string", "description": "e.g. acknowledge (ack), "
                               "dispatch, comment, resolve, close"},
                    "comment": {"type": "string"}, "team": {"type": "string"},
-                   "outcome": {"type": "string"}},
+                   "outcome": {"type": "string"},
+                   "target": {"type": "string", "description": "assign: a person; transfer, "
+                              "add_department: a department; link, merge: an incident id"},
+                   "from_department": {"type": "string"}},
+}
+_WINDOW_BODY = {
+    "type": "object", "required": ["districts"],
+    "properties": {"districts": {"type": "array", "items": {"type": "string"}},
+                   "devices": {"type": "array", "items": {"type": "string"}},
+                   "kinds": {"type": "array", "items": {"type": "string"}},
+                   "start": {"type": "string"}, "end": {"type": "string"},
+                   "for": {"type": "string", "description": "a duration from start: 2h"},
+                   "reason": {"type": "string"}, "id": {"type": "string"}},
+}
+_REPORT_BODY = {
+    "type": "object", "required": ["kind", "title", "severity"],
+    "properties": {"kind": {"type": "string"}, "title": {"type": "string"},
+                   "severity": {"type": "string", "enum": ["warning", "critical", "emergency"]},
+                   "district": {"type": "string"}, "lat": {"type": "number"},
+                   "lon": {"type": "number"}, "description": {"type": "string"},
+                   "reporter": {"type": "string"}},
 }
 
 
@@ -235,6 +256,21 @@ def build_app(site: WebServer) -> FastAPI:
         """One incident with its event timeline (404 if unknown or not the caller's)."""
         return dispatch(request)
 
+    @app.post("/api/incidents", tags=["dispatch"], status_code=201,
+              responses=_errors(400, 401, 403, 409, 413, 422, 503),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": _REPORT_BODY}}}})
+    async def create(request: Request) -> Response:
+        """Open an incident from a report (a call, the field); 201, 403, 422, 503."""
+        body = await _body(request)
+        return await run_in_threadpool(dispatch, request, body)
+
+    @get("/api/incidents/{incident_id}/cap", tags=["dispatch"],
+         responses=_errors(401, 404, 503))
+    def cap(request: Request, incident_id: Annotated[str, Path()]) -> Response:
+        """The incident as a CAP 1.2 message (its XML in ``xml``)."""
+        return dispatch(request)
+
     @app.post("/api/incidents/{incident_id}/actions", tags=["dispatch"],
               responses=_errors(400, 401, 403, 404, 405, 409, 413, 503),
               openapi_extra={"requestBody": {"required": True, "content": {
@@ -243,6 +279,26 @@ def build_app(site: WebServer) -> FastAPI:
         """Take an action; 403 forbidden, 404, 409 conflict, 413, 422 invalid, 503 flow away."""
         body = await _body(request)
         return await run_in_threadpool(dispatch, request, body)
+
+    @get("/api/suppressions", tags=["suppressions"], responses=_errors(401, 403, 503))
+    def suppressions(request: Request) -> Response:
+        """The maintenance windows not ended yet (config.yaml's and those added at run time)."""
+        return dispatch(request)
+
+    @app.post("/api/suppressions", tags=["suppressions"], status_code=201,
+              responses=_errors(400, 401, 403, 413, 422, 503),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": _WINDOW_BODY}}}})
+    async def suppress(request: Request) -> Response:
+        """Add a maintenance window (operators); 201, 403, 422, 503."""
+        body = await _body(request)
+        return await run_in_threadpool(dispatch, request, body)
+
+    @app.post("/api/suppressions/{window_id}/end", tags=["suppressions"],
+              responses=_errors(401, 403, 404, 503))
+    async def end_suppression(request: Request, window_id: Annotated[str, Path()]) -> Response:
+        """End a maintenance window added at run time, now (operators); 403, 404."""
+        return await run_in_threadpool(dispatch, request, b"")
 
     @get("/api/kpi", tags=["dispatch"], responses=_errors(400, 401, 403, 404, 503))
     def kpi(

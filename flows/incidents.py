@@ -24,8 +24,10 @@ Steps (ids are stable):
       duplicates and suppressed alerts make nothing; an alert that cannot become an incident
       is logged and skipped;
     - a command is executed against the incident as this step knows it
-      (:func:`~alerts.commands.execute`: permission, then transition); its answer goes to the
-      ``command_results`` topic, its event (if any) like every other event;
+      (:func:`~alerts.commands.execute`: permission, then transition; a ``create`` command
+      opens the incident of a person's report; the suppression commands add, end or list this
+      district's maintenance windows, :mod:`alerts.suppressions`); its answer goes to the
+      ``command_results`` topic, its events (if any) like every other event;
     - escalation: every :data:`ESCALATION_CHECK_S` (and before each item) incidents whose
       acknowledgement is overdue on the clock escalate (:meth:`IncidentGrouper.escalate`);
     - a logged event (the topic read back) that the state has not seen - the step wrote it
@@ -65,10 +67,17 @@ import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
-from alerts.commands import Command, CommandResult, InvalidCommand, execute
+from alerts.commands import (
+    Command,
+    CommandResult,
+    InvalidCommand,
+    execute,
+    execute_suppression,
+)
 from alerts.incidents import DisplayNames, GroupingState, IncidentGrouper, InvalidAlert
 from alerts.lifecycle import Incident, IncidentError, IncidentEvent, apply
 from alerts.rules import Alert
+from alerts.suppressions import SUPPRESSION_ACTIONS
 from flows.events import AlertRaised, IncidentChanged
 from flows.topics import IncidentOutputs
 from settings.incidents import IncidentSettings
@@ -187,8 +196,10 @@ class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
         if command.id in self._state.commands:  # read again after a restart: done already
             log.info("incidents: command %s was applied before; not again", command.id)
             return []
+        if command.action in SUPPRESSION_ACTIONS:
+            return self._suppression(command)
         known = self._state.incidents.get(command.incident_id)
-        result, after = execute(command, known)
+        result, after = execute(command, known, self._grouper.settings)
         out = [self._outputs.result_record(result)]
         if result.ok and after is not None and result.event is not None:
             self._state.incidents[after.id] = after
@@ -198,6 +209,15 @@ class IncidentLogic(StatefulLogic[Item, T, GroupingState], Generic[T]):
         else:
             log.info("incidents: command %s refused: %s", command.id, result.detail)
         return out
+
+    def _suppression(self, command: Command) -> list[T]:
+        result, events = execute_suppression(command, self._state)
+        if result.ok and command.action != "list_suppressions":
+            self._state.commands[command.id] = command.incident_id
+        out: list[T] = []
+        for event in events:
+            out += self._outputs.event_records(event, self._state.incidents[event.incident_id])
+        return [*out, self._outputs.result_record(result)]
 
     def _catch_up(self, record: dict[str, Any]) -> None:
         known = self._state.incidents.get(str(record.get("incident_id")))

@@ -84,12 +84,17 @@ class IncidentOutputs:
     def event_records(self, event: IncidentEvent, incident: Incident) -> list[KafkaRecord]:
         """The ``incidents`` record of ``event``, then one per department's dispatch queue
         (key = incident id, value = the event record plus ``"incident"``, the incident after
-        it: what the recorder stores and departments consume)."""
+        it: what the recorder stores and departments consume). A transfer also goes to the
+        department it took the incident from."""
         key = event.incident_id.encode()
         value = orjson.dumps({**event.to_record(), "incident": incident.to_record()})
         records = [KafkaRecord(key, value)]
+        departments = list(incident.departments)
+        left = event.details.get("from") if event.action == "transfer" else None
+        if left and left not in departments:  # the department it was taken from learns so
+            departments.append(left)
         records += [KafkaRecord(key, value, topic=self.topics.dispatch(department))
-                    for department in incident.departments]
+                    for department in departments]
         return records
 
     def result_record(self, result: Any) -> KafkaRecord:

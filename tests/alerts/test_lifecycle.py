@@ -89,7 +89,8 @@ def test_reopen_starts_a_new_cycle() -> None:
     assert (incident.state, incident.cycle_started_at, incident.opened_at) == (
         "open", T0 + 500, T0 + 1)
     assert incident.outcome is None and incident.acknowledged_at is None
-    assert available_actions(incident) == ("acknowledge", "comment")
+    assert available_actions(incident) == (
+        "acknowledge", "comment", "assign", "transfer", "add_department", "link", "merge")
 
 
 @pytest.mark.parametrize(

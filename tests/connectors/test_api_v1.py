@@ -131,6 +131,17 @@ def test_every_route_of_the_served_openapi_document_answers_as_it_describes(
     _, _, geo = get(city, contract, "/api/geo/districts")
     assert {f["properties"]["id"] for f in geo["features"]} >= {"old-town", "harbour"}
     get(city, contract, "/api/devices")
+    _, _, cap = get(city, contract, "/api/incidents/{incident_id}/cap",
+                    f"/api/incidents/{INCIDENT}/cap")
+    assert "urn:oasis:names:tc:emergency:cap:1.2" in cap["xml"]
+    status, _, _ = get(city, contract, "/api/suppressions")
+    assert status == 503   # the windows live in the flow, and this server sends no commands
+    for path in ("/api/suppressions", "/api/suppressions/w-1/end"):
+        status, headers, body = fetch(city.url, path, token=token("operator"), method="POST",
+                                      body=b'{"districts": ["harbour"], "until": "2h"}')
+        assert status in (404, 422, 503), (path, status, body)
+        contract.check("/api/suppressions/{window_id}/end" if path.endswith("/end")
+                       else "/api/suppressions", status, headers, body, method="post")
     template = "/api/incidents/{incident_id}/actions"
     status, headers, body = fetch(city.url, f"/api/incidents/{INCIDENT}/actions",
                                   token=token("operator"), method="POST",

@@ -6,8 +6,8 @@
 // Which buttons to show: the API gives `allowed_actions` per caller with each incident; it holds
 // for the sequence it came with. For a newer sequence (a live update) the page works them out
 // the way the server does (alerts/access.py): the actions the state permits, all of them for
-// operators, acknowledge/dispatch/comment/resolve for a dispatcher of a department the incident
-// is routed to, none for viewers. The server checks again and has the last word.
+// operators, acknowledge/dispatch/comment/resolve and the handovers but merging for a dispatcher
+// of a department the incident is routed to, none for viewers. The server checks again and has the last word.
 
 export const BOARD_STATES = ["open", "acknowledged", "dispatched", "resolved"];
 export const SEVERITIES = ["emergency", "critical", "warning", "info"];
@@ -18,8 +18,14 @@ const TRANSITIONS = {
   resolve: ["acknowledged", "dispatched"],
   close: ["resolved"],
   reopen: ["resolved", "closed"],
+  assign: ["open", "acknowledged", "dispatched"],
+  transfer: ["open", "acknowledged", "dispatched"],
+  add_department: ["open", "acknowledged", "dispatched"],
+  link: ["open", "acknowledged", "dispatched"],
+  merge: ["open", "acknowledged", "dispatched"],
 };
-const DISPATCHER_ACTIONS = ["acknowledge", "dispatch", "comment", "resolve"];
+const DISPATCHER_ACTIONS = ["acknowledge", "dispatch", "comment", "resolve", "assign", "transfer",
+                            "add_department", "link"];
 const MAX_EVENTS = 200; // per incident, for the timeline of live events
 
 /** The actions the role may take on an incident in its state (as alerts/access.py says). */

@@ -1,6 +1,7 @@
 // One incident on the board's side: its facts, the buttons of the actions this caller may take
-// (with a small form for those that need a team, a text or an outcome), what the server said
-// about the last action, and the incident's event timeline.
+// (with a small form for those that need a team, a text or an outcome), the handover buttons
+// (assign, transfer, add a department, each with its form), what the server said about the
+// last action, and the incident's event timeline.
 //
 // Fields a role may not see are simply absent from what the server sends (a viewer gets no
 // teams, no actors, no comments); nothing is shown for them, not even an empty label.
@@ -17,9 +18,11 @@ const ACTION_LABELS = {
 const EVENT_LABELS = {
   open: "opened", alert: "alert", escalate: "escalated", acknowledge: "acknowledged",
   dispatch: "dispatched", comment: "comment", resolve: "resolved", close: "closed", reopen: "reopened",
-  restore: "restored from history", notify: "notification",
+  restore: "restored from history", notify: "notification", assign: "assigned",
+  transfer: "transferred", add_department: "department added", link: "linked", merge: "merged",
 };
-const NEEDS_FORM = new Set(["dispatch", "comment", "resolve"]);
+const NEEDS_FORM = new Set(["dispatch", "comment", "resolve", "assign", "transfer", "add_department"]);
+const HANDOVER_LABELS = { assign: "Assign…", transfer: "Transfer…", add_department: "Add department…" };
 
 /** The CSS level of a severity (warning orange, critical and worse red). */
 export function severityLevel(severity) {
@@ -37,12 +40,13 @@ export class IncidentDetail {
     this.title = h("h2", { class: "incident-title" });
     this.facts = h("dl", { class: "incident-facts" });
     this.buttons = h("div", { class: "incident-actions", role: "group", "aria-label": "Actions" });
+    this.handover = h("div", { class: "incident-handover", role: "group", "aria-label": "Hand over" });
     this.formSlot = h("div", { class: "action-form-slot" });
     this.message = h("p", { class: "action-message", role: "status", "aria-live": "polite" });
     this.events = h("ol", { class: "timeline" });
     this.el = h("section", { class: "panel incident-detail", "data-incident-id": id },
       h("a", { class: "back", href: "#/incidents" }, "× Close"),
-      this.title, this.facts, this.buttons, this.formSlot, this.message,
+      this.title, this.facts, this.buttons, this.handover, this.formSlot, this.message,
       h("h3", {}, "Timeline"), this.events);
     this.fetchTimeline();
   }
@@ -68,11 +72,15 @@ export class IncidentDetail {
     setAttr(this.el, "data-level", severityLevel(incident.severity));
     setText(this.title, incident.title || words(incident.kind));
     this.updateFacts(incident);
-    const allowed = this.busy ? [] : incidents.allowed(session.me, incident);
-    syncList(this.buttons, allowed, (a) => a,
-      (action) => h("button", { type: "button", class: "action", "data-action": action,
-                                onclick: () => this.choose(action) }, ACTION_LABELS[action] || words(action)),
-      (button, action) => setAttr(button, "aria-pressed", this.form === action ? "true" : null));
+    // the page offers the actions it has a button for (linking and merging: the CLI and the API)
+    const permitted = this.busy ? [] : incidents.allowed(session.me, incident);
+    const allowed = permitted.filter((action) => action in ACTION_LABELS || action in HANDOVER_LABELS);
+    const button = (labels) => (action) => h("button", {
+      type: "button", class: "action", "data-action": action, onclick: () => this.choose(action) },
+    labels[action] || words(action));
+    const pressed = (el, action) => setAttr(el, "aria-pressed", this.form === action ? "true" : null);
+    syncList(this.buttons, allowed.filter((a) => a in ACTION_LABELS), (a) => a, button(ACTION_LABELS), pressed);
+    syncList(this.handover, allowed.filter((a) => a in HANDOVER_LABELS), (a) => a, button(HANDOVER_LABELS), pressed);
     if (this.form && !allowed.includes(this.form) && !this.busy) this.closeForm();
     this.updateTimeline();
   }
@@ -94,6 +102,11 @@ export class IncidentDetail {
       ["Resolved", time(incident.resolved_at)],
       ["Outcome", incident.outcome ? words(incident.outcome) : null],
       ["Teams", Array.isArray(incident.teams) && incident.teams.length ? incident.teams.join(", ") : null],
+      ["Assigned to", incident.assignee || null],
+      ["Reported by", incident.reporter || null],
+      ["Report", incident.description || null],
+      ["Merged into", incident.merged_into || null],
+      ["Linked", Array.isArray(incident.links) && incident.links.length ? incident.links.join(", ") : null],
       ["Alerts", typeof incident.alert_count === "number" ? String(incident.alert_count) : null],
       ["Escalation", incident.escalation_level > 0 ? `level ${incident.escalation_level}` : null],
     ].filter(([, value]) => value);
@@ -114,7 +127,8 @@ export class IncidentDetail {
     setAttr(el, "data-action", event.action);
     setText(el.querySelector(".event-time"), event.ts ? this.ctx.clock.format(new Date(event.ts)) : "");
     const d = event.details || {};
-    const extra = [d.team, d.outcome && words(d.outcome), d.severity,
+    const extra = [d.team, d.outcome && words(d.outcome), d.severity, d.assignee, d.department,
+                   d.incident, d.into, d.source === "report" && "by hand",
                    event.action === "escalate" && typeof d.level === "number" ? `level ${d.level}` : null,
                    ...(event.action === "notify"
                      ? [d.status, d.recipient && `to ${d.recipient}`, d.channel && `by ${d.channel}`]
@@ -134,7 +148,9 @@ export class IncidentDetail {
       return;
     }
     this.form = action;
-    this.formSlot.replaceChildren(actionForm(action, (body) => this.send(body), () => this.closeForm()));
+    const departments = [...this.ctx.departments.entries()];
+    this.formSlot.replaceChildren(actionForm(action, (body) => this.send(body), () => this.closeForm(),
+                                             departments));
     this.formSlot.querySelector("input, textarea, select")?.focus();
     this.update();
   }
@@ -155,6 +171,11 @@ export class IncidentDetail {
       if (answer.data.event) this.ctx.incidents.addEvent(answer.data.event);
       this.closeForm();
       this.say(`Done: ${EVENT_LABELS[body.action] || words(body.action)}.`, "ok");
+      if (!answer.data.incident) { // handed over to another department: no longer ours to see
+        this.ctx.incidents.incidents.delete(this.id);
+        this.ctx.incidents.version += 1;
+        this.say(`Done: ${EVENT_LABELS[body.action] || words(body.action)}; it is no longer routed to you.`, "ok");
+      }
     } else {
       this.say(answer.data.detail || answer.data.error || `HTTP ${answer.status}`, "error");
     }
@@ -169,8 +190,16 @@ export class IncidentDetail {
 }
 
 /** The form of an action that needs more than a click. */
-function actionForm(action, submit, cancel) {
+function actionForm(action, submit, cancel, departments = []) {
   const fields = [];
+  if (action === "assign") {
+    fields.push(h("label", {}, "Assign to", h("input", { name: "target", required: true, autocomplete: "off" })));
+  }
+  if (action === "transfer" || action === "add_department") {
+    fields.push(h("label", {}, action === "transfer" ? "Transfer to" : "Also route to",
+      h("select", { name: "target", required: true }, h("option", { value: "" }, "choose…"),
+        departments.map(([id, name]) => h("option", { value: id }, name)))));
+  }
   if (action === "dispatch") {
     fields.push(h("label", {}, "Team or unit", h("input", { name: "team", required: true, autocomplete: "off" })));
   }
@@ -181,8 +210,8 @@ function actionForm(action, submit, cancel) {
         h("option", { value: "confirmed" }, "confirmed"),
         h("option", { value: "false_alarm" }, "false alarm"))));
   }
-  const comment = action === "comment";
-  fields.push(h("label", {}, comment ? "Comment" : "Comment (optional)",
+  const comment = action === "comment" || action === "add_department"; // (a reason)
+  fields.push(h("label", {}, action === "add_department" ? "Reason" : comment ? "Comment" : "Comment (optional)",
     h("textarea", { name: "comment", rows: 2, required: comment || null })));
   const form = h("form", { class: "action-form", "data-form": action },
     ...fields,
@@ -193,7 +222,7 @@ function actionForm(action, submit, cancel) {
     event.preventDefault();
     const data = new FormData(form);
     const body = { action };
-    for (const name of ["team", "outcome", "comment"]) {
+    for (const name of ["team", "outcome", "target", "comment"]) {
       const value = String(data.get(name) ?? "").trim();
       if (value) body[name] = value;
     }

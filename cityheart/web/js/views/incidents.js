@@ -1,13 +1,17 @@
 // Incident board: one column per state (open, acknowledged, dispatched, resolved), worst
 // severity first, live from the feed's incidents channel; #/incidents/<id> opens one incident
-// beside the columns with its actions and timeline (views/incident_detail.js).
+// beside the columns with its actions and timeline (views/incident_detail.js). Operators and
+// dispatchers open incidents by hand with "New incident…" (views/report_form.js). The
+// maintenance windows not ended yet (api/suppressions) are listed under the heading.
 
 import { h, setAttr, setText, syncList } from "../dom.js";
 import { ago, words } from "../format.js";
 import { BOARD_STATES, SEVERITIES } from "../incidents.js";
 import { IncidentDetail, severityLevel } from "./incident_detail.js";
+import { ReportForm } from "./report_form.js";
 
 const RESOLVED_SHOWN = 30;
+const WINDOWS_EVERY_MS = 15000;
 const STATE_TITLES = { open: "Open", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved" };
 
 export class IncidentBoardView {
@@ -33,9 +37,18 @@ export class IncidentBoardView {
       ? new IncidentDetail({ config, incidents, session, clock, names: this.names,
                              departments: this.departments, onChanged: render }, selected)
       : null;
+    this.report = new ReportForm({ config, incidents, session, onChanged: render });
+    this.clock = clock;
+    this.windows = h("ul", { class: "board-windows", "aria-label": "Maintenance windows", hidden: true });
+    this.loadWindows();
+    this.windowTimer = setInterval(() => this.loadWindows(), WINDOWS_EVERY_MS);
+    this.newButton = h("button", { type: "button", class: "action new-incident", hidden: true,
+                                   onclick: () => this.report.toggle(this.report.el.hidden) },
+      "New incident…");
     this.el = h("section", { class: "incidents-view", "data-view": "incidents",
                              "data-selected": selected ? "true" : null },
-      h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope, this.notice),
+      h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope,
+        this.newButton, this.notice, this.windows, this.report.el),
       h("div", { class: "board-columns" }, this.columns.map((c) => c.el)),
       this.detail ? this.detail.el : null);
   }
@@ -54,6 +67,7 @@ export class IncidentBoardView {
 
   updateScope() {
     const me = this.session.me;
+    this.newButton.hidden = !this.session.mayAct;
     let scope = "";
     if (me?.role === "dispatcher") scope = `routed to ${this.departments.get(me.department) || me.department}`;
     else if (me?.role === "viewer") scope = "public summaries";
@@ -108,7 +122,26 @@ export class IncidentBoardView {
     setText(card.querySelector(".inc-meta"), meta.join(" · "));
   }
 
-  destroy() {}
+  /** The maintenance windows not ended yet, for operators and dispatchers. */
+  async loadWindows() {
+    if (!this.session.mayAct) return;
+    const answer = await this.session.get("api/suppressions");
+    const windows = answer.ok ? answer.data.windows || [] : [];
+    syncList(this.windows, windows, (w) => w.id,
+      () => h("li", { class: "board-window" }),
+      (el, w) => {
+        setAttr(el, "data-window-id", w.id);
+        const where = (w.districts || []).map((d) => this.names.get(d) || d).join(", ");
+        const only = [...(w.devices || []), ...(w.kinds || []).map(words)].join(", ");
+        const until = this.clock.format(new Date(w.end));
+        setText(el, `Maintenance window: ${w.reason || w.id} · ${where}${only ? ` (${only})` : ""} · until ${until}`);
+      });
+    this.windows.hidden = windows.length === 0;
+  }
+
+  destroy() {
+    clearInterval(this.windowTimer);
+  }
 }
 
 function incidentCard() {
