@@ -5,12 +5,18 @@
     ...
     bridge.stop()             # forwards what is in hand, then disconnects
 
-Each MQTT message is acknowledged (PUBACK) only after Kafka confirmed the record it became, so a
-crash or restart never loses a reading the broker accepted: the broker redelivers whatever was
-not acknowledged to the bridge's persistent session (fixed client id, clean start off). A reading
-may therefore reach Kafka twice after a crash; downstream keys make that harmless.
+Each MQTT message is acknowledged (PUBACK) only after Kafka confirmed the record that holds its
+reading, so a crash or restart never loses a reading the broker accepted: the broker redelivers
+whatever was not acknowledged to the bridge's persistent session (fixed client id, clean start
+off). A reading may therefore reach Kafka twice after a crash; downstream keys make that
+harmless.
 
-Valid readings go to the readings topic (key = device_id, value = models.readings.encode). A
+Valid readings go to the readings topic in batches (:mod:`connectors.batcher`): the readings
+accepted within ``kafka.readings_batch.linger_ms`` (bounded by ``max_readings`` and
+``max_bytes``) become one record per partition, value :class:`models.reading_batch.ReadingBatch`
+(columnar JSON with a format version), produced to an explicit partition: the one librdkafka's
+default partitioner gives the device id (CRC32), so a device's readings stay in one partition,
+in order. The record has no key. The topic's partition count is read when the bridge starts. A
 payload that cannot become a reading goes to the dead-letter topic with its original bytes and
 the reason in headers (:mod:`connectors.dead_letters`: reason, detail, mqtt_topic, received_at,
 source=bridge). Nothing is dropped silently. A reading refused as out of range is also written
@@ -41,6 +47,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +55,9 @@ from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from connectors.batcher import Batcher, Ready
 from connectors.dead_letters import dead_letter_headers
-from connectors.kafka import ReliableProducer, create_topics
+from connectors.kafka import ReliableProducer, create_topics, partitions_of
 from connectors.metrics import (
     BRIDGE_ACKNOWLEDGED,
     DEAD_LETTERS,
@@ -60,7 +68,7 @@ from connectors.mqtt import MqttClient, new_client, protocol_of
 from connectors.notify import Notifier
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError, ConnectorError, InvalidReading
-from models.readings import encode
+from models.readings import Reading
 from models.vitals.devices import encode_rejection, rejection_from_payload
 from settings.config import MqttSettings, Settings
 from settings.params import reading_parser
@@ -95,6 +103,8 @@ class BridgeStats:
     forwarded: int = 0
     dead_lettered: int = 0
     acknowledged: int = 0
+    batches: int = 0
+    """readings records produced (each a batch of forwarded readings)."""
     reasons: dict[str, int] = field(default_factory=dict)
     connects: int = 0
 
@@ -114,7 +124,12 @@ class Bridge:
         self._topics = settings.kafka.topics
         self._clock = clock
         self._parser = reading_parser(settings)
-        self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
+        # the batcher gathers readings; librdkafka's own linger only lets the records of several
+        # partitions that are ready together share a produce request
+        self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=1)
+        self._batching = settings.kafka.readings_batch
+        self._batcher: Batcher | None = None  # once start() knows the partitions
+        self._batch_lock = threading.Lock()  # paho's thread and serve() both send batches
         self._keep_bytes = settings.mqtt.max_payload_bytes  # of a dead letter's payload
         limit = settings.mqtt.rate_limit
         self._limiter = (
@@ -136,7 +151,15 @@ class Bridge:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> None:
-        """Connect to the MQTT broker and subscribe; raise ConnectorError if it cannot."""
+        """Connect to the MQTT broker and subscribe; raise ConnectorError if it cannot (or if
+        the readings topic does not exist)."""
+        batching = self._batching
+        self._batcher = Batcher(
+            len(partitions_of(self._settings.kafka.bootstrap, self._topics.readings,
+                              timeout=timeout)),
+            linger_s=batching.linger_ms / 1000, max_readings=batching.max_readings,
+            max_bytes=batching.max_bytes,
+        )
         self._client.start(timeout=timeout)
         if not self._connected.wait(timeout):
             self._client.stop()
@@ -144,10 +167,15 @@ class Bridge:
             raise ConnectorError("mqtt", self._mqtt.url, msg)
 
     def serve(self, stop: threading.Event) -> None:
-        """Serve Kafka delivery reports (which acknowledge MQTT messages) until ``stop`` is set."""
+        """Send batches when their interval is over and serve Kafka delivery reports (which
+        acknowledge MQTT messages) until ``stop`` is set."""
         next_report = time.monotonic() + 10
+        linger = self._batching.linger_ms / 1000
         while not stop.is_set():
-            self._producer.poll(0.05)
+            # paho's thread sends full batches, and due ones when a message comes; this loop
+            # sends the rest on time: it wakes at least every linger (at most every 50 ms)
+            self._producer.poll(min(0.05, max(linger / 2, 0.001)))
+            self.send_due()
             if time.monotonic() >= next_report:
                 next_report += 10
                 self._log_stats()
@@ -156,6 +184,9 @@ class Bridge:
         """Stop taking messages, deliver and acknowledge those in hand, then disconnect."""
         self._accepting = False
         try:
+            if self._batcher is not None:
+                with self._batch_lock:
+                    self._produce_batches(self._batcher.drain())
             self._producer.flush(timeout)
         finally:
             self._client.stop()
@@ -247,14 +278,37 @@ class Bridge:
                 acknowledge = self._rejected(exc, topic, acknowledge)
             self._dead_letter(exc, topic, acknowledge)
             return
-        self._producer.produce(
-            self._topics.readings,
-            encode(reading),
-            key=reading.device_id.encode(),
-            on_delivered=acknowledge,
-        )
+        self.forward(reading, acknowledge)
+
+    def forward(self, reading: Reading, acknowledge: Callable[[], None]) -> None:
+        """Put a valid reading in its partition's batch; ``acknowledge`` runs once Kafka
+        confirmed that batch (a message holding several readings:
+        :func:`connectors.batcher.after_all`)."""
+        assert self._batcher is not None, "start() first"
+        with self._batch_lock:
+            self._produce_batches(self._batcher.add(reading, acknowledge, now=time.monotonic()))
         self.stats.forwarded += 1
         READINGS_INGESTED.inc()
+
+    def send_due(self) -> None:
+        """Send the batches whose interval is over."""
+        batcher = self._batcher
+        if batcher is None:
+            return
+        now = time.monotonic()
+        due = batcher.next_due()
+        if due is None or now < due:
+            return
+        with self._batch_lock:
+            self._produce_batches(batcher.due(now))
+
+    def _produce_batches(self, batches: list[Ready]) -> None:
+        """Produce ``batches`` (the caller holds the batch lock: a partition's batches go out
+        in the order they were made)."""
+        for ready in batches:
+            self._producer.produce(self._topics.readings, ready.value,
+                                   partition=ready.partition, on_delivered=ready.delivered)
+            self.stats.batches += 1
 
     def _rejected(self, exc: InvalidReading, topic: str, acknowledge: Any) -> Any:
         """Write the Rejection record of an out-of-range reading; the acknowledgement to give
@@ -318,9 +372,11 @@ class Bridge:
     def _log_stats(self) -> None:
         s = self.stats
         log.info(
-            "bridge: %d received, %d forwarded, %d dead-lettered %s, %d acknowledged",
+            "bridge: %d received, %d forwarded in %d batches, %d dead-lettered %s, "
+            "%d acknowledged",
             s.received,
             s.forwarded,
+            s.batches,
             s.dead_lettered,
             s.reasons or "",
             s.acknowledged,

@@ -359,8 +359,11 @@ class ReliableProducer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         on_delivered: Callable[[], None] | None = None,
+        partition: int | None = None,
     ) -> None:
-        """Queue one record; waits (serving callbacks) while the local queue is full."""
+        """Queue one record (to ``partition``, or where the partitioner puts its key); waits
+        (serving callbacks) while the local queue is full."""
+        where = {} if partition is None else {"partition": partition}
 
         def report(err: KafkaError | None, msg: Any) -> None:
             if err is not None:
@@ -373,7 +376,8 @@ class ReliableProducer:
 
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=report)
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=report,
+                                       **where)
                 return
             except BufferError:
                 self._producer.poll(0.05)

@@ -4,7 +4,9 @@
 
 It reads the ``readings``, ``vitals``, ``alerts`` and ``incidents`` topics and writes them to the
 ``readings``, ``vitals`` / ``indicators``, ``alerts`` and ``incident_events`` / ``incidents``
-tables in batches (COPY, idempotent). An ``incidents`` record is an incident event
+tables in batches (COPY, idempotent). A ``readings`` record is a batch of readings
+(:mod:`models.reading_batch`): its rows go in the COPY of the Bytewax batch that holds it, one
+COPY for all the records of that batch. An ``incidents`` record is an incident event
 (``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after it: the event is
 stored in ``incident_events`` and the incident in ``incidents`` (kept only when its ``sequence``
 is not older than the stored one).
@@ -22,6 +24,7 @@ Step ids: ``read_topics``, ``split_readings``, ``decode_readings``, ``store_read
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -31,13 +34,29 @@ from bytewax.dataflow import Dataflow
 from connectors.kafka import kafka_source
 from connectors.storage.options import StorageOptions
 from connectors.storage.sinks import PostgresSink
+from models.errors import InvalidReading
+from models.reading_batch import readings_in
+from models.readings import Reading
 from settings.config import KafkaSettings
 
 __all__ = ["build_recorder_flow"]
 
+log = logging.getLogger(__name__)
+
 
 def _decode(message: Any) -> dict[str, Any]:
     return orjson.loads(message.value)
+
+
+def _readings(message: Any) -> list[Reading]:
+    """The readings of a ``readings`` record (a batch, or a single reading's JSON); none, with
+    a warning, when it is neither (the flow dead-letters it)."""
+    try:
+        return readings_in(message.value or b"")
+    except InvalidReading as exc:
+        log.warning("recorder: a readings record holds no readings (%s): %s", exc.reason,
+                    exc.detail)
+        return []
 
 
 def _incident(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,7 +79,7 @@ def build_recorder_flow(
     readings = op.branch("split_readings", messages, lambda m: m.topic == topics.readings)
     op.output(
         "store_readings",
-        op.map("decode_readings", readings.trues, _decode),
+        op.flat_map("decode_readings", readings.trues, _readings),
         PostgresSink(storage, "readings"),
     )
     alerts = op.branch("split_alerts", readings.falses, lambda m: m.topic == topics.alerts)

@@ -9,8 +9,10 @@ Devices publish JSON on ``<prefix>/<district>/<kind>/<device_id>``::
 :class:`Reading` in the kind's canonical unit, or raises :class:`~models.errors.InvalidReading`
 with a reason code and a detail naming the field and value. Nothing else escapes it.
 
-The bridge writes valid readings to Kafka with :func:`encode`; the flow parses those records
-with the same parser (``topic=None``: the district then comes from the payload).
+The bridge writes valid readings to Kafka in batches (:mod:`models.reading_batch`); the flow
+checks each again with :meth:`ReadingParser.check`. :func:`encode` is one reading's JSON (a
+dead letter's payload; the records of bridges before batches, which the flow still reads with
+:meth:`ReadingParser.parse`, ``topic=None``: the district then comes from the payload).
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ REASONS = (
     "bad_timestamp",
     "future_timestamp",
     "rate_limited",
+    "unknown_format",
+    "bad_batch",
 )
 """Every reason code an InvalidReading may carry (``rate_limited`` only from the bridge's
-per-device limit, never from the parser)."""
+per-device limit, never from the parser; ``unknown_format`` and ``bad_batch`` only from a
+``readings`` record that is a batch, :mod:`models.reading_batch`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +138,44 @@ class ReadingParser:
             district = _text(record, "district", payload)
         else:
             district = self._district_from_topic(topic, kind_id, device_id, payload)
+        kind = self._known(district, kind_id, payload)
+        value = _number(record, "value", payload)
+        value = self._in_range(kind_id, kind, value, _text(record, "unit", payload), payload)
+        ts = _timestamp(record, payload)
+        self._not_ahead(ts, now, payload)
+        seq = record.get("seq")
+        if seq is not None and (type(seq) is not int or seq < 0):
+            raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
+        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
+
+    def check(self, reading: Reading, now: float) -> Reading:
+        """``reading`` (decoded from a batch the bridge wrote) checked again against this
+        parser's districts, kinds, units, ranges and clock, as :meth:`parse` checks a payload;
+        in the kind's canonical unit. Raises InvalidReading whose payload is the reading's JSON
+        (:func:`encode`)."""
+        try:
+            kind = self._known(reading.district, reading.kind, b"")
+            value = self._in_range(reading.kind, kind, reading.value, reading.unit, b"")
+            self._not_ahead(reading.ts, now, b"")
+        except InvalidReading as exc:
+            raise InvalidReading(encode(reading), exc.reason, exc.detail) from None
+        if value == reading.value and kind.unit == reading.unit:
+            return reading
+        return Reading(reading.device_id, reading.district, reading.kind, value, kind.unit,
+                       reading.ts, reading.seq)
+
+    def _known(self, district: str, kind_id: str, payload: bytes) -> KindSpec:
         if district not in self._districts:
             raise InvalidReading(payload, "unknown_district", f"district {district!r} is unknown")
         kind = self._kinds.get(kind_id)
         if kind is None:
             raise InvalidReading(payload, "unknown_kind", f"kind {kind_id!r} is unknown")
-        value = _number(record, "value", payload)
-        unit = _text(record, "unit", payload)
+        return kind
+
+    def _in_range(
+        self, kind_id: str, kind: KindSpec, value: float, unit: str, payload: bytes
+    ) -> float:
+        """``value`` in ``unit`` converted to the kind's canonical unit, finite and in range."""
         conversion = self._units[kind_id].get(unit)
         if conversion is None:
             accepted = sorted(self._units[kind_id])
@@ -153,15 +189,13 @@ class ReadingParser:
         if not low <= value <= high:
             detail = f"value {value!r} {kind.unit} is outside {kind_id} range [{low}, {high}]"
             raise InvalidReading(payload, "out_of_range", detail)
-        ts = _timestamp(record, payload)
+        return value
+
+    def _not_ahead(self, ts: float, now: float, payload: bytes) -> None:
         if ts > now + self._max_future_s:
             ahead = ts - now
             detail = f"ts is {ahead:.0f} s ahead of the clock (at most {self._max_future_s:g} s)"
             raise InvalidReading(payload, "future_timestamp", detail)
-        seq = record.get("seq")
-        if seq is not None and (type(seq) is not int or seq < 0):
-            raise InvalidReading(payload, "wrong_type", f"seq {seq!r} is not a whole number >= 0")
-        return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         try:

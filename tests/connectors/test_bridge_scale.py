@@ -28,6 +28,7 @@ from connectors.bridge import Bridge
 from connectors.kafka import tail_consumer
 from connectors.mqtt import MqttPublisher
 from models.errors import ConfigError
+from models.reading_batch import readings_in
 from models.timefmt import iso
 from settings.config import RateLimitSettings, Settings
 from settings.loader import load_mapping
@@ -107,7 +108,8 @@ class ReadingsLog:
         return self._consumer.guard.rewinds
 
     def counts(self) -> Counter:
-        return Counter(_key(orjson.loads(value)) for value in self.values)
+        return Counter((r.device_id, r.seq) for value in self.values
+                       for r in readings_in(value))
 
     def close(self) -> None:
         self._consumer.close()

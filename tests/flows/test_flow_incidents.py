@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from connectors.kafka import KafkaRecord
-from models.readings import Reading, encode
+from models.readings import Reading
 from settings.config import Settings
-from tests.support.flow import run_flow
+from tests.support.flow import batch_record, run_flow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,7 +25,7 @@ def storm(district: str = "industrial-east", *, seconds: int = 1800) -> list[Kaf
     for n, offset in enumerate(range(0, seconds, 5)):
         value = 300.0 if n % 2 else 90.0
         reading = Reading(f"pm-{n % 3}", district, "pm25", value, "ug/m3", T + offset)
-        items.append(KafkaRecord(reading.device_id.encode(), encode(reading)))
+        items.append(batch_record([reading]))
     return items
 
 
