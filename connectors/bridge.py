@@ -208,6 +208,7 @@ class Bridge:
         )
         client.manual_ack_set(True)  # PUBACK only once Kafka has the record
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -225,12 +226,24 @@ class Bridge:
             log.error("cannot subscribe to %s on %s: %s", pattern, self._mqtt.url, result)
             return
         log.info(
-            "bridge %s connected to %s (session present: %s), subscribed to %s",
+            "bridge %s connected to %s (session present: %s), subscribing to %s",
             self._client_id,
             self._mqtt.url,
             flags.session_present,
             pattern,
         )
+
+    def _on_subscribe(
+        self, client: Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
+    ) -> None:
+        # ready once the broker confirmed the subscription (SUBACK), not when it was asked
+        # for: a reading published in between would find no subscriber and be dropped
+        pattern = self._filter
+        if not reasons or any(reason.is_failure for reason in reasons):
+            log.error("MQTT broker %s refused the subscription to %s: %s", self._mqtt.url,
+                      pattern, reasons)
+            return
+        log.info("bridge %s subscribed to %s", self._client_id, pattern)
         self._notifier.status(f"subscribed to {pattern}")
         self._notifier.ready()  # again after every reconnect: the supervisor counts them
         self._connected.set()
