@@ -31,13 +31,13 @@ from flows.anomaly import Detectors
 from flows.events import AlertRaised, IndicatorUpdate, Refused, WindowClosed
 from models.errors import InvalidReading
 from models.reading_batch import decode_batch
-from models.readings import Reading, ReadingParser
+from models.readings import ReadingParser
 from models.timefmt import iso
 from models.vitals.city import CityState, CityVitals
 from models.vitals.devices import decode_rejection, rejection_from_reading
 from models.vitals.district import DistrictProgress, DistrictState, DistrictVitals, DistrictWindow
 from models.vitals.records import CITY, IndicatorRecord, Rejection
-from models.windows import Window, preaggregate
+from models.windows import Preaggregate, Window
 
 __all__ = [
     "CityLogic", "Context", "DistrictLogic", "Feedback", "ParseBatch", "Rejections", "SlowWhenIdle",
@@ -68,7 +68,7 @@ class ParseBatch:
 
     A ``readings`` record is a batch of readings (:mod:`models.reading_batch`): each is checked
     again against the flow's districts, kinds, ranges and clock
-    (:meth:`~models.readings.ReadingParser.check`), and one that fails is refused alone (its
+    (:meth:`~models.readings.ReadingParser.check_batch`), and one that fails is refused alone (its
     dead letter: the reading's JSON, keyed by its device). A record that is no batch of a known
     format is refused whole; one holding a single reading (as bridges wrote before batches) is
     parsed as before.
@@ -78,34 +78,33 @@ class ParseBatch:
         self, parser: ReadingParser, length: float, decibel_kinds: frozenset[str], clock: Clock
     ) -> None:
         self._parse = parser.parse
-        self._check = parser.check
+        self._check = parser.check_batch
         self._length = length
         self._decibels = decibel_kinds
         self._clock = clock
 
     def __call__(self, messages: list[Any]) -> list[Window | Rejection | Refused]:
         now = self._clock()
-        readings: list[Reading] = []
+        parts = Preaggregate(self._length, self._decibels)  # in the order readings come
         out: list[Window | Rejection | Refused] = []
         for message in messages:
             value = message.value or b""
             try:
                 batch = decode_batch(value)
                 if batch is None:
-                    readings.append(self._parse(value, None, now))
+                    parts.add_readings([self._parse(value, None, now)])
                     continue
             except InvalidReading as exc:
                 _refuse(out, message, exc, now, message.key)
                 continue
-            check = self._check
-            for reading in batch.readings():
-                try:
-                    readings.append(check(reading, now))
-                except InvalidReading as exc:
-                    _refuse(out, message, exc, now, reading.device_id.encode())
+            good, refused = self._check(batch, now)
+            parts.add_columns(good.series, good.series_ix, good.device_ids, good.values, good.ts)
+            for exc in refused:  # each refused reading alone, keyed by its device
+                device = orjson.loads(exc.payload)["device_id"]
+                _refuse(out, message, exc, now, device.encode())
         if out:
             log.debug("refused some readings of %d records", len(messages))
-        out.extend(preaggregate(readings, self._length, self._decibels))
+        out.extend(parts.windows())
         return out
 
 

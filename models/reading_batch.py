@@ -148,28 +148,31 @@ def _columns(record: dict[str, Any], payload: bytes) -> ReadingBatch:
     ):
         raise InvalidReading(payload, "bad_batch",
                              "'series' is not a list of [district, kind, unit] strings")
-    columns = {name: record.get(name) for name in ("series_ix", "device_id", "value", "ts")}
-    seqs = record.get("seq")
-    if seqs is not None:
-        columns["seq"] = seqs
-    lengths = {name: len(col) if type(col) is list else None for name, col in columns.items()}
+    names = ("series_ix", "device_id", "value", "ts", "seq")
+    columns: dict[str, list[Any]] = {}
+    for name in names:
+        column = record.get(name)
+        if type(column) is list:
+            columns[name] = column
+    lengths = {name: len(columns[name]) if name in columns else None for name in names}
+    if record.get("seq") is None:  # absent: no reading has a seq
+        del lengths["seq"]
     if None in lengths.values() or len(set(lengths.values())) != 1:
         detail = f"the columns' lengths do not match (None: missing or not a list): {lengths}"
         raise InvalidReading(payload, "bad_batch", detail)
-    n_series = len(series)
-    if not all(type(ix) is int and 0 <= ix < n_series for ix in columns["series_ix"]):
-        detail = f"'series_ix' holds a value that is not an index into the {n_series} series"
+    series_ix, device_ids = columns["series_ix"], columns["device_id"]
+    if not all(type(ix) is int and 0 <= ix < len(series) for ix in series_ix):
+        detail = f"'series_ix' holds a value that is not an index into the {len(series)} series"
         raise InvalidReading(payload, "bad_batch", detail)
-    if not all(type(d) is str and d for d in columns["device_id"]):
+    if not all(type(d) is str and d for d in device_ids):
         raise InvalidReading(payload, "bad_batch", "'device_id' holds a non-string or empty id")
+    seqs = columns.get("seq")
+    if seqs is not None and not all(s is None or (type(s) is int and s >= 0) for s in seqs):
+        raise InvalidReading(payload, "bad_batch", "'seq' holds a value that is not an int >= 0")
     values = _floats(columns["value"], "value", payload)
     ts = _floats(columns["ts"], "ts", payload)
-    if seqs is not None and not all(
-        s is None or (type(s) is int and s >= 0) for s in seqs
-    ):
-        raise InvalidReading(payload, "bad_batch", "'seq' holds a value that is not an int >= 0")
-    return ReadingBatch(tuple(tuple(s) for s in series), columns["series_ix"],  # type: ignore[misc]
-                        columns["device_id"], values, ts, seqs)
+    triples = tuple((d, k, u) for d, k, u in series)
+    return ReadingBatch(triples, series_ix, device_ids, values, ts, seqs)
 
 
 def _floats(column: list[Any], name: str, payload: bytes) -> list[float]:

@@ -20,13 +20,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from models.errors import InvalidReading
+
+if TYPE_CHECKING:
+    from models.reading_batch import ReadingBatch
 
 __all__ = ["REASONS", "KindSpec", "Reading", "ReadingParser", "encode"]
 
@@ -163,6 +166,53 @@ class ReadingParser:
             return reading
         return Reading(reading.device_id, reading.district, reading.kind, value, kind.unit,
                        reading.ts, reading.seq)
+
+    def check_batch(
+        self, batch: ReadingBatch, now: float
+    ) -> tuple[ReadingBatch, list[InvalidReading]]:
+        """The readings of ``batch`` that pass :meth:`check` (a batch, in canonical units), and
+        the refusals of the others (as :meth:`check` raises them), each in the batch's order.
+        A series' district, kind and unit are judged once per batch, the range and the clock
+        per reading."""
+        series: list[tuple[str, str, str]] = []
+        specs: list[tuple[float, float, float, float] | None] = []
+        for district, kind_id, unit in batch.series:
+            kind = self._kinds.get(kind_id)
+            conversion = self._units[kind_id].get(unit) if kind is not None else None
+            if district not in self._districts or kind is None or conversion is None:
+                series.append((district, kind_id, unit))
+                specs.append(None)  # every reading of it is refused, by check below
+                continue
+            series.append((district, kind_id, kind.unit))
+            specs.append((*conversion, *kind.range))
+        seqs = batch.seqs if batch.seqs is not None else [None] * len(batch)
+        limit = now + self._max_future_s
+        kept: tuple[list[int], list[str], list[float], list[float], list[int | None]] = (
+            [], [], [], [], [])
+        keep_ix, keep_device, keep_value, keep_ts, keep_seq = kept
+        refused: list[InvalidReading] = []
+        for i, (ix, device_id, value, ts, seq) in enumerate(zip(
+            batch.series_ix, batch.device_ids, batch.values, batch.ts, seqs, strict=True
+        )):
+            spec = specs[ix]
+            if spec is not None:
+                scale, offset, low, high = spec
+                value = value * scale + offset
+                if low <= value <= high and ts <= limit:  # (NaN is in no range)
+                    keep_ix.append(ix)
+                    keep_device.append(device_id)
+                    keep_value.append(value)
+                    keep_ts.append(ts)
+                    keep_seq.append(seq)
+                    continue
+            try:
+                self.check(batch.reading(i), now)
+            except InvalidReading as exc:
+                refused.append(exc)
+        checked = replace(batch, series=tuple(series), series_ix=keep_ix, device_ids=keep_device,
+                          values=keep_value, ts=keep_ts,
+                          seqs=None if batch.seqs is None else keep_seq)
+        return checked, refused
 
     def _known(self, district: str, kind_id: str, payload: bytes) -> KindSpec:
         if district not in self._districts:
