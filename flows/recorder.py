@@ -31,9 +31,10 @@ import orjson
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka import kafka_source
+from connectors.kafka import BATCH_FETCH, kafka_source
 from connectors.storage.options import StorageOptions
 from connectors.storage.sinks import PostgresSink
+from flows.steps import SlowWhenIdle
 from models.errors import InvalidReading
 from models.reading_batch import readings_in
 from models.readings import Reading
@@ -42,6 +43,9 @@ from settings.config import KafkaSettings
 __all__ = ["build_recorder_flow"]
 
 log = logging.getLogger(__name__)
+
+IDLE_S = 0.05
+"""How long the recorder waits before it asks an empty partition again."""
 
 
 def _decode(message: Any) -> dict[str, Any]:
@@ -71,9 +75,12 @@ def build_recorder_flow(
     topics = kafka.topics
     flow = Dataflow("cityheart_recorder")
     if source is None:
-        source = kafka_source(
-            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents]
-        )
+        # history may lag by a few ms: an empty partition is asked again after 50 ms (not
+        # every millisecond), readings' batch records with a bounded prefetch (BATCH_FETCH)
+        source = SlowWhenIdle(kafka_source(
+            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents],
+            config=BATCH_FETCH,
+        ), IDLE_S)
     messages = op.input("read_topics", flow, source)
 
     readings = op.branch("split_readings", messages, lambda m: m.topic == topics.readings)

@@ -205,7 +205,7 @@ class ReadingParser:
                     keep_ts.append(ts)
                     keep_seq.append(seq)
                     continue
-            try:
+            try:  # the exact refusal (the checks above are check's, in short)
                 self.check(batch.reading(i), now)
             except InvalidReading as exc:
                 refused.append(exc)
