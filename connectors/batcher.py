@@ -1,6 +1,6 @@
 """The bridge's batching of readings: one record per partition every few milliseconds.
 
-    batcher = Batcher(partitions=3, linger_s=0.005, max_readings=1000, max_bytes=262_144)
+    batcher = Batcher(partitions=3, linger_s=0.02, max_readings=1000, max_bytes=262_144)
     for ready in batcher.add(reading, acknowledge, now=time.monotonic()):
         produce(ready)                      # full: send at once
     for ready in batcher.due(now=time.monotonic()):

@@ -66,13 +66,14 @@ FAST_FETCH: dict[str, Any] = {"fetch.wait.max.ms": 10, "fetch.error.backoff.ms":
 
 BATCH_FETCH: dict[str, Any] = {
     **FAST_FETCH,
-    # answer a fetch as soon as one record is there: a record is already a batch (a few ms of
+    # answer a fetch as soon as one record is there: a record is already a batch (up to 20 ms of
     # readings, connectors.batcher), so waiting for more bytes would only add latency
     "fetch.min.bytes": 1,
     # records are batches of up to kafka.readings_batch.max_readings readings: the prefetch
     # queue counts records, so librdkafka's 100,000 would be millions of readings; 2,000
-    # records (10 s at 200 records/s, a partition's share of 15,000 readings/s in 5-ms
-    # batches), and at most 32 MB per partition, keep fetches ahead without hoarding memory
+    # records (40 s of a partition's 20-ms batches, 1.6 s at 1,000-reading records, or
+    # 60,000 readings/s), and at most 32 MB per partition, keep fetches ahead without
+    # hoarding memory
     "queued.min.messages": 2000,
     "queued.max.messages.kbytes": 32768,
 }
@@ -83,7 +84,7 @@ brokers (Tansu) answer an empty fetch only when it expires, so it is the latency
 record after a pause."""
 
 BATCH_RECORDS = 1
-"""Records per Bytewax batch for readers of batch records: one (a few ms of readings at live
+"""Records per Bytewax batch for readers of batch records: one (up to 20 ms of readings at live
 rates, at most ``max_readings`` while a backlog is read). Bytewax then interleaves the
 partitions finely while a backlog is read: with 10 records of 100 readings, two flow processes
 over three partitions (tests/flows/test_scale.py) let one process's partitions run so far
