@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 IDLE_S = 0.05
 """How long the recorder waits before it asks an empty partition again."""
+BATCH_SIZE = 50
+"""Records per Bytewax batch, of each partition."""
 
 
 def _decode(message: Any) -> dict[str, Any]:
@@ -76,10 +78,12 @@ def build_recorder_flow(
     flow = Dataflow("cityheart_recorder")
     if source is None:
         # history may lag by a few ms: an empty partition is asked again after 50 ms (not
-        # every millisecond), readings' batch records with a bounded prefetch (BATCH_FETCH)
+        # every millisecond), readings' batch records with a bounded prefetch (BATCH_FETCH);
+        # BATCH_SIZE records per Bytewax batch bound a catch-up COPY (up to 1,000 readings a
+        # record: 50,000 rows), where 2,000 would be up to 2,000,000 rows in memory at once
         source = SlowWhenIdle(kafka_source(
             kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents],
-            config=BATCH_FETCH,
+            batch_size=BATCH_SIZE, config=BATCH_FETCH,
         ), IDLE_S)
     messages = op.input("read_topics", flow, source)
 
