@@ -6,12 +6,18 @@
     ...
     bridge.stop()             # forwards what is in hand, then disconnects
 
-Each MQTT message is acknowledged (PUBACK) only after Kafka confirmed the record it became, so a
-crash or restart never loses a reading the broker accepted: the broker redelivers whatever was
-not acknowledged to the bridge's persistent session (fixed client id, clean start off). A reading
-may therefore reach Kafka twice after a crash; downstream keys make that harmless.
+Each MQTT message is acknowledged (PUBACK) only after Kafka confirmed the record that holds its
+reading, so a crash or restart never loses a reading the broker accepted: the broker redelivers
+whatever was not acknowledged to the bridge's persistent session (fixed client id, clean start
+off). A reading may therefore reach Kafka twice after a crash; downstream keys make that
+harmless.
 
-Valid readings go to the readings topic (key = device_id, value = models.readings.encode). A
+Valid readings go to the readings topic in batches (:mod:`connectors.batcher`): the readings
+accepted within ``kafka.readings_batch.linger_ms`` (bounded by ``max_readings`` and
+``max_bytes``) become one record per partition, value :class:`models.reading_batch.ReadingBatch`
+(columnar JSON with a format version), produced to an explicit partition: the one librdkafka's
+default partitioner gives the device id (CRC32), so a device's readings stay in one partition,
+in order. The record has no key. The topic's partition count is read when the bridge starts. A
 payload that cannot become a reading goes to the dead-letter topic with its original bytes and
 the reason in headers (:mod:`connectors.dead_letters`: reason, detail, mqtt_topic, received_at,
 source=bridge). Nothing is dropped silently. A reading refused as out of range is also written
@@ -51,6 +57,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +65,8 @@ from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from connectors.kafka import ReliableProducer, create_topics
+from connectors.batcher import Batcher, Ready
+from connectors.kafka import ReliableProducer, create_topics, partitions_of
 from connectors.metrics import (
     BRIDGE_ACKNOWLEDGED,
     DEAD_LETTERS,
@@ -125,6 +133,8 @@ class BridgeStats:
     packs: int = 0
     dead_lettered: int = 0
     acknowledged: int = 0
+    batches: int = 0
+    """readings records produced (each a batch of forwarded readings)."""
     reasons: dict[str, int] = field(default_factory=dict)
     connects: int = 0
 
@@ -146,7 +156,13 @@ class Bridge:
         self._clock = clock
         self._parser = reading_parser(settings)
         self._packs = pack_parser(settings)
-        self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
+        # the batcher gathers readings; librdkafka's own linger only lets the records of several
+        # partitions that are ready together share a produce request
+        self._producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=1)
+        self._batching = settings.kafka.readings_batch
+        self._batcher: Batcher | None = None  # once start() knows the partitions
+        self._batch_lock = threading.Lock()  # paho's thread and serve() both send batches
+        # dead letters and rejection records, one record each, as every way in writes them
         self._out = ReadingsOut(self._producer, self._topics,
                                 keep_bytes=settings.mqtt.max_payload_bytes)
         limit = settings.mqtt.rate_limit
@@ -169,7 +185,15 @@ class Bridge:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> None:
-        """Connect to the MQTT broker and subscribe; raise ConnectorError if it cannot."""
+        """Connect to the MQTT broker and subscribe; raise ConnectorError if it cannot (or if
+        the readings topic does not exist)."""
+        batching = self._batching
+        self._batcher = Batcher(
+            len(partitions_of(self._settings.kafka.bootstrap, self._topics.readings,
+                              timeout=timeout)),
+            linger_s=batching.linger_ms / 1000, max_readings=batching.max_readings,
+            max_bytes=batching.max_bytes,
+        )
         self._client.start(timeout=timeout)
         if not self._connected.wait(timeout):
             self._client.stop()
@@ -177,10 +201,15 @@ class Bridge:
             raise ConnectorError("mqtt", self._mqtt.url, msg)
 
     def serve(self, stop: threading.Event) -> None:
-        """Serve Kafka delivery reports (which acknowledge MQTT messages) until ``stop`` is set."""
+        """Send batches when their interval is over and serve Kafka delivery reports (which
+        acknowledge MQTT messages) until ``stop`` is set."""
         next_report = time.monotonic() + 10
+        linger = self._batching.linger_ms / 1000
         while not stop.is_set():
-            self._producer.poll(0.05)
+            # paho's thread sends full batches, and due ones when a message comes; this loop
+            # sends the rest on time: it wakes at least every linger (at most every 50 ms)
+            self._producer.poll(min(0.05, max(linger / 2, 0.001)))
+            self.send_due()
             if time.monotonic() >= next_report:
                 next_report += 10
                 self._log_stats()
@@ -189,6 +218,9 @@ class Bridge:
         """Stop taking messages, deliver and acknowledge those in hand, then disconnect."""
         self._accepting = False
         try:
+            if self._batcher is not None:
+                with self._batch_lock:
+                    self._produce_batches(self._batcher.drain())
             self._producer.flush(timeout)
         finally:
             self._client.stop()
@@ -210,6 +242,7 @@ class Bridge:
         )
         client.manual_ack_set(True)  # PUBACK only once Kafka has the record
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -227,12 +260,24 @@ class Bridge:
             log.error("cannot subscribe to %s on %s: %s", pattern, self._mqtt.url, result)
             return
         log.info(
-            "bridge %s connected to %s (session present: %s), subscribed to %s",
+            "bridge %s connected to %s (session present: %s), subscribing to %s",
             self._client_id,
             self._mqtt.url,
             flags.session_present,
             pattern,
         )
+
+    def _on_subscribe(
+        self, client: Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
+    ) -> None:
+        # ready once the broker confirmed the subscription (SUBACK), not when it was asked
+        # for: a reading published in between would find no subscriber and be dropped
+        pattern = self._filter
+        if not reasons or any(reason.is_failure for reason in reasons):
+            log.error("MQTT broker %s refused the subscription to %s: %s", self._mqtt.url,
+                      pattern, reasons)
+            return
+        log.info("bridge %s subscribed to %s", self._client_id, pattern)
         self._notifier.status(f"subscribed to {pattern}")
         self._notifier.ready()  # again after every reconnect: the supervisor counts them
         self._connected.set()
@@ -281,13 +326,37 @@ class Bridge:
         except InvalidReading as exc:
             self._dead_letter(exc, topic, acknowledge)
             return
-        self._forward(reading, acknowledge)
+        self.forward(reading, acknowledge)
 
-    def _forward(self, reading: Reading, on_delivered: Any) -> None:
-        """Write one accepted reading to Kafka; ``on_delivered`` once Kafka confirmed it."""
-        self._out.reading(reading, on_delivered=on_delivered)
+    def forward(self, reading: Reading, acknowledge: Callable[[], None]) -> None:
+        """Put a valid reading in its partition's batch; ``acknowledge`` runs once Kafka
+        confirmed that batch (a message holding several readings:
+        :func:`connectors.batcher.after_all`)."""
+        assert self._batcher is not None, "start() first"
+        with self._batch_lock:
+            self._produce_batches(self._batcher.add(reading, acknowledge, now=time.monotonic()))
         self.stats.forwarded += 1
         READINGS_INGESTED.inc()
+
+    def send_due(self) -> None:
+        """Send the batches whose interval is over."""
+        batcher = self._batcher
+        if batcher is None:
+            return
+        now = time.monotonic()
+        due = batcher.next_due()
+        if due is None or now < due:
+            return
+        with self._batch_lock:
+            self._produce_batches(batcher.due(now))
+
+    def _produce_batches(self, batches: list[Ready]) -> None:
+        """Produce ``batches`` (the caller holds the batch lock: a partition's batches go out
+        in the order they were made)."""
+        for ready in batches:
+            self._producer.produce(self._topics.readings, ready.value,
+                                   partition=ready.partition, on_delivered=ready.delivered)
+            self.stats.batches += 1
 
     def _is_gateway(self, topic: str) -> bool:
         parts = topic.split("/")
@@ -322,7 +391,7 @@ class Bridge:
                 throttled = InvalidReading(encode(reading), "rate_limited", self._throttle_detail)
                 self._dead_letter(throttled, topic, on_delivered, pack_index=index)
             else:
-                self._forward(reading, on_delivered)
+                self.forward(reading, on_delivered)
         if limiter is not None and now >= self._report_due and limiter.throttled:
             self._report_throttling(now)
         for refusal in result.refused:
@@ -377,11 +446,13 @@ class Bridge:
     def _log_stats(self) -> None:
         s = self.stats
         log.info(
-            "bridge: %d received (%d SenML packs), %d forwarded, %d dead-lettered %s, "
+            "bridge: %d received (%d SenML packs), %d forwarded in %d batches, %d dead-lettered "
+            "%s, "
             "%d acknowledged",
             s.received,
             s.packs,
             s.forwarded,
+            s.batches,
             s.dead_lettered,
             s.reasons or "",
             s.acknowledged,

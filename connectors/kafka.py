@@ -43,6 +43,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from models.errors import ConnectorError
 
 __all__ = [
+    "BATCH_FETCH",
+    "BATCH_RECORDS",
     "FAST_FETCH",
     "GapGuard",
     "GaplessConsumer",
@@ -61,6 +63,33 @@ log = logging.getLogger(__name__)
 
 FAST_FETCH: dict[str, Any] = {"fetch.wait.max.ms": 10, "fetch.error.backoff.ms": 50}
 """Consumer settings for readers that must see new records within milliseconds."""
+
+BATCH_FETCH: dict[str, Any] = {
+    **FAST_FETCH,
+    # answer a fetch as soon as one record is there: a record is already a batch (up to 20 ms of
+    # readings, connectors.batcher), so waiting for more bytes would only add latency
+    "fetch.min.bytes": 1,
+    # records are batches of up to kafka.readings_batch.max_readings readings: the prefetch
+    # queue counts records, so librdkafka's 100,000 would be millions of readings; 2,000
+    # records (40 s of a partition's 20-ms batches, 1.6 s at 1,000-reading records, or
+    # 60,000 readings/s), and at most 32 MB per partition, keep fetches ahead without
+    # hoarding memory
+    "queued.min.messages": 2000,
+    "queued.max.messages.kbytes": 32768,
+}
+"""Consumer settings for readers of batch records (the ``readings`` topic): new records
+within milliseconds, a bounded prefetch. Give them a small ``batch_size`` too (records per
+Bytewax batch: :data:`BATCH_RECORDS`). ``fetch.wait.max.ms`` stays at FAST_FETCH's 10 ms: some
+brokers (Tansu) answer an empty fetch only when it expires, so it is the latency of the first
+record after a pause."""
+
+BATCH_RECORDS = 1
+"""Records per Bytewax batch for readers of batch records: one (up to 20 ms of readings at live
+rates, at most ``max_readings`` while a backlog is read). Bytewax then interleaves the
+partitions finely while a backlog is read: with 10 records of 100 readings, two flow processes
+over three partitions (tests/flows/test_scale.py) let one process's partitions run so far
+ahead that whole devices of the others came after their windows had closed (late, and at the
+end of the backlog never reported); with one, none."""
 
 
 def create_topics(
@@ -359,8 +388,11 @@ class ReliableProducer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         on_delivered: Callable[[], None] | None = None,
+        partition: int | None = None,
     ) -> None:
-        """Queue one record; waits (serving callbacks) while the local queue is full."""
+        """Queue one record (to ``partition``, or where the partitioner puts its key); waits
+        (serving callbacks) while the local queue is full."""
+        where = {} if partition is None else {"partition": partition}
 
         def report(err: KafkaError | None, msg: Any) -> None:
             if err is not None:
@@ -373,7 +405,8 @@ class ReliableProducer:
 
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=report)
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=report,
+                                       **where)
                 return
             except BufferError:
                 self._producer.poll(0.05)

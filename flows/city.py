@@ -94,7 +94,7 @@ from alerts.indicator_rules import indicator_rules
 from alerts.lifecycle import Incident
 from alerts.routing import route
 from alerts.rules import rules_for_kinds
-from connectors.kafka import KafkaRecordSink, kafka_source, topic_id
+from connectors.kafka import BATCH_FETCH, BATCH_RECORDS, KafkaRecordSink, kafka_source, topic_id
 from flows.events import CITY_FACTS, AlertRaised, Refused
 from flows.incidents import incident_steps
 from flows.steps import (
@@ -127,6 +127,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+READINGS_IDLE_S = 0.005
+"""How long the flow waits before it asks an empty ``readings`` partition again."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,12 @@ def build_kafka_flow(
     topics = kafka.topics
     return build_flow(
         settings,
-        source=kafka_source(kafka.bootstrap, [topics.readings]),
+        # batch records: a bounded prefetch (BATCH_FETCH), one record per Bytewax batch
+        # (BATCH_RECORDS: partitions in step); an empty partition is asked again after 5 ms,
+        # not every millisecond (the bridge gathers a batch for linger_ms, 20 ms, anyway)
+        source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.readings],
+                                         batch_size=BATCH_RECORDS, config=BATCH_FETCH),
+                            READINGS_IDLE_S),
         vitals_sink=KafkaRecordSink(kafka.bootstrap, topics.vitals),
         alerts_sink=KafkaRecordSink(kafka.bootstrap, topics.alerts),
         incidents_sink=KafkaRecordSink(kafka.bootstrap, topics.incidents),

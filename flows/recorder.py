@@ -4,7 +4,9 @@
 
 It reads the ``readings``, ``vitals``, ``alerts`` and ``incidents`` topics and writes them to the
 ``readings``, ``vitals`` / ``indicators``, ``alerts`` and ``incident_events`` / ``incidents``
-tables in batches (COPY, idempotent). An ``incidents`` record is an incident event
+tables in batches (COPY, idempotent). A ``readings`` record is a batch of readings
+(:mod:`models.reading_batch`): its rows go in the COPY of the Bytewax batch that holds it, one
+COPY for all the records of that batch. An ``incidents`` record is an incident event
 (``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after it: the event is
 stored in ``incident_events`` and the incident in ``incidents`` (kept only when its ``sequence``
 is not older than the stored one).
@@ -22,22 +24,45 @@ Step ids: ``read_topics``, ``split_readings``, ``decode_readings``, ``store_read
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka import kafka_source
+from connectors.kafka import BATCH_FETCH, kafka_source
 from connectors.storage.options import StorageOptions
 from connectors.storage.sinks import PostgresSink
+from flows.steps import SlowWhenIdle
+from models.errors import InvalidReading
+from models.reading_batch import readings_in
+from models.readings import Reading
 from settings.config import KafkaSettings
 
 __all__ = ["build_recorder_flow"]
 
+log = logging.getLogger(__name__)
+
+IDLE_S = 0.05
+"""How long the recorder waits before it asks an empty partition again."""
+BATCH_SIZE = 50
+"""Records per Bytewax batch, of each partition."""
+
 
 def _decode(message: Any) -> dict[str, Any]:
     return orjson.loads(message.value)
+
+
+def _readings(message: Any) -> list[Reading]:
+    """The readings of a ``readings`` record (a batch, or a single reading's JSON); none, with
+    a warning, when it is neither (the flow dead-letters it)."""
+    try:
+        return readings_in(message.value or b"")
+    except InvalidReading as exc:
+        log.warning("recorder: a readings record holds no readings (%s): %s", exc.reason,
+                    exc.detail)
+        return []
 
 
 def _incident(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,15 +77,20 @@ def build_recorder_flow(
     topics = kafka.topics
     flow = Dataflow("cityheart_recorder")
     if source is None:
-        source = kafka_source(
-            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents]
-        )
+        # history may lag by a few ms: an empty partition is asked again after 50 ms (not
+        # every millisecond), readings' batch records with a bounded prefetch (BATCH_FETCH);
+        # BATCH_SIZE records per Bytewax batch bound a catch-up COPY (up to 1,000 readings a
+        # record: 50,000 rows), where 2,000 would be up to 2,000,000 rows in memory at once
+        source = SlowWhenIdle(kafka_source(
+            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents],
+            batch_size=BATCH_SIZE, config=BATCH_FETCH,
+        ), IDLE_S)
     messages = op.input("read_topics", flow, source)
 
     readings = op.branch("split_readings", messages, lambda m: m.topic == topics.readings)
     op.output(
         "store_readings",
-        op.map("decode_readings", readings.trues, _decode),
+        op.flat_map("decode_readings", readings.trues, _readings),
         PostgresSink(storage, "readings"),
     )
     alerts = op.branch("split_alerts", readings.falses, lambda m: m.topic == topics.alerts)

@@ -32,13 +32,14 @@ from flows.anomaly import Detectors
 from flows.events import AlertRaised, IndicatorUpdate, Refused, WindowClosed
 from models.errors import InvalidReading
 from models.placement import Placed
+from models.reading_batch import decode_batch
 from models.readings import ReadingParser
 from models.timefmt import iso
 from models.vitals.city import CityState, CityVitals
 from models.vitals.devices import decode_rejection, rejection_from_reading
 from models.vitals.district import DistrictProgress, DistrictState, DistrictVitals, DistrictWindow
 from models.vitals.records import CITY, IndicatorRecord, Rejection
-from models.windows import Window, preaggregate
+from models.windows import Preaggregate, Window
 
 __all__ = [
     "CityLogic", "Context", "DistrictLogic", "Feedback", "ParseBatch", "Rejections", "SlowWhenIdle",
@@ -66,33 +67,47 @@ class Context:
 
 
 class ParseBatch:
-    """``parse_reading``: a batch of messages to partial windows, rejections and refusals."""
+    """``parse_reading``: a batch of messages to partial windows, rejections and refusals.
+
+    A ``readings`` record is a batch of readings (:mod:`models.reading_batch`): each is checked
+    again against the flow's districts, kinds, ranges and clock
+    (:meth:`~models.readings.ReadingParser.check_batch`), and one that fails is refused alone (its
+    dead letter: the reading's JSON, keyed by its device). A record that is no batch of a known
+    format is refused whole; one holding a single reading (as bridges wrote before batches) is
+    parsed as before.
+    """
 
     def __init__(
         self, parser: ReadingParser, length: float, decibel_kinds: frozenset[str], clock: Clock
     ) -> None:
         self._parse = parser.parse
+        self._check = parser.check_batch
         self._length = length
         self._decibels = decibel_kinds
         self._clock = clock
 
     def __call__(self, messages: list[Any]) -> list[Window | Rejection | Refused]:
         now = self._clock()
-        parse = self._parse
-        readings = []
+        parts = Preaggregate(self._length, self._decibels)  # in the order readings come
         out: list[Window | Rejection | Refused] = []
         for message in messages:
+            value = message.value or b""
             try:
-                readings.append(parse(message.value or b"", None, now))
+                batch = decode_batch(value)
+                if batch is None:
+                    parts.add_readings([self._parse(value, None, now)])
+                    continue
             except InvalidReading as exc:
-                out.append(_refused(message, exc, now))
-                if exc.reason == "out_of_range":
-                    rejection = rejection_from_reading(exc.payload)
-                    if rejection is not None:
-                        out.append(rejection)
+                _refuse(out, message, exc, now, message.key)
+                continue
+            good, refused = self._check(batch, now)
+            parts.add_columns(good.series, good.series_ix, good.device_ids, good.values, good.ts)
+            for exc in refused:  # each refused reading alone, keyed by its device
+                device = orjson.loads(exc.payload)["device_id"]
+                _refuse(out, message, exc, now, device.encode())
         if out:
-            log.debug("refused some of %d readings", len(messages))
-        out.extend(preaggregate(readings, self._length, self._decibels))
+            log.debug("refused some readings of %d records", len(messages))
+        out.extend(parts.windows())
         return out
 
 
@@ -176,10 +191,17 @@ class _SlowPartition(StatefulSourcePartition[Any, Any]):
         self._part.close()
 
 
-def _refused(message: Any, exc: InvalidReading, now: float) -> Refused:
+def _refuse(out: list[Any], message: Any, exc: InvalidReading, now: float,
+            key: bytes | None) -> None:
+    """Refuse a reading (or a whole record): its dead letter, and a Rejection for device
+    health when it was out of range."""
     headers = dict(getattr(message, "headers", None) or ())
-    return Refused(message.key, exc.payload, exc.reason, exc.detail,
-                   headers.get("mqtt_topic") or b"", now)
+    out.append(Refused(key, exc.payload, exc.reason, exc.detail,
+                       headers.get("mqtt_topic") or b"", now))
+    if exc.reason == "out_of_range":
+        rejection = rejection_from_reading(exc.payload)
+        if rejection is not None:
+            out.append(rejection)
 
 
 @dataclass

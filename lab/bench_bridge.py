@@ -11,7 +11,7 @@ phases, each run on topics and sessions of its own:
 3. the bridge starts again and forwards the backlog to Kafka, while one consumer reads the
    ``readings`` topic as the flow would (in large fetches); the run ends when it has read all.
 
-Sustained throughput is the rate at which the members handed readings to Kafka (the records'
+Sustained throughput is the rate at which the members handed readings to Kafka (the batch records'
 create times, which librdkafka stamps at ``produce``) between 5 % and 95 % of the backlog, so
 start-up and the tail are left out. The publisher is idle by then: the figure is what
 mosquitto -> bridge(s) -> Tansu sustain on this machine, with devices elsewhere as in
@@ -52,6 +52,7 @@ from cityheart.runtime.servers import (
 from connectors.kafka import create_topics, tail_consumer
 from connectors.mqtt import MqttPublisher
 from models.errors import ConfigError, ConnectorError
+from models.reading_batch import readings_in
 from models.timefmt import iso
 from settings.config import KafkaTopics, RateLimitSettings, Settings
 from settings.loader import dump
@@ -223,8 +224,9 @@ class _Run:
         return rate
 
     def _wait_for(self, readings: int, bridge: ChildProcess) -> list[float]:
-        """Read the readings topic as the flow would until it holds ``readings`` records; their
-        create times (epoch s), sorted. ConnectorError if they do not all come in time."""
+        """Read the readings topic as the flow would until it holds ``readings`` readings; the
+        create times of their records (epoch s), one per reading, sorted. ConnectorError if
+        they do not all come in time."""
         bootstrap, topic = self.settings.kafka.bootstrap, self.topics.readings
         # Tansu's watermarks do not count records: read them, in large fetches
         consumer = tail_consumer(bootstrap, [topic], config=READER)
@@ -237,8 +239,9 @@ class _Run:
                            f"(running: {bridge.running})")
                     raise ConnectorError("bridge", bootstrap, msg)
                 for message in consumer.consume(10000, 0.5):
-                    if message.error() is None:
-                        times.append(message.timestamp()[1] / 1000)
+                    if message.error() is None:  # a batch: each reading at its create time
+                        count = len(readings_in(message.value() or b""))
+                        times.extend([message.timestamp()[1] / 1000] * count)
         finally:
             consumer.close()
         return sorted(times)

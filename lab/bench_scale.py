@@ -24,7 +24,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,9 +32,10 @@ import orjson
 import yaml
 
 from cityheart.runtime.servers import running, spawn, start_kafka_broker
+from connectors.batcher import pack
 from connectors.kafka import ReliableProducer, create_topics, tail_consumer
 from models.errors import ConnectorError
-from models.readings import Reading, encode
+from models.readings import Reading
 from models.timefmt import from_iso
 from settings.config import KafkaTopics, Settings
 from settings.loader import dump
@@ -74,7 +75,7 @@ def run_scale_bench(
         bootstrap = kafka.bootstrap
         topic = "bench.readings"
         create_topics(bootstrap, [topic], partitions)
-        produced = _backlog(settings, bootstrap, topic, readings)
+        produced = _backlog(settings, bootstrap, topic, readings, partitions)
         results = []
         for count in processes:
             result = _measure(settings, bootstrap, topic, produced, count, Path(tmp))
@@ -93,23 +94,27 @@ def _print(record: dict, as_json: bool, text: str) -> None:
     print(orjson.dumps(record).decode() if as_json else text, flush=True)  # noqa: T201
 
 
-def _backlog(settings: Settings, bootstrap: str, topic: str, count: int) -> int:
-    """Produce ``count`` readings ending an hour ago; returns how many."""
+def _backlog(settings: Settings, bootstrap: str, topic: str, count: int, partitions: int) -> int:
+    """Produce ``count`` readings ending an hour ago, in the bridge's batches; how many."""
     districts = settings.district_ids()
     kinds = list(settings.kinds)
     steps = max(1, count // DEVICES)
     start = (time.time() // 60) * 60 - 3600 - steps * EVERY_S
     producer = ReliableProducer(bootstrap, linger_ms=50)
-    produced = 0
-    for step in range(steps):
-        for n in range(DEVICES):
-            district, kind_id = districts[n % len(districts)], kinds[(n // 2) % len(kinds)]
-            kind = settings.kinds[kind_id]
-            low, high = kind.range
-            reading = Reading(f"{kind_id}-{n}", district, kind_id, low + 0.3 * (high - low),
+
+    def readings() -> Iterator[Reading]:
+        for step in range(steps):
+            for n in range(DEVICES):
+                district, kind_id = districts[n % len(districts)], kinds[(n // 2) % len(kinds)]
+                kind = settings.kinds[kind_id]
+                low, high = kind.range
+                yield Reading(f"{kind_id}-{n}", district, kind_id, low + 0.3 * (high - low),
                               kind.unit, start + step * EVERY_S + (n % 10) * 0.1)
-            producer.produce(topic, encode(reading), key=reading.device_id.encode())
-            produced += 1
+
+    produced = 0
+    for batch in pack(readings(), partitions):
+        producer.produce(topic, batch.value, partition=batch.partition)
+        produced += batch.count
         producer.poll(0)
     producer.flush(120)
     log.info("backlog: %d readings in %r", produced, topic)

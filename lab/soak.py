@@ -39,7 +39,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import orjson
 import yaml
 
 from cityheart.runtime.up import RunningCity, city_stack
@@ -55,7 +54,8 @@ from lab.bench import bench_settings
 from lab.soak_faults import FAULTS, FaultInjector, FaultResult
 from lab.soak_report import SoakReport, machine
 from lab.soak_watch import AckedPublisher, FeedAudit, read_acked
-from models.errors import CityheartError, ConfigError
+from models.errors import CityheartError, ConfigError, InvalidReading
+from models.reading_batch import readings_in
 from models.timefmt import iso
 from settings.config import Settings
 from settings.loader import dump
@@ -278,7 +278,9 @@ def _lost_before_kafka(bootstrap: str, topic: str, lost: set[tuple[str, int]]) -
     """How many of ``lost`` never reached the readings topic (the rest the recorder missed)."""
     in_kafka = set()
     for _, value in read_topic(bootstrap, topic, timeout=300):
-        reading = orjson.loads(value)
-        if reading.get("seq") is not None:
-            in_kafka.add((reading["device_id"], int(reading["seq"])))
+        try:
+            readings = readings_in(value)  # a batch (or a single reading's JSON)
+        except InvalidReading:
+            continue
+        in_kafka.update((r.device_id, r.seq) for r in readings if r.seq is not None)
     return len(lost - in_kafka)

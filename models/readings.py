@@ -11,14 +11,18 @@ or neither): where the reading was taken, for mobile devices (buses, drones, han
 unit, or raises :class:`~models.errors.InvalidReading` with a reason code and a detail naming
 the field and value. Nothing else escapes it.
 
-The bridge writes valid readings to Kafka with :func:`encode`; the flow parses those records
-with the same parser (``topic=None``: the district then comes from the payload). A device that
+The bridge writes valid readings to Kafka in batches (:mod:`models.reading_batch`); the flow
+checks each again with :meth:`ReadingParser.check`. :func:`encode` is one reading's JSON (a
+dead letter's payload; the records of bridges before batches, and of the other ways in, which
+the flow reads with :meth:`ReadingParser.parse`, ``topic=None``: the district then comes from
+the payload). A device that
 does not know its district publishes with :data:`UNPLACED` as the topic's district level; such
 a reading's district is ``""`` until a parser with a :class:`~models.placement.Placement` (the
 flow's) places it by its position, its own or its registered device's. Given a placement, the
 parser places every reading that has a position: a position outside every district is refused
 as ``outside_city``, and a district the topic (or payload) names that disagrees with the
-position's is reported to ``on_mismatch(device_id, placed)`` (the position wins).
+position's is reported to ``on_mismatch(device_id, placed)`` (the position wins); a batch is
+then checked reading by reading, each placed as :meth:`ReadingParser.parse` places it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +40,7 @@ from models.errors import InvalidReading
 
 if TYPE_CHECKING:  # shapely loads only where a placement is made (the flow)
     from models.placement import Placed, Placement
+    from models.reading_batch import ReadingBatch
 
 __all__ = ["REASONS", "UNPLACED", "KindSpec", "Reading", "ReadingParser", "encode"]
 
@@ -65,13 +70,16 @@ REASONS = (
     "bad_row",
     "missing_value",
     "duplicate",
+    "unknown_format",
+    "bad_batch",
 )
 """Every reason code an InvalidReading may carry. Not from the parser: ``rate_limited`` (the
 bridge's per-device limit), ``not_allowed`` (an HTTP source's key does not cover the reading),
 ``bad_row`` (a CSV row that cannot be read), ``missing_value`` (an import's missing-value
 marker or an empty cell) and ``duplicate`` (a row of a file repeating an earlier one);
 ``outside_city`` only when the parser is given a placement
-(:class:`models.placement.Placement`)."""
+(:class:`models.placement.Placement`); ``unknown_format`` and ``bad_batch`` only from a
+``readings`` record that is a batch (:mod:`models.reading_batch`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +207,92 @@ class ReadingParser:
         self._not_ahead(ts, now, payload)
         return Reading(device_id, district, kind_id, value, kind.unit, ts, seq)
 
+    def check(self, reading: Reading, now: float) -> Reading:
+        """``reading`` (decoded from a batch the bridge wrote) checked again against this
+        parser's districts, kinds, units, ranges and clock, as :meth:`parse` checks a payload,
+        and placed as it places one; in the kind's canonical unit. Raises InvalidReading whose
+        payload is the reading's JSON (:func:`encode`)."""
+        district, lat, lon = reading.district, reading.lat, reading.lon
+        try:
+            if self._placement is not None:
+                district, lat, lon = self._place(reading.device_id, district, lat, lon, b"")
+            kind = self._kind_in(district, reading.kind, b"",
+                                 empty_ok=self._placement is None and not district)
+            value = self._canonical(reading.kind, kind, reading.value, reading.unit, b"")
+            self._not_ahead(reading.ts, now, b"")
+        except InvalidReading as exc:
+            raise InvalidReading(encode(reading), exc.reason, exc.detail) from None
+        if (value == reading.value and kind.unit == reading.unit and district == reading.district
+                and lat == reading.lat and lon == reading.lon):
+            return reading
+        return Reading(reading.device_id, district, reading.kind, value, kind.unit,
+                       reading.ts, reading.seq, lat, lon)
+
+    def check_batch(
+        self, batch: ReadingBatch, now: float
+    ) -> tuple[ReadingBatch, list[InvalidReading]]:
+        """The readings of ``batch`` that pass :meth:`check` (a batch, in canonical units), and
+        the refusals of the others (as :meth:`check` raises them), each in the batch's order.
+        A series' district, kind and unit are judged once per batch, the range and the clock
+        per reading; with a placement, or readings that carry positions, each reading is
+        checked (and placed) by :meth:`check`."""
+        if self._placement is not None or batch.lats is not None:
+            return self._check_each(batch, now)
+        series: list[tuple[str, str, str]] = []
+        specs: list[tuple[float, float, float, float] | None] = []
+        for district, kind_id, unit in batch.series:
+            kind = self._kinds.get(kind_id)
+            conversion = self._units[kind_id].get(unit) if kind is not None else None
+            if district not in self._districts or kind is None or conversion is None:
+                series.append((district, kind_id, unit))
+                specs.append(None)  # every reading of it is refused, by check below
+                continue
+            series.append((district, kind_id, kind.unit))
+            specs.append((*conversion, *kind.range))
+        seqs = batch.seqs if batch.seqs is not None else [None] * len(batch)
+        limit = now + self._max_future_s
+        kept: tuple[list[int], list[str], list[float], list[float], list[int | None]] = (
+            [], [], [], [], [])
+        keep_ix, keep_device, keep_value, keep_ts, keep_seq = kept
+        refused: list[InvalidReading] = []
+        for i, (ix, device_id, value, ts, seq) in enumerate(zip(
+            batch.series_ix, batch.device_ids, batch.values, batch.ts, seqs, strict=True
+        )):
+            spec = specs[ix]
+            if spec is not None:
+                scale, offset, low, high = spec
+                value = value * scale + offset
+                if low <= value <= high and ts <= limit:  # (NaN is in no range)
+                    keep_ix.append(ix)
+                    keep_device.append(device_id)
+                    keep_value.append(value)
+                    keep_ts.append(ts)
+                    keep_seq.append(seq)
+                    continue
+            try:  # the exact refusal (the checks above are check's, in short)
+                self.check(batch.reading(i), now)
+            except InvalidReading as exc:
+                refused.append(exc)
+            else:  # passes after all (an unplaced reading): check the batch one by one
+                return self._check_each(batch, now)
+        checked = replace(batch, series=tuple(series), series_ix=keep_ix, device_ids=keep_device,
+                          values=keep_value, ts=keep_ts,
+                          seqs=None if batch.seqs is None else keep_seq)
+        return checked, refused
+
+    def _check_each(
+        self, batch: ReadingBatch, now: float
+    ) -> tuple[ReadingBatch, list[InvalidReading]]:
+        from models.reading_batch import ReadingBatch  # (it imports this module)
+
+        kept, refusals = [], []
+        for reading in batch.readings():
+            try:
+                kept.append(self.check(reading, now))
+            except InvalidReading as exc:
+                refusals.append(exc)
+        return ReadingBatch.of(kept), refusals
+
     def _kind_in(self, district: str, kind_id: str, payload: bytes, *,
                  empty_ok: bool = False) -> KindSpec:
         if district not in self._districts and not empty_ok:
@@ -211,6 +305,7 @@ class ReadingParser:
     def _canonical(
         self, kind_id: str, kind: KindSpec, value: float, unit: str, payload: bytes
     ) -> float:
+        """``value`` in ``unit`` converted to the kind's canonical unit, finite and in range."""
         conversion = self._units[kind_id].get(unit)
         if conversion is None:
             accepted = sorted(self._units[kind_id])

@@ -5,7 +5,8 @@ aligned to the epoch (``[k*length, (k+1)*length)``). The flow first folds a batc
 into partial :class:`Window` aggregates, one per key and window (:func:`preaggregate`), then merges
 them into the key's :class:`KeyWindows`::
 
-    parts = preaggregate(readings, 10.0)            # one Window per key and window
+    parts = preaggregate(readings, 10.0)            # one Window per key and window (or
+                                                    # Preaggregate: readings and batches)
     windows = KeyWindows(length=10.0, allowance=1.0, max_lead=0.0)  # the state of one key
     for part in parts_of_this_key:                      # oldest window first
         running = windows.merge(part, now)              # the running window, or None if late
@@ -40,14 +41,15 @@ union of parts is exact (:attr:`Window.leq`).
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, KeysView
+from collections.abc import Container, Iterable, KeysView, Sequence
 from typing import Any
 
 from models.readings import Reading
 from models.timefmt import iso
 
 __all__ = [
-    "DeviceRun", "KeyWindows", "Window", "preaggregate", "vital_record", "window_start",
+    "DeviceRun", "KeyWindows", "Preaggregate", "Window", "preaggregate", "vital_record",
+    "window_start",
 ]
 
 
@@ -239,25 +241,63 @@ class Window:
 def preaggregate(
     readings: Iterable[Reading], length: float, decibel_kinds: Container[str] = ()
 ) -> list[Window]:
-    """Fold ``readings`` into one partial Window per key and window.
+    """Fold ``readings`` into one partial Window per key and window (:class:`Preaggregate`)."""
+    parts = Preaggregate(length, decibel_kinds)
+    parts.add_readings(readings)
+    return parts.windows()
 
-    Windows of the kinds in ``decibel_kinds`` also sum the readings' energy (for Leq). The parts
-    are sorted by district, kind, then window start: each key's parts oldest first.
+
+class Preaggregate:
+    """One partial Window per key and window, of readings folded in the order they come: as
+    :class:`~models.readings.Reading` objects, or as a batch's columns
+    (:class:`~models.reading_batch.ReadingBatch`), without an object per reading.
+
+    Windows of the kinds in ``decibel_kinds`` also sum the readings' energy (for Leq).
     """
-    parts: dict[tuple[str, str, float], Window] = {}
-    for reading in readings:
-        ts = reading.ts
-        start = (ts // length) * length
-        slot = (reading.district, reading.kind, start)
-        part = parts.get(slot)
-        if part is None:
-            parts[slot] = Window(
-                reading.district, reading.kind, start, start + length,
-                reading.value, ts, reading.device_id, decibels=reading.kind in decibel_kinds,
-            )
-        else:
-            part.add(reading.value, ts, reading.device_id)
-    return [parts[slot] for slot in sorted(parts)]
+
+    def __init__(self, length: float, decibel_kinds: Container[str] = ()) -> None:
+        self._length = length
+        self._decibels = decibel_kinds
+        self._parts: dict[tuple[str, str, float], Window] = {}
+
+    def add_readings(self, readings: Iterable[Reading]) -> None:
+        """Fold ``readings`` in."""
+        parts, length, decibels = self._parts, self._length, self._decibels
+        for r in readings:
+            ts = r.ts
+            start = (ts // length) * length
+            slot = (r.district, r.kind, start)
+            part = parts.get(slot)
+            if part is None:
+                parts[slot] = Window(r.district, r.kind, start, start + length, r.value, ts,
+                                     r.device_id, decibels=r.kind in decibels)
+            else:
+                part.add(r.value, ts, r.device_id)
+
+    def add_columns(
+        self, series: Sequence[tuple[str, ...]], series_ix: Iterable[int],
+        device_ids: Iterable[str], values: Iterable[float], stamps: Iterable[float],
+    ) -> None:
+        """Fold in readings given as columns: reading i is of ``series[series_ix[i]]``
+        (district, kind, ...), from ``device_ids[i]``, ``values[i]`` at ``stamps[i]``."""
+        parts, length = self._parts, self._length
+        keys = [(s[0], s[1]) for s in series]
+        decibels = [s[1] in self._decibels for s in series]
+        for ix, device, value, ts in zip(series_ix, device_ids, values, stamps, strict=True):
+            start = (ts // length) * length
+            district, kind = keys[ix]
+            slot = (district, kind, start)
+            part = parts.get(slot)
+            if part is None:
+                parts[slot] = Window(district, kind, start, start + length, value, ts, device,
+                                     decibels=decibels[ix])
+            else:
+                part.add(value, ts, device)
+
+    def windows(self) -> list[Window]:
+        """The parts, sorted by district, kind, then window start: each key's oldest first."""
+        parts = self._parts
+        return [parts[slot] for slot in sorted(parts)]
 
 
 class KeyWindows:

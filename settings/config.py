@@ -59,6 +59,7 @@ __all__ = [
     "MetricsSettings",
     "MqttSettings",
     "RateLimitSettings",
+    "ReadingsBatchSettings",
     "ScenarioEvent",
     "Settings",
     "Simulation",
@@ -274,6 +275,16 @@ class KafkaTopics(_Frozen):
         return fixed + [self.dispatch(d) for d in departments]
 
 
+class ReadingsBatchSettings(_Frozen):
+    """How the bridge packs readings into ``readings`` records (``kafka.readings_batch``; see
+    connectors/batcher.py): a record per partition holds the readings accepted within
+    ``linger_ms``, at most ``max_readings`` of them and about ``max_bytes``."""
+
+    linger_ms: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 20.0
+    max_readings: Annotated[int, Field(ge=1)] = 1000
+    max_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 262_144
+
+
 class KafkaSettings(_Frozen):
     """The Kafka-compatible broker."""
 
@@ -284,6 +295,7 @@ class KafkaSettings(_Frozen):
     data_dir: str = "var/kafka"
     partitions: Annotated[int, Field(ge=1)] = 1
     topics: KafkaTopics = KafkaTopics()
+    readings_batch: ReadingsBatchSettings = ReadingsBatchSettings()
 
     @field_validator("bootstrap")
     @classmethod

@@ -4,10 +4,10 @@
     flow = build_flow(settings, source=source, ...)
 
 It yields the readings stored in ``[since, until)`` in time order, as
-:class:`~connectors.kafka.KafkaRecord` items shaped like the ``readings`` topic's records (key
-device_id, value :func:`models.readings.encode`), so the flow runs exactly its live logic on
-them. One partition, read through a server-side cursor ``batch`` rows at a time; it ends when
-the range is exhausted.
+:class:`~connectors.kafka.KafkaRecord` items shaped like the ``readings`` topic's records (a
+:class:`~models.reading_batch.ReadingBatch` each, no key), so the flow runs exactly its live
+logic on them. One partition, read through a server-side cursor ``batch`` rows at a time, each
+``batch`` rows one record; it ends when the range is exhausted.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from connectors.kafka import KafkaRecord
 from connectors.storage.history import History
 from connectors.storage.options import StorageOptions
 from connectors.storage.pool import open_pool
-from models.readings import Reading, encode
+from models.reading_batch import ReadingBatch
+from models.readings import Reading
 
 __all__ = ["StoredReadingsSource"]
 
@@ -37,13 +38,10 @@ class _StoredReadings(StatefulSourcePartition[KafkaRecord, None]):
         self._batch = source.batch
 
     def next_batch(self) -> list[KafkaRecord]:
-        batch = [
-            KafkaRecord(reading.device_id.encode(), encode(reading))
-            for reading in islice(self._readings, self._batch)
-        ]
-        if not batch:
+        readings = list(islice(self._readings, self._batch))
+        if not readings:
             raise StopIteration
-        return batch
+        return [KafkaRecord(None, ReadingBatch.of(readings).encode())]
 
     def snapshot(self) -> None:
         return None

@@ -45,7 +45,8 @@ from models.devices import parse_registry
 from models.errors import ConfigError, ConnectorError
 from models.timefmt import iso
 from settings.config import Settings
-from tests.support import CONFIG, consume_all, wait_until
+from tests.support import CONFIG, wait_until
+from tests.support.kafka import consume_readings
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -415,9 +416,8 @@ def test_the_bridge_logs_in_with_its_account_and_forwards_a_devices_reading(
         payload = orjson.dumps({"device_id": "pm25-a", "kind": "pm25", "value": 17.5,
                                 "unit": "ug/m3", "ts": iso(time.time()), "seq": 1})
         assert city.login("pm25-a").publish("city/old-town/pm25/pm25-a", payload) == 0
-        [record] = consume_all(mine.kafka.bootstrap, mine.kafka.topics.readings, 1)
-        reading = orjson.loads(record.value())
-        assert (reading["device_id"], reading["value"]) == ("pm25-a", 17.5)
+        [reading] = consume_readings(mine.kafka.bootstrap, mine.kafka.topics.readings, 1)
+        assert (reading.device_id, reading.value) == ("pm25-a", 17.5)
     finally:
         stop.set()
         server.join(10)

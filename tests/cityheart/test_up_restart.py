@@ -19,6 +19,8 @@ from connectors.command_bus import CommandBus
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.tokens import Claims
+from models.reading_batch import readings_in as batch_readings
+from models.readings import Reading
 from settings.config import Settings
 from tests.support import write_config
 from tests.support.dispatch import raise_pollution
@@ -57,16 +59,17 @@ def run_up(settings: Settings, root: Path, run: int) -> Iterator[tuple[RunningCi
             storage.close()
 
 
-def readings_in(bootstrap: str, topic: str, wanted: int) -> list[bytes]:
+def readings_in(bootstrap: str, topic: str, wanted: int) -> list[Reading]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "restart-check",
                          "enable.auto.commit": False})
     try:
         consumer.assign([TopicPartition(topic, 0, 0)])
-        values: list[bytes] = []
+        readings: list[Reading] = []
         deadline = time.monotonic() + 30
-        while len(values) < wanted and time.monotonic() < deadline:
-            values += [m.value() for m in consumer.consume(10, 0.5) if m.error() is None]
-        return values
+        while len(readings) < wanted and time.monotonic() < deadline:
+            readings += [reading for m in consumer.consume(10, 0.5) if m.error() is None
+                         for reading in batch_readings(m.value())]
+        return readings
     finally:
         consumer.close()
 

@@ -28,7 +28,7 @@ from models.timefmt import from_iso, iso
 from models.vitals.devices import decode_rejection
 from settings.config import RateLimitSettings, Settings
 from tests.support import consume_all, serving_bridge, wait_until, write_config
-from tests.support.kafka import consume_until
+from tests.support.kafka import consume_readings, consume_until, readings_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -134,11 +134,10 @@ def test_bad_payloads_are_dead_lettered_with_reason_and_good_ones_flow(
     assert (rejection.district, rejection.kind, rejection.device_id) == ("old-town", "pm25", "pm-1")
     assert rejection.ts == from_iso(orjson.loads(bad["out_of_range"][1])["ts"])
 
-    good = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 2)
-    records = [orjson.loads(m.value()) for m in good]
-    assert [r["seq"] for r in records] == [1, 2]
-    assert [m.key() for m in good] == [b"pm-1", b"pm-1"]
-    assert [r["district"] for r in records] == ["old-town", "old-town"]
+    good = consume_readings(settings.kafka.bootstrap, settings.kafka.topics.readings, 2)
+    assert [r.seq for r in good] == [1, 2]
+    assert [r.device_id for r in good] == ["pm-1", "pm-1"]
+    assert [r.district for r in good] == ["old-town", "old-town"]
 
 
 def test_unit_is_converted_to_the_canonical_one(settings: Settings, bridge: Bridge,
@@ -150,10 +149,9 @@ def test_unit_is_converted_to_the_canonical_one(settings: Settings, bridge: Brid
         device.wait_acked(1)
     finally:
         device.close()
-    [message] = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 1)
-    record = orjson.loads(message.value())
-    assert record["unit"] == "km/h"
-    assert record["value"] == pytest.approx(36.0)
+    [record] = consume_readings(settings.kafka.bootstrap, settings.kafka.topics.readings, 1)
+    assert record.unit == "km/h"
+    assert record.value == pytest.approx(36.0)
 
 
 def seqs_in(bootstrap: str, topic: str, wanted: set[int], timeout: float) -> set[int]:
@@ -163,7 +161,7 @@ def seqs_in(bootstrap: str, topic: str, wanted: set[int], timeout: float) -> set
 
     def done(records: list) -> bool:
         nonlocal parsed
-        seqs.update(orjson.loads(m.value())["seq"] for m in records[parsed:])
+        seqs.update(r.seq for r in readings_of(records[parsed:]))
         parsed = len(records)
         return wanted <= seqs
 

@@ -20,10 +20,10 @@ import orjson
 import pytest
 
 from connectors.kafka import KafkaRecord
-from models.readings import Reading, encode
+from models.readings import Reading
 from models.windows import KeyWindows, Window, preaggregate
 from settings.config import Settings
-from tests.support.flow import run_flow
+from tests.support.flow import batch_record, run_flow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,8 +43,7 @@ class Clock:
 
 def msg(ts: float, device: str, value: float = 20.0) -> KafkaRecord:
     """A `readings` record as the bridge writes it (harbour, pm25)."""
-    reading = Reading(device, "harbour", "pm25", value, "ug/m3", ts)
-    return KafkaRecord(device.encode(), encode(reading))
+    return batch_record([Reading(device, "harbour", "pm25", value, "ug/m3", ts)])
 
 
 def city_minute(ahead: float) -> list[tuple[float, KafkaRecord]]:

@@ -8,9 +8,10 @@ import pytest
 
 from connectors.kafka import KafkaRecord
 from flows.city import build_from_config
+from models.readings import Reading, encode
 from settings.config import Settings
 from tests.support import write_config
-from tests.support.flow import FlowOutputs, run_flow
+from tests.support.flow import FlowOutputs, batch_record, run_flow
 from tests.support.flow import reading_record as msg
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,6 +114,37 @@ def test_malformed_records_go_to_the_dead_letter_sink_and_the_rest_still_counts(
     assert b"not valid JSON" in reasons[0]["detail"]
     assert b"'grains'" in reasons[1]["detail"]
     assert b"3600 s ahead" in reasons[2]["detail"]
+
+
+def test_a_batch_holding_a_bad_reading_refuses_that_one_alone(base_settings) -> None:
+    good = [Reading("a", "harbour", "pm25", 10.0, "ug/m3", T + 1),
+            Reading("b", "harbour", "pm25", 30.0, "ug/m3", T + 2)]
+    ahead = Reading("c", "harbour", "pm25", 20.0, "ug/m3", NOW + 3600)   # ahead of the flow
+    unknown = Reading("d", "atlantis", "pm25", 20.0, "ug/m3", T + 3)     # not in this city
+    out = run(base_settings, [batch_record([good[0], ahead, unknown, good[1]]),
+                              msg(T + 12, 40.0)])
+    assert [(v["count"], v["mean"]) for v in out.vitals] == [(2, 20.0), (1, 40.0)]
+    assert [dict(r.headers)["reason"] for r in out.dead] == [b"future_timestamp",
+                                                             b"unknown_district"]
+    # each dead letter is the refused reading alone, keyed by its device
+    assert [(r.key, r.value) for r in out.dead] == [(b"c", encode(ahead)), (b"d", encode(unknown))]
+
+
+def test_a_record_of_an_unknown_format_is_dead_lettered_whole(base_settings) -> None:
+    future = b'{"v": 2, "readings": "elsewhere"}'
+    out = run(base_settings, [msg(T + 1, 10.0), KafkaRecord(None, future), msg(T + 12, 40.0)])
+    assert [v["count"] for v in out.vitals] == [1, 1]
+    (dead,) = out.dead
+    headers = dict(dead.headers)
+    assert (dead.value, headers["reason"]) == (future, b"unknown_format")
+    assert b"v=2 is not one of [1]" in headers["detail"]
+
+
+def test_records_of_a_bridge_before_batches_still_count(base_settings) -> None:
+    older = KafkaRecord(b"a", encode(Reading("a", "harbour", "pm25", 30.0, "ug/m3", T + 2)))
+    out = run(base_settings, [msg(T + 1, 10.0), older, msg(T + 12, 40.0)])
+    assert [(v["count"], v["mean"]) for v in out.vitals] == [(2, 20.0), (1, 40.0)]
+    assert out.dead == []
 
 
 def test_a_threshold_breach_produces_exactly_one_alert_with_its_fields(base_settings) -> None:

@@ -25,12 +25,12 @@ from alerts.anomaly_rules import AnomalyRule, Observation, anomaly_alert_id
 from connectors.kafka import KafkaRecord
 from flows.anomaly import Detectors
 from models.anomaly import KINDS
-from models.readings import Reading, encode
+from models.readings import Reading
 from models.timefmt import from_iso, iso
 from models.windows import Window
 from settings.config import Settings
 from settings.loader import dump, load_mapping
-from tests.support.flow import FlowRecords, run_flow, run_flow_records
+from tests.support.flow import FlowRecords, batch_record, run_flow, run_flow_records
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,7 +60,7 @@ def readings(loss_m_per_h: float) -> list[KafkaRecord]:
         ts = T0 + n * EVERY + 5.0
         reading = Reading("wl-1", "riverside", "water_level", level(ts, rng, loss_m_per_h), "m",
                           ts)
-        out.append(KafkaRecord(b"wl-1", encode(reading)))
+        out.append(batch_record([reading]))
     return out
 
 
@@ -210,8 +210,7 @@ def jump_readings(jump_m: float) -> list[KafkaRecord]:
     for n in range(int((END - T0) / EVERY)):
         ts = T0 + n * EVERY + 5.0
         value = level(ts, rng, 0.0) + (jump_m if ts >= LOSS_FROM else 0.0)
-        out.append(KafkaRecord(b"wl-1", encode(Reading("wl-1", "riverside", "water_level",
-                                                       value, "m", ts))))
+        out.append(batch_record([Reading("wl-1", "riverside", "water_level", value, "m", ts)]))
     return out
 
 

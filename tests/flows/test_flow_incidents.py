@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from connectors.kafka import KafkaRecord
-from models.readings import Reading, encode
+from models.readings import Reading
 from settings.config import Settings
 from settings.incidents import SpatialRule
-from tests.support.flow import run_flow
+from tests.support.flow import batch_record, run_flow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,7 +26,7 @@ def storm(district: str = "industrial-east", *, seconds: int = 1800) -> list[Kaf
     for n, offset in enumerate(range(0, seconds, 5)):
         value = 300.0 if n % 2 else 90.0
         reading = Reading(f"pm-{n % 3}", district, "pm25", value, "ug/m3", T + offset)
-        items.append(KafkaRecord(reading.device_id.encode(), encode(reading)))
+        items.append(batch_record([reading]))
     return items
 
 
@@ -124,10 +124,10 @@ def test_alerts_carry_their_place_and_a_spatial_rule_joins_neighbouring_district
 ) -> None:
     """PM2.5 in Industrial East and noise in Harbour next door (centroids 2.2 km apart): with a
     spatial rule of 3 km they are one incident touching both; without, two."""
-    noise = [KafkaRecord(f"nz-{n % 2}".encode(), encode(Reading(
-        f"nz-{n % 2}", "harbour", "noise", 95.0, "dBA", T + 5 * n))) for n in range(60)]
+    noise = [batch_record([Reading(f"nz-{n % 2}", "harbour", "noise", 95.0, "dBA", T + 5 * n)])
+             for n in range(60)]
     items = sorted(storm("industrial-east", seconds=300) + noise,
-                   key=lambda r: orjson.loads(r.value)["ts"])
+                   key=lambda r: orjson.loads(r.value)["ts"][0])
     rule = SpatialRule(name="works", kinds=("pm25", "noise"), within_m=3000, within_s=600,
                        departments=("operations",))
     spatial = base_settings.model_copy(update={"incidents": base_settings.incidents.model_copy(

@@ -19,7 +19,8 @@ import pytest
 
 from cityheart.runtime.servers import spawn
 from connectors.kafka import ReliableProducer
-from models.readings import Reading, encode
+from models.reading_batch import ReadingBatch
+from models.readings import Reading
 from models.timefmt import from_iso
 from models.vitals.devices import encode_rejection
 from models.vitals.records import Rejection
@@ -51,11 +52,10 @@ def produce_readings(settings: Settings, start: float) -> None:
     ]
     producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=5)
     topic = settings.kafka.topics.readings
-    for reading in readings[:2]:
-        producer.produce(topic, encode(reading), key=reading.device_id.encode())
+    # as the bridge writes them, in batches; between them a record that is no reading
+    producer.produce(topic, ReadingBatch.of(readings[:2]).encode())
     producer.produce(topic, b'{"device_id": "pm25-ie-9", "kind": 7}', key=b"pm25-ie-9")
-    for reading in readings[2:]:
-        producer.produce(topic, encode(reading), key=reading.device_id.encode())
+    producer.produce(topic, ReadingBatch.of(readings[2:]).encode())
     # the bridge refused a reading of a fourth device as out of range: its dead letter and
     # its rejection record
     payload = orjson.dumps({"device_id": "pm25-ie-4", "kind": "pm25", "value": 9999.0,

@@ -25,12 +25,12 @@ from bytewax.testing import TestingSource
 
 from cityheart.runtime.servers import ChildProcess, spawn
 from connectors.kafka import KafkaRecord, tail_consumer
-from models.readings import Reading, encode
+from models.readings import Reading
 from models.timefmt import from_iso
 from settings.config import Settings
 from settings.loader import dump, load_mapping
 from tests.support import write_config
-from tests.support.flow import run_flow_records
+from tests.support.flow import batch_record, run_flow_records
 from tests.support.kafka import produce
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
@@ -58,7 +58,7 @@ def readings(start: float, minutes: range) -> list[KafkaRecord]:
     for n in minutes:
         value = values[n] + (0.8 if n in SPIKE else 0.0)
         reading = Reading("wl-1", "riverside", "water_level", value, "m", start + n * EVERY + 5)
-        out.append(KafkaRecord(b"wl-1", encode(reading)))
+        out.append(batch_record([reading]))
     return out
 
 
@@ -179,7 +179,7 @@ def every_series(settings: Settings, start: float, minutes: int) -> list[KafkaRe
                 value = low + (high - low) * (0.1 + 0.8 * ((step % 9) / 8))
                 reading = Reading(f"{kind_id}-{district}-1", district, kind_id, value, kind.unit,
                                   start + step * 10 + 3)
-                out.append(KafkaRecord(reading.device_id.encode(), encode(reading)))
+                out.append(batch_record([reading]))
     return out
 
 

@@ -13,6 +13,7 @@ from bytewax.testing import TestingSource, run_main
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from flows.recorder import build_recorder_flow
+from models.reading_batch import ReadingBatch
 from models.readings import Reading, encode
 from models.timefmt import iso
 from settings.config import Settings
@@ -23,10 +24,15 @@ pytestmark = pytest.mark.timeout(120)
 def records(settings: Settings) -> list[SimpleNamespace]:
     topics = settings.kafka.topics
     now = 1_795_669_200.0
-    readings = [
-        SimpleNamespace(topic=topics.readings, value=encode(
-            Reading(f"pm-{i}", "harbour", "pm25", 10.0 + i, "ug/m3", now + i, i)))
-        for i in range(5)
+    readings = [Reading(f"pm-{i}", "harbour", "pm25", 10.0 + i, "ug/m3", now + i, i)
+                for i in range(5)]
+    readings_records = [
+        # as the bridge writes them: batches; a record of a bridge before batches (one
+        # reading's JSON); a record of a format this recorder does not know (skipped)
+        SimpleNamespace(topic=topics.readings, value=ReadingBatch.of(readings[:3]).encode()),
+        SimpleNamespace(topic=topics.readings, value=encode(readings[3])),
+        SimpleNamespace(topic=topics.readings, value=b'{"v": 99, "columns": []}'),
+        SimpleNamespace(topic=topics.readings, value=ReadingBatch.of(readings[4:]).encode()),
     ]
     vital = {"district": "harbour", "kind": "pm25", "unit": "ug/m3", "window_start": iso(now),
              "window_end": iso(now + 10), "count": 5, "mean": 12.0, "min": 10.0, "max": 14.0,
@@ -40,7 +46,7 @@ def records(settings: Settings) -> list[SimpleNamespace]:
              "window_end": iso(now + 10), "ts": iso(now + 3), "emitted_at": iso(now + 3),
              "message": "PM2.5 mean 60 ug/m3 in harbour is above the warning level 55.5"}
     return [
-        *readings,
+        *readings_records,
         SimpleNamespace(topic=topics.vitals, value=orjson.dumps(vital)),
         SimpleNamespace(topic=topics.vitals, value=orjson.dumps(indicator)),
         SimpleNamespace(topic=topics.alerts, value=orjson.dumps(alert)),
@@ -64,6 +70,9 @@ def test_records_are_stored_once_even_when_the_topics_are_read_again(
     for _ in range(2):  # the second run is a restart that reads the topics from the start again
         run_main(build_recorder_flow(settings.kafka, options, source=TestingSource(batch)))
     assert counts(database_url) == {"readings": 5, "vitals": 1, "indicators": 1, "alerts": 1}
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT device_id, value, seq FROM readings ORDER BY seq").fetchall()
+    assert stored == [(f"pm-{i}", 10.0 + i, i) for i in range(5)]
     with psycopg.connect(database_url) as conn:
         value, severity = conn.execute("SELECT value, severity FROM alerts").fetchone()
     assert (value, severity) == (60.0, "warning")

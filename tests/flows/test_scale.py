@@ -20,8 +20,9 @@ import orjson
 import pytest
 
 from cityheart.runtime.servers import spawn
+from connectors.batcher import pack
 from connectors.kafka import ReliableProducer, create_topics, tail_consumer
-from models.readings import Reading, encode
+from models.readings import Reading
 from settings.config import Settings
 from tests.support import write_config
 
@@ -48,18 +49,20 @@ def backlog(settings: Settings, start: float) -> int:
     districts = settings.district_ids()
     kinds = list(settings.kinds)
     producer = ReliableProducer(settings.kafka.bootstrap, linger_ms=20)
-    count = 0
-    for step in range(int(SECONDS / EVERY)):
-        for n in range(DEVICES):
-            district, kind_id = districts[n % len(districts)], kinds[n % len(kinds)]
-            low, high = settings.kinds[kind_id].range
-            reading = Reading(f"{kind_id}-{n}", district, kind_id, low + 0.3 * (high - low),
-                              settings.kinds[kind_id].unit, start + step * EVERY + 0.5)
-            producer.produce(settings.kafka.topics.readings, encode(reading),
-                             key=reading.device_id.encode())
-            count += 1
+    readings = [
+        Reading(f"{kind_id}-{n}", district, kind_id, low + 0.3 * (high - low),
+                settings.kinds[kind_id].unit, start + step * EVERY + 0.5)
+        for step in range(int(SECONDS / EVERY))
+        for n in range(DEVICES)
+        for district, kind_id in [(districts[n % len(districts)], kinds[n % len(kinds)])]
+        for low, high in [settings.kinds[kind_id].range]
+    ]
+    # in the bridge's batches (100 readings: 5 ms of 20,000 readings/s), each to its device's
+    # partition
+    for batch in pack(readings, PARTITIONS, max_readings=100):
+        producer.produce(settings.kafka.topics.readings, batch.value, partition=batch.partition)
     producer.flush(30)
-    return count
+    return len(readings)
 
 
 def counted_until(bootstrap: str, topic: str, expected: int, flow_running: object,

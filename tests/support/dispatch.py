@@ -31,7 +31,8 @@ from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
 from connectors.tokens import Claims
 from connectors.web_server import DashboardSettings, WebServer
-from models.readings import Reading, encode
+from models.reading_batch import ReadingBatch
+from models.readings import Reading
 from settings.config import Settings
 from tests.support.config import write_config
 from tests.support.feed import FeedThread
@@ -96,5 +97,5 @@ def raise_pollution(settings: Settings, district: str = "industrial-east", *,
     readings = [Reading(f"{devices}-{n}", district, "pm25", value, "ug/m3", start + 5 + n)
                 for n, value in enumerate((180.0, 200.0, 220.0))]
     produce(settings.kafka.bootstrap,
-            [KafkaRecord(r.device_id.encode(), encode(r)) for r in readings],
+            [KafkaRecord(None, ReadingBatch.of(readings).encode())],
             topic=settings.kafka.topics.readings)

@@ -26,17 +26,25 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from connectors.kafka import KafkaRecord
 from flows.city import build_flow
 from models.devices import DeviceRegistry
-from models.readings import Reading, encode
+from models.reading_batch import ReadingBatch
+from models.readings import Reading
 from models.timefmt import iso
 from settings.config import Settings
 
-__all__ = ["FlowOutputs", "FlowRecords", "reading_record", "run_flow", "run_flow_records"]
+__all__ = [
+    "FlowOutputs", "FlowRecords", "batch_record", "reading_record", "run_flow", "run_flow_records",
+]
 
 
 def reading_record(ts: float, value: float, *, device: str = "pm-1", district: str = "harbour",
                    kind: str = "pm25", unit: str = "ug/m3") -> KafkaRecord:
-    """A `readings` record exactly as the bridge writes it."""
-    return KafkaRecord(device.encode(), encode(Reading(device, district, kind, value, unit, ts)))
+    """A `readings` record exactly as the bridge writes it for one reading: a batch of one."""
+    return batch_record([Reading(device, district, kind, value, unit, ts)])
+
+
+def batch_record(readings: list[Reading]) -> KafkaRecord:
+    """A `readings` record exactly as the bridge writes it: a batch, no key."""
+    return KafkaRecord(None, ReadingBatch.of(readings).encode())
 
 
 @dataclass

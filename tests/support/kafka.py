@@ -4,6 +4,7 @@ is there.
     produce(settings.kafka.bootstrap, [KafkaRecord(key, value), ...], topic=topic)
     records = consume_all(bootstrap, topic, expected=3)
     records = consume_until(bootstrap, topic, lambda records: ..., timeout=60)
+    readings = consume_readings(bootstrap, topic, expected=3)   # out of the batches
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from connectors.kafka import KafkaRecord
+from models.reading_batch import readings_in
+from models.readings import Reading
 
-__all__ = ["consume_all", "consume_until", "produce"]
+__all__ = ["consume_all", "consume_readings", "consume_until", "produce", "readings_of"]
 
 
 def produce(bootstrap: str, records: Iterable[KafkaRecord], *, topic: str | None = None,
@@ -53,3 +56,17 @@ def consume_until(bootstrap: str, topic: str, done: Callable[[list[Any]], bool],
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
     """Read ``topic`` from the start until ``expected`` records arrived or ``timeout`` passed."""
     return consume_until(bootstrap, topic, lambda records: len(records) >= expected, timeout)
+
+
+def readings_of(records: Iterable[Any]) -> list[Reading]:
+    """The readings in ``readings`` records (confluent-kafka messages), in order."""
+    return [reading for record in records for reading in readings_in(record.value() or b"")]
+
+
+def consume_readings(bootstrap: str, topic: str, expected: int,
+                     timeout: float = 30.0) -> list[Reading]:
+    """Read a ``readings`` topic from the start until its batches hold ``expected`` readings or
+    ``timeout`` passed; the readings, in order."""
+    records = consume_until(bootstrap, topic,
+                            lambda records: len(readings_of(records)) >= expected, timeout)
+    return readings_of(records)
