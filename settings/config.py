@@ -34,6 +34,7 @@ from settings.indicators import INDICATORS, IndicatorSettings, check_severity_or
 from settings.ingest import IngestSettings
 from settings.metrics import METRICS_COMPONENTS, MetricsSettings
 from settings.ports import Listener, port_clashes
+from settings.sources import SourcesSettings
 
 if TYPE_CHECKING:
     from models.geography import Geography
@@ -395,6 +396,7 @@ class Settings(_Frozen):
     incidents: IncidentSettings = IncidentSettings()
     metrics: MetricsSettings = MetricsSettings()
     ingest: IngestSettings = IngestSettings()
+    sources: SourcesSettings = SourcesSettings()
     _geography: Geography | None = PrivateAttr(default=None)
 
     @property
