@@ -290,6 +290,10 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
             if city.ingest_url:
                 print(f"ingest: {city.ingest_url} (keys: cityheart ingest-keys add SOURCE)",
                       flush=True)
+            if city.supervisor.readiness.get("sources") is not None:
+                registry = config_path.resolve().parent / settings.sources.file
+                print(f"sources: {registry} (cityheart sources add NAME --url URL --map "
+                      "FILE.yaml)", flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
             if city.kafka_storage != "external":
                 where = f" in {Path(settings.kafka.data_dir).resolve()}" \
