@@ -255,6 +255,8 @@ class KafkaTopics(_Frozen):
     commands: str = "incident-commands"
     command_results: str = "incident-command-results"
     dispatch_prefix: str = "dispatch."
+    reports: str = "reports"
+    """Reports from people and systems (``POST /reports``): kept, shown, joined to incidents."""
 
     @property
     def rejected(self) -> str:
@@ -268,7 +270,7 @@ class KafkaTopics(_Frozen):
     def every(self, departments: Iterable[str] = ()) -> list[str]:
         """Every topic cityheart uses: the fixed ones, then one dispatch queue per department."""
         fixed = [self.readings, self.dead_letter, self.rejected, self.vitals, self.alerts,
-                 self.incidents, self.commands, self.command_results]
+                 self.incidents, self.commands, self.command_results, self.reports]
         return fixed + [self.dispatch(d) for d in departments]
 
 

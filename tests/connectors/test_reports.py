@@ -1,0 +1,98 @@
+"""Reports from people and systems over HTTP against real servers: ``POST /reports`` with a
+source's key puts valid reports on the reports topic once Kafka has them, lists and
+dead-letters the refused ones with their reasons, and answers 400/401/415 clearly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from connectors.ingest.keys import new_key, save_keys
+from connectors.ingest.server import IngestServer
+from models.reports import decode_report
+from models.timefmt import iso
+from settings.config import Settings
+from tests.connectors.test_ingest import post
+from tests.support.kafka import consume_all
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def ingest(settings: Settings, tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """The ingest server on a free port; the hotline's key, and the harbour police's (harbour
+    only)."""
+    settings = settings.model_copy(update={
+        "ingest": settings.ingest.model_copy(update={"port": 0})})
+    hotline, hotline_token = new_key("hotline")
+    police, police_token = new_key("harbour-police", districts=["harbour"])
+    path = tmp_path / "ingest-keys.yaml"
+    save_keys(path, [hotline, police])
+    with IngestServer(settings, keys_path=path) as server:
+        yield SimpleNamespace(url=server.url.replace("/ingest", "/reports"), settings=settings,
+                              hotline=hotline_token, police=police_token)
+
+
+def test_reports_reach_kafka_and_refused_ones_say_why(ingest: SimpleNamespace) -> None:
+    ticket = {"id": "ticket-2231", "kind": "noise", "severity": "warning",
+              "text": "Loud music from the harbour warehouse since 23:00",
+              "district": "harbour", "time": iso(time.time() - 120), "reporter": "hotline:4711",
+              "attachments": ["https://hotline.example/recordings/2231.ogg"]}
+    camera = {"kind": "crowding", "severity": "critical", "text": "Crowd on the platform edge",
+              "lat": 48.16, "lon": 11.595, "reporter": "cam-central-07"}
+    body = orjson.dumps([
+        ticket, camera,
+        {"kind": "noise", "text": "no place", "reporter": "x"},                 # 2
+        {**ticket, "district": "atlantis"},                                     # 3
+        {**ticket, "attachments": ["file:///etc/passwd"]},                      # 4
+        {**ticket, "severity": "apocalyptic"},                                  # 5
+        {**ticket, "time": iso(time.time() + 3600)},                            # 6
+        "just text",                                                            # 7
+    ])
+    status, answer, _ = post(ingest.url, body, ingest.hotline)
+    assert status == 202, answer
+    assert (answer["accepted"], answer["rejected"]) == (2, 6)
+    assert answer["ids"][0] == "ticket-2231" and answer["ids"][1].startswith("r-")
+    assert [(r["index"], r["reason"]) for r in answer["rejections"]] == [
+        (2, "missing_field"), (3, "unknown_district"), (4, "wrong_type"), (5, "wrong_type"),
+        (6, "future_timestamp"), (7, "not_an_object")]
+    assert "attachments" in answer["rejections"][2]["detail"]
+    assert "severity" in answer["rejections"][3]["detail"]
+
+    settings = ingest.settings
+    topics = settings.kafka.topics
+    records = consume_all(settings.kafka.bootstrap, topics.reports, 2, timeout=10)
+    reports = {r.id: r for r in (decode_report(m.value()) for m in records)}
+    assert set(reports) == set(answer["ids"])
+    kept = reports["ticket-2231"]
+    assert (kept.kind, kept.district, kept.source, kept.reporter) == (
+        "noise", "harbour", "hotline", "hotline:4711")
+    assert kept.attachments == ("https://hotline.example/recordings/2231.ogg",)
+    located = reports[answer["ids"][1]]
+    assert (located.district, located.severity) == ("central-station", "critical")
+    assert abs(located.ts - located.received_at) < 1e-6          # no time: when received
+    letters = consume_all(settings.kafka.bootstrap, topics.dead_letter, 6, timeout=10)
+    assert len(letters) == 6
+    assert {dict(m.headers())["source"] for m in letters} == {b"reports"}
+    assert {m.key() for m in letters} == {b"reports/hotline"}
+
+    # the harbour police may report in the harbour only
+    status, answer, _ = post(ingest.url, orjson.dumps([ticket, camera]), ingest.police)
+    assert status == 202
+    assert answer["accepted"] == 1 and answer["rejections"][0]["reason"] == "not_allowed"
+
+
+def test_bad_requests_are_answered_clearly(ingest: SimpleNamespace) -> None:
+    report = orjson.dumps({"kind": "pothole", "text": "x", "district": "harbour",
+                           "reporter": "y"})
+    assert post(ingest.url, report, None)[0] == 401
+    assert post(ingest.url, report, "chk_nope_nope")[0] == 401
+    status, answer, _ = post(ingest.url, report, ingest.hotline, content_type="text/csv")
+    assert status == 415 and "application/json" in answer["detail"]
+    status, answer, _ = post(ingest.url, b"{not json", ingest.hotline)
+    assert (status, answer["error"]) == (400, "invalid_json")
