@@ -57,6 +57,10 @@ given)
 ``split_city_facts`` → ``city_facts`` → ``key_city`` → ``city_vitals``
     the whole city's indicator records once every district is done with a window, and the
     indicator rules on them.
+``read_reports`` → ``report_alerts`` → ``merge_reports`` (when a reports source is given)
+    each report of warning or critical severity as the alert it raises (rule
+    ``report.<kind>``, :mod:`alerts.reports`), among the rules' alerts: routed, published and
+    grouped into incidents like them. A record that is not a report is logged and skipped.
 ``merge_outputs`` → ``split_vitals_alerts`` → ``route_alerts``
     each alert with the ``departments`` it routes to (so that a department's dispatchers see
     the raw alerts of their incidents on the feed), before it is published.
@@ -89,6 +93,7 @@ from alerts.anomaly_rules import AnomalyRule
 from alerts.incidents import DisplayNames
 from alerts.indicator_rules import indicator_rules
 from alerts.lifecycle import Incident
+from alerts.reports import report_alert
 from alerts.routing import route
 from alerts.rules import rules_for_kinds
 from connectors.kafka import KafkaRecordSink, kafka_source, topic_id
@@ -104,6 +109,7 @@ from flows.steps import (
     SlowWhenIdle,
 )
 from flows.topics import IncidentOutputs, alert_record, dead_letter_record, vitals_record
+from models.reports import decode_report
 from models.vitals.city import CityVitals
 from models.vitals.district import DistrictVitals
 from models.vitals.records import CITY
@@ -145,6 +151,7 @@ def build_flow(
     rejection_source: Source | None = None,
     commands_source: Source | None = None,
     incident_log_source: Source | None = None,
+    reports_source: Source | None = None,
     clock: Clock | None = None,
     incident_log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
@@ -160,6 +167,8 @@ def build_flow(
     on incidents. ``incident_log_source`` (optional) yields the ``incidents`` topic's messages
     again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
     it), and a restarted incident step catches up with the events it wrote after its snapshot.
+    ``reports_source`` (optional) yields the ``reports`` topic's messages: reports from people
+    and systems, each of warning or critical severity an alert (:mod:`alerts.reports`).
     ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the parser's future
     check, the watermarks' advance, ``emitted_at`` and escalation. ``incident_log_id`` is the
     identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
@@ -172,6 +181,10 @@ def build_flow(
     incident_log = _input(flow, "read_incident_log", incident_log_source)
     parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log)
     published, raised = vitals(settings, parts, clock)
+    if reports_source is not None:
+        reported = op.filter_map("report_alerts", op.input("read_reports", flow, reports_source),
+                                 ReportAlerts(clock))
+        raised = op.merge("merge_reports", raised, reported)
     alerts = route_alerts(settings.incidents.routing, raised)
     commands = _input(flow, "read_commands", commands_source)
     events = incidents(settings, alerts, commands, incident_log, clock=clock,
@@ -286,6 +299,7 @@ def build_kafka_flow(
         rejection_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.rejected])),
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
+        reports_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.reports]), 0.1),
         clock=clock,
         incident_log_id=_incident_log_id(kafka.bootstrap, topics.incidents),
         restored=restored,
@@ -353,3 +367,22 @@ class RouteAlert:
         departments = route(self._routing, district=alert.district, kinds=(alert.kind,),
                             severity=alert.severity, rules=(alert.rule,))
         return AlertRaised(replace(alert, departments=departments), raised.emitted_at)
+
+
+class ReportAlerts:
+    """``report_alerts``: a ``reports`` message as the keyed alert it raises (None for an info
+    report, or a record that is not a report: logged)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def __call__(self, message: Any) -> tuple[str, AlertRaised] | None:
+        try:
+            report = decode_report(message.value)
+        except ValueError as exc:
+            log.warning("report_alerts: skipping a record: %s", exc)
+            return None
+        alert = report_alert(report)
+        if alert is None:
+            return None
+        return alert.district, AlertRaised(alert, self._clock())
