@@ -2,12 +2,12 @@
 
     flow = build_recorder_flow(settings.kafka, options)   # options: connectors.storage
 
-It reads the ``readings``, ``vitals``, ``alerts`` and ``incidents`` topics and writes them to the
-``readings``, ``vitals`` / ``indicators``, ``alerts`` and ``incident_events`` / ``incidents``
-tables in batches (COPY, idempotent). An ``incidents`` record is an incident event
-(``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after it: the event is
-stored in ``incident_events`` and the incident in ``incidents`` (kept only when its ``sequence``
-is not older than the stored one).
+It reads the ``readings``, ``vitals``, ``alerts``, ``incidents`` and ``reports`` topics and
+writes them to the ``readings``, ``vitals`` / ``indicators``, ``alerts``, ``incident_events`` /
+``incidents`` and ``reports`` tables in batches (COPY, idempotent). An ``incidents`` record is
+an incident event (``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after
+it: the event is stored in ``incident_events`` and the incident in ``incidents`` (kept only when
+its ``sequence`` is not older than the stored one).
 It runs as its own process (``cityheart recorder``) rather than inside the city flow, so a slow or
 stopped database holds back only history, never the live vital signs and alerts: the recorder's
 sinks return once rows are committed, so it simply reads Kafka more slowly and catches up when the
@@ -17,7 +17,8 @@ twice.
 Step ids: ``read_topics``, ``split_readings``, ``decode_readings``, ``store_readings``,
 ``split_alerts``, ``decode_alerts``, ``store_alerts``, ``decode_vitals``, ``split_indicators``,
 ``split_incidents``, ``decode_incidents``, ``store_incident_events``, ``incident_records``,
-``store_incidents``, ``store_vitals``, ``store_indicators``.
+``store_incidents``, ``split_reports``, ``decode_reports``, ``store_reports``,
+``store_vitals``, ``store_indicators``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def build_recorder_flow(
     flow = Dataflow("cityheart_recorder")
     if source is None:
         source = kafka_source(
-            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents]
+            kafka.bootstrap,
+            [topics.readings, topics.vitals, topics.alerts, topics.incidents, topics.reports],
         )
     messages = op.input("read_topics", flow, source)
 
@@ -77,7 +79,13 @@ def build_recorder_flow(
         op.flat_map("incident_records", events, _incident),
         PostgresSink(storage, "incidents"),
     )
-    vitals = op.map("decode_vitals", incidents.falses, _decode)
+    reports = op.branch("split_reports", incidents.falses, lambda m: m.topic == topics.reports)
+    op.output(
+        "store_reports",
+        op.map("decode_reports", reports.trues, _decode),
+        PostgresSink(storage, "reports"),
+    )
+    vitals = op.map("decode_vitals", reports.falses, _decode)
     indicators = op.branch("split_indicators", vitals, lambda r: r.get("record") == "indicator")
     op.output("store_vitals", indicators.falses, PostgresSink(storage, "vitals"))
     op.output("store_indicators", indicators.trues, PostgresSink(storage, "indicators"))
