@@ -1,26 +1,33 @@
 """Reports from people and systems over HTTP against real servers: ``POST /reports`` with a
 source's key puts valid reports on the reports topic once Kafka has them, lists and
-dead-letters the refused ones with their reasons, and answers 400/401/415 clearly."""
+dead-letters the refused ones with their reasons, and answers 400/401/415 clearly; through
+Kafka and ``cityheart flow`` a hotline call joins the incident the noise sensors opened."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
 
+from cityheart.runtime.servers import spawn
 from connectors.ingest.keys import new_key, save_keys
 from connectors.ingest.server import IngestServer
 from models.reports import decode_report
 from models.timefmt import iso
 from settings.config import Settings
 from tests.connectors.test_ingest import post
-from tests.support.kafka import consume_all
+from tests.support.config import write_config
+from tests.support.kafka import consume_all, consume_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
@@ -96,3 +103,48 @@ def test_bad_requests_are_answered_clearly(ingest: SimpleNamespace) -> None:
     assert status == 415 and "application/json" in answer["detail"]
     status, answer, _ = post(ingest.url, b"{not json", ingest.hotline)
     assert (status, answer["error"]) == (400, "invalid_json")
+
+
+def test_a_report_joins_the_incident_the_sensors_opened_through_kafka_and_the_flow(
+    ingest: SimpleNamespace, tmp_path: Path,
+) -> None:
+    settings = ingest.settings
+    bootstrap, topics = settings.kafka.bootstrap, settings.kafka.topics
+    start = (time.time() // 10) * 10 - 60
+    loud = [{"device_id": "noise-7", "district": "harbour", "kind": "noise", "value": 82.0,
+             "unit": "dBA", "ts": start + n} for n in range(0, 30, 2)]
+    status, answer, _ = post(ingest.url.replace("/reports", "/ingest"), orjson.dumps(loud),
+                             ingest.hotline)
+    assert (status, answer["accepted"]) == (202, len(loud))
+    ticket = {"id": "ticket-77", "kind": "noise", "severity": "critical",
+              "text": "Caller says the harbour party is unbearable", "district": "harbour",
+              "time": iso(start + 15), "reporter": "hotline:4711"}
+    status, answer, _ = post(ingest.url, orjson.dumps(ticket), ingest.hotline)
+    assert (status, answer["ids"]) == (202, ["ticket-77"])
+
+    config = write_config(settings, tmp_path / "config.yaml")
+    flow = spawn("flow", [sys.executable, "-m", "cityheart", "flow", "--config", str(config)],
+                 env={**os.environ, "CITYHEART_KAFKA_BOOTSTRAP": bootstrap},
+                 log_path=tmp_path / "flow.log")
+    try:
+        def joined(records: list[Any]) -> bool:
+            events = [orjson.loads(m.value()) for m in records]
+            ids = {e.get("details", {}).get("id") for e in events}
+            return "report-ticket-77" in ids and any(
+                not str(i).startswith("report-") for i in ids if i)
+
+        records = consume_until(bootstrap, topics.incidents, joined, timeout=90)
+    finally:
+        flow.stop(signal.SIGTERM, timeout=30)
+    events = [orjson.loads(m.value()) for m in records]
+    grouped = [e for e in events if e["action"] in ("open", "alert")]
+    by_alert = {e["details"]["id"]: e["incident_id"] for e in grouped}
+    assert "report-ticket-77" in by_alert, (tmp_path / "flow.log").read_text()
+    sensors = {i for a, i in by_alert.items() if not a.startswith("report-")}
+    assert sensors == {by_alert["report-ticket-77"]}, "one incident: the sensors' and the call"
+    final = [e["incident"] for e in events if e["incident_id"] in sensors][-1]
+    assert {"noise.threshold", "report.noise"} <= set(final["rules"])
+    assert final["severity"] == "critical" and final["district"] == "harbour"
+    alerts = consume_until(bootstrap, topics.alerts,
+                           lambda r: any(m.key() == b"report-ticket-77" for m in r), 10)
+    assert any(m.key() == b"report-ticket-77" for m in alerts), "published like an alert"
