@@ -111,3 +111,34 @@ def test_the_registry_is_read_again_when_it_changes(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("Bad Name", "bad"))
     with pytest.raises(ConfigError, match=r"sources\[0\]\.url"):
         load_sources(path)
+
+
+def test_a_source_added_from_its_yaml_file_is_listed(base_settings: Settings,
+                                                     tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cityheart.cli import app
+    from tests.support.config import write_config
+
+    config = write_config(base_settings, tmp_path / "config.yaml")
+    entry = {"name": "river-gauges", "url": "https://water.example/gauges", "interval_s": 300,
+             "auth": {"type": "header", "header": "X-API-Key", "token_env": "WATER_KEY"},
+             "mapping": {"items": "$.gauges[*]", "device_id": "$.id", "time": "$.t",
+                         "district": "riverside",
+                         "values": [{"kind": "water_level", "value": "$.level", "unit": "m"}]}}
+    (tmp_path / "river.yaml").write_text(yaml.safe_dump(entry))
+    runner = CliRunner()
+    added = runner.invoke(app, ["sources", "add", "--file", str(tmp_path / "river.yaml"),
+                                "--config", str(config)])
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["sources", "list", "--json", "--config", str(config)])
+    (record,) = [orjson.loads(line) for line in listed.output.splitlines()]
+    assert (record["name"], record["interval_s"], record["health"]) == (
+        "river-gauges", 300, None)
+    assert "WATER_KEY" in (tmp_path / "sources.yaml").read_text()   # the variable, no secret
+    wrong = {**entry, "name": "bad-kind", "mapping": {**entry["mapping"], "values": [
+        {"kind": "lava_flow", "value": "$.v"}]}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(wrong))
+    refused = runner.invoke(app, ["sources", "add", "--file", str(tmp_path / "bad.yaml"),
+                                  "--config", str(config)])
+    assert refused.exit_code == 2 and "'lava_flow' is not one of" in refused.output
