@@ -85,7 +85,11 @@ class ReportIntake:
                 pending[0] -= 1
                 finished = pending[0] == 0
             if finished:
-                loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+                loop.call_soon_threadsafe(settle)
+
+        def settle() -> None:
+            if not future.done():
+                future.set_result(None)
 
         where = f"reports/{key.source}".encode()
         for index, document in enumerate(documents):

@@ -22,6 +22,7 @@ The registry is re-read when its file changes; each source's health is written t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -200,14 +201,14 @@ class Poller:
             if key in state.seen:
                 state.duplicates += 1
                 continue
-            self._out.reading(reading, on_delivered=lambda k=key, r=reading:
-                              self._delivered(state, k, r.ts))
+            self._out.reading(reading, on_delivered=functools.partial(
+                self._delivered, state, key, reading.ts))
         for _, error in preview.refused:
             digest = hashlib.sha256(error.payload).digest()
             if digest in state.seen:
                 continue
             self._out.refused(error, key=where, received_at=now, source="sources",
-                              on_delivered=lambda d=digest: self._remember(state, d))
+                              on_delivered=functools.partial(self._remember, state, digest))
             state.refused += 1
         try:
             self.producer.flush(self.options.timeout_s * 3)
