@@ -2,11 +2,15 @@
 Tansu; the service answers 500, goes down and comes back, the breaker opens and closes, health
 shows it on /metrics and in the health file, and after recovery every reading is in Kafka once;
 ``cityheart sources add|list|test|remove`` change what a running poller polls, without a
-restart, and ``test`` produces nothing."""
+restart, and ``test`` produces nothing; the ``cityheart sources run`` process takes a source
+added while it runs and serves its health on /metrics."""
 
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from cityheart.cli import app
+from cityheart.runtime.servers import free_port, spawn
 from connectors.metrics import serve_metrics
 from connectors.sources.health import SourcesHealth
 from connectors.sources.poller import Poller
@@ -203,3 +208,42 @@ def test_sources_commands_change_a_running_poller_and_test_produces_nothing(
     finally:
         stop.set()
         thread.join(15)
+
+
+def test_the_sources_process_polls_a_source_added_while_it_runs_and_serves_its_health(
+    settings: Settings, service: RecordedService, tmp_path: Path,
+) -> None:
+    ports = settings.metrics.ports.model_copy(update={"sources": free_port()})
+    settings = settings.model_copy(update={
+        "metrics": settings.metrics.model_copy(update={"ports": ports})})
+    config = write_config(settings, tmp_path / "config.yaml")
+    url = f"http://127.0.0.1:{ports.sources}/metrics"
+    child = spawn("sources", [sys.executable, "-m", "cityheart", "sources", "run", "--config",
+                              str(config)],
+                  env={**os.environ, "CITYHEART_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+                       "AIR_KEY": "k-123"},
+                  log_path=tmp_path / "sources.log")
+    try:
+        wait_until(lambda: _scrape_or_none(url), 30, "the poller serves /metrics")
+        # added while it runs (as `cityheart sources add` does): polled without a restart,
+        # with the secret the process read from its environment
+        save_sources(tmp_path / "sources.yaml", [spec_of(service.url, auth={
+            "type": "header", "header": "X-API-Key", "token_env": "AIR_KEY"})])
+        wait_until(lambda: 'cityheart_source_readings_total{source="air-net"} 7.0'
+                   in (_scrape_or_none(url) or ""), 30,
+                   lambda: f"7 readings on /metrics:\n{(tmp_path / 'sources.log').read_text()}")
+        assert service.headers[-1]["x-api-key"] == "k-123"
+        readings = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 7, 10)
+        assert len(readings) == 7
+        health = load_health(tmp_path / "sources-health.json")["air-net"]
+        assert (health["state"], health["readings"], health["refused"]) == ("closed", 7, 3)
+    finally:
+        code = child.stop(signal.SIGTERM, timeout=30)
+    assert code == 0, (tmp_path / "sources.log").read_text()
+
+
+def _scrape_or_none(url: str) -> str | None:
+    try:
+        return scrape(url)
+    except OSError:
+        return None
