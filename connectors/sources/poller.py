@@ -5,19 +5,22 @@
     poller.tick()                     # one round: reload the registry, poll what is due
     poller.health()                   # {name: {"state", "consecutive_errors", ...}}
 
-Each source is polled every ``interval_s``. A failed fetch is tried again after a backoff
-(:func:`~connectors.sources.breaker.retry_delay`, never later than the interval); after
-``sources.breaker_failures`` failures in a row its breaker opens and the source is left
-alone for ``sources.breaker_cooldown_s``, then probed once. Records of an answer go through
-the reading parser the bridge uses, then :class:`connectors.readings_out.ReadingsOut`: valid
-readings to the readings topic, refused ones to the dead-letter topic (``source`` header
-``sources``, key ``sources/<name>``). A reading already produced (same device, kind and time,
-among the source's last ``sources.dedupe_memory``) is not produced again, nor is a refused
-payload already dead-lettered: services answer with the last hours each time. A reading is
-remembered once Kafka confirmed it, so one Kafka did not take is produced on the next poll.
-The registry is re-read when its file changes; each source's health is written to
-``health_path`` after every poll (``cityheart sources list``) and served on ``/metrics``
-(:mod:`connectors.sources.health`).
+Each source is polled every ``interval_s``; the requests of the sources due at once go out
+together (up to eight at a time), so a slow service does not add its wait to every other's
+(a round still ends with its slowest answer, at most ``sources.timeout_s``). A failed fetch
+is tried again after a backoff (:func:`~connectors.sources.breaker.retry_delay`, never later
+than the interval); after ``sources.breaker_failures`` failures in a row its breaker opens
+and the source is left alone for ``sources.breaker_cooldown_s``, then probed once.
+
+Records of an answer go through the reading parser the bridge uses, then
+:class:`connectors.readings_out.ReadingsOut`: valid readings to the readings topic, refused
+ones to the dead-letter topic (``source`` header ``sources``, key ``sources/<name>``). A
+reading already produced (same device, kind and time, among the source's last
+``sources.dedupe_memory``) is not produced again, nor is a refused payload already
+dead-lettered: services answer with the last hours each time. A reading is remembered once
+Kafka confirmed it, so one Kafka did not take is produced on the next poll. The registry is
+re-read when its file changes; each source's health is written to ``health_path`` after every
+round (``cityheart sources list``) and served on ``/metrics`` (:mod:`connectors.sources.health`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +112,7 @@ class Poller:
                                 keep_bytes=settings.mqtt.max_payload_bytes)
         self.states: dict[str, SourceState] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sources-fetch")
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Each source's health now."""
@@ -120,18 +125,24 @@ class Poller:
         while not stop.is_set():
             wait = self.tick()
             stop.wait(min(max(wait, 0.05), self.options.check_s))
+        self._pool.shutdown(wait=False, cancel_futures=True)
         try:
             self.producer.flush(10)
         except ConnectorError as exc:
             log.error("sources: %s", exc)
 
     def tick(self) -> float:
-        """Reload the registry, poll every source that is due; seconds until the next is."""
+        """Reload the registry, poll every source that is due (their requests at once);
+        seconds until the next one is due."""
         now = self._monotonic()
         self._reconcile(self.registry.current(now))
-        for state in list(self.states.values()):
-            if state.due <= now:
-                self.poll(state)
+        asking = [state for state in list(self.states.values())
+                  if state.due <= now and self._may_ask(state, now)]
+        if asking:
+            answers = [self._pool.submit(self._fetch, state.spec) for state in asking]
+            for state, answer in zip(asking, answers, strict=True):
+                self._settle(state, answer.result(), now)
+            self._save_health()
         if not self.states:
             return self.options.check_s
         return min(state.due for state in self.states.values()) - self._monotonic()
@@ -156,24 +167,31 @@ class Poller:
     def _breaker(self) -> Breaker:
         return Breaker(self.options.breaker_failures, self.options.breaker_cooldown_s)
 
-    def poll(self, state: SourceState) -> None:
-        """Ask one source (if its breaker allows) and produce what its answer holds."""
-        spec, now, mono = state.spec, self._clock(), self._monotonic()
-        if not state.breaker.allows(mono):
-            state.due = state.breaker.reopens_at() or mono + spec.interval_s
-            return
-        state.last_attempt, state.polls = now, state.polls + 1
+    def _may_ask(self, state: SourceState, mono: float) -> bool:
+        """Whether the source's breaker lets a request go (if not: due when it reopens)."""
+        if state.breaker.allows(mono):
+            return True
+        state.due = state.breaker.reopens_at() or mono + state.spec.interval_s
+        return False
+
+    def _fetch(self, spec: SourceSpec) -> object | FetchError | ConfigError:
+        """The source's answer, or why there is none (runs on a thread of the pool)."""
         try:
             headers = auth_headers(spec, self._environ)
-            document = fetch_json(spec, headers, timeout_s=self.options.timeout_s,
-                                  max_bytes=self.options.max_response_bytes)
+            return fetch_json(spec, headers, timeout_s=self.options.timeout_s,
+                              max_bytes=self.options.max_response_bytes)
         except (FetchError, ConfigError) as exc:
-            self._failed(state, str(exc), mono)
-        else:
-            state.breaker.succeeded()
-            self._produce(state, document, now)
-            state.due = mono + spec.interval_s
-        self._save_health()
+            return exc
+
+    def _settle(self, state: SourceState, answer: object, mono: float) -> None:
+        """Count a poll's answer: a failure (retry, breaker), or its readings produced."""
+        state.last_attempt, state.polls = self._clock(), state.polls + 1
+        if isinstance(answer, FetchError | ConfigError):
+            self._failed(state, str(answer), mono)
+            return
+        state.breaker.succeeded()
+        self._produce(state, answer, self._clock())
+        state.due = mono + state.spec.interval_s
 
     def _failed(self, state: SourceState, reason: str, mono: float) -> None:
         state.breaker.failed(mono)

@@ -247,3 +247,31 @@ def _scrape_or_none(url: str) -> str | None:
         return scrape(url)
     except OSError:
         return None
+
+
+def test_a_slow_service_does_not_hold_up_the_others(
+    settings: Settings, service: RecordedService, tmp_path: Path,
+) -> None:
+    slow = RecordedService(recorded())
+    slow.hold = threading.Event()
+    slow.start()
+    path = tmp_path / "sources.yaml"
+    save_sources(path, [spec_of(slow.url, name="slow-net"),     # first in the registry
+                        spec_of(service.url, mapping={**spec_of(service.url).mapping.model_dump(),
+                                                      "device_prefix": "fast-"})])
+    settings = settings.model_copy(update={
+        "sources": settings.sources.model_copy(update={"timeout_s": 25.0})})
+    poller = Poller(settings, SourcesFile(path), health_path=None)
+    round_done = threading.Thread(target=poller.tick, daemon=True)
+    try:
+        round_done.start()
+        wait_until(lambda: slow.requests == 1 and service.requests == 1, 10,
+                   "both asked while the slow one has not answered")
+        assert round_done.is_alive()
+        slow.hold.set()
+        round_done.join(20)
+        health = poller.health()
+        assert (health["slow-net"]["readings"], health["air-net"]["readings"]) == (7, 7)
+    finally:
+        slow.hold.set()
+        slow.stop()

@@ -4,6 +4,7 @@
     service.status = 500                            # answers 500 from now on
     service.stop(); service.start()                 # down (connection refused), then back on
     service.requests                                # how many requests it answered
+    service.hold = threading.Event()                # answers wait until it is set
 
 It serves ``document`` (JSON) on any GET, on the same port across a stop and a start.
 """
@@ -26,6 +27,7 @@ class RecordedService:
         self.port = 0
         self.requests = 0
         self.headers: list[dict[str, str]] = []
+        self.hold: threading.Event | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -40,6 +42,8 @@ class RecordedService:
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 service.requests += 1
                 service.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if service.hold is not None:
+                    service.hold.wait(30)
                 if service.status != 200:
                     body = b'{"error": "upstream unavailable"}'
                 else:
