@@ -17,7 +17,9 @@ incident events to store and publish::
 
 Grouping: an alert joins the active (not resolved or closed) incident of its district that
 already has its rule and kind and whose alerts span reaches within ``grouping_window_s`` of the
-alert's time; the incident's alert count grows and its severity becomes the highest seen.
+alert's time (a report's alert, rule ``report.<kind>``, and an incident with one need only the
+kind: :mod:`alerts.report_alerts`); the incident's alert count grows and its severity becomes the
+highest seen.
 Otherwise a correlation rule listing the alert's kind can join it to an active incident of the
 district with another of the rule's kinds, within the rule's ``window_s`` (rain + water
 level). Otherwise a spatial rule (``incidents.spatial_rules``) listing the alert's kind can join
@@ -55,12 +57,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from alerts.escalation import SYSTEM_ACTOR, escalate, next_due, suppression_for
 from alerts.lifecycle import Incident, IncidentEvent, apply, restore_fields, to_epoch
+from alerts.report_alerts import is_report_rule
 from alerts.routing import merge, route
 from alerts.rules import Alert
 from alerts.spatial import spatial_match
@@ -343,7 +346,7 @@ class IncidentGrouper:
     def _own_incident(self, state: GroupingState, facts: AlertFacts) -> Incident | None:
         found = [
             i for i in state.incidents.values()
-            if i.active and i.district == facts.district and facts.rule in i.rules
+            if i.active and i.district == facts.district and _same_rule(facts.rule, i.rules)
             and facts.kind in i.kinds and _near(i, facts.ts, self.window_s)
         ]
         return max(found, key=lambda i: i.last_alert_at, default=None)
@@ -417,6 +420,13 @@ class IncidentGrouper:
         joined = apply(incident, event)
         state.incidents[joined.id] = joined
         return Grouped("joined", joined, (event,))
+
+
+def _same_rule(rule: str, rules: Collection[str]) -> bool:
+    """Whether an alert of ``rule`` may join an incident of ``rules`` (its kind matching): the
+    same rule, or a report on either side (reports join what their kind and place already
+    have, and sensor alerts join what reports opened)."""
+    return rule in rules or is_report_rule(rule) or any(is_report_rule(r) for r in rules)
 
 
 def _near(incident: Incident, ts: float, window_s: float) -> bool:

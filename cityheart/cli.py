@@ -8,6 +8,7 @@
     cityheart token --role viewer     # a signed feed token (CITYHEART_TOKEN_SECRET)
     cityheart locate --boundaries city.geojson 37.8024,-122.4058   # which district
     cityheart ingest | ingest-keys add SOURCE  # HTTP ingest and its sources' keys
+    cityheart sources add|list|test|remove|run   # external services polled for readings
     cityheart import day.csv --time ts --value v=traffic_speed:mph --device D --district X
     cityheart oncall                  # who is on call now and next, per department
     cityheart notify dead-letters     # notifications that never arrived (notify replay)
@@ -33,6 +34,7 @@ from cityheart.devices_cli import devices_app
 from cityheart.ingest_cli import import_command, ingest_command, ingest_keys_app
 from cityheart.notify_cli import register as register_notify
 from cityheart.open_data_cli import open_data_app
+from cityheart.sources_cli import sources_app
 from models.choices import check_choices
 from models.errors import CityheartError
 from settings.config import Settings
@@ -48,6 +50,7 @@ app = typer.Typer(
 app.add_typer(devices_app, name="devices")
 app.add_typer(open_data_app, name="open-data")
 app.add_typer(ingest_keys_app, name="ingest-keys")
+app.add_typer(sources_app, name="sources")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The city's config.yaml.", envvar="CITYHEART_CONFIG")

@@ -26,14 +26,14 @@ def run_recorder(settings: Settings) -> None:
     topics = settings.kafka.topics
     create_topics(
         settings.kafka.bootstrap,
-        [topics.readings, topics.vitals, topics.alerts, topics.incidents],
+        [topics.readings, topics.vitals, topics.alerts, topics.incidents, topics.reports],
         settings.kafka.partitions,
     )
     options = StorageOptions.from_database(settings.database)
     with Storage.open(options) as storage:
         log.info(
-            "recorder: %s, %s, %s, %s -> %s", topics.readings, topics.vitals, topics.alerts,
-            topics.incidents, options.masked_url,
+            "recorder: %s, %s, %s, %s, %s -> %s", topics.readings, topics.vitals, topics.alerts,
+            topics.incidents, topics.reports, options.masked_url,
         )
         flow = build_recorder_flow(settings.kafka, options)
         if storage.flavour.timescale:

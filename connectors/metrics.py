@@ -22,6 +22,9 @@ serves the ones it moves (and prometheus_client's ``process_*``/``python_*`` one
 ``cityheart_feed_clients``                  feed: websocket clients connected now
 ``cityheart_feed_messages_sent_total``      feed: messages sent to clients after ``hello``
 ``cityheart_feed_slow_clients_total``       feed: clients dropped for falling behind
+``cityheart_source_*{source}``              sources: each pulled service's health and counts
+                                            (:mod:`connectors.sources.health`, registered while
+                                            the poller runs)
 =========================================== ====================================================
 
 Consumer lag: the Kafka sources of Bytewax flows report each partition's position

@@ -4,6 +4,7 @@
     out.reading(reading, on_delivered=ack)                       # readings topic, key device_id
     out.refused(exc, key=b"city/harbour/pm25/pm-1", mqtt_topic=b"city/harbour/pm25/pm-1",
                 district="harbour", received_at=now, source="bridge", on_delivered=ack)
+    out.report(report, on_delivered=ack)                         # reports topic, key report id
 
 :meth:`ReadingsOut.reading` writes a valid reading (``models.readings.encode``, key = device
 id). :meth:`ReadingsOut.refused` writes a refused payload to the dead-letter topic (headers of
@@ -12,6 +13,8 @@ id). :meth:`ReadingsOut.refused` writes a refused payload to the dead-letter top
 :class:`~models.vitals.records.Rejection` record on the rejections topic, which the flow counts
 against the device's health, and ``on_delivered`` then runs once Kafka has both records.
 ``on_delivered`` runs on the thread that polls the producer, once the broker confirmed.
+:meth:`ReadingsOut.report` writes a validated :class:`~models.reports.Report` (events that are
+not numbers: ``POST /reports``) to the reports topic; a refused one is a dead letter as above.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from connectors.dead_letters import dead_letter_headers
 from connectors.kafka import ReliableProducer
 from models.errors import InvalidReading
 from models.readings import Reading, encode
+from models.reports import Report, encode_report
 from models.vitals.devices import encode_rejection, rejection_from_payload
 from settings.config import KafkaTopics
 
@@ -45,6 +49,11 @@ class ReadingsOut:
         """Queue a valid reading on the readings topic (key = its device id)."""
         self.producer.produce(self.topics.readings, encode(reading),
                               key=reading.device_id.encode(), on_delivered=on_delivered)
+
+    def report(self, report: Report, *, on_delivered: Delivered = None) -> None:
+        """Queue a valid report on the reports topic (key = its id)."""
+        self.producer.produce(self.topics.reports, encode_report(report),
+                              key=report.id.encode(), on_delivered=on_delivered)
 
     def refused(
         self,

@@ -21,6 +21,7 @@ create readings $(( 7 * day ))            # raw readings; history keeps them in 
 create readings.dlq $(( 30 * day ))       # bad payloads, for investigation
 create vitals $(( 7 * day ))
 create alerts $(( 90 * day ))
+create reports $(( 90 * day ))             # reports from people and systems (POST /reports)
 create incidents -1                        # read from the start by the recorder's watch
 create incident-commands -1
 create incident-command-results -1

@@ -60,6 +60,10 @@ given)
 ``split_city_facts`` → ``city_facts`` → ``key_city`` → ``city_vitals``
     the whole city's indicator records once every district is done with a window, and the
     indicator rules on them.
+``read_reports`` → ``report_alerts`` → ``merge_reports`` (when a reports source is given)
+    each report of warning or critical severity as the alert it raises (rule
+    ``report.<kind>``, :mod:`alerts.report_alerts`), among the rules' alerts: routed, published and
+    grouped into incidents like them. A record that is not a report is logged and skipped.
 ``merge_outputs`` → ``split_vitals_alerts`` → ``route_alerts``
     each alert with the ``departments`` it routes to (so that a department's dispatchers see
     the raw alerts of their incidents on the feed), before it is published.
@@ -92,6 +96,7 @@ from alerts.anomaly_rules import AnomalyRule
 from alerts.incidents import DisplayNames
 from alerts.indicator_rules import indicator_rules
 from alerts.lifecycle import Incident
+from alerts.report_alerts import report_alert
 from alerts.routing import route
 from alerts.rules import rules_for_kinds
 from connectors.kafka import BATCH_FETCH, BATCH_RECORDS, KafkaRecordSink, kafka_source, topic_id
@@ -111,6 +116,7 @@ from flows.topics import IncidentOutputs, alert_record, dead_letter_record, vita
 from models.devices import DeviceRegistry
 from models.geography import Locator
 from models.placement import Placement
+from models.reports import decode_report
 from models.vitals.city import CityVitals
 from models.vitals.district import DistrictVitals
 from models.vitals.records import CITY
@@ -155,6 +161,7 @@ def build_flow(
     rejection_source: Source | None = None,
     commands_source: Source | None = None,
     incident_log_source: Source | None = None,
+    reports_source: Source | None = None,
     clock: Clock | None = None,
     incident_log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
@@ -171,6 +178,8 @@ def build_flow(
     on incidents. ``incident_log_source`` (optional) yields the ``incidents`` topic's messages
     again: anomaly incidents resolved as false alarms teach the detectors (and a reopen undoes
     it), and a restarted incident step catches up with the events it wrote after its snapshot.
+    ``reports_source`` (optional) yields the ``reports`` topic's messages: reports from people
+    and systems, each of warning or critical severity an alert (:mod:`alerts.report_alerts`).
     ``clock`` (epoch seconds, default :func:`time.time`) is "now" for the parser's future
     check, the watermarks' advance, ``emitted_at`` and escalation. ``incident_log_id`` is the
     identity of the incident log (new incident ids hash it, :func:`alerts.incidents.incident_id`)
@@ -186,6 +195,10 @@ def build_flow(
     parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log,
                             registry.positions() if registry else None)
     published, raised = vitals(settings, parts, clock, registry.expected() if registry else None)
+    if reports_source is not None:
+        reported = op.filter_map("report_alerts", op.input("read_reports", flow, reports_source),
+                                 ReportAlerts(clock))
+        raised = op.merge("merge_reports", raised, reported)
     centroids = {d.id: d.centroid for d in settings.districts}
     alerts = route_alerts(settings.incidents.routing, raised, centroids)
     commands = _input(flow, "read_commands", commands_source)
@@ -316,6 +329,7 @@ def build_kafka_flow(
         rejection_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.rejected])),
         commands_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.commands]), 0.1),
         incident_log_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.incidents])),
+        reports_source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.reports]), 0.1),
         clock=clock,
         incident_log_id=_incident_log_id(kafka.bootstrap, topics.incidents),
         restored=restored,
@@ -394,3 +408,22 @@ class RouteAlert:
             lon, lat = centroid
         return AlertRaised(replace(alert, departments=departments, lat=lat, lon=lon),
                            raised.emitted_at)
+
+
+class ReportAlerts:
+    """``report_alerts``: a ``reports`` message as the keyed alert it raises (None for an info
+    report, or a record that is not a report: logged)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def __call__(self, message: Any) -> tuple[str, AlertRaised] | None:
+        try:
+            report = decode_report(message.value)
+        except ValueError as exc:
+            log.warning("report_alerts: skipping a record: %s", exc)
+            return None
+        alert = report_alert(report)
+        if alert is None:
+            return None
+        return alert.district, AlertRaised(alert, self._clock())

@@ -2,14 +2,14 @@
 
     flow = build_recorder_flow(settings.kafka, options)   # options: connectors.storage
 
-It reads the ``readings``, ``vitals``, ``alerts`` and ``incidents`` topics and writes them to the
-``readings``, ``vitals`` / ``indicators``, ``alerts`` and ``incident_events`` / ``incidents``
-tables in batches (COPY, idempotent). A ``readings`` record is a batch of readings
-(:mod:`models.reading_batch`): its rows go in the COPY of the Bytewax batch that holds it, one
-COPY for all the records of that batch. An ``incidents`` record is an incident event
-(``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after it: the event is
-stored in ``incident_events`` and the incident in ``incidents`` (kept only when its ``sequence``
-is not older than the stored one).
+It reads the ``readings``, ``vitals``, ``alerts``, ``incidents`` and ``reports`` topics and
+writes them to the ``readings``, ``vitals`` / ``indicators``, ``alerts``, ``incident_events`` /
+``incidents`` and ``reports`` tables in batches (COPY, idempotent). A ``readings`` record is a
+batch of readings (:mod:`models.reading_batch`): its rows go in the COPY of the Bytewax batch
+that holds it, one COPY for all the records of that batch. An ``incidents`` record is an
+incident event (``IncidentEvent.to_record()``) carrying ``"incident"``, the incident after it:
+the event is stored in ``incident_events`` and the incident in ``incidents`` (kept only when its
+``sequence`` is not older than the stored one).
 It runs as its own process (``cityheart recorder``) rather than inside the city flow, so a slow or
 stopped database holds back only history, never the live vital signs and alerts: the recorder's
 sinks return once rows are committed, so it simply reads Kafka more slowly and catches up when the
@@ -19,7 +19,8 @@ twice.
 Step ids: ``read_topics``, ``split_readings``, ``decode_readings``, ``store_readings``,
 ``split_alerts``, ``decode_alerts``, ``store_alerts``, ``decode_vitals``, ``split_indicators``,
 ``split_incidents``, ``decode_incidents``, ``store_incident_events``, ``incident_records``,
-``store_incidents``, ``store_vitals``, ``store_indicators``.
+``store_incidents``, ``split_reports``, ``decode_reports``, ``store_reports``,
+``store_vitals``, ``store_indicators``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def build_recorder_flow(
         # BATCH_SIZE records per Bytewax batch bound a catch-up COPY (up to 1,000 readings a
         # record: 50,000 rows), where 2,000 would be up to 2,000,000 rows in memory at once
         source = SlowWhenIdle(kafka_source(
-            kafka.bootstrap, [topics.readings, topics.vitals, topics.alerts, topics.incidents],
+            kafka.bootstrap,
+            [topics.readings, topics.vitals, topics.alerts, topics.incidents, topics.reports],
             batch_size=BATCH_SIZE, config=BATCH_FETCH,
         ), IDLE_S)
     messages = op.input("read_topics", flow, source)
@@ -107,7 +109,13 @@ def build_recorder_flow(
         op.flat_map("incident_records", events, _incident),
         PostgresSink(storage, "incidents"),
     )
-    vitals = op.map("decode_vitals", incidents.falses, _decode)
+    reports = op.branch("split_reports", incidents.falses, lambda m: m.topic == topics.reports)
+    op.output(
+        "store_reports",
+        op.map("decode_reports", reports.trues, _decode),
+        PostgresSink(storage, "reports"),
+    )
+    vitals = op.map("decode_vitals", reports.falses, _decode)
     indicators = op.branch("split_indicators", vitals, lambda r: r.get("record") == "indicator")
     op.output("store_vitals", indicators.falses, PostgresSink(storage, "vitals"))
     op.output("store_indicators", indicators.trues, PostgresSink(storage, "indicators"))

@@ -37,6 +37,7 @@ from settings.notifications import NotificationSettings, notification_problems
 from settings.oncall import OncallSchedule
 from settings.open_data import OpenDataSettings
 from settings.ports import Listener, port_clashes
+from settings.sources import SourcesSettings
 
 if TYPE_CHECKING:
     from models.geography import Geography
@@ -258,6 +259,8 @@ class KafkaTopics(_Frozen):
     commands: str = "incident-commands"
     command_results: str = "incident-command-results"
     dispatch_prefix: str = "dispatch."
+    reports: str = "reports"
+    """Reports from people and systems (``POST /reports``): kept, shown, joined to incidents."""
 
     @property
     def rejected(self) -> str:
@@ -271,7 +274,7 @@ class KafkaTopics(_Frozen):
     def every(self, departments: Iterable[str] = ()) -> list[str]:
         """Every topic cityheart uses: the fixed ones, then one dispatch queue per department."""
         fixed = [self.readings, self.dead_letter, self.rejected, self.vitals, self.alerts,
-                 self.incidents, self.commands, self.command_results]
+                 self.incidents, self.commands, self.command_results, self.reports]
         return fixed + [self.dispatch(d) for d in departments]
 
 
@@ -413,6 +416,7 @@ class Settings(_Frozen):
     ingest: IngestSettings = IngestSettings()
     notifications: NotificationSettings = NotificationSettings()
     oncall: tuple[OncallSchedule, ...] = ()
+    sources: SourcesSettings = SourcesSettings()
     _geography: Geography | None = PrivateAttr(default=None)
 
     @property

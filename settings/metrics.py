@@ -1,12 +1,13 @@
 """The ``metrics:`` section of config.yaml: where each component serves Prometheus ``/metrics``.
 
 Frozen pydantic model, no I/O. Each long-running component (bridge, flow, feed, recorder,
-dashboard) listens on its own port, so they can share one machine (``cityheart up``)::
+dashboard, sources) listens on its own port, so they can share one machine (``cityheart up``)::
 
     metrics:
       enabled: true
       host: 127.0.0.1
-      ports: {bridge: 9110, flow: 9120, feed: 9130, recorder: 9140, dashboard: 9150}
+      ports: {bridge: 9110, flow: 9120, feed: 9130, recorder: 9140, dashboard: 9150,
+             sources: 9160}
 
 ``port`` (usually set from ``CITYHEART_METRICS_PORT`` in a container, where each component has
 a network namespace of its own) overrides ``ports`` for whichever component reads it. Port 0
@@ -23,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["METRICS_COMPONENTS", "MetricsPorts", "MetricsSettings"]
 
-Component = Literal["bridge", "flow", "feed", "recorder", "dashboard"]
-METRICS_COMPONENTS: tuple[str, ...] = ("bridge", "flow", "feed", "recorder", "dashboard")
+Component = Literal["bridge", "flow", "feed", "recorder", "dashboard", "sources"]
+METRICS_COMPONENTS: tuple[str, ...] = (
+    "bridge", "flow", "feed", "recorder", "dashboard", "sources")
 """The components that serve ``/metrics``."""
 
 _Port = Annotated[int, Field(ge=0, le=65535)]
@@ -40,6 +42,7 @@ class MetricsPorts(BaseModel):
     feed: _Port = 9130
     recorder: _Port = 9140
     dashboard: _Port = 9150
+    sources: _Port = 9160
 
 
 class MetricsSettings(BaseModel):

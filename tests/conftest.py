@@ -90,6 +90,7 @@ def settings(base_settings: Settings, mqtt_broker: SimpleNamespace,
         commands=f"{tag}.commands",
         command_results=f"{tag}.command-results",
         dispatch_prefix=f"{tag}.dispatch.",
+        reports=f"{tag}.reports",
     )
     departments = [d.id for d in base_settings.incidents.departments]
     create_topics(kafka_broker.bootstrap, topics.every(departments), partitions=1)

@@ -2,13 +2,13 @@
 
 Starts, in order: the MQTT broker and the Kafka broker (embedded ones unless config.yaml or the
 environment names external servers), the topics, then one child process per component
-(``cityheart feed``, ``flow``, ``ingest``, ``bridge``, ``simulate``, and ``notifier`` when
-``notifications.enabled``), each exactly as it would run in production. It prints
-``feed: ws://...`` once the feed accepts connections (and ``ingest: http://...``, the HTTP ingest
-endpoint, once it says it is ready), restarts a component
-that dies (with a growing delay), and on SIGINT or SIGTERM stops every child in reverse order and
-exits 0. Children die with it even if it is killed outright (PR_SET_PDEATHSIG), so nothing is
-orphaned. Component logs go to ``<log dir>/<component>.log``.
+(``cityheart feed``, ``flow``, ``ingest``, ``sources run``, ``bridge``, ``simulate``, ...),
+each exactly as it would run in production. It prints ``feed: ws://...`` once the feed accepts
+connections (and ``ingest: http://...``, the HTTP ingest endpoint, once it says it is ready),
+restarts a component that dies (with a growing delay), and on SIGINT or SIGTERM stops every
+child in reverse order and exits 0. Children die with it even if it is killed outright
+(PR_SET_PDEATHSIG), so nothing is orphaned. Component logs go to ``<log dir>/<component>.log``.
+The ``notifier`` runs too when ``notifications.enabled``.
 
 What survives a restart of ``up``: PostgreSQL keeps ``database.data_dir``; with
 ``kafka.storage: durable`` (not the default yet: see RELIABILITY.md) the embedded Tansu keeps
@@ -78,7 +78,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("feed", "dashboard", "flow", "recorder", "ingest", "bridge", "simulate")
+COMPONENTS = ("feed", "dashboard", "flow", "recorder", "ingest", "sources", "bridge", "simulate")
 """The components ``up`` runs, in start order (stopped in reverse)."""
 NOTIFIER = "notifier"
 """The component ``up`` adds after the flow when ``notifications.enabled``."""
@@ -253,7 +253,8 @@ def city_stack(
             ensure_port_free(settings.ingest.port, "ingest")
         base = [sys.executable, "-m", "cityheart"]
         for name in components:
-            supervisor.add(name, [*base, name, "--config", str(config_path),
+            command = ["sources", "run"] if name == "sources" else [name]
+            supervisor.add(name, [*base, *command, "--config", str(config_path),
                                   *extra_args.get(name, [])])
             child = supervisor.components[-1].child
             assert child is not None
@@ -265,7 +266,7 @@ def city_stack(
                 # the flow reconciles incidents with history before it runs: readings
                 # published meanwhile would wait, and the first alerts with them
                 supervisor.readiness[name].wait_ready(timeout=60, process=child.process)
-            elif name in ("ingest", NOTIFIER):
+            elif name in ("ingest", "sources", NOTIFIER):
                 # the notifier reads the incidents topic from its checkpoint: ready once there
                 supervisor.readiness[name].wait_ready(timeout=30, process=child.process)
             elif name == "bridge":
@@ -304,6 +305,10 @@ def run_city(settings: Settings, *, config_path: Path, log_dir: Path | None = No
             if city.ingest_url:
                 print(f"ingest: {city.ingest_url} (keys: cityheart ingest-keys add SOURCE)",
                       flush=True)
+            if city.supervisor.readiness.get("sources") is not None:
+                registry = config_path.resolve().parent / settings.sources.file
+                print(f"sources: {registry} (cityheart sources add NAME --url URL --map "
+                      "FILE.yaml)", flush=True)
             print(f"logs: {log_dir.resolve()}", flush=True)
             if city.kafka_storage != "external":
                 where = f" in {Path(settings.kafka.data_dir).resolve()}" \

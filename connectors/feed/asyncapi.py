@@ -16,7 +16,7 @@ from connectors.feed.protocol import CHANNELS, ERROR_CODES
 
 __all__ = ["DATA_TYPES", "asyncapi", "message_schemas"]
 
-DATA_TYPES = ("vital", "indicator", "alert", "incident_event", "incident", "kpi")
+DATA_TYPES = ("vital", "indicator", "alert", "incident_event", "incident", "report", "kpi")
 """The data messages, one per record (two per incident record), each with a ``seq``."""
 
 _TIME = {"type": "string", "format": "date-time", "description": "When the feed sent it (UTC)."}
@@ -109,6 +109,16 @@ def message_schemas() -> dict[str, dict[str, Any]]:
             "radius_m": {"type": "number", "description": "The circle around its alerts' "
                          "positions (lat, lon: its centre; null when not located)."},
         }, ("id", "state")),
+        "report": _data("report", "A report from people or systems (a hotline ticket, a field "
+                        "officer's note, a camera's event), on the incidents channel; "
+                        "operators only.", {
+            "id": {"type": "string"}, "text": {"type": "string"},
+            "severity": {"enum": ["info", "warning", "critical"]},
+            "ts": {"type": "number", "description": "When it happened (epoch seconds)."},
+            "reporter": {"type": "string"}, "source": {"type": "string"},
+            "received_at": {"type": "number"}, "lat": _NUMBER_OR_NULL, "lon": _NUMBER_OR_NULL,
+            "attachments": {**_STRINGS, "description": "URLs (references, not files)."},
+        }, ("id", "text", "severity", "ts", "reporter", "source")),
         "kpi": _data("kpi", "A department's KPIs (`district` \"city\", `kind` the "
                      "department id).", {}),
     }
@@ -125,8 +135,8 @@ _SUBSCRIBE = {
         "kinds": {**_STRINGS, "description": "Sensor kinds or indicator names; empty: all."},
         "since": {"type": ["integer", "null"], "minimum": 0, "description":
                   "null: a snapshot (latest vital per district and kind, latest indicator, "
-                  "open incidents, latest KPIs, alerts in the backlog). N: every message "
-                  "after seq N of this epoch, or error resync when the backlog no longer "
+                  "open incidents, latest KPIs, alerts and reports in the backlog). N: every "
+                  "message after seq N of this epoch, or error resync when the backlog no longer "
                   "reaches back to N or N is ahead of the feed."},
         "token": {"type": "string", "description": "A signed token (or ?token= in the URL)."},
     },

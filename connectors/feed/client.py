@@ -48,7 +48,7 @@ __all__ = ["FeedClient", "backoff", "is_retryable"]
 
 log = logging.getLogger(__name__)
 
-DATA_TYPES = ("vital", "indicator", "alert", "incident_event", "incident", "kpi")
+DATA_TYPES = ("vital", "indicator", "alert", "incident_event", "incident", "report", "kpi")
 
 
 def is_retryable(exc: Exception) -> bool:

@@ -19,7 +19,9 @@ received it). It is serialised once, here, and the same bytes go to every client
 name (``aqi``, ``noise``, ...) and its ``district`` may be ``"city"``, so the district and kind
 filters work on indicators too. The ``incidents`` channel turns each record of the incidents
 topic (an event and the incident after it) into two messages: ``incident_event`` (the event,
-with its incident's ``district`` and ``kind``) then ``incident`` (the incident record). The
+with its incident's ``district`` and ``kind``) then ``incident`` (the incident record); it also
+carries a ``report`` message for each record of the reports topic (a report from people or
+systems, :mod:`models.reports`). The
 ``kpis`` channel carries ``kpi`` messages the feed computes itself (a department's KPIs, with
 ``district`` "city" and ``kind`` the department id; the latest per department is in the
 snapshot).
@@ -31,8 +33,8 @@ The client's subscribe op::
 
 Empty or absent lists mean all. ``since=null`` asks for a snapshot (the latest vital per district
 and kind, the latest indicator per district and indicator, the latest record of every incident
-not closed, plus the alerts still in the backlog); ``since=N`` resumes: every message after N, or a
-``resync`` error when the backlog no longer reaches back to N.
+not closed, plus the alerts and reports still in the backlog); ``since=N`` resumes: every
+message after N, or a ``resync`` error when the backlog no longer reaches back to N.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from models.errors import CityheartError
 __all__ = [
     "CHANNELS",
     "ERROR_CODES",
+    "REPORTS",
     "FeedError",
     "FeedLog",
     "FeedMessage",
@@ -72,7 +75,11 @@ INCIDENT_MEMORY = 2000
 _TYPE_OF_CHANNEL = {"vitals": "vital", "alerts": "alert", "incidents": "incident_event",
                     "kpis": "kpi"}
 _CHANNEL_OF_TYPE = {"vital": "vitals", "indicator": "vitals", "alert": "alerts",
-                    "incident_event": "incidents", "incident": "incidents", "kpi": "kpis"}
+                    "incident_event": "incidents", "incident": "incidents",
+                    "report": "incidents", "kpi": "kpis"}
+REPORTS = "reports"
+"""What :meth:`FeedLog.append_all` takes for a record of the reports topic: it is a ``report``
+message on the ``incidents`` channel."""
 _SNAPSHOT_TYPES = ("vital", "indicator", "kpi")
 _RESERVED = ("type", "seq", "time")
 _LIST_FIELDS = ("channels", "districts", "kinds")
@@ -241,7 +248,10 @@ class FeedLog:
         self.last_seq = 0
 
     def append_all(self, channel: str, value: bytes, time: str) -> list[FeedMessage]:
-        """The messages one record of ``channel`` makes (two for an incident record)."""
+        """The messages one record of ``channel`` makes (two for an incident record; a record
+        of the reports topic, ``channel`` :data:`REPORTS`, is one ``report`` message)."""
+        if channel == REPORTS:
+            return [self._add("report", _record(value), time)]
         if channel != "incidents":
             return [self.append(channel, value, time)]
         event = _record(value, fields=())
@@ -297,14 +307,15 @@ class FeedLog:
         """What a client subscribing now gets before live messages, in seq order.
 
         ``since=None``: the latest vital per (district, kind), indicator per (district,
-        indicator), and the alerts in the backlog.
+        indicator), and the alerts and reports in the backlog.
         ``since=N``: every message after N; FeedError("resync") if the backlog no longer holds
         them all, or if N is ahead of this feed (a client of an earlier run of the feed).
         """
         if since is None:
             latest = (m for m in self._latest.values() if subscription.matches(m))
             incidents = (m for m in self._incidents.values() if subscription.matches(m))
-            alerts = (m for m in self._recent if m.type == "alert" and subscription.matches(m))
+            alerts = (m for m in self._recent
+                      if m.type in ("alert", "report") and subscription.matches(m))
             return sorted([*latest, *incidents, *alerts], key=lambda m: m.seq)
         if since > self.last_seq:
             msg = (

@@ -77,6 +77,7 @@ from connectors.feed.delivery import Outbox
 from connectors.feed.fanout import Fanout
 from connectors.feed.fanout import FeedClientState as _Client
 from connectors.feed.protocol import (
+    REPORTS,
     FeedError,
     FeedLog,
     FeedMessage,
@@ -192,7 +193,7 @@ class FeedServer:
         self.port = settings.feed.port
         topics = settings.kafka.topics
         self._channel_of = {topics.vitals: "vitals", topics.alerts: "alerts",
-                            topics.incidents: "incidents"}
+                            topics.incidents: "incidents", topics.reports: REPORTS}
         # indicator records are filtered like vitals: district "city", kind = indicator name
         self._districts = [*settings.district_ids(), CITY]
         self._kinds = [*settings.kinds, *(i for i in INDICATORS if i not in settings.kinds)]

@@ -1,4 +1,5 @@
-"""The HTTP ingest's ASGI application (Starlette): ``POST /ingest`` and ``GET /health``.
+"""The HTTP ingest's ASGI application (Starlette): ``POST /ingest``, ``POST /reports`` and
+``GET /health``.
 
     app = build_app(settings, intake, keys)      # intake: Intake, keys: KeysFile
 
@@ -16,6 +17,11 @@ readings (:mod:`connectors.ingest.bodies`) answers, once Kafka confirmed every r
 
 A request repeated with the same ``Idempotency-Key`` gets the first answer again (header
 ``Idempotent-Replayed: true``) and produces nothing. Errors are ``{"error", "detail"}``.
+
+``POST /reports`` (the same keys and limits; :mod:`connectors.ingest.reports`) takes a report
+from people or systems, or a JSON array of them, and answers ``202`` ``{"accepted",
+"rejected", "ids", "reasons", "rejections"}`` once Kafka has them, ``400`` a body that is not
+JSON, ``401``/``413``/``415``/``503`` as above.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from starlette.routing import Route
 
 from connectors.ingest.bodies import BodyError, Item, SenmlDecoder, decode_body
 from connectors.ingest.intake import AnswerMemory, Intake, Outcome
-from connectors.ingest.keys import KeysFile
+from connectors.ingest.keys import IngestKey, KeysFile
+from connectors.ingest.reports import ReportIntake
 from connectors.rate_limit import RateLimiter
 from models.errors import InvalidReading
 from settings.config import Settings
@@ -71,6 +78,7 @@ def build_app(
     """The ingest endpoint over ``intake`` with the sources of ``keys``."""
     limits = settings.ingest
     limiter = RateLimiter(limits.per_source_per_s, limits.burst)
+    report_intake = ReportIntake(settings, intake.producer)
     answers = AnswerMemory(limits.idempotency_ttl_s, limits.idempotency_max_keys)
 
     async def produce(key: Any, items: list[Item]) -> Outcome | None:
@@ -87,13 +95,48 @@ def build_app(
         except TimeoutError:
             return None
 
-    async def ingest(request: Request) -> Response:
+    def authenticate(request: Request) -> IngestKey | None:
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        key = keys.current(monotonic()).authenticate(token.strip()) \
+        return keys.current(monotonic()).authenticate(token.strip()) \
             if scheme.lower() == "bearer" else None
+
+    def unauthorized() -> Response:
+        return _error(401, "unauthorized", "send Authorization: Bearer <a source's key> "
+                      "(cityheart ingest-keys add)", **{"WWW-Authenticate": "Bearer"})
+
+    async def reports(request: Request) -> Response:
+        key = authenticate(request)
         if key is None:
-            return _error(401, "unauthorized", "send Authorization: Bearer <a source's key> "
-                          "(cityheart ingest-keys add)", **{"WWW-Authenticate": "Bearer"})
+            return unauthorized()
+        content_type = (request.headers.get("content-type") or "").split(";")[0].strip()
+        if content_type != "application/json":
+            return _error(415, "unsupported_media_type", f"Content-Type {content_type!r}: "
+                          "reports are application/json (one object or an array)")
+        body = await _read(request, limits.max_body_bytes)
+        if body is None:
+            return _error(413, "too_large", f"the body is over {limits.max_body_bytes} bytes "
+                          "(ingest.max_body_bytes)")
+        documents = report_intake.documents(body)
+        if isinstance(documents, InvalidReading):
+            return _error(400, documents.reason, documents.detail)
+        if len(documents) > limits.max_records:
+            return _error(413, "too_many_records", f"{len(documents)} reports are over "
+                          f"{limits.max_records} a request (ingest.max_records)")
+        if documents and not limiter.allow(key.source, monotonic(), len(documents)):
+            wait = max(1, math.ceil(len(documents) / limits.per_source_per_s))
+            return _error(429, "rate_limited", f"source {key.source!r} is over its rate: "
+                          f"retry after {wait} s", **{"Retry-After": str(wait)})
+        outcome = await report_intake.submit(key, documents)
+        if outcome is None:
+            detail = (f"Kafka did not confirm the reports within "
+                      f"{limits.delivery_timeout_s:g} s: send them again (same ids)")
+            return _error(503, "unavailable", detail, **{"Retry-After": "5"})
+        return _json(202, outcome.document())
+
+    async def ingest(request: Request) -> Response:
+        key = authenticate(request)
+        if key is None:
+            return unauthorized()
         length = request.headers.get("content-length")
         too_big = f"the body is over {limits.max_body_bytes} bytes (ingest.max_body_bytes)"
         if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
@@ -148,10 +191,11 @@ def build_app(
 
     async def elsewhere(request: Request) -> Response:
         return _error(404, "not_found", f"no such endpoint: {request.method} "
-                      f"{request.url.path} (POST /ingest)")
+                      f"{request.url.path} (POST /ingest, POST /reports)")
 
     return Starlette(routes=[
         Route("/ingest", ingest, methods=["POST"]),
+        Route("/reports", reports, methods=["POST"]),
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/{rest:path}", elsewhere, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     ])

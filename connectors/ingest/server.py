@@ -118,7 +118,7 @@ def serve_ingest(
     """Serve until SIGINT or SIGTERM; print ``ingest: <url>`` and say READY=1 once up."""
     topics = settings.kafka.topics
     create_topics(settings.kafka.bootstrap,
-                  [topics.readings, topics.dead_letter, topics.rejected],
+                  [topics.readings, topics.dead_letter, topics.rejected, topics.reports],
                   settings.kafka.partitions)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())

@@ -7,12 +7,13 @@
     indicator_row(record)           # an indicator record ("record": "indicator" on vitals)
     vitals_topic_row(record)        # ("vitals" | "indicators", row) of any vitals-topic record
     incident_row(record), incident_event_row(record)
+    report_row(record)              # a ``reports`` record (models.reports.Report's JSON)
     ROW_BUILDERS["vitals"]          # the builder of a table by name
 
 Times come in as epoch seconds or ISO 8601 strings and leave as aware UTC datetimes. Each table
 has a key: writing a row whose key is stored already either does nothing (readings, alerts,
-incident events: a replay changes nothing) or replaces it (vitals and indicators: a re-run with
-new logic wins; incidents: only by a later ``sequence``, the last event applied).
+incident events, reports: a replay changes nothing) or replaces it (vitals and indicators: a
+re-run with new logic wins; incidents: only by a later ``sequence``, the last event applied).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "incident_row",
     "indicator_row",
     "reading_row",
+    "report_row",
     "to_datetime",
     "vital_row",
     "vitals_topic_row",
@@ -113,6 +115,13 @@ TABLES: dict[str, TableSpec] = {
             "id",
             on_conflict="update",
             newer="sequence",
+        ),
+        _spec(
+            "reports",
+            "id:text kind:text text:text severity:text district:text ts:timestamptz "
+            "reporter:text source:text received_at:timestamptz lat:float8 lon:float8 "
+            "attachments:text[]",
+            "id",
         ),
         _spec(
             "incident_events",
@@ -235,6 +244,16 @@ def incident_event_row(record: Mapping[str, Any]) -> Row:
     )
 
 
+def report_row(record: Mapping[str, Any]) -> Row:
+    """A ``reports`` row of a reports record (:func:`models.reports.encode_report`)."""
+    r = record
+    return (
+        r["id"], r["kind"], r["text"], r["severity"], r["district"], to_datetime(r["ts"]),
+        r["reporter"], r["source"], to_datetime(r["received_at"]), _float(r.get("lat")),
+        _float(r.get("lon")), list(r.get("attachments") or ()),
+    )
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -246,4 +265,5 @@ ROW_BUILDERS: dict[str, Callable[[Any], Row]] = {
     "alerts": alert_row,
     "incidents": incident_row,
     "incident_events": incident_event_row,
+    "reports": report_row,
 }

@@ -1,8 +1,8 @@
 """cityheart's database schema as numbered migrations, for plain PostgreSQL and TimescaleDB.
 
     with pool.connection() as conn:
-        applied = migrate(conn, flavour)          # [1, 2, 3, 4] on an empty database, [] after
-        schema_version(conn)                      # 4
+        applied = migrate(conn, flavour)          # [1, 2, 3, 4, 5] on an empty database, [] after
+        schema_version(conn)                      # 5
 
 =====  ================================================================================
 v1     readings, vitals, alerts (hypertables on TimescaleDB)
@@ -10,6 +10,7 @@ v2     rollups of readings: readings_1m, readings_1h, readings_1d (continuous ag
        TimescaleDB; tables, views, watermarks and an invalidation trigger on plain PostgreSQL)
 v3     indicators (hypertable) and their rollups, incidents, incident_events
 v4     alerts.details: what a detector adds to an alert (expected value, band, score, ...)
+v5     reports: reports from people and systems (``POST /reports``), by time and district
 =====  ================================================================================
 
 :func:`migrate` applies the missing ones in one transaction under an advisory lock, so several
@@ -86,6 +87,16 @@ INCIDENTS = (
 )
 
 
+REPORTS = (
+    "CREATE TABLE reports (id text PRIMARY KEY, kind text NOT NULL, text text NOT NULL, "
+    "severity text NOT NULL, district text NOT NULL, ts timestamptz NOT NULL, "
+    "reporter text NOT NULL, source text NOT NULL, received_at timestamptz NOT NULL, "
+    "lat double precision, lon double precision, attachments text[] NOT NULL DEFAULT '{}')",
+    "CREATE INDEX reports_ts ON reports (ts)",
+    "CREATE INDEX reports_district_ts ON reports (district, ts)",
+)
+
+
 def _hypertable(table: str, time: str, chunk: str) -> sql.Composable:
     return sql.SQL(
         "SELECT create_hypertable({table}, {time}, chunk_time_interval => INTERVAL {chunk})"
@@ -119,6 +130,10 @@ def _v4(flavour: Flavour) -> list[Statement]:
     return ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS details jsonb"]
 
 
+def _v5(flavour: Flavour) -> list[Statement]:
+    return list(REPORTS)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One schema version: its number, what it does, and its statements for a flavour."""
@@ -133,6 +148,7 @@ MIGRATIONS = (
     Migration(2, "1-minute, 1-hour and 1-day rollups of readings", _v2),
     Migration(3, "indicators and their rollups, incidents and incident events", _v3),
     Migration(4, "alert details (anomaly band and score)", _v4),
+    Migration(5, "reports from people and systems", _v5),
 )
 LATEST = MIGRATIONS[-1].version
 

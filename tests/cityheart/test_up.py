@@ -86,6 +86,8 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
             "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert (response.status, json.load(response)["accepted"]) == (202, 1)
+        registry = process.stdout.readline()
+        assert registry.startswith(f"sources: {tmp_path / 'sources.yaml'} "), registry
         with FeedRecorder(url) as feed:
             alert = feed.wait_for(lambda m: m["type"] == "alert", timeout=60)
             assert alert["district"] == "bayview" and alert["kind"] == "pm25"
@@ -100,5 +102,6 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
     assert code == 0, stderr_path.read_text()
     assert time.monotonic() - started < 30
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", stderr_path.read_text())]
-    assert len(pids) >= 8, "brokers, database, feed, flow, recorder, ingest, bridge, simulator"
+    assert len(pids) >= 9, ("brokers, database, feed, flow, recorder, ingest, sources, bridge, "
+                           "simulator")
     assert not [pid for pid in pids if alive(pid)], "no child outlives `cityheart up`"

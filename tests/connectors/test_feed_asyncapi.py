@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 from connectors.feed.asyncapi import DATA_TYPES, asyncapi, message_schemas
 from connectors.feed.client import DATA_TYPES as CLIENT_DATA_TYPES
 from connectors.feed.protocol import ERROR_CODES
+from models.reports import Report, encode_report
 from settings.config import Settings
 from tests.connectors.test_feed import T0, alert, vital
 from tests.connectors.test_feed_incidents import incident_history
@@ -36,6 +37,14 @@ def indicator(district: str, name: str) -> tuple[str, bytes, bytes]:
     return "vitals", f"{district}/indicator:{name}".encode(), orjson.dumps(value)
 
 
+def report(report_id: str, district: str) -> tuple[str, bytes, bytes]:
+    value = Report(id=report_id, kind="pothole", text="A deep pothole by the gate",
+                   severity="warning", district=district, ts=time.time() - 60,
+                   reporter="officer-17", source="field-officers", received_at=time.time(),
+                   attachments=("https://photos.example/1.jpg",))
+    return "reports", report_id.encode(), encode_report(value)
+
+
 def test_the_document_lists_every_channel_message_and_error_code() -> None:
     document = asyncapi(server="ws://127.0.0.1:8765/feed", title="feed")
     payloads = {n: m["payload"] for n, m in document["components"]["messages"].items()}
@@ -52,7 +61,7 @@ def test_every_message_the_feed_sends_matches_the_served_document(settings: Sett
     from cityheart.services.kpi_digest import KpiDigest
 
     produce_feed(settings, [vital("old-town", "pm25", 10), indicator("city", "aqi"),
-                            alert("al-1", "old-town", "pm25")])
+                            alert("al-1", "old-town", "pm25"), report("ticket-1", "harbour")])
     produce(settings.kafka.bootstrap, incident_history(settings, alerts=2),
             topic=settings.kafka.topics.incidents)
     validators = {t: Draft7Validator(s) for t, s in message_schemas().items()}

@@ -31,7 +31,7 @@ from tests.support.storage import T0, readings
 pytestmark = pytest.mark.timeout(120)
 
 TABLES = {
-    "readings", "vitals", "alerts", "indicators", "incidents", "incident_events",
+    "readings", "vitals", "alerts", "indicators", "incidents", "incident_events", "reports",
     "readings_1m", "readings_1h", "readings_1d", "indicators_1m", "indicators_1h",
     "indicators_1d", "schema_migrations",
 }
@@ -89,7 +89,7 @@ def test_migrating_from_the_previous_version_keeps_the_data(database_url: str) -
         with pool.connection() as conn:
             flavour = detect_flavour(conn)
             assert migrate(conn, flavour, target=LATEST - 1) == list(range(1, LATEST))
-        assert "details" not in columns(database_url, "alerts"), "v4 adds alerts.details"
+        assert "reports" not in relations(database_url), "v5 adds reports"
         with Storage(pool, flavour, options) as old:
             old.writer("readings").write(reading_row(r) for r in readings(0.1))
             stored = count(database_url, "readings")

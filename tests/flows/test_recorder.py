@@ -15,6 +15,7 @@ from connectors.storage.options import StorageOptions
 from flows.recorder import build_recorder_flow
 from models.reading_batch import ReadingBatch
 from models.readings import Reading, encode
+from models.reports import Report, encode_report
 from models.timefmt import iso
 from settings.config import Settings
 
@@ -45,8 +46,13 @@ def records(settings: Settings) -> list[SimpleNamespace]:
              "stat": "mean", "unit": "ug/m3", "window_start": iso(now),
              "window_end": iso(now + 10), "ts": iso(now + 3), "emitted_at": iso(now + 3),
              "message": "PM2.5 mean 60 ug/m3 in harbour is above the warning level 55.5"}
+    report = Report(id="ticket-9", kind="pothole", text="A deep pothole at the harbour gate",
+                    severity="warning", district="harbour", ts=now + 4, reporter="officer-17",
+                    source="field-officers", received_at=now + 6, lat=48.14, lon=11.65,
+                    attachments=("https://photos.example/9.jpg",))
     return [
         *readings_records,
+        SimpleNamespace(topic=topics.reports, value=encode_report(report)),
         SimpleNamespace(topic=topics.vitals, value=orjson.dumps(vital)),
         SimpleNamespace(topic=topics.vitals, value=orjson.dumps(indicator)),
         SimpleNamespace(topic=topics.alerts, value=orjson.dumps(alert)),
@@ -57,7 +63,7 @@ def counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         return {
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
-            for table in ("readings", "vitals", "indicators", "alerts")
+            for table in ("readings", "vitals", "indicators", "alerts", "reports")
         }
 
 
@@ -69,13 +75,18 @@ def test_records_are_stored_once_even_when_the_topics_are_read_again(
     batch = records(settings)
     for _ in range(2):  # the second run is a restart that reads the topics from the start again
         run_main(build_recorder_flow(settings.kafka, options, source=TestingSource(batch)))
-    assert counts(database_url) == {"readings": 5, "vitals": 1, "indicators": 1, "alerts": 1}
+    assert counts(database_url) == {"readings": 5, "vitals": 1, "indicators": 1, "alerts": 1,
+                                    "reports": 1}
     with psycopg.connect(database_url) as conn:
         stored = conn.execute("SELECT device_id, value, seq FROM readings ORDER BY seq").fetchall()
     assert stored == [(f"pm-{i}", 10.0 + i, i) for i in range(5)]
     with psycopg.connect(database_url) as conn:
         value, severity = conn.execute("SELECT value, severity FROM alerts").fetchone()
+        report = conn.execute("SELECT kind, district, reporter, source, attachments, "
+                              "extract(epoch FROM ts) FROM reports").fetchone()
     assert (value, severity) == (60.0, "warning")
+    assert report == ("pothole", "harbour", "officer-17", "field-officers",
+                      ["https://photos.example/9.jpg"], pytest.approx(1_795_669_204.0))
     assert time.time() > 0
 
 

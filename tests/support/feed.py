@@ -28,8 +28,10 @@ __all__ = ["FeedRecorder", "FeedThread", "produce"]
 
 
 def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
-    """Write ``(channel, key, value)`` records to the ``vitals``/``alerts`` topics and flush."""
-    topics = {"vitals": settings.kafka.topics.vitals, "alerts": settings.kafka.topics.alerts}
+    """Write ``(channel, key, value)`` records to the ``vitals``/``alerts``/``reports`` topics
+    and flush."""
+    topics = {"vitals": settings.kafka.topics.vitals, "alerts": settings.kafka.topics.alerts,
+              "reports": settings.kafka.topics.reports}
     kafka.produce(settings.kafka.bootstrap, [KafkaRecord(key, value, topic=topics[channel])
                                              for channel, key, value in records])
 

@@ -86,6 +86,7 @@ class FlowRecords:
 def run_flow_records(settings: Settings, items: Iterable[Any], *,
                      clock: Callable[[], float] | None = None, batch_size: int = 1,
                      rejections: list[Any] | None = None,
+                     reports: list[Any] | None = None,
                      recovery: RecoveryConfig | None = None,
                      epoch_interval: timedelta | None = None,
                      registry: DeviceRegistry | None = None) -> FlowRecords:
@@ -106,6 +107,7 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
         incidents_sink=TestingSink(out.incidents),
         dead_letter_sink=TestingSink(out.dead),
         rejection_source=None if rejections is None else TestingSource(rejections),
+        reports_source=None if reports is None else TestingSource(reports),
         clock=clock,
         registry=registry,
     )
@@ -115,12 +117,14 @@ def run_flow_records(settings: Settings, items: Iterable[Any], *,
 
 def run_flow(settings: Settings, items: Iterable[Any], *, clock: Callable[[], float],
              batch_size: int = 1, rejections: list[Any] | None = None,
-             registry: DeviceRegistry | None = None) -> FlowOutputs:
+             registry: DeviceRegistry | None = None,
+             reports: list[Any] | None = None) -> FlowOutputs:
     """Run the city flow over ``items`` (``readings`` records, or TestingSource.ABORT())
     to the end of its input; ``rejections`` (optional: the bridge's rejection records) feeds
-    its rejection source; ``registry`` is the device registry."""
+    its rejection source; ``registry`` is the device registry; ``reports`` (the reports
+    topic's records) its reports source."""
     records = run_flow_records(settings, items, clock=clock, batch_size=batch_size,
-                               rejections=rejections, registry=registry)
+                               rejections=rejections, registry=registry, reports=reports)
     out = FlowOutputs(incidents=records.incidents, dead=records.dead)
     for record in records.vitals:
         value = orjson.loads(record.value)
