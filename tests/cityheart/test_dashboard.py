@@ -273,7 +273,9 @@ def test_colour_and_label_agree_and_city_tiles_name_the_worst_district_beside_th
         screen.wait(LIVE)
         produce(settings, records)
         screen.wait(LEVEL, ["industrial-east", "critical"])
-        screen.wait_text("[data-label='industrial-east'] .district-state", "Critical")
+        # the score comes in its own record: wait for the label that holds both
+        screen.wait_text("[data-label='industrial-east'] .district-state",
+                         "Critical · score 80.5")
         label = screen.page.text_content("[data-label='industrial-east'] .district-state")
         assert label == "Critical · score 80.5"
         pm25 = ".tile[data-key='v:pm25'] .tile-worst"

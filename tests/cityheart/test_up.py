@@ -80,7 +80,7 @@ def test_up_runs_the_city_shows_an_alert_and_stops_cleanly_on_sigint(tmp_path: P
             assert response.status == 200 and b"<html" in response.read().lower()
         ingest = process.stdout.readline().split(" ")
         assert ingest[:2] == ["ingest:", f"http://127.0.0.1:{config['ingest']['port']}/ingest"]
-        reading = {"device_id": "lab-1", "district": "harbour", "kind": "noise", "value": 50,
+        reading = {"device_id": "lab-1", "district": "mission", "kind": "noise", "value": 50,
                    "unit": "dBA", "ts": time.time()}
         request = urllib.request.Request(ingest[1], data=json.dumps(reading).encode(), headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/json"})

@@ -24,7 +24,7 @@ from settings.config import RateLimitSettings, Settings
 from tests.connectors.test_bridge import Device, start_bridge_process
 from tests.connectors.test_bridge_scale import shared
 from tests.support import consume_all, serving_bridge, wait_until, write_config
-from tests.support.kafka import consume_until
+from tests.support.kafka import consume_readings, consume_until, readings_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,17 +50,18 @@ def test_a_pack_s_bad_records_are_dead_lettered_by_index_and_the_rest_flow(
             device.wait_acked(1)
         finally:
             device.close()
-        # acknowledged (to the broker) once Kafka confirmed its 3 readings, 4 dead letters and
-        # the out-of-range record's rejection
+        # acknowledged (to the broker) once Kafka confirmed the batch holding its 3 readings,
+        # its 4 dead letters and the out-of-range record's rejection
         wait_until(lambda: bridge.stats.acknowledged == 1, 30, "the pack's acknowledgement")
-        assert bridge.stats.packs == 1 and bridge._producer.delivered == 8
+        assert bridge.stats.packs == 1
+        assert bridge._producer.delivered == bridge.stats.batches + 4 + 1
 
     kafka, topics = settings.kafka.bootstrap, settings.kafka.topics
-    readings = [orjson.loads(m.value()) for m in consume_all(kafka, topics.readings, 3)]
-    assert [(r["device_id"], r["district"], r["kind"]) for r in readings] == [
+    readings = consume_readings(kafka, topics.readings, 3)
+    assert [(r.device_id, r.district, r.kind) for r in readings] == [
         ("pm-1", "old-town", "pm25"), ("pm-2", "old-town", "pm25"), ("nz-1", "harbour", "noise")]
-    assert readings[1]["value"] == pytest.approx(20.0) and readings[1]["unit"] == "ug/m3"
-    assert [r["ts"] for r in readings] == pytest.approx([now - 30, now - 20, now - 35])
+    assert readings[1].value == pytest.approx(20.0) and readings[1].unit == "ug/m3"
+    assert [r.ts for r in readings] == pytest.approx([now - 30, now - 20, now - 35])
 
     dead = consume_all(kafka, topics.dead_letter, 4)
     letters = {int(dict(m.headers())["pack_index"]): m for m in dead}
@@ -119,7 +120,7 @@ def test_bridge_crash_loses_no_record_of_a_pack_the_broker_accepted(
         # READY=1 comes once the bridge asked for its subscription: pack 0 reaching Kafka shows
         # the broker holds it, so the session keeps what comes while the bridge is down
         publish(0)
-        consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, size)
+        consume_readings(settings.kafka.bootstrap, settings.kafka.topics.readings, size)
         for number in range(1, packs):
             if number == 100:
                 process.send_signal(signal.SIGKILL)  # a crash: no clean shutdown
@@ -132,7 +133,7 @@ def test_bridge_crash_loses_no_record_of_a_pack_the_broker_accepted(
         seen: set[str] = set()
 
         def done(messages: list) -> bool:
-            seen.update(orjson.loads(m.value())["device_id"] for m in messages)
+            seen.update(r.device_id for r in readings_of(messages))
             return wanted <= seen
 
         consume_until(settings.kafka.bootstrap, settings.kafka.topics.readings, done, 60)
@@ -164,8 +165,8 @@ def test_a_pack_s_records_count_against_their_own_device_s_rate_limit(
         finally:
             device.close()
         wait_until(lambda: bridge.stats.acknowledged == 1, 30, "the pack's acknowledgement")
-    readings = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 3)
-    assert [m.key() for m in readings] == [b"nz-1", b"nz-1", b"nz-2"]
+    readings = consume_readings(settings.kafka.bootstrap, settings.kafka.topics.readings, 3)
+    assert [r.device_id for r in readings] == ["nz-1", "nz-1", "nz-2"]
     dead = consume_all(settings.kafka.bootstrap, settings.kafka.topics.dead_letter, 2)
     assert {(dict(m.headers())["reason"], dict(m.headers())["pack_index"]) for m in dead} == {
         (b"rate_limited", b"2"), (b"rate_limited", b"3")}
@@ -196,6 +197,6 @@ def test_two_bridge_members_share_the_gateway_packs(settings: Settings, mqtt_bro
             member.stop()
     packs = [member.stats.packs for member in members]
     assert sum(packs) == 60 and min(packs) > 0, f"each pack went to one member: {packs}"
-    readings = consume_all(settings.kafka.bootstrap, settings.kafka.topics.readings, 600)
-    names = [orjson.loads(m.value())["device_id"] for m in readings]
+    readings = consume_readings(settings.kafka.bootstrap, settings.kafka.topics.readings, 600)
+    names = [r.device_id for r in readings]
     assert len(names) == len(set(names)) == 600
