@@ -83,10 +83,29 @@ def bench(
     http_batch: Annotated[int, typer.Option(help="Readings a request with --http.")] = 1000,
     http_clients: Annotated[int, typer.Option(help="Parallel clients with --http.")] = 4,
     config: ConfigOption = Path("config.yaml"),
+    api_requests: Annotated[
+        int | None, typer.Option(help="Instead: ask the running city's read API (NGSI-LD "
+                                 "entity and geo-query, a day of hourly history) this many "
+                                 "times each; prints p50/p99/max.")
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from lab.bench import PackWorkload, run_bench
+
+    if api_requests is not None:
+        import os
+
+        from lab.bench_api import run_api_bench
+
+        def ask(settings: Settings) -> None:
+            district = settings.districts[0]
+            run_api_bench(settings.dashboard.url, district=district.id,
+                          point=tuple(district.centroid), requests=api_requests,
+                          token=os.environ.get("CITYHEART_TOKEN"), as_json=as_json)
+
+        run_command(config, verbose, ask)
+        return
 
     if http is not None:
         from lab.bench_ingest import run_ingest_bench
