@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +25,10 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote
 
-import uvicorn
-
 from connectors.api_answers import MessageView
 from connectors.audit_log import AuditLog
 from connectors.http_api import IncidentApi
+from connectors.http_thread import ThreadedHttp
 from connectors.open_data import OpenData
 from connectors.storage import Storage
 from connectors.tokens import Claims
@@ -53,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_STARTUP_S = 10.0   # how long start() waits for uvicorn to take the socket
 
 
 class WebServer:
@@ -110,9 +107,7 @@ class WebServer:
             msg = f"no index.html in {self.static_dir} (is the package installed with its data?)"
             raise ConnectorError("dashboard", str(self.static_dir), msg)
         self.port = dashboard.port
-        self._server: uvicorn.Server | None = None
-        self._socket: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedHttp | None = None
 
     @property
     def url(self) -> str:
@@ -137,49 +132,23 @@ class WebServer:
 
     def start(self) -> None:
         """Bind and serve on a background thread; ConnectorError if the port is taken."""
-        host = self.dashboard.host.strip("[]")
         address = f"{self.dashboard.host}:{self.dashboard.port}"
+        self._http = ThreadedHttp("dashboard", host=self.dashboard.host, port=self.dashboard.port)
+        self.port = self._http.bind(address)
         try:
-            # bound here, so that a taken port is this call's error and port 0 gets its number
-            sock = socket.create_server(
-                (host, self.dashboard.port),
-                family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-        except OSError as exc:
-            msg = f"cannot listen: {exc.strerror or exc}"
-            raise ConnectorError("dashboard", address, msg) from exc
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            build_app(self), log_config=None, log_level=logging.WARNING, access_log=False,
-            lifespan="off", ws="none", server_header=False,
-            headers=[("Server", "cityheart-dashboard")], timeout_graceful_shutdown=2,
-            ssl_certfile=self.dashboard.tls_certfile, ssl_keyfile=self.dashboard.tls_keyfile,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name="dashboard-http", daemon=True)
-        self._thread.start()
-        # connections wait in the socket's backlog meanwhile; this only catches a failed start
-        deadline = time.monotonic() + _STARTUP_S
-        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not server.started:
+            self._http.serve(build_app(self), server_name="cityheart-dashboard", address=address,
+                             ssl_certfile=self.dashboard.tls_certfile,
+                             ssl_keyfile=self.dashboard.tls_keyfile)
+        except ConnectorError:
             self.close()
-            raise ConnectorError("dashboard", address, "the HTTP server did not start")
+            raise
         log.debug("dashboard: serving %s from %s", self.url, self.static_dir)
 
     def close(self) -> None:
         """Stop serving (requests under way get 2 s to finish) and release the port."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        self._server = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def resolve(self, path: str) -> Path | None:
         """The file under ``static_dir`` that URL ``path`` names, or None (never outside it)."""

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
 
-import uvicorn
-
+from connectors.http_thread import ThreadedHttp
 from connectors.ingest.app import build_app
 from connectors.ingest.bodies import senml_decoder
 from connectors.ingest.intake import Intake
@@ -37,8 +35,6 @@ __all__ = ["IngestServer", "serve_ingest"]
 
 log = logging.getLogger(__name__)
 
-_STARTUP_S = 10.0
-
 
 class IngestServer:
     """``POST /ingest`` on ``ingest.host``/``port``, producing with an :class:`Intake`."""
@@ -51,9 +47,7 @@ class IngestServer:
         packs = PackParser(reading_parser(settings),
                            max_pack_bytes=settings.ingest.max_body_bytes)
         self._senml = senml_decoder(packs, time.time)
-        self._server: uvicorn.Server | None = None
-        self._socket: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedHttp | None = None
 
     @property
     def url(self) -> str:
@@ -72,44 +66,22 @@ class IngestServer:
         """Bind, then serve on a background thread; ConnectorError if the port is taken."""
         host = self.settings.ingest.host.strip("[]")
         address = f"{host}:{self.port}"
-        try:
-            sock = socket.create_server(
-                (host, self.port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-        except OSError as exc:
-            msg = f"cannot listen: {exc.strerror or exc}"
-            raise ConnectorError("ingest", address, msg) from exc
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
+        self._http = ThreadedHttp("ingest", host=host, port=self.port)
+        self.port = self._http.bind(address)
         self.intake.start()
         app = build_app(self.settings, self.intake, self.keys, senml=self._senml)
-        config = uvicorn.Config(app, log_config=None, log_level=logging.WARNING,
-                                access_log=False, lifespan="off", ws="none",
-                                server_header=False, timeout_graceful_shutdown=2,
-                                headers=[("Server", "cityheart-ingest")])
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name="ingest-http", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + _STARTUP_S
-        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not server.started:
+        try:
+            self._http.serve(app, server_name="cityheart-ingest", address=address)
+        except ConnectorError:
             self.close()
-            raise ConnectorError("ingest", address, "the HTTP server did not start")
+            raise
 
     def close(self) -> None:
         """Stop serving (requests under way get 2 s), deliver what is queued, free the port."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        self._server = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         self.intake.stop()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
 
 
 def serve_ingest(
