@@ -57,6 +57,12 @@ ConfigOption = Annotated[
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")]
 JsonLinesOption = Annotated[bool, typer.Option("--json", help="One JSON object a line.")]
+TokenOption = Annotated[
+    str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
+]
+ApiOption = Annotated[
+    str | None, typer.Option(help="The dispatch API's URL (default: the dashboard's).")
+]
 DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(help="PostgreSQL URL (default: config).", envvar="CITYHEART_DATABASE_URL"),
@@ -545,12 +551,8 @@ def incident(
     lon: Annotated[float | None, typer.Option(help="create: where (longitude).")] = None,
     description: Annotated[str | None, typer.Option(help="create: what was reported.")] = None,
     reporter: Annotated[str | None, typer.Option(help="create: who reported it.")] = None,
-    token: Annotated[
-        str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
-    ] = None,
-    api: Annotated[
-        str | None, typer.Option(help="The dispatch API's URL (default: the dashboard's).")
-    ] = None,
+    token: TokenOption = None,
+    api: ApiOption = None,
     as_json: JsonLinesOption = False,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
@@ -594,12 +596,8 @@ def suppress(
         str | None, typer.Option("--for", help="add: for this long from its start (2h).")
     ] = None,
     reason: Annotated[str | None, typer.Option(help="add: why (shown on the board).")] = None,
-    token: Annotated[
-        str | None, typer.Option(help="Your token (cityheart token).", envvar="CITYHEART_TOKEN")
-    ] = None,
-    api: Annotated[
-        str | None, typer.Option(help="The dispatch API's URL (default: the dashboard's).")
-    ] = None,
+    token: TokenOption = None,
+    api: ApiOption = None,
     as_json: JsonLinesOption = False,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
