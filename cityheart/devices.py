@@ -44,6 +44,7 @@ import yaml
 from pydantic import ValidationError
 
 from cityheart.runtime.servers import EmbeddedServer, start_mqtt_broker
+from connectors.files import write_atomically
 from connectors.mqtt_accounts import acl_file, hash_password, password_file
 from models.devices import Device, DeviceRegistry, parse_registry, registry_mapping
 from models.errors import ConfigError
@@ -111,20 +112,7 @@ def load_registry(settings: Settings, path: Path) -> DeviceRegistry:
 def save_registry(path: Path, registry: DeviceRegistry) -> None:
     """Write ``registry`` to ``path`` atomically, readable by its owner only."""
     text = _HEADER + yaml.safe_dump(registry_mapping(registry), sort_keys=False)
-    _write_private(path, text)
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(scratch, 0o600)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
 
 
 def new_secret() -> str:
@@ -320,8 +308,8 @@ def export_files(
         passwd_text = password_file(accounts)
     except ValueError as exc:
         raise ConfigError("device registry", "devices", str(exc)) from exc
-    _write_private(passwd, passwd_text)
-    _write_private(acl, acl_text)
+    write_atomically(passwd, passwd_text)
+    write_atomically(acl, acl_text)
     log.info("exported %d device accounts to %s and %s", len(registry.active()), passwd, acl)
 
 

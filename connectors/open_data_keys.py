@@ -19,9 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from connectors.files import write_atomically
 from connectors.rate_limit import RateLimiter
 from models.errors import ConfigError
 
@@ -87,13 +86,8 @@ def list_keys(path: Path) -> list[KeyRecord]:
 
 def _write(path: Path, keys: list[KeyRecord]) -> None:
     document = {"keys": [{k: v for k, v in vars(key).items() if v is not None} for key in keys]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("# cityheart open-data API keys: SHA-256 of each secret, never the secret\n")
-        yaml.safe_dump(document, f, sort_keys=False)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
+    write_atomically(path, "# cityheart open-data API keys: SHA-256 of each secret, never the "
+                           "secret\n" + yaml.safe_dump(document, sort_keys=False))
 
 
 def add_key(path: Path, name: str, *, now: float) -> str:

@@ -13,8 +13,6 @@ secret instead).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from connectors.files import write_atomically
 from models.claims import Claims, TokenError
 from models.errors import ConfigError
 
@@ -61,11 +60,7 @@ def revoke(path: Path, claims: Claims, *, now: float, reason: str = "") -> dict[
     entry = {"jti": claims.jti, "sub": claims.sub, "role": claims.role, "exp": claims.exp,
              "at": _iso(now), "reason": reason}
     entries[claims.jti] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        yaml.safe_dump({"revoked": list(entries.values())}, f, sort_keys=False)
-    os.replace(temporary, path)
+    write_atomically(path, yaml.safe_dump({"revoked": list(entries.values())}, sort_keys=False))
     return entry
 
 

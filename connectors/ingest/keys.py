@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -29,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from connectors.files import write_atomically
 from models.errors import ConfigError
 
 __all__ = ["IngestKey", "KeyRing", "KeysFile", "load_keys", "new_key", "save_keys"]
@@ -138,16 +137,7 @@ def load_keys(path: Path) -> list[IngestKey]:
 def save_keys(path: Path, keys: Iterable[IngestKey]) -> None:
     """Write ``keys`` to ``path`` atomically, readable by its owner only."""
     text = _HEADER + yaml.safe_dump({"keys": [key.record() for key in keys]}, sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
 
 
 class KeysFile:

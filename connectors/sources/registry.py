@@ -17,8 +17,6 @@ them (``auth.token_env``...).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
+from connectors.files import write_atomically
 from models.errors import ConfigError
 from settings.sources import SourceSpec
 
@@ -66,28 +65,15 @@ def load_sources(path: Path) -> list[SourceSpec]:
     return specs
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_sources(path: Path, specs: Iterable[SourceSpec]) -> None:
     """Write ``specs`` to ``path`` atomically."""
     entries = [spec.model_dump(mode="json", exclude_defaults=True) for spec in specs]
-    _write(path, _HEADER + yaml.safe_dump({"sources": entries}, sort_keys=False), 0o644)
+    write_atomically(path, _HEADER + yaml.safe_dump({"sources": entries}, sort_keys=False), 0o644)
 
 
 def save_health(path: Path, health: dict[str, dict[str, Any]]) -> None:
     """Write each source's health (``sources list`` reads it) atomically."""
-    _write(path, orjson.dumps(health, option=orjson.OPT_INDENT_2).decode(), 0o644)
+    write_atomically(path, orjson.dumps(health, option=orjson.OPT_INDENT_2).decode(), 0o644)
 
 
 def load_health(path: Path) -> dict[str, dict[str, Any]]:
