@@ -6,6 +6,7 @@
     history.latest("vitals", districts=["old-town"])   # newest vital per district and kind
     history.alerts(since=t0, until=t1, severities=["critical"])
     history.incidents(since=t0, until=t1, states=["open"])
+    history.alerts(since=t0, until=t1, spatial=Near(48.14, 11.565, 500.0))   # near a point
     history.live_incidents(updated_since=t0)   # not resolved or closed, or updated since t0
     history.incident_events(incident_id="inc-1")
     for reading in history.readings(since=t0, until=t1):   # Reading objects in time order
@@ -14,7 +15,9 @@
 Times are epoch seconds in and out (records carry ISO 8601 strings, as on the wire). A series
 picks its resolution from the range unless given one (:func:`models.history.choose_resolution`):
 raw values up to an hour, then the 1-minute, 1-hour or 1-day rollups, whose buckets are whole
-(the range's start is moved back to its bucket's start).
+(the range's start is moved back to its bucket's start). Alerts and incidents take a
+``spatial`` filter (:mod:`models.spatial`), answered through PostGIS when ``postgis`` (the
+database has it), else by plain SQL, with the same rows (:mod:`connectors.storage.spatial`).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from psycopg_pool import ConnectionPool
 
 from connectors.storage.options import masked_url
 from connectors.storage.rollups import ROLLUPS
+from connectors.storage.spatial import spatial_clause
 from models.errors import ConnectorError
 from models.history import Resolution, Series, SeriesPoint, bucket_floor, choose_resolution
 from models.readings import Reading
+from models.spatial import SpatialFilter
 from models.timefmt import iso
 
 __all__ = ["History", "incident_record"]
@@ -44,8 +49,18 @@ Filters = list[tuple[str, str, Any]]
 class History:
     """Read-only queries over cityheart's history through ``pool``."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, postgis: bool = False) -> None:
         self._pool = pool
+        self._postgis = postgis
+
+    def _spatial(
+        self, where: sql.Composable, params: list[Any], spatial: SpatialFilter | None,
+    ) -> tuple[sql.Composable, list[Any]]:
+        if spatial is None:
+            return where, params
+        clause, more = spatial_clause(spatial, postgis=self._postgis)
+        joint = sql.SQL(" AND " if params else " WHERE ")
+        return where + joint + clause, [*params, *more]
 
     def series(
         self,
@@ -110,12 +125,14 @@ class History:
         kinds: Sequence[str] = (),
         severities: Sequence[str] = (),
         limit: int = 1000,
+        spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
         """Alerts whose event time is in ``[since, until)``, oldest first, at most ``limit``."""
         where, params = _where([
             ("ts", ">=", since), ("ts", "<", until), ("district", "in", districts),
             ("kind", "in", kinds), ("severity", "in", severities),
         ])
+        where, params = self._spatial(where, params, spatial)
         query = sql.SQL("SELECT * FROM alerts{where} ORDER BY ts, id LIMIT %s").format(where=where)
         return self._records(query, [*params, limit])
 
@@ -129,13 +146,15 @@ class History:
         severities: Sequence[str] = (),
         limit: int = 1000,
         newest_first: bool = False,
+        spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
         """Incidents open at some time in ``[since, until)``, by opening time (oldest first, or
-        newest first), at most ``limit``."""
+        newest first), at most ``limit`` (``spatial``: by their centre)."""
         where, params = _where([
             ("opened_at", "<", until), ("district", "in", districts), ("state", "in", states),
             ("severity", "in", severities),
         ])
+        where, params = self._spatial(where, params, spatial)
         if since is not None:
             where += sql.SQL(" AND " if params else " WHERE ") + sql.SQL(
                 "(closed_at IS NULL OR closed_at >= %s)"

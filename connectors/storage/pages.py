@@ -12,6 +12,12 @@ each row also carries its column values as stored under ``_raw`` (for exact curs
 before showing the row).
 Rows carry every column of their table, so a column added later (a reading's ``lat``/``lon``)
 comes out without a change here.
+
+Readings (raw), devices, alerts and incidents also take ``spatial``, a
+:data:`models.spatial.SpatialFilter` (near a point, within a district, in a box) on their
+``lat``/``lon`` columns, answered through PostGIS when ``postgis`` (the database has it), else
+by plain SQL, with the same rows (:mod:`connectors.storage.spatial`). A device's position is
+that of its newest reading.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from psycopg_pool import ConnectionPool
 
 from connectors.storage.history import _jsonable
 from connectors.storage.options import masked_url
+from connectors.storage.spatial import spatial_clause
 from models.errors import ConnectorError
+from models.spatial import SpatialFilter
 
 __all__ = ["KEYS", "Pages", "key_of"]
 
@@ -59,12 +67,22 @@ def key_of(kind: str, row: dict[str, Any]) -> list[Any]:
 class Pages:
     """Read-only, paginated queries through ``pool`` (see module doc)."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, postgis: bool = False) -> None:
         self._pool = pool
+        self._postgis = postgis
+
+    def _spatial(
+        self, where: sql.Composable, params: list[Any], spatial: SpatialFilter | None,
+        table: str | None = None,
+    ) -> tuple[sql.Composable, list[Any]]:
+        if spatial is None:
+            return where, params
+        clause, more = spatial_clause(spatial, postgis=self._postgis, table=table)
+        return where + sql.SQL(" AND ") + clause, [*params, *more]
 
     def devices(
         self, *, districts: Sequence[str] = (), kinds: Sequence[str] = (), after: Key = None,
-        limit: int,
+        limit: int, spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
         """Each device and kind seen in the readings, with its newest reading, by device id.
 
@@ -73,6 +91,7 @@ class Pages:
         start = list(after) if after is not None else None
         first = sql.SQL("WHERE (device_id, kind) > (%s, %s) " if start else "")
         where, params = _filters([("r.district", districts), ("r.kind", kinds)])
+        where, params = self._spatial(where, params, spatial, "r")
         query = sql.SQL(
             "WITH RECURSIVE seen AS ("
             "(SELECT device_id, kind FROM readings {first}ORDER BY device_id, kind LIMIT 1) "
@@ -102,13 +121,17 @@ class Pages:
 
     def readings(
         self, *, kind: str, districts: Sequence[str] = (), level: Level, since: float,
-        until: float, after: Key = None, limit: int,
+        until: float, after: Key = None, limit: int, spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
         """Readings of ``kind`` in ``[since, until)``: raw (by time, device) or a rollup's
-        buckets (by time, district), with ``ts``, ``value`` and ``min``/``max``/``count``."""
+        buckets (by time, district), with ``ts``, ``value`` and ``min``/``max``/``count``;
+        ``spatial`` only raw (rollups are per district)."""
         if level == "raw":
             return self._raw("readings", "kind", "device_id", kind, districts, since, until,
-                             after, limit)
+                             after, limit, spatial)
+        if spatial is not None:
+            msg = f"a spatial filter needs raw readings, not the {level} rollup"
+            raise ValueError(msg)
         return self._rollup("readings", "kind", kind, districts, level, since, until, after,
                             limit)
 
@@ -139,11 +162,12 @@ class Pages:
     def alerts(
         self, *, since: float, until: float, districts: Sequence[str] = (),
         kinds: Sequence[str] = (), severities: Sequence[str] = (), after: Key = None,
-        limit: int,
+        limit: int, spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
         """Alerts whose event time is in ``[since, until)``, oldest first."""
         where, params = _filters([("district", districts), ("kind", kinds),
                                   ("severity", severities)])
+        where, params = self._spatial(where, params, spatial)
         where, params = _range(where, params, "ts", since, until)
         where, params = _after(where, params, KEYS["alerts"], after, ">")
         query = sql.SQL("SELECT * FROM alerts{where} ORDER BY ts, id LIMIT %s").format(
@@ -153,11 +177,13 @@ class Pages:
     def incidents(
         self, *, since: float, until: float, districts: Sequence[str] = (),
         states: Sequence[str] = (), severities: Sequence[str] = (), after: Key = None,
-        limit: int,
+        limit: int, spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
-        """Incidents open at some time in ``[since, until)``, newest opened first."""
+        """Incidents open at some time in ``[since, until)``, newest opened first (located by
+        their centre)."""
         where, params = _filters([("district", districts), ("state", states),
                                   ("severity", severities)])
+        where, params = self._spatial(where, params, spatial)
         where += sql.SQL(" AND opened_at < %s AND (closed_at IS NULL OR closed_at >= %s)")
         params += [_dt(until), _dt(since)]
         where, params = _after(where, params, KEYS["incidents"], after, "<")
@@ -180,8 +206,10 @@ class Pages:
     def _raw(
         self, table: str, key: str, second: str, name: str, districts: Sequence[str],
         since: float, until: float, after: Key, limit: int,
+        spatial: SpatialFilter | None = None,
     ) -> list[dict[str, Any]]:
         where, params = _filters([(key, [name]), ("district", districts)])
+        where, params = self._spatial(where, params, spatial)
         where, params = _range(where, params, "ts", since, until)
         where, params = _after(where, params, ("ts", second), after, ">")
         query = sql.SQL(

@@ -4,6 +4,7 @@
     with pool.connection() as conn:
         flavour = detect_flavour(conn, options.timescale)
     flavour.timescale                          # True: hypertables and continuous aggregates
+    flavour.postgis                            # True: spatial queries through PostGIS
 
 The pool checks each connection before lending it (a server restart leaves broken ones behind)
 and reconnects when the server is back; callers decide how long to keep trying (see
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connectors.storage.options import StorageOptions, masked_url
@@ -82,6 +84,14 @@ class Flavour:
     name: Literal["timescale", "plain"]
     server_version: str
     timescale_version: str | None = None
+    postgis_version: str | None = None
+    """PostGIS in this database (created when the server offers it), else None: spatial
+    questions then use a box prefilter and haversine in plain SQL, with the same answers."""
+
+    @property
+    def postgis(self) -> bool:
+        """Whether spatial questions go through PostGIS (geography, GiST, ST_DWithin)."""
+        return self.postgis_version is not None
 
     @property
     def timescale(self) -> bool:
@@ -90,14 +100,16 @@ class Flavour:
 
     def describe(self) -> str:
         """A sentence for the log: which server and what the schema uses on it."""
+        spatial = (f"; spatial queries by PostGIS {self.postgis_version}" if self.postgis
+                   else "; spatial queries by SQL (no PostGIS)")
         if self.timescale:
             return (
                 f"PostgreSQL {self.server_version} with TimescaleDB {self.timescale_version}: "
-                "hypertables, continuous aggregates, retention and compression policies"
+                f"hypertables, continuous aggregates, retention and compression policies{spatial}"
             )
         return (
             f"PostgreSQL {self.server_version} without TimescaleDB: ordinary tables and indexes, "
-            "rollups and retention by scheduled SQL"
+            f"rollups and retention by scheduled SQL{spatial}"
         )
 
 
@@ -106,8 +118,16 @@ def detect_flavour(conn: psycopg.Connection, want: str = "auto") -> Flavour:
 
     A database that already has cityheart's schema keeps the flavour it was created with. A new
     one uses TimescaleDB when ``want`` is not ``off`` and the extension is installed or can be
-    created; ``on`` without it raises ConnectorError.
+    created; ``on`` without it raises ConnectorError. Either uses PostGIS when it is installed
+    or can be created (``pg_available_extensions`` lists it), whatever ``want`` says.
     """
+    postgis = _scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+    postgis = postgis or _try_create_extension(conn, "postgis")
+    flavour = _timescale_flavour(conn, want)
+    return Flavour(flavour.name, flavour.server_version, flavour.timescale_version, postgis)
+
+
+def _timescale_flavour(conn: psycopg.Connection, want: str) -> Flavour:
     address = _address(conn)
     version = _server_version(conn)
     recorded = _recorded_flavour(conn)
@@ -121,7 +141,7 @@ def detect_flavour(conn: psycopg.Connection, want: str = "auto") -> Flavour:
             raise ConnectorError("postgresql", address, msg)
         return Flavour(recorded, version, installed)
     if want != "off" and installed is None:
-        installed = _try_create_extension(conn)
+        installed = _try_create_extension(conn, "timescaledb")
     if installed is not None and want != "off":
         return Flavour("timescale", version, installed)
     if want == "on":
@@ -130,20 +150,22 @@ def detect_flavour(conn: psycopg.Connection, want: str = "auto") -> Flavour:
     return Flavour("plain", version, None)
 
 
-def _try_create_extension(conn: psycopg.Connection) -> str | None:
-    available = _scalar(
-        conn, "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
-    )
-    if available is None:
+def _try_create_extension(conn: psycopg.Connection, name: str) -> str | None:
+    row = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = %s", (name,)
+    ).fetchone()
+    if row is None or row[0] is None:
         return None
     try:
         with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)))
     except psycopg.Error as exc:
-        # for example not in shared_preload_libraries: fall back to plain tables
-        log.warning("timescaledb %s is available but cannot be created: %s", available, exc)
+        # timescaledb not in shared_preload_libraries, no right to create: do without it
+        log.warning("%s %s is available but cannot be created: %s", name, row[0], exc)
         return None
-    return _scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    found = conn.execute("SELECT extversion FROM pg_extension WHERE extname = %s",
+                         (name,)).fetchone()
+    return None if found is None else str(found[0])
 
 
 def _recorded_flavour(conn: psycopg.Connection) -> Literal["timescale", "plain"] | None:

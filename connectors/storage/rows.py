@@ -79,7 +79,7 @@ TABLES: dict[str, TableSpec] = {
         _spec(
             "readings",
             "ts:timestamptz device_id:text district:text kind:text value:float8 unit:text "
-            "seq:int8",
+            "seq:int8 lat:float8 lon:float8",
             "device_id kind ts",
         ),
         _spec(
@@ -103,7 +103,7 @@ TABLES: dict[str, TableSpec] = {
             "id:text rule:text district:text kind:text severity:text value:float8 "
             "threshold:float8 direction:text stat:text unit:text window_start:timestamptz "
             "window_end:timestamptz ts:timestamptz emitted_at:timestamptz message:text "
-            "details:jsonb",
+            "details:jsonb lat:float8 lon:float8",
             "id",
         ),
         _spec(
@@ -111,7 +111,8 @@ TABLES: dict[str, TableSpec] = {
             "id:text state:text severity:text district:text rule:text kind:text title:text "
             "departments:text[] opened_at:timestamptz updated_at:timestamptz "
             "acknowledged_at:timestamptz resolved_at:timestamptz closed_at:timestamptz "
-            "outcome:text alert_ids:text[] sequence:int4 record:jsonb",
+            "outcome:text alert_ids:text[] sequence:int4 record:jsonb lat:float8 lon:float8 "
+            "radius_m:float8",
             "id",
             on_conflict="update",
             newer="sequence",
@@ -147,16 +148,18 @@ def to_datetime(value: float | str | datetime | None) -> datetime | None:
 
 
 def reading_row(reading: Reading | Mapping[str, Any]) -> Row:
-    """A ``readings`` row of a Reading or of its Kafka JSON record."""
+    """A ``readings`` row of a Reading or of its Kafka JSON record, with its position: the
+    reading's own, or its device's registered one that the bridge placed it by (None: none)."""
     if isinstance(reading, Reading):
+        lat, lon = _position(reading.lat, reading.lon)
         return (
             datetime.fromtimestamp(reading.ts, UTC), reading.device_id, reading.district,
-            reading.kind, reading.value, reading.unit, reading.seq,
+            reading.kind, reading.value, reading.unit, reading.seq, lat, lon,
         )
     r = reading
     return (
         to_datetime(r["ts"]), r["device_id"], r["district"], r["kind"], float(r["value"]),
-        r["unit"], r.get("seq"),
+        r["unit"], r.get("seq"), *_position(r.get("lat"), r.get("lon")),
     )
 
 
@@ -196,7 +199,7 @@ def vitals_topic_row(record: Mapping[str, Any]) -> tuple[str, Row]:
 
 ALERT_COLUMNS = frozenset((
     "id", "rule", "district", "kind", "severity", "value", "threshold", "direction", "stat",
-    "unit", "window_start", "window_end", "ts", "emitted_at", "message",
+    "unit", "window_start", "window_end", "ts", "emitted_at", "message", "lat", "lon",
 ))
 """The wire fields an ``alerts`` row has columns for; the rest go to ``details``."""
 
@@ -211,20 +214,23 @@ def alert_row(record: Mapping[str, Any]) -> Row:
         _float(r.get("threshold")), r.get("direction"), r.get("stat"), r.get("unit"),
         to_datetime(r.get("window_start")), to_datetime(r.get("window_end")),
         to_datetime(r["ts"]), to_datetime(r.get("emitted_at")), r.get("message", ""),
-        Jsonb(details) if details else None,
+        Jsonb(details) if details else None, *_position(r.get("lat"), r.get("lon")),
     )
 
 
 def incident_row(record: Mapping[str, Any]) -> Row:
     """An ``incidents`` row of an incident record (``Incident.to_record()``): id, state,
-    district, opened_at required; the whole record is kept in the ``record`` column."""
+    district, opened_at required; the whole record is kept in the ``record`` column, and its
+    place (``lat``, ``lon``, ``radius_m``) in columns of their own."""
     r = record
+    lat, lon = _position(r.get("lat"), r.get("lon"))
     return (
         r["id"], r["state"], r.get("severity"), r["district"], r.get("rule"), r.get("kind"),
         r.get("title") or "", list(r.get("departments") or ()), to_datetime(r["opened_at"]),
         to_datetime(r.get("updated_at") or r["opened_at"]), to_datetime(r.get("acknowledged_at")),
         to_datetime(r.get("resolved_at")), to_datetime(r.get("closed_at")), r.get("outcome"),
-        list(r.get("alert_ids") or ()), int(r.get("sequence") or 0), Jsonb(dict(r)),
+        list(r.get("alert_ids") or ()), int(r.get("sequence") or 0), Jsonb(dict(r)), lat, lon,
+        None if lat is None else float(r.get("radius_m") or 0.0),
     )
 
 
@@ -252,6 +258,13 @@ def report_row(record: Mapping[str, Any]) -> Row:
         r["reporter"], r["source"], to_datetime(r["received_at"]), _float(r.get("lat")),
         _float(r.get("lon")), list(r.get("attachments") or ()),
     )
+
+
+def _position(lat: Any, lon: Any) -> tuple[float | None, float | None]:
+    """(lat, lon) as floats when both are given, else (None, None)."""
+    if lat is None or lon is None:
+        return None, None
+    return float(lat), float(lon)
 
 
 def _float(value: Any) -> float | None:

@@ -1,8 +1,8 @@
 """cityheart's database schema as numbered migrations, for plain PostgreSQL and TimescaleDB.
 
     with pool.connection() as conn:
-        applied = migrate(conn, flavour)          # [1, 2, 3, 4, 5] on an empty database, [] after
-        schema_version(conn)                      # 5
+        applied = migrate(conn, flavour)          # [1, 2, ..., 6] on an empty database, [] after
+        schema_version(conn)                      # 6
 
 =====  ================================================================================
 v1     readings, vitals, alerts (hypertables on TimescaleDB)
@@ -11,6 +11,10 @@ v2     rollups of readings: readings_1m, readings_1h, readings_1d (continuous ag
 v3     indicators (hypertable) and their rollups, incidents, incident_events
 v4     alerts.details: what a detector adds to an alert (expected value, band, score, ...)
 v5     reports: reports from people and systems (``POST /reports``), by time and district
+v6     positions: ``lat``/``lon`` on readings, alerts and incidents (and the incident's
+       ``radius_m``), filled from the stored records; indexes for spatial questions (a btree
+       on (lat, lon); with PostGIS, created here when the server offers it, a GiST index on
+       the position's geography: :mod:`connectors.storage.spatial`)
 =====  ================================================================================
 
 :func:`migrate` applies the missing ones in one transaction under an advisory lock, so several
@@ -30,6 +34,7 @@ from psycopg import sql
 
 from connectors.storage.pool import Flavour
 from connectors.storage.rollups import PLAIN_SUPPORT, ROLLUPS, rollup_statements
+from connectors.storage.spatial import index_statements
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "migrate", "schema_version"]
 
@@ -134,6 +139,30 @@ def _v5(flavour: Flavour) -> list[Statement]:
     return list(REPORTS)
 
 
+POSITIONS = (
+    "ALTER TABLE readings ADD COLUMN IF NOT EXISTS lat double precision",
+    "ALTER TABLE readings ADD COLUMN IF NOT EXISTS lon double precision",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS lat double precision",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS lon double precision",
+    # alerts stored before v6 kept their position in details
+    "UPDATE alerts SET lat = (details->>'lat')::float8, lon = (details->>'lon')::float8, "
+    "details = nullif(details - 'lat' - 'lon', '{}'::jsonb) "
+    "WHERE jsonb_typeof(details->'lat') = 'number' AND jsonb_typeof(details->'lon') = 'number'",
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS lat double precision",
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS lon double precision",
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS radius_m double precision",
+    "UPDATE incidents SET lat = (record->>'lat')::float8, lon = (record->>'lon')::float8, "
+    "radius_m = coalesce((record->>'radius_m')::float8, 0) "
+    "WHERE jsonb_typeof(record->'lat') = 'number' AND jsonb_typeof(record->'lon') = 'number'",
+)
+
+
+def _v6(flavour: Flavour) -> list[Statement]:
+    create: list[Statement] = (
+        ["CREATE EXTENSION IF NOT EXISTS postgis"] if flavour.postgis else [])
+    return [*create, *POSITIONS, *index_statements(flavour.postgis)]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One schema version: its number, what it does, and its statements for a flavour."""
@@ -149,6 +178,7 @@ MIGRATIONS = (
     Migration(3, "indicators and their rollups, incidents and incident events", _v3),
     Migration(4, "alert details (anomaly band and score)", _v4),
     Migration(5, "reports from people and systems", _v5),
+    Migration(6, "positions of readings, alerts and incidents, for spatial questions", _v6),
 )
 LATEST = MIGRATIONS[-1].version
 

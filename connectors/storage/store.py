@@ -42,7 +42,7 @@ class Storage:
         self.pool = pool
         self.flavour = flavour
         self.options = options
-        self.history = History(pool)
+        self.history = History(pool, postgis=flavour.postgis)
 
     @classmethod
     def open(

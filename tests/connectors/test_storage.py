@@ -15,6 +15,8 @@ from alerts.lifecycle import Incident, IncidentEvent, act
 from connectors.storage import Storage, StorageOptions
 from connectors.storage.pool import detect_flavour, open_pool
 from connectors.storage.rows import (
+    TABLES,
+    TableSpec,
     alert_row,
     incident_event_row,
     incident_row,
@@ -23,6 +25,7 @@ from connectors.storage.rows import (
 )
 from connectors.storage.schema import LATEST, migrate, schema_version
 from connectors.storage.sinks import PostgresSink
+from connectors.storage.writers import BatchWriter
 from models.errors import ConnectorError
 from models.readings import Reading
 from models.timefmt import iso
@@ -30,7 +33,7 @@ from tests.support.storage import T0, readings
 
 pytestmark = pytest.mark.timeout(120)
 
-TABLES = {
+TABLES_NAMES = {
     "readings", "vitals", "alerts", "indicators", "incidents", "incident_events", "reports",
     "readings_1m", "readings_1h", "readings_1d", "indicators_1m", "indicators_1h",
     "indicators_1d", "schema_migrations",
@@ -76,7 +79,7 @@ def test_an_empty_database_gets_the_whole_schema_once(
     with Storage.open(StorageOptions(url=database_url)) as storage:
         assert not storage.flavour.timescale
     assert "without TimescaleDB" in caplog.text  # which flavour is logged at start
-    assert TABLES <= relations(database_url)
+    assert TABLES_NAMES <= relations(database_url)
     with psycopg.connect(database_url) as conn:
         assert schema_version(conn) == LATEST
         assert migrate(conn, detect_flavour(conn)) == []  # nothing left to do
@@ -89,19 +92,30 @@ def test_migrating_from_the_previous_version_keeps_the_data(database_url: str) -
         with pool.connection() as conn:
             flavour = detect_flavour(conn)
             assert migrate(conn, flavour, target=LATEST - 1) == list(range(1, LATEST))
-        assert "reports" not in relations(database_url), "v5 adds reports"
-        with Storage(pool, flavour, options) as old:
-            old.writer("readings").write(reading_row(r) for r in readings(0.1))
+        assert "lat" not in columns(database_url, "readings"), "v6 adds positions"
+        v5_readings = TableSpec("readings", *(part[:7] for part in (
+            TABLES["readings"].columns, TABLES["readings"].types)), TABLES["readings"].key)
+        with Storage(pool, flavour, options):
+            BatchWriter(pool, v5_readings).write(
+                reading_row(r)[:7] for r in readings(0.1))
             stored = count(database_url, "readings")
+            with pool.connection() as conn:  # a v5 alert kept its position in details
+                conn.execute(
+                    "INSERT INTO alerts (id, rule, district, kind, severity, ts, details) "
+                    "VALUES ('a-old', 'threshold', 'old-town', 'pm25', 'warning', now(), "
+                    "'{\"lat\": 48.14, \"lon\": 11.565, \"score\": 3}')")
     finally:
         pool.close()
     with Storage.open(options) as storage:  # the next release starts on the old database
         assert storage.history.series(
             "old-town", "pm25", since=T0, until=T0 + 3600, resolution="1m"
         ).points
+        [alert] = storage.history.alerts()
+    assert (alert["lat"], alert["lon"], alert["details"]) == (48.14, 11.565, {"score": 3})
     assert count(database_url, "readings") == stored > 0
-    assert TABLES <= relations(database_url)
+    assert TABLES_NAMES <= relations(database_url)
     assert "details" in columns(database_url, "alerts")
+    assert {"lat", "lon", "radius_m"} <= columns(database_url, "incidents")
     with psycopg.connect(database_url) as conn:
         assert schema_version(conn) == LATEST
 
