@@ -10,17 +10,20 @@ Routes (every one answers HEAD too; the OpenAPI document at ``/openapi.json`` an
 ``/api/v1/openapi.json`` describes each with its parameters and schemas)::
 
     GET /api/v1/districts[/{id}]        districts with their GeoJSON (format=geojson too)
-    GET /api/v1/devices                 devices seen, with their newest reading
+    GET /api/v1/devices                 devices seen, with their newest reading (and position)
     GET /api/v1/vitals, /indicators     the current vital signs and indicators per district
     GET /api/v1/history/readings        a kind's readings, resolution raw|minute|hour|day
     GET /api/v1/history/indicators      an indicator's values, the same resolutions
     GET /api/v1/alerts                  alerts, oldest first
     GET /api/v1/incidents[/{id}]        incidents, newest opened first; one incident
     GET /api/v1/incidents/{id}/events   one incident's events in order
+    GET /api/v1/incidents/{id}/devices  the devices within its circle (or ``radius``)
     GET /api/v1/kpis                    department KPIs
 
 Lists take ``limit`` (1-1000, default 100) and ``cursor`` (the previous page's
 ``next_cursor``, opaque); timed ones ``from``/``to`` (ISO 8601, or ``1h``-style durations ago).
+Devices, raw readings, alerts and incidents also take one spatial filter, ``near=LAT,LON`` with
+``radius=500m``, ``within=DISTRICT`` or ``bbox=S,W,N,E`` (:mod:`connectors.api_spatial`).
 ``format=json|csv`` or the Accept header chooses the format; a CSV page gives its next page in
 ``Link: <...>; rel="next"``. Callers are checked as on the dashboard's API
 (:func:`connectors.http_api.caller`) and every item passes ``site.view`` (the feed's masking:
@@ -48,11 +51,13 @@ from connectors.api_schemas import (
     envelope,
     responses,
 )
+from connectors.api_spatial import BboxQuery, NearQuery, RadiusQuery, WithinQuery, spatial_of
 from connectors.storage.history import incident_record
 from connectors.storage.pages import Pages
 from connectors.tokens import Claims
 from connectors.web_answers import openapi_document, send
 from models.history import bucket_floor, choose_resolution, parse_time
+from models.spatial import InvalidSpatialFilter, Near, parse_radius
 from settings.incidents import SEVERITIES
 from settings.indicators import INDICATORS
 
@@ -123,17 +128,16 @@ def api_v1_router(site: WebServer) -> APIRouter:
         return run(request, "district", produce, ("json", "geojson"))
 
     @get("/devices", "devices", envelope(ITEMS["devices"]), errors=(400, 401, 403, 406, 503))
-    def devices(request: Request, district: _Q = None, kind: _Q = None, cursor: _Q = None,
-                limit: _Q = None, format: _Q = None) -> Response:  # noqa: A002
+    def devices(request: Request, district: _Q = None, kind: _Q = None, near: NearQuery = None,
+                radius: RadiusQuery = None, within: WithinQuery = None, bbox: BboxQuery = None,
+                cursor: _Q = None, limit: _Q = None, format: _Q = None) -> Response:  # noqa: A002
         """The devices seen in the readings, each with its newest reading (and position when
-        known); not for viewers (device ids are not public)."""
+        known: a spatial filter goes by it); not for viewers (device ids are not public)."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
-            probe = _view(site, claims, {"type": "vital", "device_id": "-"})
-            if probe is None or "device_id" not in probe:
-                return _forbidden(f"role {claims.role!r} sees no device ids")
-            pages = _pages(site)
-            fetch = _fetcher(pages.devices, districts=_districts(site, query),
-                             kinds=_kinds(site, query))
+            if (refused := _no_device_ids(site, claims)) is not None:
+                return refused
+            fetch = _fetcher(_pages(site).devices, districts=_districts(site, query),
+                             kinds=_kinds(site, query), spatial=spatial_of(site, query))
             return _collect(query, "devices", fetch, device_item)
         return run(request, "devices", produce)
 
@@ -164,10 +168,12 @@ def api_v1_router(site: WebServer) -> APIRouter:
     def readings(request: Request, kind: Annotated[str | None, q("a kind, e.g. pm25")] = None,
                  district: _Q = None, resolution: _Q = None,
                  from_: Annotated[str | None, Query(alias="from")] = None,
-                 to: _Q = None, cursor: _Q = None, limit: _Q = None,
-                 format: _Q = None) -> Response:  # noqa: A002
+                 to: _Q = None, near: NearQuery = None, radius: RadiusQuery = None,
+                 within: WithinQuery = None, bbox: BboxQuery = None, cursor: _Q = None,
+                 limit: _Q = None, format: _Q = None) -> Response:  # noqa: A002
         """A kind's readings over ``[from, to)``: raw (each device's) or per district in
-        1-minute, 1-hour or 1-day buckets (mean, min, max, count)."""
+        1-minute, 1-hour or 1-day buckets (mean, min, max, count); a spatial filter (by each
+        reading's position) gives raw readings."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
             name = _required(query, "kind", list(site.settings.kinds))
             return _series(site, claims, query, "kind", name, _pages(site).readings)
@@ -189,7 +195,9 @@ def api_v1_router(site: WebServer) -> APIRouter:
     @get("/alerts", "alerts", envelope(ITEMS["alerts"]), errors=(400, 401, 403, 406, 503))
     def alerts(request: Request, district: _Q = None, kind: _Q = None, severity: _Q = None,
                from_: Annotated[str | None, Query(alias="from")] = None, to: _Q = None,
-               cursor: _Q = None, limit: _Q = None, format: _Q = None) -> Response:  # noqa: A002
+               near: NearQuery = None, radius: RadiusQuery = None, within: WithinQuery = None,
+               bbox: BboxQuery = None, cursor: _Q = None, limit: _Q = None,
+               format: _Q = None) -> Response:  # noqa: A002
         """Alerts raised in ``[from, to)`` (default the last 7 days), oldest first."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
             if site.view is not None and site.view(claims, {"type": "alert", "departments": [
@@ -198,23 +206,26 @@ def api_v1_router(site: WebServer) -> APIRouter:
             since, until = time_range(site, query, default="7d")
             fetch = _fetcher(_pages(site).alerts, since=since, until=until,
                              districts=_districts(site, query), kinds=_kinds(site, query),
-                             severities=_many(query, "severity", _SEVERITIES))
+                             severities=_many(query, "severity", _SEVERITIES),
+                             spatial=spatial_of(site, query))
             return _collect(query, "alerts", fetch, _masker(site, claims, "alert"))
         return run(request, "alerts", produce)
 
     @get("/incidents", "incidents", envelope(ITEMS["incidents"]))
     def incidents(request: Request, district: _Q = None, state: _Q = None,
                   severity: _Q = None, from_: Annotated[str | None, Query(alias="from")] = None,
-                  to: _Q = None, cursor: _Q = None, limit: _Q = None,
-                  format: _Q = None) -> Response:  # noqa: A002
+                  to: _Q = None, near: NearQuery = None, radius: RadiusQuery = None,
+                  within: WithinQuery = None, bbox: BboxQuery = None, cursor: _Q = None,
+                  limit: _Q = None, format: _Q = None) -> Response:  # noqa: A002
         """Incidents open at some time in ``[from, to)`` (default the last 7 days), newest
-        opened first, as this caller may see them."""
+        opened first, as this caller may see them (a spatial filter goes by their centre)."""
         def produce(claims: Claims, query: Mapping[str, str]) -> Any:
             since, until = time_range(site, query, default="7d")
             fetch = _fetcher(_pages(site).incidents, since=since, until=until,
                              districts=_districts(site, query),
                              states=_many(query, "state", _STATES),
-                             severities=_many(query, "severity", _SEVERITIES))
+                             severities=_many(query, "severity", _SEVERITIES),
+                             spatial=spatial_of(site, query))
             return _collect(query, "incidents", fetch, lambda row: _incident(site, claims, row))
         return run(request, "incidents", produce)
 
@@ -249,6 +260,24 @@ def api_v1_router(site: WebServer) -> APIRouter:
                 return visible
             return _collect(query, "incident_events", fetch, show)
         return run(request, "incident_events", produce)
+
+    @get("/incidents/{incident_id}/devices", "incident_devices", envelope(ITEMS["devices"]),
+         errors=(400, 401, 403, 404, 406, 503))
+    def incident_devices(request: Request, incident_id: Annotated[str, Path()],
+                         radius: RadiusQuery = None, kind: _Q = None, cursor: _Q = None,
+                         limit: _Q = None, format: _Q = None) -> Response:  # noqa: A002
+        """The devices near one incident: those whose newest position is within ``radius``
+        of its centre (default: the incident's own circle), each with its newest reading;
+        not for viewers."""
+        def produce(claims: Claims, query: Mapping[str, str]) -> Any:
+            if (refused := _no_device_ids(site, claims)) is not None:
+                return refused
+            circle = _circle(site, claims, incident_id, query.get("radius"))
+            if isinstance(circle, tuple):
+                return circle
+            fetch = _fetcher(_pages(site).devices, kinds=_kinds(site, query), spatial=circle)
+            return _collect(query, "devices", fetch, device_item)
+        return run(request, "incident_devices", produce)
 
     @get("/kpis", "kpis", envelope(ITEMS["kpis"]), errors=(400, 401, 403, 406, 503))
     def kpis(request: Request, from_: Annotated[str | None, Query(alias="from")] = None,
@@ -301,10 +330,16 @@ def _series(site: WebServer, claims: Claims, query: Mapping[str, str], key: str,
     chosen = query.get("resolution")
     level = (RESOLUTIONS[one_of("resolution", chosen, list(RESOLUTIONS))] if chosen
              else choose_resolution(since, until))
+    where = {"spatial": spatial_of(site, query)} if key == "kind" else {}
+    if where.get("spatial") is not None:
+        if chosen and level != "raw":
+            msg = "near, within and bbox filter raw readings: resolution=raw (or none)"
+            raise ParameterError("resolution", msg, ["raw"])
+        level = "raw"
     kind = f"{'readings' if key == 'kind' else 'indicators'}_raw" if level == "raw" else "rollup"
     since = bucket_floor(since, level)  # whole buckets, as /api/history gives them
     fetch = _fetcher(method, **{key: name}, districts=_districts(site, query), level=level,
-                     since=since, until=until)
+                     since=since, until=until, **where)
 
     def show(row: dict[str, Any]) -> dict[str, Any] | None:
         return _view(site, claims, {"type": "vital", **row}, drop_type=True)
@@ -319,6 +354,31 @@ def _collect(query: Mapping[str, str], kind: str, fetch: Callable[..., Any],
 
 def _fetcher(method: Callable[..., list[dict[str, Any]]], **kwargs: Any) -> Callable[..., Any]:
     return lambda after, limit: method(after=after, limit=limit, **kwargs)
+
+
+def _no_device_ids(site: WebServer, claims: Claims) -> tuple[HTTPStatus, dict[str, Any]] | None:
+    """A 403 answer for a role that may not see device ids, else None."""
+    probe = _view(site, claims, {"type": "vital", "device_id": "-"})
+    if probe is None or "device_id" not in probe:
+        return _forbidden(f"role {claims.role!r} sees no device ids")
+    return None
+
+
+def _circle(site: WebServer, claims: Claims, incident_id: str, radius: str | None) -> Any:
+    """The circle around an incident this caller may see (its own radius unless ``radius``),
+    or a 404 answer."""
+    shown, _ = _one_incident(site, claims, incident_id)
+    if isinstance(shown, tuple):
+        return shown
+    row = _storage(site).history.incident(incident_id) or {}
+    if row.get("lat") is None or row.get("lon") is None:
+        return HTTPStatus.NOT_FOUND, {"error": "not_found", "parameter": "incident_id",
+                                      "detail": f"incident {incident_id!r} has no position"}
+    try:
+        metres = parse_radius(radius, "radius") if radius else float(row.get("radius_m") or 0)
+    except InvalidSpatialFilter as exc:
+        raise ParameterError("radius", str(exc)) from None
+    return Near(float(row["lat"]), float(row["lon"]), metres)
 
 
 def _one_incident(site: WebServer, claims: Claims, incident_id: str) -> tuple[Any, list[str]]:
@@ -367,7 +427,8 @@ def _storage(site: WebServer) -> Any:
 
 
 def _pages(site: WebServer) -> Pages:
-    return Pages(_storage(site).pool)
+    storage = _storage(site)
+    return Pages(storage.pool, postgis=storage.flavour.postgis)
 
 
 def _required(query: Mapping[str, str], name: str, valid: list[str]) -> str:

@@ -16,7 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from settings.config import Settings
-from tests.support.open_api import INCIDENT, city_server, fetch, token
+from tests.support.open_api import HARBOUR, INCIDENT, city_server, fetch, token
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -105,6 +105,37 @@ def test_every_route_of_the_served_openapi_document_answers_as_it_describes(
     _, _, events = get(city, contract, "/api/v1/incidents/{incident_id}/events",
                        f"/api/v1/incidents/{INCIDENT}/events")
     assert [e["action"] for e in events["items"]] == ["open", "comment"]
+    template = "/api/v1/incidents/{incident_id}/devices"
+    _, _, near = get(city, contract, template, f"/api/v1/incidents/{INCIDENT}/devices")
+    assert [d["device_id"] for d in near["items"]] == ["pm25-harbour-0"]  # 100 m, not 400 m
+    _, _, wider = get(city, contract, template, f"/api/v1/incidents/{INCIDENT}/devices",
+                      radius="0.5km")
+    assert [d["device_id"] for d in wider["items"]] == ["pm25-harbour-0", "pm25-harbour-1"]
+    status, _, error = get(city, contract, template, f"/api/v1/incidents/{INCIDENT}/devices",
+                           radius="5 miles")
+    assert status == 400 and error["parameter"] == "radius" and "2km" in error["detail"]
+    status, _, _ = get(city, contract, template, "/api/v1/incidents/inc-none/devices")
+    assert status == 404
+    at = f"{HARBOUR[0]},{HARBOUR[1]}"
+    _, _, alerts = get(city, contract, "/api/v1/alerts", near=at, radius="1km")
+    assert [a["id"] for a in alerts["items"]] == ["a-1"]
+    _, _, incidents = get(city, contract, "/api/v1/incidents", within="harbour")
+    assert [i["id"] for i in incidents["items"]] == [INCIDENT]
+    _, _, incidents = get(city, contract, "/api/v1/incidents", within="old-town")
+    assert incidents["items"] == []
+    _, _, devices = get(city, contract, "/api/v1/devices", bbox="48.13,11.64,48.15,11.657")
+    assert [d["device_id"] for d in devices["items"]] == ["pm25-harbour-0"]
+    _, _, raw = get(city, contract, "/api/v1/history/readings", kind="pm25", near=at,
+                    radius="150m", limit=1000, **{"from": "2026-12-07T10:00:00Z"})
+    assert {r["device_id"] for r in raw["items"]} == {"pm25-harbour-0"}
+    assert len(raw["items"]) == 120
+    status, _, error = get(city, contract, "/api/v1/history/readings", kind="pm25", near=at,
+                           radius="150m", resolution="hour")
+    assert status == 400 and error["parameter"] == "resolution" and error["valid"] == ["raw"]
+    status, _, error = get(city, contract, "/api/v1/alerts", within="atlantis")
+    assert status == 400 and error["parameter"] == "within" and "harbour" in error["valid"]
+    status, _, error = get(city, contract, "/api/v1/alerts", near=at)
+    assert status == 400 and error["parameter"] == "near" and "radius" in error["detail"]
     _, _, kpis = get(city, contract, "/api/v1/kpis")
     assert {k["department"] for k in kpis["items"]} >= {"environment-bureau"}
 

@@ -5,7 +5,9 @@
 
 The data is two hours before :data:`NOW`: pm25 (two devices) and noise (one device) readings in
 old-town and harbour every minute, vitals and AQI every 10 minutes, three alerts and one
-incident with two events (one a comment naming a person).
+incident with two events (one a comment naming a person). Harbour's pm25 devices stand
+:data:`HARBOUR_PM25` (100 m and 400 m east of its centroid, where the incident and alert a-1
+are, the incident with a 200 m radius); the other devices have no position.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ START = NOW - 7200.0
 SECRET = "open-api-secret-0123456789-abcdef"
 DISTRICTS = ("old-town", "harbour")
 INCIDENT = "inc-old-town-pm25-1"
+HARBOUR = (48.14, 11.655)  # its centroid (lat, lon)
+HARBOUR_PM25 = ((48.14, 11.65635), (48.14, 11.66039))  # ~100 m and ~400 m east of it
 
 
 def fill(storage: Storage) -> None:
@@ -58,8 +62,10 @@ def fill(storage: Storage) -> None:
         for minute in range(120):
             ts = START + 60 * minute
             for n in range(2):
+                at = HARBOUR_PM25[n] if district == "harbour" else (None, None)
                 readings.append(Reading(f"pm25-{district}-{n}", district, "pm25",
-                                        10.0 + d * 30 + minute / 10 + n, "ug/m3", ts))
+                                        10.0 + d * 30 + minute / 10 + n, "ug/m3", ts, None,
+                                        *at))
             readings.append(Reading(f"noise-{district}-0", district, "noise",
                                     50.0 + d * 10 + minute % 7, "dB", ts))
         for window in range(12):
@@ -78,7 +84,7 @@ def fill(storage: Storage) -> None:
     alerts = [
         {"id": "a-1", "rule": "threshold", "district": "harbour", "kind": "pm25",
          "severity": "critical", "value": 160.0, "threshold": 150.5, "ts": iso(NOW - 3000),
-         "message": "pm25 above critical"},
+         "message": "pm25 above critical", "lat": HARBOUR[0], "lon": HARBOUR[1]},
         {"id": "a-2", "rule": "threshold", "district": "old-town", "kind": "noise",
          "severity": "warning", "value": 80.0, "threshold": 75.0, "ts": iso(NOW - 2000),
          "message": "noise above warning"},
@@ -91,7 +97,8 @@ def fill(storage: Storage) -> None:
                         title="PM2.5 critical in Harbour", severity="critical",
                         departments=("environment-bureau",), opened_at=NOW - 3000,
                         updated_at=NOW - 2500, alert_count=1, alert_ids=("a-1",),
-                        kinds=("pm25",), sequence=2)
+                        kinds=("pm25",), sequence=2, lat=HARBOUR[0], lon=HARBOUR[1],
+                        radius_m=200.0)
     storage.writer("incidents").write([incident_row(incident.to_record())])
     events = [IncidentEvent(INCIDENT, 1, NOW - 3000, "flow", "open",
                             departments=("environment-bureau",),
