@@ -35,6 +35,7 @@ from cityheart.ingest_cli import import_command, ingest_command, ingest_keys_app
 from cityheart.notify_cli import register as register_notify
 from cityheart.open_data_cli import open_data_app
 from cityheart.sources_cli import sources_app
+from cityheart.spatial_cli import BboxOption, NearOption, RadiusOption, WithinOption
 from models.choices import check_choices
 from models.errors import CityheartError
 from settings.config import Settings
@@ -354,7 +355,7 @@ def locate(
 @app.command()
 def history(
     what: Annotated[
-        str, typer.Argument(help="series (default), latest, alerts, incidents or events.")
+        str, typer.Argument(help="series (default), latest, alerts, incidents, events or readings.")
     ] = "series",
     district: Annotated[
         list[str] | None, typer.Option(help="District(s); a series takes exactly one.")
@@ -373,13 +374,20 @@ def history(
     severity: Annotated[list[str] | None, typer.Option(help="Only these severities.")] = None,
     state: Annotated[list[str] | None, typer.Option(help="Only incidents in these states.")] = None,
     incident: Annotated[str | None, typer.Option(help="Events of this incident id.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many alerts/incidents/events.")] = 1000,
+    limit: Annotated[
+        int, typer.Option(help="At most this many readings/alerts/incidents/events.")
+    ] = 1000,
+    near: NearOption = None,
+    radius: RadiusOption = None,
+    within: WithinOption = None,
+    bbox: BboxOption = None,
     as_json: JsonLinesOption = False,
     database_url: DatabaseUrlOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """Print stored history: a series, latest values, alerts, incidents or incident events."""
+    """Print stored history: a series, latest values, alerts, incidents, incident events or raw
+    readings (readings, alerts and incidents: near a point, within a district or in a box)."""
     from cityheart.history import run_history
 
     run_command(config, verbose, lambda settings: run_history(
@@ -397,6 +405,7 @@ def history(
         limit=limit,
         as_json=as_json,
         url=database_url,
+        spatial=(near, radius, within, bbox),
     ))
 
 
@@ -499,17 +508,22 @@ def incidents(
         str, typer.Option(help="Open at some time since: a duration ago (24h) or ISO 8601.")
     ] = "24h",
     limit: Annotated[int, typer.Option(help="At most this many incidents.")] = 1000,
+    near: NearOption = None,
+    radius: RadiusOption = None,
+    within: WithinOption = None,
+    bbox: BboxOption = None,
     as_json: JsonLinesOption = False,
     database_url: DatabaseUrlOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """List the stored incidents (the recorder keeps them from the incidents topic)."""
+    """List the stored incidents (the recorder keeps them from the incidents topic), or those
+    whose centre is near a point, within a district or in a box."""
     from cityheart.incidents import run_incidents
 
     run_command(config, verbose, lambda settings: run_incidents(
         settings, states=state or [], districts=district or [], since=since, limit=limit,
-        as_json=as_json, url=database_url,
+        as_json=as_json, url=database_url, spatial=(near, radius, within, bbox),
     ))
 
 
@@ -521,7 +535,7 @@ def incident(
     action: Annotated[
         str | None,
         typer.Argument(help="ack, dispatch, comment, resolve, close, reopen, assign, transfer, "
-                       "add_department, link, merge, show or cap."),
+                       "add_department, link, merge, show, cap or devices."),
     ] = None,
     comment: Annotated[
         str | None, typer.Option("--comment", "--reason", help="A comment (a reason).")
@@ -551,6 +565,10 @@ def incident(
     lon: Annotated[float | None, typer.Option(help="create: where (longitude).")] = None,
     description: Annotated[str | None, typer.Option(help="create: what was reported.")] = None,
     reporter: Annotated[str | None, typer.Option(help="create: who reported it.")] = None,
+    radius: Annotated[
+        str | None, typer.Option(help="devices: how far from its centre, 500m or 2km "
+                                 "(default: the incident's own radius).")
+    ] = None,
     token: TokenOption = None,
     api: ApiOption = None,
     as_json: JsonLinesOption = False,
@@ -576,6 +594,7 @@ def incident(
     run_command(config, verbose, lambda settings: run_incident(
         settings, incident_id, action, token=token, api=api, comment=comment, team=team,
         outcome=outcome, target=target, from_department=from_department, as_json=as_json,
+        radius=radius,
     ))
 
 

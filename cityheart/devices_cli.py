@@ -5,6 +5,7 @@
         --model "AQ-200" --installed 2026-03-01              # district: the position's
     cityheart devices import sensors.csv                     # or points.geojson; passwords once
     cityheart devices list [--json] [--no-history]           # state, last seen, position
+    cityheart devices list --near 37.76,-122.42 --radius 500m   # or --within D, --bbox S,W,N,E
     cityheart devices rotate pm25-mission-001                # a new password
     cityheart devices revoke pm25-mission-001
     cityheart devices export --passwd /etc/mosquitto/passwd --acl /etc/mosquitto/acl
@@ -13,7 +14,10 @@ The work is done by :mod:`cityheart.devices`; this module parses options and pri
 asks the history database (config.yaml's ``database``) when each device last reported and the
 flow's newest device-health verdicts: ok, silent, stuck, out_of_range (readings rejected),
 missing (registered, never reported) or revoked; with the database down (or
-``--no-history``) it says so on stderr and lists active devices as ``active``.
+``--no-history``) it says so on stderr and lists active devices as ``active``. ``--near``,
+``--within`` and ``--bbox`` keep the devices whose registered position they hold (devices
+without one are left out), measured as the database measures readings' positions
+(:mod:`models.spatial`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ from cityheart.devices import (
     registry_path,
     revoke_device,
     rotate_device,
+)
+from cityheart.spatial_cli import (
+    BboxOption,
+    NearOption,
+    RadiusOption,
+    WithinOption,
+    spatial_filter,
 )
 from models.devices import DeviceRegistry
 from models.errors import CityheartError, ConnectorError
@@ -204,19 +215,33 @@ def list_devices(
         str | None, typer.Option(help="History database (default: config.yaml's).",
                                  envvar="CITYHEART_DATABASE_URL")
     ] = None,
+    near: NearOption = None,
+    radius: RadiusOption = None,
+    within: WithinOption = None,
+    bbox: BboxOption = None,
     registry: RegistryOption = None,
     config: ConfigOption = Path("config.yaml"),
     verbose: VerboseOption = False,
 ) -> None:
-    """List the registered devices: state, last seen, position, owner, model, topic."""
+    """List the registered devices: state, last seen, position, owner, model, topic (or those
+    near a point, within a district or in a box)."""
 
     def action(settings: Settings, path: Path) -> None:
         prefix = settings.mqtt.topic_prefix
+        try:
+            where = spatial_filter(settings, (near, radius, within, bbox))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         devices = load_registry(settings, path)
         if not devices.devices:
             typer.echo(f"no devices registered in {path} (add one with: cityheart devices add "
                        "ID --district D --kind K)", err=True)
             return
+        if where is not None:
+            devices = DeviceRegistry(devices=tuple(
+                d for d in devices.devices
+                if d.position is not None and where.contains(*d.position)))
         rows = _rows(settings, devices, database_url) if history else inventory(
             devices, last_seen=None, health=None)
         for row in rows:

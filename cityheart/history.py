@@ -6,14 +6,19 @@
     cityheart history alerts --since 1d [--severity critical] [--kind pm25]
     cityheart history incidents --since 7d [--state open]
     cityheart history events [--incident ID] --since 1d
+    cityheart history readings --kind pm25 --near 48.14,11.565 --radius 500m --since 1h
+    cityheart history alerts --within old-town | --bbox 48.13,11.55,48.15,11.61
 
 ``--since``/``--until`` take a duration ago (``15m``, ``1h``, ``7d``), ``now`` or an ISO 8601
 time with a zone. A series' resolution (raw, 1m, 1h, 1d) follows the range unless
-``--resolution`` says otherwise. The database is the one of ``--database-url`` (or
-CITYHEART_DATABASE_URL), else config.yaml's ``database``; when it is not running (an embedded
-one runs while ``cityheart up`` does) the command fails at once with one line naming the URL
-and how to start it. Exit codes: 0 done, 2 a bad argument; a database error raises
-ConnectorError (exit 1).
+``--resolution`` says otherwise. ``readings`` lists a kind's raw readings (each device's, with
+its position). Readings, alerts and incidents take one spatial filter (``--near LAT,LON
+--radius 500m``, ``--within DISTRICT``, ``--bbox S,W,N,E``: :mod:`cityheart.spatial_cli`), by
+the reading's, alert's or incident's centre's position. The database is the one of
+``--database-url`` (or CITYHEART_DATABASE_URL), else config.yaml's ``database``; when it is
+not running (an embedded one runs while ``cityheart up`` does) the command fails at once with
+one line naming the URL and how to start it. Exit codes: 0 done, 2 a bad argument; a database
+error raises ConnectorError (exit 1).
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ import orjson
 
 from alerts.lifecycle import STATES
 from alerts.rules import Severity as AlertSeverity
+from cityheart.spatial_cli import SpatialOptions, spatial_filter
 from connectors.storage import Storage, StorageOptions
+from connectors.storage.pages import Pages
 from connectors.storage.pool import check_reachable
 from connectors.storage.schema import LATEST, schema_version
 from models.choices import check_choices
 from models.errors import ConnectorError
 from models.history import RESOLUTIONS, parse_time
+from models.spatial import SpatialFilter
 from models.vitals.records import CITY
 from settings.config import Settings
 from settings.incidents import SEVERITIES
@@ -44,7 +52,8 @@ __all__ = ["WHAT", "open_history_storage", "run_history"]
 
 log = logging.getLogger(__name__)
 
-WHAT = ("series", "latest", "alerts", "incidents", "events")
+WHAT = ("series", "latest", "alerts", "incidents", "events", "readings")
+SPATIAL_WHAT = ("readings", "alerts", "incidents")
 ALERT_SEVERITIES = get_args(AlertSeverity)
 
 
@@ -65,6 +74,7 @@ def run_history(
     as_json: bool = False,
     url: str | None = None,
     now: float | None = None,
+    spatial: SpatialOptions = (None, None, None, None),
 ) -> int:
     """Print the history asked for to stdout; return the exit code."""
     now = time.time() if now is None else now
@@ -72,12 +82,16 @@ def run_history(
         start, end = parse_time(since, now=now), parse_time(until, now=now)
         _check(what, districts, indicator, kind, resolution, start, end)
         _check_choices(settings, what, districts, indicator, kind, severities, states)
+        where = spatial_filter(settings, spatial)
+        if where is not None and what not in SPATIAL_WHAT:
+            msg = f"--near, --within and --bbox filter {', '.join(SPATIAL_WHAT)}, not {what}"
+            raise ValueError(msg)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with open_history_storage(settings, url) as storage:
         records = _query(storage, what, districts, indicator, kind, start, end, resolution,
-                         severities, states, incident, limit)
+                         severities, states, incident, limit, where)
     for record in records:
         print(orjson.dumps(record).decode() if as_json else _line(what, record), flush=True)
     return 0
@@ -95,6 +109,9 @@ def _check(
         raise ValueError(msg)
     if resolution is not None and resolution not in RESOLUTIONS:
         msg = f"resolution {resolution!r} is not one of {', '.join(RESOLUTIONS)}"
+        raise ValueError(msg)
+    if what == "readings" and kind is None:
+        msg = "readings need --kind"
         raise ValueError(msg)
     if what == "series":
         if len(districts) != 1:
@@ -122,8 +139,15 @@ def _query(
     storage: Storage, what: str, districts: Sequence[str], indicator: str | None,
     kind: str | None, start: float, end: float, resolution: str | None,
     severities: Sequence[str], states: Sequence[str], incident: str | None, limit: int,
+    where: SpatialFilter | None = None,
 ) -> list[dict[str, Any]]:
     history = storage.history
+    if what == "readings":
+        pages = Pages(storage.pool, postgis=storage.flavour.postgis)
+        rows = pages.readings(kind=kind or "", districts=districts, level="raw", since=start,
+                              until=end, limit=limit, spatial=where)
+        keep = ("ts", "device_id", "district", "kind", "value", "unit", "seq", "lat", "lon")
+        return [{k: row.get(k) for k in keep} for row in rows]
     if what == "series":
         source = "indicators" if indicator else "readings"
         name = indicator or kind or ""
@@ -136,14 +160,19 @@ def _query(
         return history.latest("vitals", districts=districts, names=[kind] if kind else [])
     if what == "alerts":
         return history.alerts(since=start, until=end, districts=districts,
-                              kinds=[kind] if kind else [], severities=severities, limit=limit)
+                              kinds=[kind] if kind else [], severities=severities, limit=limit,
+                              spatial=where)
     if what == "incidents":
         return history.incidents(since=start, until=end, districts=districts, states=states,
-                                 severities=severities, limit=limit)
+                                 severities=severities, limit=limit, spatial=where)
     return history.incident_events(incident_id=incident, since=start, until=end, limit=limit)
 
 
 def _line(what: str, r: dict[str, Any]) -> str:
+    if what == "readings":
+        at = f"{r['lat']:.6f},{r['lon']:.6f}" if r.get("lat") is not None else "-"
+        return (f"{r['ts']}  {r['district']:<16} {r['kind']:<14} {r['value']:.2f} "
+                f"{r['unit']:<8} {r['device_id']}  {at}")
     if what == "series":
         label = r.get("kind") or r.get("indicator")
         extra = r.get("device_id") or r.get("level") or ""

@@ -11,18 +11,21 @@
     cityheart incident inc-1a2b add_department --department operations --reason "road closed"
     cityheart incident inc-1a2b link --with inc-9f8e     # merge --with: a duplicate of it
     cityheart incident inc-1a2b cap             # the CAP 1.2 message (XML) of the incident
+    cityheart incident inc-1a2b devices [--radius 500m]   # devices in its circle (or radius)
 
 The token comes from ``--token`` or ``CITYHEART_TOKEN`` (``cityheart token`` issues one); the
 API is the dashboard's (``dashboard:`` in config.yaml) unless ``--api`` names another. The
 action goes through the flow like one taken in the page, with the same permissions. Exit
-codes: 0 done, 1 refused or failed (the reason on stderr), 2 a bad argument.
+codes: 0 done, 1 refused or failed (the reason on stderr), 2 a bad argument. ``devices`` reads
+``GET /api/v1/incidents/{id}/devices``: the devices whose newest position is within the
+incident's circle (or ``--radius`` of its centre), one a line (``--json``: one object a line).
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
 
@@ -35,14 +38,14 @@ from settings.config import Settings
 
 __all__ = ["ACTIONS", "run_create", "run_incident"]
 
-ACTIONS = (*ACTION_ALIASES, *LIFECYCLE_ACTIONS, "show", "cap")
+ACTIONS = (*ACTION_ALIASES, *LIFECYCLE_ACTIONS, "show", "cap", "devices")
 
 
 def run_incident(
     settings: Settings, incident_id: str, action: str, *, token: str | None,
     api: str | None = None, comment: str | None = None, team: str | None = None,
     outcome: str | None = None, target: str | None = None, from_department: str | None = None,
-    as_json: bool = False,
+    as_json: bool = False, radius: str | None = None,
 ) -> int:
     """Do ``action`` on ``incident_id`` (or show it); print the result; return the exit code.
 
@@ -55,6 +58,8 @@ def run_incident(
         print(f"error: {reason}", file=sys.stderr)
         return 2
     client = ApiClient(api or settings.dashboard.url, token=token)
+    if action == "devices":
+        return _devices(client, incident_id, radius, as_json)
     path = f"/api/incidents/{quote(incident_id, safe='')}"
     if action in ("show", "cap"):
         status, document = client.get(path if action == "show" else f"{path}/cap")
@@ -80,6 +85,30 @@ def run_incident(
     else:
         print(_incident_line(document["incident"]))
     return 0
+
+
+def _devices(client: ApiClient, incident_id: str, radius: str | None, as_json: bool) -> int:
+    """Print the devices near ``incident_id``, every page of them."""
+    params = {"limit": "1000", **({"radius": radius} if radius else {})}
+    path = f"/api/v1/incidents/{quote(incident_id, safe='')}/devices"
+    while True:
+        status, document = client.get(f"{path}?{urlencode(params)}")
+        if status != 200:
+            print(f"error: {document.get('error')} ({status}): {document.get('detail')}",
+                  file=sys.stderr)
+            return 2 if status == 400 else 1
+        for device in document["items"]:
+            print(orjson.dumps(device).decode() if as_json else _device_line(device))
+        if not document.get("next_cursor"):
+            return 0
+        params["cursor"] = document["next_cursor"]
+
+
+def _device_line(device: dict[str, Any]) -> str:
+    at = f"{device['lat']:.6f},{device['lon']:.6f}" if device.get("lat") is not None else "-"
+    return (f"{device['device_id']:32} {device['district']:16} {device['kind']:14} "
+            f"{device.get('value', '')} {device.get('unit', '')}  last {device['last_seen']}  "
+            f"{at}")
 
 
 def run_create(

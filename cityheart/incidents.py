@@ -1,11 +1,13 @@
 """``cityheart incidents`` and ``cityheart kpi``: incidents and department KPIs from history.
 
     cityheart incidents [--state open] [--district harbour] [--since 24h] [--json]
+    cityheart incidents --near 48.14,11.565 --radius 2km | --within harbour | --bbox S,W,N,E
     cityheart kpi [--since 7d] [--period 1d] [--json]
 
 ``incidents`` lists the incidents open at some time since ``--since`` (the recorder stores
 them from the ``incidents`` topic), oldest first; with ``--json`` one JSON object a line: the
-incident record (id, state, severity, district, departments, opened_at, alert_count, ...).
+incident record (id, state, severity, district, departments, opened_at, alert_count, ...);
+a spatial filter keeps those whose centre it holds (:mod:`cityheart.spatial_cli`).
 ``kpi`` computes :func:`alerts.kpi.department_kpis` from the incident events stored since
 ``--since`` (incidents opened before it are left out), one row per department (and period with
 ``--period``); with ``--json`` one JSON object a line. The database is found as for
@@ -24,6 +26,7 @@ import orjson
 from alerts.kpi import DepartmentKpi, department_kpis
 from alerts.lifecycle import STATES
 from cityheart.history import open_history_storage
+from cityheart.spatial_cli import SpatialOptions, spatial_filter
 from connectors.storage.history import incident_record
 from models.choices import check_choices
 from models.history import parse_duration, parse_time
@@ -45,6 +48,7 @@ def run_incidents(
     as_json: bool = False,
     url: str | None = None,
     now: float | None = None,
+    spatial: SpatialOptions = (None, None, None, None),
 ) -> int:
     """Print the stored incidents asked for to stdout; return the exit code."""
     now = time.time() if now is None else now
@@ -52,12 +56,13 @@ def run_incidents(
         start = parse_time(since, now=now)
         check_choices(states, STATES, "--state")
         check_choices(districts, settings.district_ids(), "--district")
+        where = spatial_filter(settings, spatial)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with open_history_storage(settings, url) as storage:
         rows = storage.history.incidents(since=start, districts=districts, states=states,
-                                         limit=limit)
+                                         limit=limit, spatial=where)
     for row in rows:
         record = incident_record(row)
         print(orjson.dumps(record).decode() if as_json else _incident_line(record), flush=True)
