@@ -63,3 +63,12 @@ elif command -v npm >/dev/null && command -v node >/dev/null; then
 else
   echo "setup: node/npm not found: the durable embedded Kafka (kafka.storage: durable) is unavailable, \`cityheart up\` keeps Kafka in memory" >&2
 fi
+
+# PGlite with PostGIS (npm, pinned in tests/pglite_postgis) for the spatial storage tests
+case ",${extras}," in *,test,*)
+  if command -v npm >/dev/null && command -v node >/dev/null; then
+    bash scripts/setup-pglite-postgis.sh
+  else
+    echo "setup: node/npm not found: the PostGIS storage tests cannot run" >&2
+  fi ;;
+esac

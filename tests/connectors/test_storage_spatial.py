@@ -1,24 +1,38 @@
 """Spatial questions on a real PostgreSQL: readings, devices, alerts and incidents near a point,
 in a box and within a district, with the answers the pure model gives (models.spatial); the
-same questions on PostGIS (PGlite's build, tests/pglite_postgis) give the same answers."""
+same questions on PostGIS (PGlite's WASM build with PostGIS 3.6, served by
+tests/pglite_postgis/serve.mjs, or the server at CITYHEART_TEST_POSTGIS_URL) give the same
+answers. PGlite takes one connection and no COPY; it needs minutes to load PostGIS on a busy
+machine, hence the long timeouts."""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+import os
+import select
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from alerts.lifecycle import Incident
 from connectors.storage import Storage, StorageOptions
 from connectors.storage.pages import Pages
 from connectors.storage.rows import alert_row, incident_row, reading_row
+from connectors.storage.spatial import spatial_clause
 from models.readings import Reading
 from models.spatial import EARTH_RADIUS_M, BBox, Near, SpatialFilter, Within
 from models.timefmt import iso
 
 pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).resolve().parents[2]
+PGLITE_POSTGIS = ROOT / "tests" / "pglite_postgis"
 
 T0 = 1_796_644_800.0  # 2026-12-07T12:00:00Z
 CENTRE = (48.14, 11.565)  # old-town's centroid in the test city
@@ -136,14 +150,70 @@ def test_devices_near_an_incident_are_those_within_its_circle(database_url: str)
     assert all((d["lat"], d["lon"]) == CENTRE for d in near)
 
 
+def plan(storage: Storage, question: SpatialFilter) -> str:
+    """The plan of an alerts query with ``question``, sequential scans discouraged."""
+    clause, params = spatial_clause(question, postgis=storage.flavour.postgis)
+    query = sql.SQL("EXPLAIN SELECT id FROM alerts WHERE ") + clause
+    with storage.pool.connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        return "\n".join(row[0] for row in conn.execute(query, params).fetchall())
+
+
 def test_a_spatial_question_uses_the_index_prefilter(database_url: str) -> None:
     with Storage.open(StorageOptions(url=database_url)) as storage:
         fill(storage)
+        assert "alerts_lat_lon" in plan(storage, Near(*CENTRE, 500.0))
+        assert "alerts_lat_lon" in plan(storage, QUESTIONS["within old-town"])
+
+
+@pytest.fixture(scope="module")
+def postgis_url() -> Iterator[str]:
+    """The URL of an in-memory PostgreSQL offering PostGIS (PGlite) on loopback for this
+    module; or the server at CITYHEART_TEST_POSTGIS_URL."""
+    external = os.environ.get("CITYHEART_TEST_POSTGIS_URL")
+    if external:
+        yield external
+        return
+    if not (PGLITE_POSTGIS / "node_modules" / "@electric-sql" / "pglite-postgis").is_dir():
+        if shutil.which("node") is None or shutil.which("npm") is None:
+            pytest.fail("node and npm are needed for the PostGIS tests (PGlite)")
+        subprocess.run(["bash", str(ROOT / "scripts" / "setup-pglite-postgis.sh")], check=True,
+                       timeout=600)
+    process = subprocess.Popen(
+        ["node", str(PGLITE_POSTGIS / "serve.mjs"), "--port", "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PGLITE_POSTGIS,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 600)
+        line = process.stdout.readline() if ready else ""
+        if not line:
+            pytest.fail(f"PGlite with PostGIS did not start (exit code {process.poll()})")
+        port = json.loads(line)["port"]
+        yield f"postgresql://postgres:pglite@127.0.0.1:{port}/postgres?sslmode=disable"
+    finally:
+        if process.stdin:
+            process.stdin.close()  # the server stops when its stdin closes
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.services
+@pytest.mark.timeout(1500)
+def test_spatial_questions_on_postgis_give_the_same_answers(postgis_url: str) -> None:
+    options = StorageOptions(url=postgis_url, pool_min=1, pool_max=1, copy=False,
+                             batch_rows=200, pool_timeout_s=600)
+    with Storage.open(options) as storage:
+        assert storage.flavour.postgis, "the migration creates PostGIS where it is offered"
+        assert storage.flavour.postgis_version.startswith("3.")
+        fill(storage)
+        check(storage)  # the model's answers, as plain PostgreSQL gives them
+        near = plan(storage, Near(*CENTRE, 500.0))
+        assert "alerts_position" in near and "st_dwithin" in near.lower()
         with storage.pool.connection() as conn:
-            conn.execute("SET enable_seqscan = off")
-            from connectors.storage.spatial import spatial_clause
-            clause, params = spatial_clause(Near(*CENTRE, 500.0), postgis=False)
-            from psycopg import sql
-            query = sql.SQL("EXPLAIN SELECT id FROM alerts WHERE ") + clause
-            plan = "\n".join(r[0] for r in conn.execute(query, params).fetchall())
-    assert "alerts_lat_lon" in plan
+            indexes = {row[0] for row in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_position'")}
+    assert indexes == {"readings_position", "alerts_position", "incidents_position"}
