@@ -217,3 +217,16 @@ def test_spatial_questions_on_postgis_give_the_same_answers(postgis_url: str) ->
             indexes = {row[0] for row in conn.execute(
                 "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_position'")}
     assert indexes == {"readings_position", "alerts_position", "incidents_position"}
+
+
+def test_the_recorder_stores_the_position_a_batch_carries() -> None:
+    from models.reading_batch import ReadingBatch, readings_in
+
+    placed = Reading("bus-12", "old-town", "pm25", 12.0, "ug/m3", T0, 3, *CENTRE)
+    unplaced = Reading("pm25-7", "old-town", "pm25", 13.0, "ug/m3", T0, 4)
+    decoded = readings_in(ReadingBatch.of([placed, unplaced]).encode())
+    rows = [reading_row(r) for r in decoded]
+    assert [row[-2:] for row in rows] == [CENTRE, (None, None)]
+    assert reading_row({"ts": T0, "device_id": "d", "district": "old-town", "kind": "pm25",
+                        "value": 1, "unit": "ug/m3", "lat": 48.1, "lon": 11.6})[-2:] == (
+        48.1, 11.6)
