@@ -137,7 +137,8 @@ def api_v1_router(site: WebServer) -> APIRouter:
             if (refused := _no_device_ids(site, claims)) is not None:
                 return refused
             fetch = _fetcher(_pages(site).devices, districts=_districts(site, query),
-                             kinds=_kinds(site, query), spatial=spatial_of(site, query))
+                             kinds=_kinds(site, query),
+                             spatial=_where(site, claims, query, "vital"))
             return _collect(query, "devices", fetch, device_item)
         return run(request, "devices", produce)
 
@@ -164,7 +165,8 @@ def api_v1_router(site: WebServer) -> APIRouter:
             return _shown(site, claims, "indicator", rows), None
         return run(request, "indicators", produce)
 
-    @get("/history/readings", "readings", envelope(ITEMS["readings"]))
+    @get("/history/readings", "readings", envelope(ITEMS["readings"]),
+         errors=(400, 401, 403, 406, 503))
     def readings(request: Request, kind: Annotated[str | None, q("a kind, e.g. pm25")] = None,
                  district: _Q = None, resolution: _Q = None,
                  from_: Annotated[str | None, Query(alias="from")] = None,
@@ -207,11 +209,12 @@ def api_v1_router(site: WebServer) -> APIRouter:
             fetch = _fetcher(_pages(site).alerts, since=since, until=until,
                              districts=_districts(site, query), kinds=_kinds(site, query),
                              severities=_many(query, "severity", _SEVERITIES),
-                             spatial=spatial_of(site, query))
+                             spatial=_where(site, claims, query, "alert"))
             return _collect(query, "alerts", fetch, _masker(site, claims, "alert"))
         return run(request, "alerts", produce)
 
-    @get("/incidents", "incidents", envelope(ITEMS["incidents"]))
+    @get("/incidents", "incidents", envelope(ITEMS["incidents"]),
+         errors=(400, 401, 403, 406, 503))
     def incidents(request: Request, district: _Q = None, state: _Q = None,
                   severity: _Q = None, from_: Annotated[str | None, Query(alias="from")] = None,
                   to: _Q = None, near: NearQuery = None, radius: RadiusQuery = None,
@@ -225,7 +228,7 @@ def api_v1_router(site: WebServer) -> APIRouter:
                              districts=_districts(site, query),
                              states=_many(query, "state", _STATES),
                              severities=_many(query, "severity", _SEVERITIES),
-                             spatial=spatial_of(site, query))
+                             spatial=_where(site, claims, query, "incident"))
             return _collect(query, "incidents", fetch, lambda row: _incident(site, claims, row))
         return run(request, "incidents", produce)
 
@@ -330,7 +333,7 @@ def _series(site: WebServer, claims: Claims, query: Mapping[str, str], key: str,
     chosen = query.get("resolution")
     level = (RESOLUTIONS[one_of("resolution", chosen, list(RESOLUTIONS))] if chosen
              else choose_resolution(since, until))
-    where = {"spatial": spatial_of(site, query)} if key == "kind" else {}
+    where = {"spatial": _where(site, claims, query, "vital")} if key == "kind" else {}
     if where.get("spatial") is not None:
         if chosen and level != "raw":
             msg = "near, within and bbox filter raw readings: resolution=raw (or none)"
@@ -354,6 +357,20 @@ def _collect(query: Mapping[str, str], kind: str, fetch: Callable[..., Any],
 
 def _fetcher(method: Callable[..., list[dict[str, Any]]], **kwargs: Any) -> Callable[..., Any]:
     return lambda after, limit: method(after=after, limit=limit, **kwargs)
+
+
+def _where(site: WebServer, claims: Claims, query: Mapping[str, str], kind: str) -> Any:
+    """The spatial filter of ``query``; a 403 ParameterError when the caller may not see the
+    positions of items of ``kind`` (asking by place would reveal them)."""
+    spatial = spatial_of(site, query)
+    if spatial is not None:
+        probe = _view(site, claims, {"type": kind, "lat": 0.0, "lon": 0.0, "departments": [
+            claims.department]})
+        if probe is None or "lat" not in probe:
+            raise ParameterError("near" if query.get("near") else "within" if query.get(
+                "within") else "bbox", f"role {claims.role!r} sees no positions of {kind}s",
+                status=HTTPStatus.FORBIDDEN, code="forbidden")
+    return spatial
 
 
 def _no_device_ids(site: WebServer, claims: Claims) -> tuple[HTTPStatus, dict[str, Any]] | None:

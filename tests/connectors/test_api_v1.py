@@ -136,6 +136,11 @@ def test_every_route_of_the_served_openapi_document_answers_as_it_describes(
     assert status == 400 and error["parameter"] == "within" and "harbour" in error["valid"]
     status, _, error = get(city, contract, "/api/v1/alerts", near=at)
     assert status == 400 and error["parameter"] == "near" and "radius" in error["detail"]
+    status, _, error = get(city, contract, "/api/v1/incidents", who="viewer", within="harbour")
+    assert status == 403 and "sees no positions" in error["detail"]  # they would leak
+    status, _, _ = get(city, contract, "/api/v1/history/readings", who="viewer", kind="pm25",
+                       near=at, radius="150m")
+    assert status == 403
     _, _, kpis = get(city, contract, "/api/v1/kpis")
     assert {k["department"] for k in kpis["items"]} >= {"environment-bureau"}
 
