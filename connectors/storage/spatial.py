@@ -32,11 +32,8 @@ SPATIAL_TABLES = ("readings", "alerts", "incidents")
 
 def geography(lat: str = "lat", lon: str = "lon", table: str | None = None) -> sql.Composable:
     """The PostGIS geography of a row's (``lat``, ``lon``) columns: the indexed expression."""
-    def column(name: str) -> sql.Composable:
-        return sql.Identifier(table, name) if table else sql.Identifier(name)
-
     return sql.SQL("geography(ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326))").format(
-        lon=column(lon), lat=column(lat))
+        lon=_column(table, lon), lat=_column(table, lat))
 
 
 def index_statements(postgis: bool) -> list[sql.Composable]:
