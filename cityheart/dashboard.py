@@ -8,7 +8,7 @@ talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/
 ``/api/history`` (charts), the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
 actions, KPIs), reports filed from the page (:mod:`cityheart.services.report_filing`, produced
 to the ``reports`` topic), ``/api/v1`` and ``/ngsi-ld/v1`` (masked by
-``cityheart.services.open_data.api_view``), ``/open-data/``, all reading the ``database:`` of
+``cityheart.services.api_view.api_view``), ``/open-data/``, all reading the ``database:`` of
 config.yaml, connected on first use (so the page works while the database is still starting or
 away), and ``/api/devices`` for the map from the device registry
 (``mqtt.device_auth.registry``), read again on each request.
@@ -27,8 +27,8 @@ from typing import Any
 from alerts.access import history_view
 from cityheart.devices import load_registry
 from cityheart.services.ack_links import AckLinks
+from cityheart.services.api_view import api_view
 from cityheart.services.dispatch import DispatchService
-from cityheart.services.open_data import api_view
 from cityheart.services.report_filing import ReportFiling
 from cityheart.token import feed_auth
 from connectors.audit_log import AuditLog

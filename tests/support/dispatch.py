@@ -23,8 +23,8 @@ from types import SimpleNamespace
 from alerts.access import history_view, view
 from cityheart.dashboard import history_query, web_root
 from cityheart.runtime.servers import spawn
+from cityheart.services.api_view import api_view
 from cityheart.services.dispatch import DispatchService
-from cityheart.services.open_data import api_view
 from cityheart.services.report_filing import ReportFiling
 from connectors.command_bus import CommandBus
 from connectors.ingest.reports import ReportSender
