@@ -90,11 +90,11 @@ def test_an_operator_files_a_report_that_joins_the_sensors_incident(
     operator.page.click(f"{FORM} button[type=submit]")
     operator.wait_text(".filing-form .action-message[data-kind='ok']", "Filed r-", timeout_s=40)
     report_id = operator.page.inner_text(".filing-form .action-message").split()[1].rstrip(".")
-    operator.shot(tmp_path / "filing-1080p.png")
 
     # through Kafka and the feed: listed under the board with who filed it
     item = f".report-list [data-report-id='{report_id}']"
     operator.wait(f"() => document.querySelector(\"{item}\")", timeout_s=30)
+    operator.shot(tmp_path / "filing-1080p.png")
     listed = operator.page.inner_text(item)
     assert "olga" in listed and TEXT in listed and "Industrial East" in listed, listed
     kept = operator.wait(f"() => window.cityheart.incidents.reports.get('{report_id}')")

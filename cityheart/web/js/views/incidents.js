@@ -3,8 +3,8 @@
 // beside the columns with its actions and timeline (views/incident_detail.js). Operators and
 // dispatchers open incidents by hand with "New incident…" (views/report_form.js) and file
 // reports with "File a report…" (views/report_filing.js). The maintenance windows not ended yet
-// (api/suppressions) are listed under the heading, the latest reports from the feed (operators
-// only receive them) below the columns.
+// (api/suppressions) and the latest reports from the feed (operators only receive them) are
+// listed under the heading.
 
 import { h, setAttr, setText, syncList } from "../dom.js";
 import { ago, words } from "../format.js";
@@ -14,7 +14,7 @@ import { ReportFiling } from "./report_filing.js";
 import { ReportForm } from "./report_form.js";
 
 const RESOLVED_SHOWN = 30;
-const REPORTS_SHOWN = 12;
+const REPORTS_SHOWN = 5;
 const WINDOWS_EVERY_MS = 15000;
 const STATE_TITLES = { open: "Open", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved" };
 
@@ -45,7 +45,7 @@ export class IncidentBoardView {
     this.filing = new ReportFiling({ config, session });
     this.kinds = config.kinds || {};
     this.reports = h("ol", { class: "report-list", "aria-label": "Latest reports" });
-    this.reportsPanel = h("section", { class: "panel board-reports", hidden: true },
+    this.reportsPanel = h("section", { class: "board-reports", hidden: true },
       h("h2", {}, "Latest reports"), this.reports);
     this.clock = clock;
     this.windows = h("ul", { class: "board-windows", "aria-label": "Maintenance windows", hidden: true });
@@ -60,10 +60,9 @@ export class IncidentBoardView {
     this.el = h("section", { class: "incidents-view", "data-view": "incidents",
                              "data-selected": selected ? "true" : null },
       h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope,
-        this.newButton, this.fileButton, this.notice, this.windows, this.report.el,
-        this.filing.el),
+        this.newButton, this.fileButton, this.notice, this.windows, this.reportsPanel,
+        this.report.el, this.filing.el),
       h("div", { class: "board-columns" }, this.columns.map((c) => c.el)),
-      this.reportsPanel,
       this.detail ? this.detail.el : null);
   }
 
