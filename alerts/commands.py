@@ -18,11 +18,12 @@ Errors (``CommandResult.error``) and the HTTP status an API gives them (:data:`H
 - ``invalid``: the action is unknown or lacks what it needs (a team, an outcome, a text).
 
 The event's time is the command's ``requested_at`` (when the person acted), so a replay of the
-commands makes the same events. A ``create`` command opens an incident from a person's
-``report`` (:mod:`alerts.reports`; its ``incident_id`` is :func:`~alerts.reports.report_incident_id`
-of the command id); the handover actions name their ``target`` (a person, a department or
-another incident) and a transfer its ``from_department``. Departments are checked against the
-``known_departments`` the caller passes (the flow: config.yaml's).
+commands makes the same events. A ``create`` command opens an incident by hand from its
+``report`` field (:mod:`alerts.hand_opened`; its ``incident_id`` is
+:func:`~alerts.hand_opened.hand_opened_incident_id` of the command id); the handover actions
+name their ``target`` (a person, a department or another incident) and a transfer its
+``from_department``. Departments are checked against the ``known_departments`` the caller
+passes (the flow: config.yaml's).
 
 The notifier records what it sent through the same path: a ``notify`` command of role
 :data:`NOTIFIER_ROLE` (made by :func:`notify_command`) becomes a ``notify`` event whose details
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from alerts.access import Forbidden, authorize, authorize_report, authorize_suppression
+from alerts.hand_opened import HAND_OPENED_RULE, HandOpened, InvalidHandOpened, open_by_hand
 from alerts.lifecycle import (
     Incident,
     IncidentEvent,
@@ -47,7 +49,6 @@ from alerts.lifecycle import (
     to_epoch,
 )
 from alerts.notify_rules import NOTIFY_ACTION
-from alerts.reports import REPORT_RULE, InvalidReport, Report, open_report
 from alerts.routing import merge, route
 from alerts.suppressions import (
     InvalidWindow,
@@ -294,19 +295,19 @@ def _create(
         return CommandResult(command.id, command.incident_id, "conflict", detail), known
     try:
         authorize_report(command.claims)
-        report = Report.from_record(command.report)
+        report = HandOpened.from_record(command.report)
         if report.district != command.district:
             msg = f"its district {report.district!r} is not the command's {command.district!r}"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
     except Forbidden as exc:
         return _refused(command, "forbidden", exc), None
-    except InvalidReport as exc:
+    except InvalidHandOpened as exc:
         return _refused(command, "invalid", exc), None
     departments = route(settings.routing, district=report.district, kinds=(report.kind,),
-                        severity=report.severity, rules=(REPORT_RULE,))
+                        severity=report.severity, rules=(HAND_OPENED_RULE,))
     if command.department is not None:  # a dispatcher keeps sight of what they opened
         departments = merge(departments, (command.department,))
-    incident, event = open_report(report, incident_id=command.incident_id, actor=command.actor,
+    incident, event = open_by_hand(report, incident_id=command.incident_id, actor=command.actor,
                                   at=command.requested_at, departments=departments)
     event = _with_command(event, command)
     result = CommandResult(command.id, command.incident_id, event=event.to_record(),

@@ -25,7 +25,7 @@ assigned is cleared), ``add_department`` routes it to one more (``target``, with
 ``comment``); ``link`` and ``merge`` name another incident (``target``).
 
 The system writes five more actions: ``open`` (the first alert, or a person's report: see
-:mod:`alerts.reports`), ``alert`` (one more alert joined,
+:mod:`alerts.hand_opened`), ``alert`` (one more alert joined,
 see :mod:`alerts.incidents`), ``escalate`` (see :mod:`alerts.escalation`), ``restore`` (the
 event log that held the incident was lost and the flow took it up again from history, see
 :mod:`alerts.reconcile`; it changes nothing but ``updated_at``) and ``notify`` (a notification

@@ -1,7 +1,7 @@
 """Reports into the incident logic: a report sent to the ingest (``POST /reports``,
 :mod:`models.reports`) of warning or critical severity is an alert-like event, so grouping,
 routing, escalation and dispatch apply to it as to any alert. (An incident an operator opens by
-hand from a call is :mod:`alerts.reports`.)
+hand from a call is :mod:`alerts.hand_opened`.)
 
     alert = report_alert(report)      # an Alert with rule "report.<kind>", or None (info)
     is_report_rule("report.noise")    # True

@@ -6,8 +6,9 @@
 The page itself lives in ``cityheart/web/`` (package data: plain ES modules, no build step) and
 talks to the push feed directly; :mod:`connectors.web_server` serves it with ``/config.json``,
 ``/api/history`` (charts), the dispatch API (:mod:`cityheart.services.dispatch`: incidents,
-actions, KPIs), ``/api/v1`` and ``/ngsi-ld/v1`` (masked by
-``cityheart.services.open_data.api_view``), ``/open-data/``, all reading the ``database:`` of
+actions, KPIs), reports filed from the page (:mod:`cityheart.services.report_filing`, produced
+to the ``reports`` topic), ``/api/v1`` and ``/ngsi-ld/v1`` (masked by
+``cityheart.services.api_view.api_view``), ``/open-data/``, all reading the ``database:`` of
 config.yaml, connected on first use (so the page works while the database is still starting or
 away), and ``/api/devices`` for the map from the device registry
 (``mqtt.device_auth.registry``), read again on each request.
@@ -26,11 +27,13 @@ from typing import Any
 from alerts.access import history_view
 from cityheart.devices import load_registry
 from cityheart.services.ack_links import AckLinks
+from cityheart.services.api_view import api_view
 from cityheart.services.dispatch import DispatchService
-from cityheart.services.open_data import api_view
+from cityheart.services.report_filing import ReportFiling
 from cityheart.token import feed_auth
 from connectors.audit_log import AuditLog
 from connectors.command_bus import CommandBus
+from connectors.ingest.reports import ReportSender
 from connectors.open_data import OpenData
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
@@ -121,6 +124,8 @@ def run_dashboard(
     # connect in the background: the page is served even while Kafka is away (actions then
     # answer 503 and connect again on the next one)
     threading.Thread(target=_connect, args=(bus,), name="command-bus", daemon=True).start()
+    sender = ReportSender(settings)
+    sender.start()
     try:
         serve_dashboard(
             settings,
@@ -138,8 +143,10 @@ def run_dashboard(
             devices=None if registry is None else registry_devices(settings, registry),
             storage=storage,
             view=api_view(settings),
+            reports=ReportFiling(settings, sender.intake),
         )
     finally:
+        sender.close()
         bus.close()
 
 

@@ -30,6 +30,7 @@ import yaml
 
 from connectors.files import write_atomically
 from connectors.rate_limit import RateLimiter
+from connectors.watched_file import WatchedFile
 from models.errors import ConfigError
 
 __all__ = ["KeyGate", "KeyRecord", "Verdict", "add_key", "list_keys", "revoke_key"]
@@ -128,19 +129,9 @@ class KeyGate:
         self._limiter = RateLimiter(rate_per_s=rate_per_minute / 60.0,
                                     burst=max(1, round(rate_per_minute)))
         self._lock = threading.Lock()
-        self._seen: tuple[float, int] | None = None  # the file's (mtime, size) when read
-        self._keys: dict[str, KeyRecord] = {}
+        self._keys = WatchedFile(path, lambda p: {k.id: k for k in list_keys(p)},
+                                 what="open-data keys")
         self._used: dict[str, tuple[str, int]] = {}  # key id -> (UTC day, downloads)
-
-    def _reload(self) -> None:
-        try:
-            stat = self.path.stat()
-            seen = (stat.st_mtime, stat.st_size)
-        except FileNotFoundError:
-            seen = (0.0, -1)
-        if seen != self._seen:
-            self._keys = {k.id: k for k in list_keys(self.path)}
-            self._seen = seen
 
     def check(self, presented: str | None, *, now: float) -> Verdict:
         """Whether the holder of ``presented`` may download now (counts it if so)."""
@@ -149,8 +140,7 @@ class KeyGate:
                            "as the X-API-Key header or the api_key parameter")
         key_id, _, secret = presented.removeprefix(PREFIX).partition(".")
         with self._lock:
-            self._reload()
-            key = self._keys.get(key_id)
+            key = self._keys.current().get(key_id)
             if key is None or not presented.startswith(PREFIX) or not hmac.compare_digest(
                     key.sha256, _digest(secret)):
                 return Verdict(False, HTTPStatus.UNAUTHORIZED, "unknown API key")

@@ -13,7 +13,6 @@ secret instead).
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from connectors.files import write_atomically
+from connectors.watched_file import WatchedFile
 from models.claims import Claims, TokenError
 from models.errors import ConfigError
 
@@ -65,28 +65,18 @@ def revoke(path: Path, claims: Claims, *, now: float, reason: str = "") -> dict[
 
 
 class RevocationList:
-    """The revoked ids of ``path``, read again when the file changes (thread-safe)."""
+    """The revoked ids of ``path``, read again when the file changes (thread-safe; a file
+    that becomes unreadable keeps the ids revoked before, see :mod:`connectors.watched_file`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._seen: tuple[float, int] | None = None
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._file = WatchedFile(path, read_revoked, what="revoked tokens")
 
     def check(self, claims: Claims) -> Claims:
         """``claims``, or RevokedToken when its token was revoked."""
         if claims.jti is None:
             return claims
-        with self._lock:
-            try:
-                stat = self.path.stat()
-                seen = (stat.st_mtime, stat.st_size)
-            except FileNotFoundError:
-                seen = (0.0, -1)
-            if seen != self._seen:
-                self._entries = read_revoked(self.path)
-                self._seen = seen
-            entry = self._entries.get(claims.jti)
+        entry = self._file.current().get(claims.jti)
         if entry is not None:
             why = f": {entry['reason']}" if entry.get("reason") else ""
             msg = f"token of {claims.sub!r} was revoked at {entry.get('at')}{why}"

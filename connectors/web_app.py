@@ -13,6 +13,7 @@ Routes, in the order they are tried::
     GET  /api/whoami, /api/incidents, /api/incidents/{id}, /api/incidents/{id}/cap, /api/kpi
     POST /api/incidents, /api/incidents/{id}/actions   the dispatch API (connectors.http_api)
     GET, POST /api/suppressions, POST /api/suppressions/{id}/end   maintenance windows
+    POST /api/reports               a report filed from the page's form (``site.reports``)
     GET  /api/v1/...                the documented API, JSON or CSV (connectors.api_v1)
     GET  /ngsi-ld/v1/...            the city as NGSI-LD entities (connectors.ngsi_ld_api)
     GET  /open-data/...             the open-data catalogue and downloads (connectors.open_data)
@@ -65,8 +66,8 @@ from models.history import parse_time
 if TYPE_CHECKING:
     from connectors.web_server import WebServer
 
-__all__ = ["CONTENT_SECURITY_POLICY", "AckPages", "HistoryQuery", "HistoryView", "build_app",
-           "openapi_document"]
+__all__ = ["CONTENT_SECURITY_POLICY", "AckPages", "HistoryQuery", "HistoryView", "ReportDesk",
+           "build_app", "openapi_document"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,14 @@ class AckPages(Protocol):
 
     def acknowledge(self, token: str) -> tuple[HTTPStatus, str]:
         """Acknowledge the link's incident: (status, HTML)."""
+        ...
+
+
+class ReportDesk(Protocol):
+    """Files the page's reports (cityheart.services.report_filing.ReportFiling)."""
+
+    async def file(self, claims: Claims, document: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """File a report as ``claims``; the status and the answer document."""
         ...
 
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
@@ -122,6 +131,17 @@ _REPORT_BODY = {
                    "district": {"type": "string"}, "lat": {"type": "number"},
                    "lon": {"type": "number"}, "description": {"type": "string"},
                    "reporter": {"type": "string"}},
+}
+_FILED_BODY = {
+    "type": "object", "required": ["kind", "text"],
+    "properties": {"kind": {"type": "string", "description": "one of the configured kinds"},
+                   "text": {"type": "string"},
+                   "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+                   "district": {"type": "string"}, "lat": {"type": "number"},
+                   "lon": {"type": "number"},
+                   "time": {"type": "string", "description": "ISO 8601 with a zone; default now"},
+                   "attachments": {"type": "array", "items": {"type": "string"},
+                                   "description": "http(s) URLs: references, never files"}},
 }
 
 
@@ -300,6 +320,16 @@ def build_app(site: WebServer) -> FastAPI:
         """End a maintenance window added at run time, now (operators); 403, 404."""
         return await run_in_threadpool(dispatch, request, b"")
 
+    @app.post("/api/reports", tags=["reports"], status_code=202,
+              responses=_errors(400, 401, 403, 404, 413, 422, 503),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": _FILED_BODY}}}})
+    async def file_report(request: Request) -> Response:
+        """File a report (operators, dispatchers; the reporter is the caller); 202 once Kafka
+        has it, 403, 422 what is wrong, 503 Kafka away."""
+        status, document = await _file_report(site, request, await _body(request))
+        return _json(status, document, request)
+
     @get("/api/kpi", tags=["dispatch"], responses=_errors(400, 401, 403, 404, 503))
     def kpi(
         request: Request,
@@ -400,6 +430,26 @@ def _history(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:
         log.warning("dashboard: history unavailable: %s", exc)
         return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}
     return HTTPStatus.OK, document
+
+
+async def _file_report(site: WebServer, request: Request, body: bytes) -> tuple[HTTPStatus, Any]:
+    """``POST /api/reports``'s status and document."""
+    if site.reports is None:
+        return error_answer(HTTPStatus.NOT_FOUND, "not_found", "this server takes no reports")
+    claims = caller(api_request(request, body), authenticate=site.authenticate,
+                    auth_required=site.settings.auth.required)
+    if isinstance(claims, tuple):
+        return claims
+    if len(body) > MAX_BODY:
+        return error_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid",
+                            f"the body is over {MAX_BODY} bytes")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return error_answer(HTTPStatus.BAD_REQUEST, "invalid", f"the body is not JSON: {exc}")
+    if not isinstance(document, dict):
+        return error_answer(HTTPStatus.BAD_REQUEST, "invalid", "a report is one JSON object")
+    return await site.reports.file(claims, document)
 
 
 def _devices(site: WebServer, request: Request) -> tuple[HTTPStatus, Any]:

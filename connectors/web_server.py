@@ -37,6 +37,7 @@ from connectors.web_app import (
     AckPages,
     HistoryQuery,
     HistoryView,
+    ReportDesk,
     build_app,
 )
 from connectors.web_config import WILDCARDS, DashboardSettings, config_document
@@ -65,8 +66,8 @@ class WebServer:
     (:mod:`connectors.open_data`); with ``audit`` every successful read of the API is recorded
     (:mod:`connectors.audit_log`). ``devices`` (a registry's) is what ``GET /api/devices``
     lists for the map; ``GET /api/geo/districts`` draws the districts
-    (:mod:`connectors.web_geo`).
-    a series by the caller's role. With ``storage`` it also serves ``/api/v1`` and
+    (:mod:`connectors.web_geo`). With ``reports`` it takes reports filed from the page's form
+    (``POST /api/reports``). With ``storage`` it also serves ``/api/v1`` and
     ``/ngsi-ld/v1`` from that database, each item masked by ``view`` (alerts.access.view, or a
     wrapper of it) as the feed masks its messages.
     """
@@ -88,6 +89,7 @@ class WebServer:
         view: MessageView | None = None,
         clock: Callable[[], float] = time.time,
         ack: AckPages | None = None,
+        reports: ReportDesk | None = None,
     ) -> None:
         self.settings = settings
         self.dashboard = dashboard
@@ -98,6 +100,7 @@ class WebServer:
         self.open_data = open_data
         self.audit = audit
         self.ack = ack
+        self.reports = reports
         self.devices = devices
         self.storage = storage
         self.view = view
@@ -174,6 +177,7 @@ def serve_dashboard(
     devices: DeviceList | None = None,
     storage: Callable[[], Storage] | None = None,
     view: MessageView | None = None,
+    reports: ReportDesk | None = None,
 ) -> None:
     """Serve the dashboard until SIGINT or SIGTERM; log and print ``dashboard: <url>`` once up.
 
@@ -186,7 +190,7 @@ def serve_dashboard(
         with WebServer(settings, dashboard, static_dir=static_dir, history=history, api=api,
                        authenticate=authenticate, history_view=history_view,
                        open_data=open_data, audit=audit, ack=ack, devices=devices,
-                       storage=storage, view=view) as web:
+                       storage=storage, view=view, reports=reports) as web:
             log.info("dashboard: %s", web.url)
             print(f"dashboard: {web.url}", flush=True)
             while not stop.wait(0.5):

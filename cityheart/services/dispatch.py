@@ -33,10 +33,10 @@ from typing import Any
 from alerts.access import Forbidden, allowed_actions, authorize, authorize_report, view
 from alerts.cap import cap_message
 from alerts.commands import HTTP_STATUS, Command
+from alerts.hand_opened import HandOpened, InvalidHandOpened, hand_opened_incident_id
 from alerts.incidents import DisplayNames
 from alerts.kpi import department_kpis
 from alerts.lifecycle import ACTIONS, Incident, IncidentEvent
-from alerts.reports import InvalidReport, Report, report_incident_id
 from cityheart.services.suppressions import SuppressionService
 from connectors.command_bus import CommandBus
 from connectors.http_api import error_answer
@@ -139,10 +139,10 @@ class DispatchService:
             return error_answer(HTTPStatus.FORBIDDEN, "forbidden", str(exc))
         try:
             report = self._report(request)
-        except InvalidReport as exc:
+        except InvalidHandOpened as exc:
             return error_answer(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid", str(exc))
         command_id = _command_id()
-        command = Command(id=command_id, incident_id=report_incident_id(command_id),
+        command = Command(id=command_id, incident_id=hand_opened_incident_id(command_id),
                           district=report.district, action="create", actor=claims.sub,
                           role=claims.role, requested_at=self._clock(),
                           department=claims.department, report=report.to_record())
@@ -280,25 +280,25 @@ class DispatchService:
         return HTTPStatus.OK, {"event": event,
                                "incident": self._shown(claims, result["incident"])}
 
-    def _report(self, request: Mapping[str, Any]) -> Report:
+    def _report(self, request: Mapping[str, Any]) -> HandOpened:
         """The report of a create request, its district found from its position if need be."""
         kinds = sorted({*self.settings.kinds, *INDICATORS})
         if request.get("kind") not in kinds:
             msg = f"kind {request.get('kind')!r} is not one of {kinds}"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
         district = request.get("district")
-        report = Report.from_record({**request, "district": district or "?",
+        report = HandOpened.from_record({**request, "district": district or "?",
                                      "reporter": request.get("reporter") or None})
         if district is None and report.lat is not None and report.lon is not None:
             district = self._locate(report.lat, report.lon)
         elif district is None:
             msg = "a report needs a district or a position (lat and lon)"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
         ids = self.settings.district_ids()
         if district not in ids:
             msg = f"district {district!r} is not one of {ids}"
-            raise InvalidReport(msg)
-        return Report.from_record({**report.to_record(), "district": district})
+            raise InvalidHandOpened(msg)
+        return HandOpened.from_record({**report.to_record(), "district": district})
 
     def _locate(self, lat: float, lon: float) -> str:
         if self._locator is None:
@@ -309,7 +309,7 @@ class DispatchService:
         district = self._locator.locate(lat, lon)
         if district is None:
             msg = f"the position {lat:g}, {lon:g} is in no district of the city"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
         return str(district)
 
     def _shown(self, claims: Claims, record: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -126,7 +126,8 @@ def build_app(
             wait = max(1, math.ceil(len(documents) / limits.per_source_per_s))
             return _error(429, "rate_limited", f"source {key.source!r} is over its rate: "
                           f"retry after {wait} s", **{"Retry-After": str(wait)})
-        outcome = await report_intake.submit(key, documents)
+        outcome = await report_intake.submit(key.source, documents,
+                                             districts=key.districts)
         if outcome is None:
             detail = (f"Kafka did not confirm the reports within "
                       f"{limits.delivery_timeout_s:g} s: send them again (same ids)")

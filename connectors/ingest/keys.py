@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +27,10 @@ from typing import Any
 import yaml
 
 from connectors.files import write_atomically
+from connectors.watched_file import WatchedFile
 from models.errors import ConfigError
 
 __all__ = ["IngestKey", "KeyRing", "KeysFile", "load_keys", "new_key", "save_keys"]
-
-log = logging.getLogger(__name__)
 
 _PREFIX = "chk_"
 _HEADER = ("# cityheart ingest keys, kept by `cityheart ingest-keys` (add, list, revoke).\n"
@@ -141,35 +139,15 @@ def save_keys(path: Path, keys: Iterable[IngestKey]) -> None:
 
 
 class KeysFile:
-    """The keys of a file, read again when it changes (checked at most once a ``check_s``)."""
+    """The keys of a file, read again when it changes (checked at most once a ``check_s``;
+    see :mod:`connectors.watched_file`)."""
 
     def __init__(self, path: Path, *, check_s: float = 1.0) -> None:
         self.path = path
-        self._check_s = check_s
-        self._checked = float("-inf")
-        self._stamp: tuple[int, int] | None = None
-        self.ring = KeyRing(load_keys(path))
-        self._stamp = self._current()
-
-    def _current(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+        self._file = WatchedFile(path, lambda p: KeyRing(load_keys(p)), what="ingest keys",
+                                 check_s=check_s)
 
     def current(self, now: float) -> KeyRing:
         """The keys as of ``now`` (monotonic seconds): reloaded if the file changed; a file
         that became unreadable keeps the keys in force (and is logged)."""
-        if now - self._checked < self._check_s:
-            return self.ring
-        self._checked = now
-        stamp = self._current()
-        if stamp != self._stamp:
-            try:
-                self.ring = KeyRing(load_keys(self.path))
-                log.info("ingest: keys reloaded from %s (%d keys)", self.path, len(self.ring.keys))
-            except ConfigError as exc:
-                log.error("ingest: keeping the keys in force: %s", exc)
-            self._stamp = stamp
-        return self.ring
+        return self._file.current(now)

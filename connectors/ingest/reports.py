@@ -2,7 +2,10 @@
 Kafka has them.
 
     reports = ReportIntake(settings, intake.producer)       # shares the ingest's producer
-    outcome = await reports.submit(key, body)              # a ReportOutcome, or None (no Kafka)
+    outcome = await reports.submit("hotline", documents)   # a ReportOutcome, or None (no Kafka)
+
+    with ReportSender(settings) as sender:                 # a producer of its own (the dashboard)
+        outcome = await sender.intake.submit("dashboard", documents)
 
 A body is one report (a JSON object) or a JSON array of them (:mod:`models.reports`). Each
 valid one goes to the reports topic (key = its id), each refused one to the dead-letter topic
@@ -16,23 +19,25 @@ may report only there (``not_allowed``). The answer, once Kafka confirmed every 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from connectors.ingest.keys import IngestKey
 from connectors.kafka import ReliableProducer
 from connectors.readings_out import ReadingsOut
-from models.errors import InvalidReading
+from models.errors import ConnectorError, InvalidReading
 from models.geography import Locator
 from models.reports import ReportParser
 from settings.config import Settings
 
-__all__ = ["ReportIntake", "ReportOutcome"]
+__all__ = ["ReportIntake", "ReportOutcome", "ReportSender"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,9 +77,10 @@ class ReportIntake:
             return InvalidReading(body, "invalid_json", f"the body is not JSON: {exc}")
         return document if isinstance(document, list) else [document]
 
-    async def submit(self, key: IngestKey, documents: list[Any]) -> ReportOutcome | None:
-        """Produce ``documents`` of source ``key``; the outcome once Kafka confirmed them all,
-        None if it did not within ``ingest.delivery_timeout_s``."""
+    async def submit(self, source: str, documents: list[Any], *,
+                     districts: Collection[str] = ()) -> ReportOutcome | None:
+        """Produce ``documents`` of ``source`` (only in ``districts`` when given); the outcome
+        once Kafka confirmed them all, None if it did not within ``ingest.delivery_timeout_s``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         outcome, now = ReportOutcome(), self._clock()
@@ -91,14 +97,14 @@ class ReportIntake:
             if not future.done():
                 future.set_result(None)
 
-        where = f"reports/{key.source}".encode()
+        where = f"reports/{source}".encode()
         for index, document in enumerate(documents):
             try:
-                report = self._parser.parse(document, source=key.source, received_at=now)
-                if key.districts and report.district not in key.districts:
+                report = self._parser.parse(document, source=source, received_at=now)
+                if districts and report.district not in districts:
                     raw = orjson.dumps(document, default=str)
-                    detail = (f"source {key.source!r} may not report in district "
-                              f"{report.district!r} (only {list(key.districts)})")
+                    detail = (f"source {source!r} may not report in district "
+                              f"{report.district!r} (only {list(districts)})")
                     raise InvalidReading(raw, "not_allowed", detail)
             except InvalidReading as exc:
                 outcome.rejected.append({"index": index, "reason": exc.reason,
@@ -118,3 +124,52 @@ class ReportIntake:
         except TimeoutError:
             return None
         return outcome
+
+
+class ReportSender:
+    """A :class:`ReportIntake` with a producer of its own, its deliveries served on a thread:
+    for a component that files reports without the ingest (the dashboard's form).
+
+    :meth:`start` is quick (the producer connects in the background; while Kafka is away a
+    submission times out, None); :meth:`close` delivers what is queued, then stops.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.producer = ReliableProducer(
+            settings.kafka.bootstrap, linger_ms=5,
+            delivery_timeout_ms=int(settings.ingest.delivery_timeout_s * 1000))
+        self.intake = ReportIntake(settings, self.producer, clock=clock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ReportSender:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Serve delivery reports on a thread of its own."""
+        self._thread = threading.Thread(target=self._serve, name="report-sender", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (for at most ``timeout`` s), then stop serving reports."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        try:
+            self.producer.flush(timeout)
+        except ConnectorError as exc:
+            log.error("reports: %s", exc)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.producer.poll(0.05)
+            except ConnectorError as exc:
+                # those reports' submissions time out (None) and their senders may try again
+                log.error("reports: %s", exc)
+                self.producer.failures.clear()

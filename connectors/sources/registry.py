@@ -16,7 +16,6 @@ them (``auth.token_env``...).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,11 @@ import yaml
 from pydantic import ValidationError
 
 from connectors.files import write_atomically
+from connectors.watched_file import WatchedFile
 from models.errors import ConfigError
 from settings.sources import SourceSpec
 
 __all__ = ["SourcesFile", "load_health", "load_sources", "save_health", "save_sources"]
-
-log = logging.getLogger(__name__)
 
 _HEADER = ("# cityheart pulled sources, kept by `cityheart sources` (add, list, test, remove).\n"
            "# Secrets are not kept here: auth names the environment variables that hold them.\n")
@@ -86,33 +84,19 @@ def load_health(path: Path) -> dict[str, dict[str, Any]]:
 
 
 class SourcesFile:
-    """The sources of a file, read again when it changes (checked at most once a ``check_s``)."""
+    """The sources of a file, read again when it changes (checked at most once a ``check_s``;
+    see :mod:`connectors.watched_file`)."""
 
     def __init__(self, path: Path, *, check_s: float = 1.0) -> None:
         self.path = path
-        self._check_s = check_s
-        self._checked = float("-inf")
-        self.specs = load_sources(path)
-        self._stamp = self._current()
+        self._file = WatchedFile(path, load_sources, what="sources", check_s=check_s)
 
-    def _current(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+    @property
+    def specs(self) -> list[SourceSpec]:
+        """The sources in force, as last read (not checking the file)."""
+        return self._file.value
 
     def current(self, now: float) -> list[SourceSpec]:
-        """The sources as of ``now`` (monotonic seconds), reloaded if the file changed."""
-        if now - self._checked < self._check_s:
-            return self.specs
-        self._checked = now
-        stamp = self._current()
-        if stamp != self._stamp:
-            try:
-                self.specs = load_sources(self.path)
-                log.info("sources: %d sources read from %s", len(self.specs), self.path)
-            except ConfigError as exc:
-                log.error("sources: keeping the sources in force: %s", exc)
-            self._stamp = stamp
-        return self.specs
+        """The sources as of ``now`` (monotonic seconds), reloaded if the file changed; a file
+        that became unreadable keeps the sources in force (and is logged)."""
+        return self._file.current(now)

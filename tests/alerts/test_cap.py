@@ -10,9 +10,9 @@ from capparselib.parsers import CAPParser
 from lxml import etree
 
 from alerts.cap import CIRCLE_KM, cap_message
+from alerts.hand_opened import HandOpened, open_by_hand
 from alerts.incidents import DisplayNames
 from alerts.lifecycle import act
-from alerts.reports import Report, open_report
 from settings.config import Settings
 
 T = 1_795_669_200.0  # 2026-11-26T05:00:00Z
@@ -34,7 +34,7 @@ def reported(settings: Settings, **changes: object):
               "severity": "critical", "district": "harbour", "lat": 37.80, "lon": -122.40,
               "description": "The quay at pier 4 is flooded; keep away from the waterfront.",
               **changes}
-    return open_report(Report.from_record(record), incident_id="inc-0123456789abcdef",
+    return open_by_hand(HandOpened.from_record(record), incident_id="inc-0123456789abcdef",
                        actor="olga", at=T, departments=("water-authority",))
 
 

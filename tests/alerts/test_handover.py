@@ -9,9 +9,9 @@ import pytest
 
 from alerts.access import Forbidden, allowed_actions, authorize
 from alerts.commands import Command, execute
+from alerts.hand_opened import HandOpened, InvalidHandOpened, hand_opened_incident_id, open_by_hand
 from alerts.incidents import GroupingState
 from alerts.lifecycle import Incident, InvalidAction, InvalidTransition, act, replay
-from alerts.reports import InvalidReport, Report, open_report, report_incident_id
 from models.claims import Claims
 from settings.config import Settings
 
@@ -28,7 +28,7 @@ def claims(role: str, department: str | None = None, sub: str = "olga") -> Claim
 def create(settings: Settings, who: Claims, report: dict | None = None,
            command_id: str = "cmd-1", known=None) -> tuple:
     report = REPORT if report is None else report
-    command = Command(id=command_id, incident_id=report_incident_id(command_id),
+    command = Command(id=command_id, incident_id=hand_opened_incident_id(command_id),
                       district=report["district"], action="create", actor=who.sub,
                       role=who.role, requested_at=T, department=who.department, report=report)
     return execute(command, known, settings.incidents)
@@ -46,7 +46,7 @@ def test_a_report_opens_an_incident_routed_like_an_alert_with_who_reported_it(
     result, incident = create(base_settings, claims("operator"))
     assert result.ok, result.detail
     assert (result.event["action"], result.event["actor"]) == ("open", "olga")
-    assert incident.id == report_incident_id("cmd-1")
+    assert incident.id == hand_opened_incident_id("cmd-1")
     # water_level at critical: the water authority and emergency management, as for an alert
     assert incident.departments == ("water-authority", "emergency-management")
     assert (incident.state, incident.severity, incident.kind, incident.rule) == (
@@ -64,10 +64,10 @@ def test_a_report_is_refused_naming_what_is_wrong(base_settings: Settings) -> No
     assert viewer.error == "forbidden" and "operator" in str(viewer.detail)
     bad, _ = create(base_settings, claims("operator"), {**REPORT, "severity": "bad"})
     assert bad.error == "invalid" and "'warning', 'critical', 'emergency'" in str(bad.detail)
-    with pytest.raises(InvalidReport, match="needs a title"):
-        Report.from_record({**REPORT, "title": "  "})
-    with pytest.raises(InvalidReport, match="both lat and lon"):
-        Report.from_record({**REPORT, "lon": None})
+    with pytest.raises(InvalidHandOpened, match="needs a title"):
+        HandOpened.from_record({**REPORT, "title": "  "})
+    with pytest.raises(InvalidHandOpened, match="both lat and lon"):
+        HandOpened.from_record({**REPORT, "lon": None})
     # a dispatcher's report is routed to their department too, so they see what they opened
     own, incident = create(base_settings, claims("dispatcher", "traffic-police"),
                            {**REPORT, "kind": "noise", "severity": "warning"})
@@ -110,7 +110,7 @@ def test_assign_transfer_and_add_a_department_are_events_with_their_actor(
 
 
 def test_the_events_of_a_handover_rebuild_the_incident() -> None:
-    incident, opened = open_report(Report.from_record(REPORT), incident_id="inc-r1",
+    incident, opened = open_by_hand(HandOpened.from_record(REPORT), incident_id="inc-r1",
                                    actor="olga", at=T,
                                    departments=("water-authority", "emergency-management"))
     events = [opened]
@@ -148,7 +148,7 @@ def test_a_snapshot_pickled_before_these_fields_still_loads() -> None:
     """Recovery snapshots pickle Incidents and GroupingStates: one taken by the version before
     the handover fields (their values in field order, up to ``sequence``; a state without
     ``suppressions``) loads with the new fields at their defaults."""
-    incident, _ = open_report(Report.from_record(REPORT), incident_id="inc-old", actor="olga",
+    incident, _ = open_by_hand(HandOpened.from_record(REPORT), incident_id="inc-old", actor="olga",
                               at=T, departments=("water-authority",))
     old_fields = [getattr(incident, name) for name in (
         "id", "district", "rule", "kind", "title", "state", "severity", "departments",

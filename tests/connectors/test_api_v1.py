@@ -178,6 +178,10 @@ def test_every_route_of_the_served_openapi_document_answers_as_it_describes(
         assert status in (404, 422, 503), (path, status, body)
         contract.check("/api/suppressions/{window_id}/end" if path.endswith("/end")
                        else "/api/suppressions", status, headers, body, method="post")
+    status, headers, body = fetch(city.url, "/api/reports", token=token("operator"),
+                                  method="POST", body=b'{"kind": "pm25", "text": "smoke"}')
+    assert status == 404   # this server takes no reports (no producer)
+    contract.check("/api/reports", status, headers, body, method="post")
     template = "/api/incidents/{incident_id}/actions"
     status, headers, body = fetch(city.url, f"/api/incidents/{INCIDENT}/actions",
                                   token=token("operator"), method="POST",

@@ -183,7 +183,8 @@ def test_the_openapi_document_lists_the_api_as_the_code_declares_it(web: WebServ
     assert document["openapi"].startswith("3.")
     paths = document["paths"]
     assert {"/api/whoami", "/api/incidents", "/api/incidents/{incident_id}",
-            "/api/incidents/{incident_id}/actions", "/api/kpi", "/api/history"} <= set(paths)
+            "/api/incidents/{incident_id}/actions", "/api/kpi", "/api/history",
+            "/api/reports"} <= set(paths)
     action = paths["/api/incidents/{incident_id}/actions"]["post"]
     body_schema = action["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["required"] == ["action"]

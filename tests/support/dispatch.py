@@ -5,9 +5,9 @@
         ...                                  # HTTP calls to stack.url (the dispatch API)
 
 The flow and the recorder run as the child processes production runs (their logs and config
-in ``tmp_path``); the command bus, the dispatch API and the dashboard's server (with history)
-run in this process; with ``feed=True`` the push feed too, with the same tokens and role
-masking (its URL in ``stack.feed``).
+in ``tmp_path``); the command bus, the dispatch API and the dashboard's server (with history
+and the report form's own producer) run in this process; with ``feed=True`` the push feed
+too, with the same tokens and role masking (its URL in ``stack.feed``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from types import SimpleNamespace
 from alerts.access import history_view, view
 from cityheart.dashboard import history_query, web_root
 from cityheart.runtime.servers import spawn
+from cityheart.services.api_view import api_view
 from cityheart.services.dispatch import DispatchService
-from cityheart.services.open_data import api_view
+from cityheart.services.report_filing import ReportFiling
 from connectors.command_bus import CommandBus
+from connectors.ingest.reports import ReportSender
 from connectors.kafka import KafkaRecord
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions
@@ -66,12 +68,15 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
     bus.start()
     service = DispatchService(settings, storage=lambda: storage, bus=bus, timeout=30,
                               clock=clock)
+    sender = ReportSender(settings)
     web = WebServer(settings, DashboardSettings(port=0), static_dir=web_root(),
                     history=history_query(settings, lambda: storage), api=service,
                     authenticate=authenticate, history_view=history_view,
-                    storage=lambda: storage, view=api_view(settings))
+                    storage=lambda: storage, view=api_view(settings),
+                    reports=ReportFiling(settings, sender.intake))
     try:
         with ExitStack() as servers:
+            servers.enter_context(sender)
             feed_url = None
             if feed:
                 server = servers.enter_context(FeedThread(

@@ -27,8 +27,8 @@ from pydantic import SecretStr
 from alerts.access import history_view
 from alerts.lifecycle import Incident, IncidentEvent
 from cityheart.dashboard import history_query, web_root
+from cityheart.services.api_view import api_view
 from cityheart.services.dispatch import DispatchService
-from cityheart.services.open_data import api_view
 from cityheart.token import token_check
 from connectors.storage import Storage
 from connectors.storage.options import StorageOptions

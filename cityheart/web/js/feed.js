@@ -15,7 +15,7 @@
 // (no word from the feed for staleAfterMs: what the page shows is as of `since`), "refused"
 // (the feed refused the subscription: a bug or a config mismatch, shown, retried slowly).
 
-const DATA = new Set(["vital", "indicator", "alert", "incident", "incident_event"]);
+const DATA = new Set(["vital", "indicator", "alert", "incident", "incident_event", "report"]);
 
 export class FeedConnection {
   /**

@@ -8,6 +8,9 @@
 // the way the server does (alerts/access.py): the actions the state permits, all of them for
 // operators, acknowledge/dispatch/comment/resolve and the handovers but merging for a dispatcher
 // of a department the incident is routed to, none for viewers. The server checks again and has the last word.
+//
+// The channel's `report` messages (reports from people and systems; the feed sends them to
+// operators only, since they name people) are kept too, the newest few, for the board's list.
 
 export const BOARD_STATES = ["open", "acknowledged", "dispatched", "resolved"];
 export const SEVERITIES = ["emergency", "critical", "warning", "info"];
@@ -27,6 +30,7 @@ const TRANSITIONS = {
 const DISPATCHER_ACTIONS = ["acknowledge", "dispatch", "comment", "resolve", "assign", "transfer",
                             "add_department", "link"];
 const MAX_EVENTS = 200; // per incident, for the timeline of live events
+const MAX_REPORTS = 50; // the newest reports kept for the board
 
 /** The actions the role may take on an incident in its state (as alerts/access.py says). */
 export function possibleActions(me, incident) {
@@ -47,16 +51,35 @@ export class IncidentState {
   constructor() {
     this.incidents = new Map(); // id -> incident record (+ allowed_actions, allowedAt)
     this.events = new Map(); // incident id -> Map(sequence -> event)
+    this.reports = new Map(); // report id -> report record
     this.loaded = false; // the API's list arrived
     this.problem = null; // why the API's list did not: {status, detail}
     this.version = 0;
   }
 
-  /** A feed data message: `incident` and `incident_event` are taken in, others ignored. */
+  /** A feed data message: `incident`, `incident_event` and `report` are taken in, others ignored. */
   apply(message) {
     if (message.type === "incident") return this.put(strip(message), false);
     if (message.type === "incident_event") return this.addEvent(strip(message));
+    if (message.type === "report") return this.addReport(strip(message));
     return false;
+  }
+
+  /** A report record (a replay of a known id changes nothing). */
+  addReport(report) {
+    if (!report || typeof report.id !== "string" || this.reports.has(report.id)) return false;
+    this.reports.set(report.id, report);
+    if (this.reports.size > MAX_REPORTS) {
+      const oldest = [...this.reports.values()].sort((a, b) => a.ts - b.ts)[0];
+      this.reports.delete(oldest.id);
+    }
+    this.version += 1;
+    return true;
+  }
+
+  /** The reports known, newest first. */
+  latestReports() {
+    return [...this.reports.values()].sort((a, b) => b.ts - a.ts);
   }
 
   /** An incident record; `fromApi` records carry the caller's allowed_actions. */

@@ -1,16 +1,20 @@
 // Incident board: one column per state (open, acknowledged, dispatched, resolved), worst
 // severity first, live from the feed's incidents channel; #/incidents/<id> opens one incident
 // beside the columns with its actions and timeline (views/incident_detail.js). Operators and
-// dispatchers open incidents by hand with "New incident…" (views/report_form.js). The
-// maintenance windows not ended yet (api/suppressions) are listed under the heading.
+// dispatchers open incidents by hand with "New incident…" (views/report_form.js) and file
+// reports with "File a report…" (views/report_filing.js). The maintenance windows not ended yet
+// (api/suppressions) and the latest reports from the feed (operators only receive them) are
+// listed under the heading.
 
 import { h, setAttr, setText, syncList } from "../dom.js";
 import { ago, words } from "../format.js";
 import { BOARD_STATES, SEVERITIES } from "../incidents.js";
 import { IncidentDetail, severityLevel } from "./incident_detail.js";
+import { ReportFiling } from "./report_filing.js";
 import { ReportForm } from "./report_form.js";
 
 const RESOLVED_SHOWN = 30;
+const REPORTS_SHOWN = 5;
 const WINDOWS_EVERY_MS = 15000;
 const STATE_TITLES = { open: "Open", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved" };
 
@@ -38,6 +42,11 @@ export class IncidentBoardView {
                              departments: this.departments, onChanged: render }, selected)
       : null;
     this.report = new ReportForm({ config, incidents, session, onChanged: render });
+    this.filing = new ReportFiling({ config, session });
+    this.kinds = config.kinds || {};
+    this.reports = h("ol", { class: "report-list", "aria-label": "Latest reports" });
+    this.reportsPanel = h("section", { class: "board-reports", hidden: true },
+      h("h2", {}, "Latest reports"), this.reports);
     this.clock = clock;
     this.windows = h("ul", { class: "board-windows", "aria-label": "Maintenance windows", hidden: true });
     this.loadWindows();
@@ -45,10 +54,14 @@ export class IncidentBoardView {
     this.newButton = h("button", { type: "button", class: "action new-incident", hidden: true,
                                    onclick: () => this.report.toggle(this.report.el.hidden) },
       "New incident…");
+    this.fileButton = h("button", { type: "button", class: "action file-report", hidden: true,
+                                    onclick: () => this.filing.toggle(this.filing.el.hidden) },
+      "File a report…");
     this.el = h("section", { class: "incidents-view", "data-view": "incidents",
                              "data-selected": selected ? "true" : null },
       h("header", { class: "board-head" }, h("h1", {}, "Incidents"), this.summary, this.scope,
-        this.newButton, this.notice, this.windows, this.report.el),
+        this.newButton, this.fileButton, this.notice, this.windows, this.reportsPanel,
+        this.report.el, this.filing.el),
       h("div", { class: "board-columns" }, this.columns.map((c) => c.el)),
       this.detail ? this.detail.el : null);
   }
@@ -61,6 +74,7 @@ export class IncidentBoardView {
       : "no active incidents");
     this.updateScope();
     for (const column of this.columns) this.updateColumn(column);
+    this.updateReports();
     if (this.detail) this.detail.update();
     this.rendered = true;
   }
@@ -68,6 +82,7 @@ export class IncidentBoardView {
   updateScope() {
     const me = this.session.me;
     this.newButton.hidden = !this.session.mayAct;
+    this.fileButton.hidden = !this.session.mayAct;
     let scope = "";
     if (me?.role === "dispatcher") scope = `routed to ${this.departments.get(me.department) || me.department}`;
     else if (me?.role === "viewer") scope = "public summaries";
@@ -120,6 +135,22 @@ export class IncidentBoardView {
     if (Array.isArray(incident.teams) && incident.teams.length) meta.push(`team ${incident.teams.join(", ")}`);
     if (incident.outcome) meta.push(words(incident.outcome));
     setText(card.querySelector(".inc-meta"), meta.join(" · "));
+  }
+
+  /** The newest reports the feed brought: severity, what, where, who, what they said. */
+  updateReports() {
+    const reports = this.incidents.latestReports().slice(0, REPORTS_SHOWN);
+    this.reportsPanel.hidden = reports.length === 0;
+    syncList(this.reports, reports, (r) => r.id,
+      () => h("li", { class: "report-item" }),
+      (el, r) => {
+        setAttr(el, "data-report-id", r.id);
+        setAttr(el, "data-severity", r.severity);
+        const what = this.kinds[r.kind]?.name || words(r.kind);
+        const where = this.names.get(r.district) || r.district;
+        const when = this.clock.format(new Date(r.ts * 1000));
+        setText(el, `${r.severity} · ${what} · ${where} · ${when} · ${r.reporter}: ${r.text}`);
+      });
   }
 
   /** The maintenance windows not ended yet, for operators and dispatchers. */

@@ -1,15 +1,21 @@
-"""Incidents people open by hand, from a phone call or a field report: pure, time injected.
+"""Incidents people open by hand ("New incident", ``POST /api/incidents``, ``cityheart
+incident create``), from a phone call or the field: pure, time injected.
 
-A report names what (``kind``, ``title``, ``severity``, an optional ``description``), where (a
+This is not :mod:`models.reports`. A report (:class:`models.reports.Report`, ``POST /reports``
+or the dashboard's *File a report*) is an observation that goes to the ``reports`` topic and
+becomes an alert that may join or open an incident (:mod:`alerts.report_alerts`). A
+:class:`HandOpened` is a person's decision that there is an incident: it opens one at once.
+
+It names what (``kind``, ``title``, ``severity``, an optional ``description``), where (a
 ``district``, and the ``lat``/``lon`` it was seen at if known) and who reported it. The flow
 opens it like an alert opens an incident: routed by ``incidents.routing`` (its rule is
-:data:`REPORT_RULE`), with an ``open`` event whose actor is the person who entered it::
+:data:`HAND_OPENED_RULE`), with an ``open`` event whose actor is the person who entered it::
 
-    report = Report.from_record({"kind": "water_level", "title": "Water over the quay",
-                                 "severity": "critical", "district": "harbour",
-                                 "reporter": "caller: harbour master"})
-    incident, event = open_report(report, incident_id=report_incident_id(command_id),
-                                  actor="olga", at=now, departments=("water-authority",))
+    entered = HandOpened.from_record({"kind": "water_level", "title": "Water over the quay",
+                                      "severity": "critical", "district": "harbour",
+                                      "reporter": "caller: harbour master"})
+    incident, event = open_by_hand(entered, incident_id=hand_opened_incident_id(command_id),
+                                   actor="olga", at=now, departments=("water-authority",))
 
 The incident's id hashes the id of the command that asked for it, so reading the commands
 again (a restart) opens the same incident, and no other command can make the same id.
@@ -27,16 +33,19 @@ from alerts.lifecycle import Incident, IncidentEvent, apply
 from models.errors import CityheartError
 from settings.incidents import SEVERITIES
 
-__all__ = ["REPORT_RULE", "InvalidReport", "Report", "open_report", "report_incident_id"]
+__all__ = ["HAND_OPENED_RULE", "HandOpened", "InvalidHandOpened", "hand_opened_incident_id",
+           "open_by_hand"]
 
-REPORT_RULE = "report"
-"""The rule name of incidents people open (routing rules may match it in ``rules``)."""
+HAND_OPENED_RULE = "report"
+"""The rule name of incidents people open by hand (routing rules may match it in ``rules``;
+the value stays ``report`` so configured routes keep matching)."""
 
 _TEXT_LIMIT = 4000
 
 
-class InvalidReport(CityheartError):
-    """Raised when a report lacks a field or has a wrong value; ``reason`` names which."""
+class InvalidHandOpened(CityheartError):
+    """Raised when a hand-opened incident's request lacks a field or has a wrong value;
+    ``reason`` names which."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -47,8 +56,8 @@ class InvalidReport(CityheartError):
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
-    """What a person reported: what, where, how bad, who said so."""
+class HandOpened:
+    """What a person entered to open an incident: what, where, how bad, who reported it."""
 
     kind: str
     title: str
@@ -60,21 +69,21 @@ class Report:
     reporter: str | None = None
 
     @classmethod
-    def from_record(cls, record: Any) -> Report:
-        """The report of a JSON object; :class:`InvalidReport` naming the field if wrong."""
+    def from_record(cls, record: Any) -> HandOpened:
+        """The report of a JSON object; :class:`InvalidHandOpened` naming the field if wrong."""
         if not isinstance(record, Mapping):
             msg = f"a report must be a JSON object, got {type(record).__name__}"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
         text = {name: _text(record, name, required=name in ("kind", "title", "severity",
                                                              "district"))
                 for name in ("kind", "title", "severity", "district", "description", "reporter")}
         if text["severity"] not in SEVERITIES:
             msg = f"severity {text['severity']!r} is not one of {list(SEVERITIES)}"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
         lat, lon = _degrees(record, "lat", 90.0), _degrees(record, "lon", 180.0)
         if (lat is None) != (lon is None):
             msg = f"a position needs both lat and lon, got lat={lat!r} lon={lon!r}"
-            raise InvalidReport(msg)
+            raise InvalidHandOpened(msg)
         return cls(kind=str(text["kind"]), title=str(text["title"]),
                    severity=str(text["severity"]), district=str(text["district"]),
                    description=text["description"], lat=lat, lon=lon,
@@ -87,17 +96,17 @@ class Report:
                 "lon": self.lon, "reporter": self.reporter}
 
 
-def report_incident_id(command_id: str) -> str:
+def hand_opened_incident_id(command_id: str) -> str:
     """The id of the incident the command ``command_id`` opens (``inc-`` and 16 hex digits)."""
-    text = f"{REPORT_RULE}|{command_id}"
+    text = f"{HAND_OPENED_RULE}|{command_id}"
     return "inc-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def open_report(
-    report: Report, *, incident_id: str, actor: str, at: float, departments: tuple[str, ...],
+def open_by_hand(
+    report: HandOpened, *, incident_id: str, actor: str, at: float, departments: tuple[str, ...],
 ) -> tuple[Incident, IncidentEvent]:
     """The incident ``report`` opens and its ``open`` event (by ``actor``, at ``at``)."""
-    details = {"source": REPORT_RULE, "rule": REPORT_RULE, **report.to_record()}
+    details = {"source": HAND_OPENED_RULE, "rule": HAND_OPENED_RULE, **report.to_record()}
     event = IncidentEvent(incident_id, 1, at, actor, "open", None, departments, details)
     return apply(None, event), event
 
@@ -106,11 +115,11 @@ def _text(record: Mapping[str, Any], name: str, *, required: bool) -> str | None
     value = record.get(name)
     if value is not None and not isinstance(value, str):
         msg = f"{name} must be a string, got {value!r}"
-        raise InvalidReport(msg)
+        raise InvalidHandOpened(msg)
     value = (value or "").strip()[:_TEXT_LIMIT] or None
     if required and value is None:
         msg = f"a report needs a {name}, got {record.get(name)!r}"
-        raise InvalidReport(msg)
+        raise InvalidHandOpened(msg)
     return value
 
 
@@ -121,5 +130,5 @@ def _degrees(record: Mapping[str, Any], name: str, limit: float) -> float | None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
             value) or abs(value) > limit:
         msg = f"{name} {value!r} is not a number of degrees within ±{limit:g}"
-        raise InvalidReport(msg)
+        raise InvalidHandOpened(msg)
     return float(value)
