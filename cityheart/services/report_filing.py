@@ -1,5 +1,5 @@
-"""Reports filed from the dashboard's form (``POST /api/reports``): who may file, which kinds,
-and the signed-in person as the reporter; then the ingest's own validation and Kafka.
+"""Reports filed from the dashboard's form (``POST /api/reports``): who may file, and the
+signed-in person as the reporter; then the ingest's own validation and Kafka.
 
     with ReportSender(settings) as sender:
         filing = ReportFiling(settings, sender.intake)
@@ -9,8 +9,9 @@ and the signed-in person as the reporter; then the ingest's own validation and K
                                                       "lat": 37.79, "lon": -122.39})
 
 Operators and dispatchers file reports (:data:`alerts.access.REPORT_ROLES`, as for "New
-incident"); viewers may not (403). ``kind`` is one of the city's configured kinds (those the
-form lists; 422 names them), and the reporter is the caller's token subject, never a field of
+incident"); viewers may not (403). ``kind`` is any lower-case identifier, as for ``POST
+/reports``: a sensor kind of the city (the form suggests them) joins that kind's incidents, any
+other (``pothole``) opens its own. The reporter is the caller's token subject, never a field of
 the body (422 if one is sent). The rest (text, severity, district or position, time,
 attachments) goes through :class:`connectors.ingest.reports.ReportIntake`, the validation and
 producer ``POST /reports`` uses, with source ``dashboard``; the answer, ``202`` and the same
@@ -46,7 +47,6 @@ class ReportFiling:
     """The dashboard's report desk over ``intake`` (a ReportIntake)."""
 
     def __init__(self, settings: Settings, intake: _Intake) -> None:
-        self._kinds = sorted(settings.kinds)
         self._intake = intake
 
     async def file(self, claims: Claims, document: Mapping[str, Any]) -> Answer:
@@ -74,7 +74,4 @@ class ReportFiling:
         if "reporter" in document:
             return ("reporter is the signed-in person (the token's subject), "
                     "not a field of the report")
-        kind = document.get("kind")
-        if kind not in self._kinds:
-            return f"kind {kind!r} is not one of {self._kinds}"
         return None

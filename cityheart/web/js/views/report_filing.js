@@ -32,8 +32,12 @@ export class ReportFiling {
     const kinds = Object.entries(config.kinds || {}).map(([id, kind]) => [id, kind.name || words(id)]);
     const option = ([value, label]) => h("option", { value }, label);
     const form = h("form", { class: "action-form" },
-      h("label", {}, "What", h("select", { name: "kind", required: true },
-        h("option", { value: "" }, "choose…"), kinds.map(option))),
+      // any lower-case identifier: the city's sensor kinds are suggested (a report of one joins
+      // that kind's incidents); another (pothole, fire) opens its own
+      h("label", {}, "What", h("input", { name: "kind", required: true, list: "report-kinds",
+                                          pattern: "[a-z][a-z0-9_]*", autocomplete: "off",
+                                          placeholder: "pm25, pothole, flooding…" })),
+      h("datalist", { id: "report-kinds" }, kinds.map(option)),
       h("label", {}, "What was seen or said", h("textarea", { name: "text", rows: 2, required: true,
                                                               maxlength: 4000 })),
       h("label", {}, "Severity", h("select", { name: "severity" },
