@@ -46,6 +46,7 @@ __all__ = [
     "BATCH_FETCH",
     "BATCH_RECORDS",
     "FAST_FETCH",
+    "HISTORY_FETCH",
     "GapGuard",
     "GaplessConsumer",
     "KafkaRecord",
@@ -82,6 +83,15 @@ within milliseconds, a bounded prefetch. Give them a small ``batch_size`` too (r
 Bytewax batch: :data:`BATCH_RECORDS`). ``fetch.wait.max.ms`` stays at FAST_FETCH's 10 ms: some
 brokers (Tansu) answer an empty fetch only when it expires, so it is the latency of the first
 record after a pause."""
+
+HISTORY_FETCH: dict[str, Any] = {**BATCH_FETCH, "fetch.wait.max.ms": 500}
+"""Consumer settings for readers of batch records that may lag by half a second (the recorder):
+BATCH_FETCH, but a fetch waits up to 500 ms for new records. Where a fast reader fetches once
+per batch the producer writes (about 50 a second per partition at a 20-ms linger), this one
+fetches a few times a second and takes what gathered meanwhile. Some brokers pay for each fetch
+that finds new records in proportion to the batches the partition holds (Tansu 0.6's memory
+engine lists them all and never deletes any: BENCHMARKS.md), so every reader that does not need
+milliseconds should use this."""
 
 BATCH_RECORDS = 1
 """Records per Bytewax batch for readers of batch records: one (up to 20 ms of readings at live
