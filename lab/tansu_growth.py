@@ -8,12 +8,13 @@ broker's CPU for 100 produce requests alone and for 100 cycles of "produce one b
 reader (``BATCH_FETCH``, as the flow reads) fetches it"::
 
     batches  produce: CPU ms  produce+fetch: CPU ms  wall ms
-        200           0.00                   0.60      5.4
-      12200           0.10                  16.30     41.1
+        200           0.00                   0.50      4.9
+      12200           0.20                  93.30    614.4
 
 A produce costs the same at every size; a fetch that finds records costs in proportion to the
-batches the partition holds (BENCHMARKS.md, "Tansu's CPU grows while the demo runs").
-"""
+batches the partition holds, and far more once listing them outlasts the reader's
+``fetch.wait.max.ms`` (``--wait-ms``): Tansu then answers nothing and the reader asks again
+(BENCHMARKS.md, "Tansu's CPU grows while the demo runs")."""
 
 from __future__ import annotations
 
