@@ -46,6 +46,7 @@ __all__ = [
     "BATCH_FETCH",
     "BATCH_RECORDS",
     "FAST_FETCH",
+    "HISTORY_FETCH",
     "GapGuard",
     "GaplessConsumer",
     "KafkaRecord",
@@ -66,12 +67,12 @@ FAST_FETCH: dict[str, Any] = {"fetch.wait.max.ms": 10, "fetch.error.backoff.ms":
 
 BATCH_FETCH: dict[str, Any] = {
     **FAST_FETCH,
-    # answer a fetch as soon as one record is there: a record is already a batch (up to 20 ms of
+    # answer a fetch as soon as one record is there: a record is already a batch (up to 50 ms of
     # readings, connectors.batcher), so waiting for more bytes would only add latency
     "fetch.min.bytes": 1,
     # records are batches of up to kafka.readings_batch.max_readings readings: the prefetch
     # queue counts records, so librdkafka's 100,000 would be millions of readings; 2,000
-    # records (40 s of a partition's 20-ms batches, 1.6 s at 1,000-reading records, or
+    # records (100 s of a partition's 50-ms batches, 1.6 s at 1,000-reading records, or
     # 60,000 readings/s), and at most 32 MB per partition, keep fetches ahead without
     # hoarding memory
     "queued.min.messages": 2000,
@@ -83,8 +84,17 @@ Bytewax batch: :data:`BATCH_RECORDS`). ``fetch.wait.max.ms`` stays at FAST_FETCH
 brokers (Tansu) answer an empty fetch only when it expires, so it is the latency of the first
 record after a pause."""
 
+HISTORY_FETCH: dict[str, Any] = {**BATCH_FETCH, "fetch.wait.max.ms": 500}
+"""Consumer settings for readers of batch records that may lag by half a second (the recorder):
+BATCH_FETCH, but a fetch waits up to 500 ms for new records. Where a fast reader fetches once
+per batch the producer writes (about 20 a second per partition at the 50-ms linger), this one
+fetches a few times a second and takes what gathered meanwhile. Some brokers pay for each fetch
+that finds new records in proportion to the batches the partition holds (Tansu 0.6's memory
+engine lists them all and never deletes any: BENCHMARKS.md), so every reader that does not need
+milliseconds should use this."""
+
 BATCH_RECORDS = 1
-"""Records per Bytewax batch for readers of batch records: one (up to 20 ms of readings at live
+"""Records per Bytewax batch for readers of batch records: one (up to 50 ms of readings at live
 rates, at most ``max_readings`` while a backlog is read). Bytewax then interleaves the
 partitions finely while a backlog is read: with 10 records of 100 readings, two flow processes
 over three partitions (tests/flows/test_scale.py) let one process's partitions run so far

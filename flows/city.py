@@ -318,7 +318,7 @@ def build_kafka_flow(
         settings,
         # batch records: a bounded prefetch (BATCH_FETCH), one record per Bytewax batch
         # (BATCH_RECORDS: partitions in step); an empty partition is asked again after 5 ms,
-        # not every millisecond (the bridge gathers a batch for linger_ms, 20 ms, anyway)
+        # not every millisecond (the bridge gathers a batch for linger_ms, 50 ms, anyway)
         source=SlowWhenIdle(kafka_source(kafka.bootstrap, [topics.readings],
                                          batch_size=BATCH_RECORDS, config=BATCH_FETCH),
                             READINGS_IDLE_S),

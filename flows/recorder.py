@@ -32,7 +32,7 @@ import orjson
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.kafka import BATCH_FETCH, kafka_source
+from connectors.kafka import HISTORY_FETCH, kafka_source
 from connectors.storage.options import StorageOptions
 from connectors.storage.sinks import PostgresSink
 from flows.steps import SlowWhenIdle
@@ -78,14 +78,15 @@ def build_recorder_flow(
     topics = kafka.topics
     flow = Dataflow("cityheart_recorder")
     if source is None:
-        # history may lag by a few ms: an empty partition is asked again after 50 ms (not
-        # every millisecond), readings' batch records with a bounded prefetch (BATCH_FETCH);
+        # history may lag by half a second: an empty partition is asked again after 50 ms (not
+        # every millisecond), and a fetch waits up to 500 ms for records to gather, with a
+        # bounded prefetch (HISTORY_FETCH: a few fetches a second, not one per batch);
         # BATCH_SIZE records per Bytewax batch bound a catch-up COPY (up to 1,000 readings a
         # record: 50,000 rows), where 2,000 would be up to 2,000,000 rows in memory at once
         source = SlowWhenIdle(kafka_source(
             kafka.bootstrap,
             [topics.readings, topics.vitals, topics.alerts, topics.incidents, topics.reports],
-            batch_size=BATCH_SIZE, config=BATCH_FETCH,
+            batch_size=BATCH_SIZE, config=HISTORY_FETCH,
         ), IDLE_S)
     messages = op.input("read_topics", flow, source)
 

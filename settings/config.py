@@ -283,7 +283,7 @@ class ReadingsBatchSettings(_Frozen):
     connectors/batcher.py): a record per partition holds the readings accepted within
     ``linger_ms``, at most ``max_readings`` of them and about ``max_bytes``."""
 
-    linger_ms: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 20.0
+    linger_ms: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 50.0
     max_readings: Annotated[int, Field(ge=1)] = 1000
     max_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 262_144
 
