@@ -2,10 +2,12 @@
 
 For each device count it starts a fresh embedded stack exactly as ``cityheart bench`` does
 (mosquitto, Tansu, PostgreSQL, bridge, flow, recorder, feed), reads every process's memory once
-the stack is up (``idle``), runs ``cityheart simulate --devices N`` at ``rate`` readings/s long
-enough for every device to report ``reports`` times (the simulator takes its devices in turn,
-so each reports every ``N / rate`` seconds), waits until the flow has closed the windows of the
-run, and reads the memory again (``loaded``)::
+the stack is up (``idle``), runs ``cityheart simulate --devices N`` at ``rate`` readings/s until
+every device has reported ``reports`` times (the simulator takes its devices in turn, so each
+reports every ``N / rate`` seconds; a fleet too small to last :data:`MIN_WINDOWS` flow windows
+at ``rate`` runs slower instead, so every step has the same readings a device), waits until the
+flow has closed the windows of the run (at most :data:`DRAIN_TIMEOUT_S`; ``drained`` says
+whether it had), and reads the memory again (``loaded``)::
 
     run_memory_bench(settings, devices=[10_000, 100_000], rate=5000, reports=3)
 
@@ -57,7 +59,9 @@ from settings.loader import dump
 __all__ = ["MemoryStep", "SeriesState", "process_memory", "run_memory_bench", "series_state"]
 
 SAMPLE_S = 0.5
-DRAIN_TIMEOUT_S = 60.0
+DRAIN_TIMEOUT_S = 300.0
+MIN_WINDOWS = 3
+"""Flow windows a run lasts at least."""
 WARM_POINTS = 400
 """Points fed to the one warm detector (past the shipped warm-up of 200; its state stops
 growing by about 300)."""
@@ -182,7 +186,10 @@ def memory_settings(settings: Settings, workdir: Path) -> Settings:
 
 
 def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> MemoryStep:
-    seconds = max(reports * devices / rate, 3 * settings.flow.window_s)
+    # every fleet size gets the same reports a device; a small fleet at a lower rate, so the
+    # run still lasts several windows
+    seconds = max(reports * devices / rate, MIN_WINDOWS * settings.flow.window_s)
+    rate = reports * devices / seconds
     workdir = Path(tempfile.mkdtemp(prefix="cityheart-bench-memory-"))
     bench = memory_settings(settings, workdir)
     config = workdir / "config.yaml"
