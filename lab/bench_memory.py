@@ -6,8 +6,9 @@ the stack is up (``idle``), runs ``cityheart simulate --devices N`` at ``rate`` 
 every device has reported ``reports`` times (the simulator takes its devices in turn, so each
 reports every ``N / rate`` seconds; a fleet too small to last :data:`MIN_WINDOWS` flow windows
 at ``rate`` runs slower instead, so every step has the same readings a device), waits until the
-flow has closed the windows of the run (at most :data:`DRAIN_TIMEOUT_S`; ``drained`` says
-whether it had), and reads the memory again (``loaded``)::
+flow's vital records count :data:`DRAIN_SHARE` of the readings published (at most
+:data:`DRAIN_TIMEOUT_S`; ``drained`` says whether they did), and reads the memory again
+(``loaded``)::
 
     run_memory_bench(settings, devices=[10_000, 100_000], rate=5000, reports=3)
 
@@ -22,8 +23,9 @@ of per five minutes), so that within the run every device's series gets its own 
 detector (``anomaly.per_device``, as shipped) and the flow's memory includes them. A run cannot
 warm them (``anomaly.warmup`` is 200 points): :func:`series_state` measures the detector state
 per series in this process instead, for the same counts, after the same points and warm.
-With ``as_json`` every step, every series measurement and then the summary (``growth``: bytes
-per device between the smallest and largest fleet, per process) are one JSON object a line.
+With ``as_json`` every step, every series measurement and then the summary
+(``growth_bytes_per_device``: RSS bytes per device between the smallest and the largest fleet,
+per process) are one JSON object a line.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ __all__ = ["MemoryStep", "SeriesState", "process_memory", "run_memory_bench", "s
 
 SAMPLE_S = 0.5
 DRAIN_TIMEOUT_S = 300.0
+DRAIN_SHARE = 0.97
+"""Share of the published readings the flow's windows must count before memory is read."""
 MIN_WINDOWS = 3
 """Flow windows a run lasts at least."""
 WARM_POINTS = 400
@@ -79,8 +83,8 @@ class MemoryStep:
     idle: dict[str, dict[str, int]]
     loaded: dict[str, dict[str, int]]
     drained: bool = True
-    """Whether the flow emitted a window after the run's end within :data:`DRAIN_TIMEOUT_S`
-    (False: it was behind when the memory was read)."""
+    """Whether the flow's windows counted :data:`DRAIN_SHARE` of the published readings within
+    :data:`DRAIN_TIMEOUT_S` (False: it was behind when the memory was read)."""
 
 
 @dataclass
@@ -201,6 +205,7 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
         try:
             pids = city.pids()
             idle = {name: process_memory(pid) for name, pid in pids.items()}
+            started = time.time()
             simulator = subprocess.Popen(
                 [sys.executable, "-m", "cityheart", "simulate", "--config", str(config),
                  "--rate", str(rate), "--duration", str(seconds), "--devices", str(devices),
@@ -211,15 +216,11 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
             sampler = _Sampler(simulator.pid)
             stdout, stderr = simulator.communicate()
             simulated = sampler.stop()
-            ended = time.time()
             if simulator.returncode != 0:
                 msg = f"the simulator failed with {devices} devices: {stderr.strip()[-500:]}"
                 raise RuntimeError(msg)
             report = orjson.loads(stdout.strip().splitlines()[-1])
-            drained = recorder.wait_for(
-                lambda m: m["type"] == "vital" and from_iso(m["window_start"]) >= ended,
-                DRAIN_TIMEOUT_S,
-            )
+            drained = _wait_counted(recorder, started, DRAIN_SHARE * report["published"])
             loaded = {name: process_memory(pid) for name, pid in pids.items()}
             loaded["simulator"] = simulated
         finally:
@@ -231,6 +232,18 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
         reports_per_device=round(report["published"] / devices, 2),
         idle=idle, loaded=loaded, drained=drained,
     )
+
+
+def _wait_counted(recorder: _FeedRecorder, since: float, readings: float) -> bool:
+    """Wait until the vital records of windows ending after ``since`` count ``readings``."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        counted = sum(m["count"] + m.get("late", 0) for _, m in recorder.received()
+                      if m["type"] == "vital" and from_iso(m["window_end"]) > since)
+        if counted >= readings:
+            return True
+        time.sleep(1.0)
+    return False
 
 
 def _window(district: str, kind: str, start: float, length: float, devices: Sequence[str],
