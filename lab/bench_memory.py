@@ -51,9 +51,9 @@ import yaml
 
 from alerts.anomaly_rules import AnomalyRule
 from cityheart.runtime.up import city_stack
+from connectors.kafka import tail_consumer
 from flows.anomaly import Detectors
-from lab.bench import _FeedRecorder, bench_settings
-from models.timefmt import from_iso
+from lab.bench import bench_settings
 from models.windows import Window
 from settings.config import Settings
 from settings.loader import dump
@@ -200,31 +200,26 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
     config.write_text(yaml.safe_dump(dump(bench)))
     with city_stack(bench, config_path=config, log_dir=workdir / "log",
                     components=("feed", "flow", "recorder", "bridge")) as city:
-        recorder = _FeedRecorder(city.feed_url)
-        recorder.start()
-        try:
-            pids = city.pids()
-            idle = {name: process_memory(pid) for name, pid in pids.items()}
-            started = time.time()
-            simulator = subprocess.Popen(
-                [sys.executable, "-m", "cityheart", "simulate", "--config", str(config),
-                 "--rate", str(rate), "--duration", str(seconds), "--devices", str(devices),
-                 "--json"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, **city.supervisor.env},
-            )
-            sampler = _Sampler(simulator.pid)
-            stdout, stderr = simulator.communicate()
-            simulated = sampler.stop()
-            if simulator.returncode != 0:
-                msg = f"the simulator failed with {devices} devices: {stderr.strip()[-500:]}"
-                raise RuntimeError(msg)
-            report = orjson.loads(stdout.strip().splitlines()[-1])
-            drained = _wait_counted(recorder, started, DRAIN_SHARE * report["published"])
-            loaded = {name: process_memory(pid) for name, pid in pids.items()}
-            loaded["simulator"] = simulated
-        finally:
-            recorder.stop()
+        pids = city.pids()
+        idle = {name: process_memory(pid) for name, pid in pids.items()}
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "cityheart", "simulate", "--config", str(config),
+             "--rate", str(rate), "--duration", str(seconds), "--devices", str(devices),
+             "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **city.supervisor.env},
+        )
+        sampler = _Sampler(simulator.pid)
+        stdout, stderr = simulator.communicate()
+        simulated = sampler.stop()
+        if simulator.returncode != 0:
+            msg = f"the simulator failed with {devices} devices: {stderr.strip()[-500:]}"
+            raise RuntimeError(msg)
+        report = orjson.loads(stdout.strip().splitlines()[-1])
+        drained = _wait_counted(city.kafka_bootstrap, bench.kafka.topics.vitals,
+                                DRAIN_SHARE * report["published"])
+        loaded = {name: process_memory(pid) for name, pid in pids.items()}
+        loaded["simulator"] = simulated
     shutil.rmtree(workdir, ignore_errors=True)  # kept when the run fails, for its logs
     return MemoryStep(
         devices=devices, offered_per_s=rate, seconds=round(seconds, 1),
@@ -234,16 +229,27 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
     )
 
 
-def _wait_counted(recorder: _FeedRecorder, since: float, readings: float) -> bool:
-    """Wait until the vital records of windows ending after ``since`` count ``readings``."""
+def _wait_counted(bootstrap: str, topic: str, readings: float) -> bool:
+    """Read the vitals topic from its start until its window records count ``readings``.
+
+    (The feed coalesces vitals for a client that falls behind, so only the topic counts.)
+    """
+    consumer = tail_consumer(bootstrap, [topic])
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        counted = sum(m["count"] + m.get("late", 0) for _, m in recorder.received()
-                      if m["type"] == "vital" and from_iso(m["window_end"]) > since)
-        if counted >= readings:
-            return True
-        time.sleep(1.0)
-    return False
+    counted = 0
+    try:
+        while counted < readings:
+            if time.monotonic() > deadline:
+                return False
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is not None:
+                    continue
+                vital = orjson.loads(message.value())
+                if "count" in vital and "record" not in vital:
+                    counted += vital["count"] + vital.get("late", 0)
+    finally:
+        consumer.close()
+    return True
 
 
 def _window(district: str, kind: str, start: float, length: float, devices: Sequence[str],
