@@ -6,9 +6,9 @@ the stack is up (``idle``), runs ``cityheart simulate --devices N`` at ``rate`` 
 every device has reported ``reports`` times (the simulator takes its devices in turn, so each
 reports every ``N / rate`` seconds; a fleet too small to last :data:`MIN_WINDOWS` flow windows
 at ``rate`` runs slower instead, so every step has the same readings a device), waits until the
-flow's vital records count :data:`DRAIN_SHARE` of the readings published (at most
-:data:`DRAIN_TIMEOUT_S`; ``drained`` says whether they did), and reads the memory again
-(``loaded``)::
+flow's vital records count :data:`DRAIN_SHARE` of the readings published or reach the run's
+last window (at most :data:`DRAIN_TIMEOUT_S`; ``drained`` says whether they did), and reads
+the memory again (``loaded``)::
 
     run_memory_bench(settings, devices=[10_000, 100_000], rate=5000, reports=3)
 
@@ -54,6 +54,7 @@ from cityheart.runtime.up import city_stack
 from connectors.kafka import tail_consumer
 from flows.anomaly import Detectors
 from lab.bench import bench_settings
+from models.timefmt import from_iso
 from models.windows import Window
 from settings.config import Settings
 from settings.loader import dump
@@ -83,8 +84,11 @@ class MemoryStep:
     idle: dict[str, dict[str, int]]
     loaded: dict[str, dict[str, int]]
     drained: bool = True
-    """Whether the flow's windows counted :data:`DRAIN_SHARE` of the published readings within
-    :data:`DRAIN_TIMEOUT_S` (False: it was behind when the memory was read)."""
+    """Whether the flow's windows counted :data:`DRAIN_SHARE` of the published readings, or
+    reached the run's last window, within :data:`DRAIN_TIMEOUT_S` (False: it was behind when
+    the memory was read)."""
+    counted: int = 0
+    """Readings counted in the flow's window records (count and late) when memory was read."""
 
 
 @dataclass
@@ -212,12 +216,14 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
         sampler = _Sampler(simulator.pid)
         stdout, stderr = simulator.communicate()
         simulated = sampler.stop()
+        ended = time.time()
         if simulator.returncode != 0:
             msg = f"the simulator failed with {devices} devices: {stderr.strip()[-500:]}"
             raise RuntimeError(msg)
         report = orjson.loads(stdout.strip().splitlines()[-1])
-        drained = _wait_counted(city.kafka_bootstrap, bench.kafka.topics.vitals,
-                                DRAIN_SHARE * report["published"])
+        drained, counted = _wait_counted(
+            city.kafka_bootstrap, bench.kafka.topics.vitals, DRAIN_SHARE * report["published"],
+            ended, bench.flow.window_s)
         loaded = {name: process_memory(pid) for name, pid in pids.items()}
         loaded["simulator"] = simulated
     shutil.rmtree(workdir, ignore_errors=True)  # kept when the run fails, for its logs
@@ -225,31 +231,35 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
         devices=devices, offered_per_s=rate, seconds=round(seconds, 1),
         published=report["published"],
         reports_per_device=round(report["published"] / devices, 2),
-        idle=idle, loaded=loaded, drained=drained,
+        idle=idle, loaded=loaded, drained=drained, counted=counted,
     )
 
 
-def _wait_counted(bootstrap: str, topic: str, readings: float) -> bool:
-    """Read the vitals topic from its start until its window records count ``readings``.
+def _wait_counted(bootstrap: str, topic: str, readings: float, ended: float,
+                  window_s: float) -> tuple[bool, int]:
+    """Read the vitals topic from its start until its window records count ``readings`` or
+    one ends within a window of ``ended`` (the run's end: the flow has caught up); whether
+    either happened within :data:`DRAIN_TIMEOUT_S`, and the readings counted.
 
     (The feed coalesces vitals for a client that falls behind, so only the topic counts.)
     """
     consumer = tail_consumer(bootstrap, [topic])
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    counted = 0
+    counted, last_end = 0, 0.0
     try:
-        while counted < readings:
+        while counted < readings and last_end < ended - window_s:
             if time.monotonic() > deadline:
-                return False
+                return False, counted
             for message in consumer.consume(1000, 0.5):
                 if message.error() is not None:
                     continue
                 vital = orjson.loads(message.value())
                 if "count" in vital and "record" not in vital:
                     counted += vital["count"] + vital.get("late", 0)
+                    last_end = max(last_end, from_iso(vital["window_end"]))
     finally:
         consumer.close()
-    return True
+    return True, counted
 
 
 def _window(district: str, kind: str, start: float, length: float, devices: Sequence[str],
