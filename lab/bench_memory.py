@@ -6,9 +6,9 @@ the stack is up (``idle``), runs ``cityheart simulate --devices N`` at ``rate`` 
 every device has reported ``reports`` times (the simulator takes its devices in turn, so each
 reports every ``N / rate`` seconds; a fleet too small to last :data:`MIN_WINDOWS` flow windows
 at ``rate`` runs slower instead, so every step has the same readings a device), waits until the
-flow's vital records count :data:`DRAIN_SHARE` of the readings published or reach the run's
-last window (at most :data:`DRAIN_TIMEOUT_S`; ``drained`` says whether they did), and reads
-the memory again (``loaded``)::
+flow's vital records count :data:`DRAIN_SHARE` of the readings published or reach the last
+windows that can close (at most :data:`DRAIN_TIMEOUT_S`; ``drained`` says whether they did),
+and reads the memory again (``loaded``)::
 
     run_memory_bench(settings, devices=[10_000, 100_000], rate=5000, reports=3)
 
@@ -238,7 +238,7 @@ def _run_step(settings: Settings, devices: int, rate: float, reports: int) -> Me
 def _wait_counted(bootstrap: str, topic: str, readings: float, ended: float,
                   window_s: float) -> tuple[bool, int]:
     """Read the vitals topic from its start until its window records count ``readings`` or
-    one ends within a window of ``ended`` (the run's end: the flow has caught up); whether
+    one ends within two windows of ``ended`` (the run's end: the flow has caught up); whether
     either happened within :data:`DRAIN_TIMEOUT_S`, and the readings counted.
 
     (The feed coalesces vitals for a client that falls behind, so only the topic counts.)
@@ -247,7 +247,9 @@ def _wait_counted(bootstrap: str, topic: str, readings: float, ended: float,
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     counted, last_end = 0, 0.0
     try:
-        while counted < readings and last_end < ended - window_s:
+        # the last window and the one before it close only once later readings move the
+        # watermark past them (plus the late allowance): none come after the run
+        while counted < readings and last_end < ended - 2 * window_s:
             if time.monotonic() > deadline:
                 return False, counted
             for message in consumer.consume(1000, 0.5):
