@@ -88,10 +88,30 @@ def bench(
                                  "entity and geo-query, a day of hourly history) this many "
                                  "times each; prints p50/p99/max.")
     ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(help="Instead: the memory (RSS, peak, PSS) of every process with this many "
+                     "simulated devices (10000,100000; a fresh stack each), and the anomaly "
+                     "state per series."),
+    ] = None,
+    device_rate: Annotated[
+        float, typer.Option(min=1, help="Readings/s the simulator offers with --devices.")
+    ] = 5000.0,
+    reports: Annotated[
+        int, typer.Option(min=1, help="Readings each device sends with --devices.")
+    ] = 3,
     verbose: VerboseOption = False,
 ) -> None:
     """Benchmark the whole pipeline on the embedded stack at increasing rates."""
     from lab.bench import PackWorkload, run_bench
+
+    if devices is not None:
+        from lab.bench_memory import run_memory_bench
+
+        fleets = device_counts(devices)
+        run_command(config, verbose, lambda settings: run_memory_bench(
+            settings, devices=fleets, rate=device_rate, reports=reports, as_json=as_json))
+        return
 
     if api_requests is not None:
         import os
@@ -149,6 +169,30 @@ def bench(
         settings, rates=offered, step_s=step_seconds, as_json=as_json, packs=packs,
         ceiling_messages=ceiling_messages,
     ))
+
+
+def device_counts(text: str) -> list[int]:
+    """The fleet sizes of ``--devices`` (``"10000,100000"``), refused unless whole numbers of at
+    least 1, in increasing order."""
+    counts: list[int] = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            count = int(part.replace("_", "").strip())
+        except ValueError:
+            count = 0
+        if count < 1:
+            msg = f"{part.strip()!r} is not a device count (a whole number of at least 1)"
+            raise typer.BadParameter(msg, param_hint="--devices")
+        counts.append(count)
+    if not counts:
+        msg = f"{text!r} names no device count (e.g. 10000,100000)"
+        raise typer.BadParameter(msg, param_hint="--devices")
+    if counts != sorted(set(counts)):
+        msg = f"{text!r}: give each device count once, in increasing order"
+        raise typer.BadParameter(msg, param_hint="--devices")
+    return counts
 
 
 def soak(
