@@ -9,7 +9,7 @@ operator's screen, and runs the simulator as its own process at each offered rat
   wholly inside the step, over the span of those windows; when the flow has not caught up
   with the step's end 30 s after it (no window starting after the step came out), the readings
   of the windows that did come out over the time since the simulator began publishing, with
-  ``behind_s``, how far the last of them ended before the step did (:func:`count_step`);
+  ``behind_s``, how far the last of them ended before counting stopped (:func:`count_step`);
 - publish-to-vital latency: feed arrival time minus the window's end (the moment its last
   reading can be published), so it includes the flow's late allowance by design;
 - publish-to-alert latency: feed arrival time minus the event time of the reading that made the
@@ -86,8 +86,8 @@ class StepResult:
     readings_counted: int = 0
     """Readings in the vital records of the step's windows that arrived before counting."""
     behind_s: float = 0.0
-    """How far the flow's vital records were behind the step's end when counting stopped (0:
-    caught up; the whole step: not one window of it arrived)."""
+    """0: the flow caught up with the step; else how far the end of the last window of the
+    step that came out was behind the clock when counting stopped."""
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,13 @@ def count_step(
     publishing_from: float, measured_at: float,
 ) -> StepCount:
     """Count the readings of the step from ``started`` to ``ended`` (wall time; the simulator
-    published from ``publishing_from``) in the vital records ``received`` (arrival, message) by
-    ``measured_at``. Caught up (a window starting at or after ``ended`` arrived): the readings
-    of the windows wholly inside the step over those windows' span. Behind: the readings of
-    the windows that did arrive over the time from the first publish to ``measured_at`` (what
-    the pipeline turned into vital signs in the time it had), and how far behind it was."""
+    began publishing about ``publishing_from``) in the vital records ``received`` (arrival,
+    message) by ``measured_at``. Caught up (a window starting at or after ``ended`` arrived):
+    the readings of the windows wholly inside the step over those windows' span. Behind: the
+    readings of the windows that did arrive over the time from the first publish (or the
+    first of those windows' start) to ``measured_at``, what the pipeline turned into vital
+    signs in the time it had; and how far the last of those windows' end was behind
+    ``measured_at``."""
     vitals = [(arrived, m) for arrived, m in received if m["type"] == "vital"]
     inside = [(arrived, m) for arrived, m in vitals
               if from_iso(m["window_start"]) >= started and from_iso(m["window_end"]) <= ended]
@@ -119,10 +121,11 @@ def count_step(
         span = (max(from_iso(m["window_end"]) for _, m in inside)
                 - min(from_iso(m["window_start"]) for _, m in inside)) if inside else 0.0
         return StepCount(inside, readings, readings / span if span > 0 else 0.0, 0.0)
-    reached = max((from_iso(m["window_end"]) for _, m in inside), default=publishing_from)
-    took = measured_at - publishing_from
+    began = min([publishing_from, *(from_iso(m["window_start"]) for _, m in inside)])
+    reached = max((from_iso(m["window_end"]) for _, m in inside), default=began)
+    took = measured_at - began
     return StepCount(inside, readings, readings / took if took > 0 else 0.0,
-                     round(max(0.0, ended - reached), 1))
+                     round(max(0.0, measured_at - reached), 1))
 
 
 class _FeedRecorder:
