@@ -122,7 +122,8 @@ def run_flow(
         return run_local_cluster(settings, flow_settings.processes)
     restored = reconcile_incidents(settings, write=not process_id)
     devices = load_registry(settings, registry) if registry else None
-    flow = build_kafka_flow(settings, restored=restored, registry=devices)
+    flow = build_kafka_flow(settings, restored=restored, registry=devices,
+                            recovery=recovery is not None)
     if notifier is not None:
         notifier.status("incidents reconciled with history; running")
         notifier.ready()

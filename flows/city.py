@@ -166,6 +166,7 @@ def build_flow(
     incident_log_id: str = "",
     restored: Mapping[str, Sequence[Incident]] | None = None,
     registry: DeviceRegistry | None = None,
+    recovery: bool = True,
 ) -> Dataflow:
     """The city dataflow on the given sources and sinks.
 
@@ -187,14 +188,16 @@ def build_flow(
     incidents taken up again from history (by district, :mod:`alerts.reconcile`), for the
     incident step. ``registry`` is the device registry: its devices' positions place the readings
     that carry none of their own, and its active devices that never report are ``missing`` in
-    device health.
+    device health. ``recovery`` False (the flow runs without a recovery config) spares the
+    stateful steps a copy of their state at every epoch (nothing keeps it).
     """
     clock = clock or time.time
     flow = Dataflow("city")
     incident_log = _input(flow, "read_incident_log", incident_log_source)
     parts, refused = ingest(flow, settings, source, clock, rejection_source, incident_log,
                             registry.positions() if registry else None)
-    published, raised = vitals(settings, parts, clock, registry.expected() if registry else None)
+    published, raised = vitals(settings, parts, clock, registry.expected() if registry else None,
+                               snapshots=recovery)
     if reports_source is not None:
         reported = op.filter_map("report_alerts", op.input("read_reports", flow, reports_source),
                                  ReportAlerts(clock))
@@ -235,7 +238,8 @@ def ingest(
 
 def vitals(
     settings: Settings, parts: Stream[Any], clock: Clock,
-    registered: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
+    registered: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None, *,
+    snapshots: bool = True,
 ) -> tuple[Stream[Any], Stream[AlertRaised]]:
     """The districts' and the city's stateful steps: vital records and indicator records
     (keyed), and the alerts the kinds' rules, the indicator rules and the anomaly detectors
@@ -250,6 +254,7 @@ def vitals(
         clock=clock,
         anomaly=(AnomalyRule.from_settings(settings.anomaly, settings.kinds)
                  if settings.anomaly.enabled else None),
+        snapshots=snapshots,
     )
     keyed = op.key_on("key_by_district", parts, _district_of)
     district = op.stateful_batch(
@@ -303,14 +308,14 @@ def sinks(
 def build_kafka_flow(
     settings: Settings, *, clock: Clock | None = None,
     restored: Mapping[str, Sequence[Incident]] | None = None,
-    registry: DeviceRegistry | None = None,
+    registry: DeviceRegistry | None = None, recovery: bool = True,
 ) -> Dataflow:
     """The city dataflow on the Kafka topics of ``settings.kafka`` (which must exist); new
     incident ids hash the ``incidents`` topic's id (a recreated topic, a new log: new ids),
     asked of the broker here, before the flow runs (asked from inside the incident step, the
     question held up the first alerts of a run by a second or two).
     ``restored``: incidents taken up again from history, by district (:mod:`alerts.reconcile`);
-    ``registry``: the device registry.
+    ``registry``: the device registry; ``recovery``: whether it runs with a recovery config.
     """
     kafka = settings.kafka
     topics = kafka.topics
@@ -334,6 +339,7 @@ def build_kafka_flow(
         incident_log_id=_incident_log_id(kafka.bootstrap, topics.incidents),
         restored=restored,
         registry=registry,
+        recovery=recovery,
     )
 
 

@@ -6,7 +6,10 @@ operator's screen, and runs the simulator as its own process at each offered rat
 ``step_s`` seconds. For each step:
 
 - accepted readings/s: readings counted in the vital-sign records of the windows that lie
-  wholly inside the step, over the span of those windows;
+  wholly inside the step, over the span of those windows; when the flow has not caught up
+  with the step's end 30 s after it (no window starting after the step came out), the readings
+  of the windows that did come out over the time since the simulator began publishing, with
+  ``behind_s``, how far the last of them ended before counting stopped (:func:`count_step`);
 - publish-to-vital latency: feed arrival time minus the window's end (the moment its last
   reading can be published), so it includes the flow's late allowance by design;
 - publish-to-alert latency: feed arrival time minus the event time of the reading that made the
@@ -80,6 +83,49 @@ class StepResult:
     cpu_us_per_reading: dict[str, float]
     workload: str = "readings"
     """``readings`` (one a message) or ``packs`` (gateways' SenML packs)."""
+    readings_counted: int = 0
+    """Readings in the vital records of the step's windows that arrived before counting."""
+    behind_s: float = 0.0
+    """0: the flow caught up with the step; else how far the end of the last window of the
+    step that came out was behind the clock when counting stopped."""
+
+
+@dataclass(frozen=True)
+class StepCount:
+    """What the feed showed of one step: its whole windows' vital records and their rate."""
+
+    inside: list[tuple[float, dict[str, Any]]]
+    readings: int
+    accepted_per_s: float
+    behind_s: float
+
+
+def count_step(
+    received: list[tuple[float, dict[str, Any]]], started: float, ended: float, *,
+    publishing_from: float, measured_at: float,
+) -> StepCount:
+    """Count the readings of the step from ``started`` to ``ended`` (wall time; the simulator
+    began publishing about ``publishing_from``) in the vital records ``received`` (arrival,
+    message) by ``measured_at``. Caught up (a window starting at or after ``ended`` arrived):
+    the readings of the windows wholly inside the step over those windows' span. Behind: the
+    readings of the windows that did arrive over the time from the first publish (or the
+    first of those windows' start) to ``measured_at``, what the pipeline turned into vital
+    signs in the time it had; and how far the last of those windows' end was behind
+    ``measured_at``."""
+    vitals = [(arrived, m) for arrived, m in received if m["type"] == "vital"]
+    inside = [(arrived, m) for arrived, m in vitals
+              if from_iso(m["window_start"]) >= started and from_iso(m["window_end"]) <= ended]
+    readings = sum(m["count"] for _, m in inside)
+    caught_up = any(from_iso(m["window_start"]) >= ended for _, m in vitals)
+    if caught_up:
+        span = (max(from_iso(m["window_end"]) for _, m in inside)
+                - min(from_iso(m["window_start"]) for _, m in inside)) if inside else 0.0
+        return StepCount(inside, readings, readings / span if span > 0 else 0.0, 0.0)
+    began = min([publishing_from, *(from_iso(m["window_start"]) for _, m in inside)])
+    reached = max((from_iso(m["window_end"]) for _, m in inside), default=began)
+    took = measured_at - began
+    return StepCount(inside, readings, readings / took if took > 0 else 0.0,
+                     round(max(0.0, measured_at - reached), 1))
 
 
 class _FeedRecorder:
@@ -206,18 +252,9 @@ def _run_step(
         DRAIN_TIMEOUT_S,
     )
     cpu_after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    inside = [
-        (arrived, m) for arrived, m in recorder.received()
-        if m["type"] == "vital"
-        and from_iso(m["window_start"]) >= started
-        and from_iso(m["window_end"]) <= ended
-    ]
-    if inside:
-        span = (max(from_iso(m["window_end"]) for _, m in inside)
-                - min(from_iso(m["window_start"]) for _, m in inside))
-        accepted = sum(m["count"] for _, m in inside) / span
-    else:
-        accepted = 0.0
+    count = count_step(recorder.received(), started, ended,
+                       publishing_from=ended - report["elapsed_s"], measured_at=time.time())
+    inside, accepted = count.inside, count.accepted_per_s
     vital_lag = [arrived - from_iso(m["window_end"]) for arrived, m in inside]
     alert_lag = [
         arrived - from_iso(m["ts"]) for arrived, m in recorder.received()
@@ -248,6 +285,8 @@ def _run_step(
         kept_up=kept_up,
         cpu_us_per_reading=cpu,
         workload="packs" if packs else "readings",
+        readings_counted=count.readings,
+        behind_s=count.behind_s,
     )
 
 
@@ -343,7 +382,8 @@ def _print_step(result: StepResult, as_json: bool, out: TextIO) -> None:
             f"{result.published_per_s:>8.0f}/s  accepted {result.accepted_per_s:>8.0f}/s  "
             f"vital p50/p99 {result.publish_to_vital_p50_ms}/{result.publish_to_vital_p99_ms} ms  "
             f"alert p50/p99 {result.publish_to_alert_p50_ms}/{result.publish_to_alert_p99_ms} ms "
-            f"({result.alerts_timed} alerts)  {'kept up' if result.kept_up else 'FELL BEHIND'}\n"
+            f"({result.alerts_timed} alerts)  {'kept up' if result.kept_up else 'FELL BEHIND'}"
+            f"{f' by {result.behind_s:g} s' if result.behind_s else ''}\n"
             f"    CPU us/reading: {result.cpu_us_per_reading}\n"
         )
     out.flush()

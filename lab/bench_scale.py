@@ -1,14 +1,14 @@
 """``cityheart bench --flow-processes 1,2``: how the flow's throughput grows with processes.
 
-It starts an embedded Tansu on a free port, fills a ``readings`` topic of ``partitions``
-partitions (2 by default) with a backlog of valid readings (every district and kind, devices
-spread over the partitions, event time in the past), then runs ``cityheart flow --processes P``
+It starts an embedded Tansu on a free port, fills a ``readings`` topic of ``partitions`` partitions
+(2 by default) with a backlog of valid readings (every district and kind, devices spread over the
+partitions, event time in the past; each device at a fixed point inside its district, which its
+readings carry as ``lat``/``lon`` as the simulator's do), then runs ``cityheart flow --processes P``
 (a Bytewax cluster of P processes on loopback, one worker each) over it for each P, every run
-writing to topics of its own. Sustained throughput is the flow's catch-up rate: the readings
-counted in the window records it emitted up to the one that brings the count to 95 % of the
-backlog, over the time from the flow's start to that record's ``emitted_at`` (so start-up, about
-2 s, is included: use a backlog that takes far longer; the last windows' wall-clock close is
-left out)::
+writing to topics of its own. Sustained throughput is the flow's catch-up rate: the readings counted
+in the window records it emitted up to the one that brings the count to 95 % of the backlog, over
+the time from the flow's start to that record's ``emitted_at`` (so start-up, about 2 s, is included:
+use a backlog that takes far longer; the last windows' wall-clock close is left out)::
 
     results = run_scale_bench(settings, processes=[1, 2], readings=200_000)
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import orjson
 import yaml
 
 from cityheart.runtime.servers import running, spawn, start_kafka_broker
+from cityheart.simulation import point_inside
 from connectors.batcher import pack
 from connectors.kafka import ReliableProducer, create_topics, tail_consumer
 from models.errors import ConnectorError
@@ -67,15 +69,19 @@ def run_scale_bench(
     readings: int = 200_000,
     partitions: int = 2,
     as_json: bool = False,
+    devices: int = DEVICES,
+    every_s: float = EVERY_S,
 ) -> int:
-    """Measure the flow with each number of ``processes``; print the results and the ratio."""
+    """Measure the flow with each number of ``processes``; print the results and the ratio.
+    The backlog's ``devices`` devices each read every ``every_s`` seconds (of event time): few
+    readings per window stress window closing, many the per-reading path."""
     with tempfile.TemporaryDirectory(prefix="cityheart-bench-scale-") as tmp, running(
         start_kafka_broker(log_path=Path(tmp) / "tansu.log")
     ) as kafka:
         bootstrap = kafka.bootstrap
         topic = "bench.readings"
         create_topics(bootstrap, [topic], partitions)
-        produced = _backlog(settings, bootstrap, topic, readings, partitions)
+        produced = _backlog(settings, bootstrap, topic, readings, partitions, devices, every_s)
         results = []
         for count in processes:
             result = _measure(settings, bootstrap, topic, produced, count, Path(tmp))
@@ -94,22 +100,28 @@ def _print(record: dict, as_json: bool, text: str) -> None:
     print(orjson.dumps(record).decode() if as_json else text, flush=True)  # noqa: T201
 
 
-def _backlog(settings: Settings, bootstrap: str, topic: str, count: int, partitions: int) -> int:
+def _backlog(settings: Settings, bootstrap: str, topic: str, count: int, partitions: int,
+             devices: int, every_s: float) -> int:
     """Produce ``count`` readings ending an hour ago, in the bridge's batches; how many."""
     districts = settings.district_ids()
     kinds = list(settings.kinds)
-    steps = max(1, count // DEVICES)
-    start = (time.time() // 60) * 60 - 3600 - steps * EVERY_S
+    steps = max(1, count // devices)
+    start = (time.time() // 60) * 60 - 3600 - steps * every_s
     producer = ReliableProducer(bootstrap, linger_ms=50)
+    areas = {d.id: d.geometry for d in settings.geography.districts}
+    places = [point_inside(areas[districts[n % len(districts)]], random.Random(f"bench-{n}"))
+              for n in range(devices)]
 
     def readings() -> Iterator[Reading]:
         for step in range(steps):
-            for n in range(DEVICES):
+            for n in range(devices):
                 district, kind_id = districts[n % len(districts)], kinds[(n // 2) % len(kinds)]
                 kind = settings.kinds[kind_id]
                 low, high = kind.range
+                lat, lon = places[n]
                 yield Reading(f"{kind_id}-{n}", district, kind_id, low + 0.3 * (high - low),
-                              kind.unit, start + step * EVERY_S + (n % 10) * 0.1)
+                              kind.unit, start + step * every_s + (n % 10) * every_s / 50, None,
+                              lat, lon)
 
     produced = 0
     for batch in pack(readings(), partitions):

@@ -53,6 +53,13 @@ def bench(
         int, typer.Option(help="Readings in the backlog of --flow-processes or "
                           "--bridge-processes.")
     ] = 200_000,
+    backlog_devices: Annotated[
+        int, typer.Option(min=1, help="Devices in the --flow-processes backlog.")
+    ] = 192,
+    backlog_every: Annotated[
+        float, typer.Option(min=0.001, help="Seconds of event time between a device's "
+                            "readings in the --flow-processes backlog.")
+    ] = 5.0,
     bridge_processes: Annotated[
         str | None,
         typer.Option(help="Instead: mosquitto -> bridge -> Kafka alone with these bridge "
@@ -159,7 +166,8 @@ def bench(
 
         counts = [int(p) for p in flow_processes.split(",") if p.strip()]
         run_command(config, verbose, lambda settings: run_scale_bench(
-            settings, processes=counts, readings=backlog, as_json=as_json))
+            settings, processes=counts, readings=backlog, as_json=as_json,
+            devices=backlog_devices, every_s=backlog_every))
         return
 
     offered = [float(r) for r in rates.split(",") if r.strip()]

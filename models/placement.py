@@ -17,8 +17,9 @@ counts it per device.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -87,3 +88,38 @@ class Placement:
             self._last.clear()
         self._last[device_id] = (position, district)
         return Placed(district, given, position)
+
+    def place_many(
+        self, device_ids: Sequence[str], lats: Sequence[float | None] | None,
+        lons: Sequence[float | None] | None,
+    ) -> tuple[list[tuple[float, float] | None], list[str | None]]:
+        """Place many readings at once (``lats``/``lons`` None: none has a position of its
+        own): each one's position, as :meth:`place` finds it (None: none), and the district
+        holding that position (None: outside the city, or no position). Positions a device was
+        last seen at cost a look-up; the others are located in one vectorised query."""
+        registered, last = self._positions, self._last
+        positions: list[tuple[float, float] | None] = []
+        districts: list[str | None] = []
+        misses: list[tuple[int, tuple[float, float]]] = []
+        own = zip(lats, lons, strict=True) if lats is not None and lons is not None else (
+            repeat((None, None)))
+        for i, (device_id, (lat, lon)) in enumerate(zip(device_ids, own, strict=False)):
+            position = (lat, lon) if lat is not None and lon is not None else (
+                registered.get(device_id))
+            positions.append(position)
+            districts.append(None)
+            if position is None:
+                continue
+            seen = last.get(device_id)
+            if seen is not None and seen[0] == position:
+                districts[i] = seen[1]
+            else:
+                misses.append((i, position))
+        if misses:
+            found = self._locator.locate_many([p[0] for _, p in misses], [p[1] for _, p in misses])
+            for (i, position), district in zip(misses, found, strict=True):
+                districts[i] = district
+                if len(last) >= self._MAX_REMEMBERED:
+                    last.clear()
+                last[device_ids[i]] = (position, district)
+        return positions, districts

@@ -21,25 +21,28 @@ a reading's district is ``""`` until a parser with a :class:`~models.placement.P
 flow's) places it by its position, its own or its registered device's. Given a placement, the
 parser places every reading that has a position: a position outside every district is refused
 as ``outside_city``, and a district the topic (or payload) names that disagrees with the
-position's is reported to ``on_mismatch(device_id, placed)`` (the position wins); a batch is
-then checked reading by reading, each placed as :meth:`ReadingParser.parse` places it.
+position's is reported to ``on_mismatch(device_id, placed)`` (the position wins). A batch is
+checked at once (:meth:`ReadingParser.check_batch`: its positions placed in one query) with
+exactly the results of checking its readings one by one.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from models.errors import InvalidReading
+from models.placement import Placed
 
 if TYPE_CHECKING:  # shapely loads only where a placement is made (the flow)
-    from models.placement import Placed, Placement
+    from models.placement import Placement
     from models.reading_batch import ReadingBatch
 
 __all__ = ["REASONS", "UNPLACED", "KindSpec", "Reading", "ReadingParser", "encode"]
@@ -212,10 +215,15 @@ class ReadingParser:
         parser's districts, kinds, units, ranges and clock, as :meth:`parse` checks a payload,
         and placed as it places one; in the kind's canonical unit. Raises InvalidReading whose
         payload is the reading's JSON (:func:`encode`)."""
+        return self._check(reading, now, None)
+
+    def _check(self, reading: Reading, now: float, placed: Placed | None) -> Reading:
+        """:meth:`check`, with the reading's placement already found (None: find it)."""
         district, lat, lon = reading.district, reading.lat, reading.lon
         try:
             if self._placement is not None:
-                district, lat, lon = self._place(reading.device_id, district, lat, lon, b"")
+                district, lat, lon = self._place(reading.device_id, district, lat, lon, b"",
+                                                 placed)
             kind = self._kind_in(district, reading.kind, b"",
                                  empty_ok=self._placement is None and not district)
             value = self._canonical(reading.kind, kind, reading.value, reading.unit, b"")
@@ -232,57 +240,83 @@ class ReadingParser:
         self, batch: ReadingBatch, now: float
     ) -> tuple[ReadingBatch, list[InvalidReading]]:
         """The readings of ``batch`` that pass :meth:`check` (a batch, in canonical units), and
-        the refusals of the others (as :meth:`check` raises them), each in the batch's order.
-        A series' district, kind and unit are judged once per batch, the range and the clock
-        per reading; with a placement, or readings that carry positions, each reading is
-        checked (and placed) by :meth:`check`."""
-        if self._placement is not None or batch.lats is not None:
-            return self._check_each(batch, now)
-        series: list[tuple[str, str, str]] = []
-        specs: list[tuple[float, float, float, float] | None] = []
-        for district, kind_id, unit in batch.series:
-            kind = self._kinds.get(kind_id)
-            conversion = self._units[kind_id].get(unit) if kind is not None else None
-            if district not in self._districts or kind is None or conversion is None:
-                series.append((district, kind_id, unit))
-                specs.append(None)  # every reading of it is refused, by check below
-                continue
-            series.append((district, kind_id, kind.unit))
-            specs.append((*conversion, *kind.range))
-        seqs = batch.seqs if batch.seqs is not None else [None] * len(batch)
-        limit = now + self._max_future_s
-        kept: tuple[list[int], list[str], list[float], list[float], list[int | None]] = (
-            [], [], [], [], [])
-        keep_ix, keep_device, keep_value, keep_ts, keep_seq = kept
+        the refusals of the others (as :meth:`check` raises them), each in the batch's order:
+        exactly what checking and placing the readings one by one gives, mismatches reported in
+        the same order. A series' kind and unit are judged once per batch, the positions
+        placed at once (:meth:`~models.placement.Placement.place_many`); a reading that fails
+        a check, or whose position disagrees with its district, goes through :meth:`check`
+        alone for the exact refusal or report."""
+        from models.reading_batch import ReadingBatch  # (it imports this module)
+
+        specs = [self._spec(kind_id, unit) for _, kind_id, unit in batch.series]
+        givens = [district for district, _, _ in batch.series]
+        positions, located = self._positions(batch)
+        out = _Columns(batch.series, [
+            self._kinds[k].unit if spec is not None else u
+            for (_, k, u), spec in zip(batch.series, specs, strict=True)])
+        keep_ix, keep_device, keep_value, keep_ts, keep_seq, keep_lat, keep_lon = out.appends()
+        of_series = out.of_series
         refused: list[InvalidReading] = []
-        for i, (ix, device_id, value, ts, seq) in enumerate(zip(
-            batch.series_ix, batch.device_ids, batch.values, batch.ts, seqs, strict=True
+        districts, limit = self._districts, now + self._max_future_s
+        unplaced = self._placement is None
+        seqs = batch.seqs if batch.seqs is not None else repeat(None)
+        for i, (ix, device_id, value, ts, seq, position, where) in enumerate(zip(
+            batch.series_ix, batch.device_ids, batch.values, batch.ts, seqs, positions, located,
+            strict=False,
         )):
+            given = givens[ix]
+            if unplaced or position is None:
+                district = given
+                ok = district in districts or (unplaced and not district)
+            else:  # placed by its position; a mismatch goes the long way to be reported
+                district = where
+                ok = district in districts and (not given or given == district)
             spec = specs[ix]
-            if spec is not None:
+            if ok and spec is not None:
                 scale, offset, low, high = spec
                 value = value * scale + offset
                 if low <= value <= high and ts <= limit:  # (NaN is in no range)
-                    keep_ix.append(ix)
-                    keep_device.append(device_id)
-                    keep_value.append(value)
-                    keep_ts.append(ts)
-                    keep_seq.append(seq)
+                    o = of_series[ix].get(district)
+                    keep_ix(o if o is not None else out.number(ix, district))
+                    keep_device(device_id)
+                    keep_value(value)
+                    keep_ts(ts)
+                    keep_seq(seq)
+                    lat, lon = position if position is not None else (None, None)
+                    keep_lat(lat)
+                    keep_lon(lon)
                     continue
-            try:  # the exact refusal (the checks above are check's, in short)
-                self.check(batch.reading(i), now)
+            try:  # the exact refusal, or a mismatch to report
+                placed = None if unplaced else Placed(
+                    (given or None) if position is None else where, given or None, position)
+                out.add_reading(self._check(batch.reading(i), now, placed))
             except InvalidReading as exc:
                 refused.append(exc)
-            else:  # passes after all (an unplaced reading): check the batch one by one
-                return self._check_each(batch, now)
-        checked = replace(batch, series=tuple(series), series_ix=keep_ix, device_ids=keep_device,
-                          values=keep_value, ts=keep_ts,
-                          seqs=None if batch.seqs is None else keep_seq)
-        return checked, refused
+        return out.batch(ReadingBatch), refused
+
+    def _positions(
+        self, batch: ReadingBatch
+    ) -> tuple[Sequence[tuple[Any, Any] | None], Iterable[str | None]]:
+        """Each reading's position and the district holding it (with a placement: its own
+        position, else its device's registered one), or its own (lat, lon) as given."""
+        if self._placement is not None:
+            return self._placement.place_many(batch.device_ids, batch.lats, batch.lons)
+        if batch.lats is None or batch.lons is None:
+            return [None] * len(batch), repeat(None)
+        return list(zip(batch.lats, batch.lons, strict=True)), repeat(None)
+
+    def _spec(self, kind_id: str, unit: str) -> tuple[float, float, float, float] | None:
+        """(scale, offset, low, high) of readings of ``kind_id`` in ``unit``, None: refused."""
+        kind = self._kinds.get(kind_id)
+        conversion = self._units[kind_id].get(unit) if kind is not None else None
+        if kind is None or conversion is None:
+            return None
+        return (*conversion, *kind.range)
 
     def _check_each(
         self, batch: ReadingBatch, now: float
     ) -> tuple[ReadingBatch, list[InvalidReading]]:
+        """:meth:`check_batch` the slow way, reading by reading (what the tests compare it to)."""
         from models.reading_batch import ReadingBatch  # (it imports this module)
 
         kept, refusals = [], []
@@ -328,13 +362,16 @@ class ReadingParser:
             raise InvalidReading(payload, "future_timestamp", detail)
 
     def _place(
-        self, device_id: str, given: str, lat: float | None, lon: float | None, payload: bytes
+        self, device_id: str, given: str, lat: float | None, lon: float | None, payload: bytes,
+        placed: Placed | None = None,
     ) -> tuple[str, float | None, float | None]:
         """(district, lat, lon): the district of the reading's position (its own, else its
         registered device's, which the reading then carries), else ``given`` (``""``: none
-        given) with no position; InvalidReading outside every district."""
+        given) with no position; InvalidReading outside every district. ``placed``: the
+        placement already found for it."""
         assert self._placement is not None
-        placed = self._placement.place(device_id, lat, lon, given=given or None)
+        if placed is None:
+            placed = self._placement.place(device_id, lat, lon, given=given or None)
         if placed.position is None:
             if not given:
                 detail = (f"the topic names no district ({UNPLACED!r}) and neither the reading "
@@ -376,6 +413,54 @@ class ReadingParser:
             )
             raise InvalidReading(payload, "topic_mismatch", detail)
         return "" if district == UNPLACED else district
+
+
+class _Columns:
+    """The readings a batch keeps, as columns, their series numbered in order of first use
+    (as :meth:`~models.reading_batch.ReadingBatch.of` numbers them)."""
+
+    def __init__(self, series: Sequence[tuple[str, str, str]], units: Sequence[str]) -> None:
+        self._series, self._units = series, units
+        self._index: dict[tuple[str, str, str], int] = {}
+        self.of_series: list[dict[str, int]] = [{} for _ in series]
+        """Per series of the batch: its readings' district -> index of their kept series."""
+        self.series_ix: list[int] = []
+        self.device_ids: list[str] = []
+        self.values: list[float] = []
+        self.ts: list[float] = []
+        self.seqs: list[int | None] = []
+        self.lats: list[float | None] = []
+        self.lons: list[float | None] = []
+
+    def number(self, ix: int, district: str) -> int:
+        """The kept series of readings of the batch's series ``ix`` placed in ``district``."""
+        key = (district, self._series[ix][1], self._units[ix])
+        out = self.of_series[ix][district] = self._index.setdefault(key, len(self._index))
+        return out
+
+    def appends(self) -> tuple[Callable[[Any], None], ...]:
+        """The ``append`` of each column: series index, device, value, ts, seq, lat, lon."""
+        return (self.series_ix.append, self.device_ids.append, self.values.append,
+                self.ts.append, self.seqs.append, self.lats.append, self.lons.append)
+
+    def add_reading(self, reading: Reading) -> None:
+        """Keep ``reading``."""
+        key = (reading.district, reading.kind, reading.unit)
+        self.series_ix.append(self._index.setdefault(key, len(self._index)))
+        self.device_ids.append(reading.device_id)
+        self.values.append(reading.value)
+        self.ts.append(reading.ts)
+        self.seqs.append(reading.seq)
+        self.lats.append(reading.lat)
+        self.lons.append(reading.lon)
+
+    def batch(self, cls: type[ReadingBatch]) -> ReadingBatch:
+        """The kept readings as a ``cls``."""
+        has_seq = any(seq is not None for seq in self.seqs)
+        placed = any(lat is not None for lat in self.lats)
+        return cls(tuple(self._index), self.series_ix, self.device_ids, self.values, self.ts,
+                   self.seqs if has_seq else None, self.lats if placed else None,
+                   self.lons if placed else None)
 
 
 def _text(record: dict[str, Any], field: str, payload: bytes) -> str:
