@@ -84,18 +84,24 @@ class Outbox:
         return self._pop()[0]
 
     def take(self, max_bytes: int) -> tuple[bytes, int]:
-        """The next queued messages as websocket frames joined for one socket write, at least
-        one and no more than ``max_bytes`` beyond the first, and how many (``b"", 0``: empty)."""
+        """The next queued messages as websocket frames joined for one socket write (as many as
+        fit in ``max_bytes``, or the first alone if it does not) and how many (``b"", 0``: none)."""
+        items, ticket_of = self._items, self._ticket_of
         frames: list[bytes] = []
         size = 0
-        while self._items and (not frames or size + len(self._first_frame()) <= max_bytes):
-            frame = self._pop()[1]
+        while items:
+            ticket, item = items.popitem(last=False)
+            _, frame, key = item
+            if frames and size + len(frame) > max_bytes:
+                items[ticket] = item
+                items.move_to_end(ticket, last=False)
+                break
+            if key is not None and ticket_of.get(key) == ticket:
+                del ticket_of[key]
             frames.append(frame)
             size += len(frame)
+        self._bonus = max(0, self._bonus - len(frames))
         return b"".join(frames), len(frames)
-
-    def _first_frame(self) -> bytes:
-        return next(iter(self._items.values()))[1]
 
     def _pop(self) -> tuple[bytes, bytes]:
         ticket, (payload, frame, key) = self._items.popitem(last=False)
