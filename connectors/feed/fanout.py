@@ -48,7 +48,7 @@ from connectors.feed.protocol import FeedMessage, Subscription, text_frame
 from connectors.rate_limit import RateLimiter
 from connectors.tokens import Claims
 
-__all__ = ["DIRECT_WRITE_LIMIT", "Fanout", "FeedClientState", "text_frame"]
+__all__ = ["DIRECT_WRITE_LIMIT", "Fanout", "FeedClientState", "text_frame", "view_key"]
 
 DIRECT_WRITE_LIMIT = 32_768
 """Unsent bytes a client's socket may hold and still be written to directly (websockets'
@@ -88,7 +88,9 @@ class FeedClientState:
         return transport is not None and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
 
 
-def _view_key(claims: Claims | None) -> Any:
+def view_key(claims: Claims | None) -> Any:
+    """What decides how messages are masked for a client with ``claims``: clients with equal
+    keys see the same bytes (operators and clients without a token share ``None``)."""
     if claims is None or claims.role == "operator":
         return None
     return claims.role, claims.department, claims.grant
@@ -122,7 +124,7 @@ class Fanout:
         """Give ``client`` live messages of ``subscription`` from now on (replacing any)."""
         self.leave(client)
         client.subscription = subscription
-        key = (subscription, _view_key(client.claims))
+        key = (subscription, view_key(client.claims))
         audience = self._audiences.get(key)
         if audience is None:
             audience = self._audiences[key] = _Audience(subscription, client.claims)

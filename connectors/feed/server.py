@@ -75,7 +75,7 @@ from connectors.feed.auth import (
     token_in_path,
 )
 from connectors.feed.delivery import Outbox
-from connectors.feed.fanout import Fanout
+from connectors.feed.fanout import Fanout, view_key
 from connectors.feed.fanout import FeedClientState as _Client
 from connectors.feed.protocol import (
     REPORTS,
@@ -119,6 +119,8 @@ MAX_FRAME_BYTES = 65_536
 """The largest frame a client may send (a subscribe op with a token is well under 8 KiB)."""
 WRITE_BYTES = 262_144
 """Most bytes of queued messages a client's writer puts in one socket write."""
+REPLAY_CACHE = 64
+"""Distinct replays (subscription, since, view) kept between two new messages."""
 
 
 class Digest(Protocol):
@@ -211,6 +213,9 @@ class FeedServer:
         self._closing = False
         self._targets: dict[tuple[str, int], int] = {}
         self._caught_up = asyncio.Event()
+        self._replays: dict[tuple[Subscription, int | None, Any],
+                            tuple[list[FeedMessage], dict[str, int]]] = {}
+        self._replays_at = -1  # the last seq the cached replays were computed at
 
     @property
     def url(self) -> str:
@@ -494,9 +499,7 @@ class FeedServer:
         try:
             request = parse_request(frame, districts=self._districts, kinds=self._kinds)
             self._check_channels(client, request.subscription)
-            everything = self.log.replay_for(request.subscription, request.since)
-            replay = [m for m in (self._shown(client.claims, m) for m in everything)
-                      if m is not None]
+            replay, districts = self._replay(client.claims, request.subscription, request.since)
         except FeedError as exc:
             client.outbox.push_control(error_message(exc, time=now))
             client.wake.set()
@@ -507,9 +510,25 @@ class FeedServer:
         )
         client.outbox.extend(replay)
         if self.audit is not None and replay:
-            self._audit_read(client, request.subscription, _per_district(replay))
+            self._audit_read(client, request.subscription, districts)
         self._fanout.join(client, request.subscription)
         client.wake.set()
+
+    def _replay(self, claims: Claims | None, subscription: Subscription,
+                since: int | None) -> tuple[list[FeedMessage], dict[str, int]]:
+        """The replay for a subscribe op (as ``claims`` may see it) and its messages per
+        district; computed once per (subscription, since, view) while no new message came
+        in, since a thousand screens reconnecting at once ask for the same snapshot."""
+        if self._replays_at != self.log.last_seq or len(self._replays) >= REPLAY_CACHE:
+            self._replays.clear()
+            self._replays_at = self.log.last_seq
+        key = (subscription, since, view_key(claims))
+        cached = self._replays.get(key)
+        if cached is None:
+            everything = self.log.replay_for(subscription, since)  # or FeedError: not cached
+            replay = [m for m in (self._shown(claims, m) for m in everything) if m is not None]
+            cached = self._replays[key] = (replay, _per_district(replay))
+        return cached
 
     def _check_channels(self, client: _Client, subscription: Subscription) -> None:
         try:
@@ -605,9 +624,19 @@ def run_feed(
     checks; ``digests`` publish what the feed computes itself (see :class:`FeedServer`);
     ``audit`` records what each client received.
     """
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_stopped(settings, authenticate, view, may_subscribe, digests,
-                                         audit))
+    with contextlib.suppress(KeyboardInterrupt), _runner() as runner:
+        runner.run(_serve_until_stopped(settings, authenticate, view, may_subscribe, digests,
+                                        audit))
+
+
+def _runner() -> asyncio.Runner:
+    """An asyncio runner on uvloop's event loop where it is installed (its socket writes and
+    callbacks are C, a large share of the feed's time with a thousand clients), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: uvloop does not build there
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
 async def _serve_until_stopped(
