@@ -5,7 +5,8 @@
     outbox.extend(replay)                 # the replay never counts against the limit
     if not outbox.push(message):          # live messages
         ...                               # overflowed: send error "resync", disconnect
-    payload = outbox.pop()                # bytes to send, or None
+    payload = outbox.pop()                # one message's JSON, or None
+    frames, count = outbox.take(65_536)   # or: queued messages as websocket frames, joined
 
 A slow client must never slow the others, and must never silently miss an alert. So while its
 queue is full, a new vital replaces the queued vital of the same (district, kind) (a screen only
@@ -22,13 +23,14 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from connectors.feed.protocol import FeedMessage
+from connectors.feed.protocol import FeedMessage, text_frame
 
 __all__ = ["Deduper", "Outbox"]
 
 
 class Outbox:
-    """A bounded, ordered queue of serialised messages waiting to go to one client."""
+    """A bounded, ordered queue of serialised messages waiting to go to one client (each
+    kept as its JSON and as its websocket frame, which data messages carry framed once)."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -37,7 +39,7 @@ class Outbox:
         self.limit = limit
         self.overflowed = False
         self.coalesced = 0
-        self._items: OrderedDict[int, tuple[bytes, Any]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[bytes, bytes, Any]] = OrderedDict()
         self._ticket_of: dict[Any, int] = {}
         self._next = 0
         self._bonus = 0
@@ -50,12 +52,12 @@ class Outbox:
         if self.overflowed:
             return False
         if len(self._items) < self.limit + self._bonus:
-            self._append(message.payload, self._coalesce_key(message))
+            self._append(message.payload, message.frame, self._coalesce_key(message))
             return True
         key = self._coalesce_key(message)
         if key is not None and key in self._ticket_of:
             del self._items[self._ticket_of.pop(key)]
-            self._append(message.payload, key)
+            self._append(message.payload, message.frame, key)
             self.coalesced += 1
             return True
         self.overflowed = True
@@ -65,7 +67,7 @@ class Outbox:
     def extend(self, messages: Iterable[FeedMessage]) -> None:
         """Queue a replay; it may exceed the limit, which grows until the replay is sent."""
         for message in messages:
-            self._append(message.payload, self._coalesce_key(message))
+            self._append(message.payload, message.frame, self._coalesce_key(message))
             self._bonus += 1
 
     def push_control(self, payload: bytes, *, replace: str | None = None) -> None:
@@ -73,18 +75,41 @@ class Outbox:
         key = ("control", replace) if replace is not None else None
         if key is not None and key in self._ticket_of:
             del self._items[self._ticket_of.pop(key)]
-        self._append(payload, key)
+        self._append(payload, text_frame(payload), key)
 
     def pop(self) -> bytes | None:
         """The next payload to send, or None when the queue is empty."""
         if not self._items:
             return None
-        ticket, (payload, key) = self._items.popitem(last=False)
+        return self._pop()[0]
+
+    def take(self, max_bytes: int) -> tuple[bytes, int]:
+        """The next queued messages as websocket frames joined for one socket write (as many as
+        fit in ``max_bytes``, or the first alone if it does not) and how many (``b"", 0``: none)."""
+        items, ticket_of = self._items, self._ticket_of
+        frames: list[bytes] = []
+        size = 0
+        while items:
+            ticket, item = items.popitem(last=False)
+            _, frame, key = item
+            if frames and size + len(frame) > max_bytes:
+                items[ticket] = item
+                items.move_to_end(ticket, last=False)
+                break
+            if key is not None and ticket_of.get(key) == ticket:
+                del ticket_of[key]
+            frames.append(frame)
+            size += len(frame)
+        self._bonus = max(0, self._bonus - len(frames))
+        return b"".join(frames), len(frames)
+
+    def _pop(self) -> tuple[bytes, bytes]:
+        ticket, (payload, frame, key) = self._items.popitem(last=False)
         if key is not None and self._ticket_of.get(key) == ticket:
             del self._ticket_of[key]
         if self._bonus:
             self._bonus -= 1
-        return payload
+        return payload, frame
 
     def clear(self) -> None:
         """Drop everything queued (a new subscription replaces the old one's backlog)."""
@@ -92,9 +117,9 @@ class Outbox:
         self._ticket_of.clear()
         self._bonus = 0
 
-    def _append(self, payload: bytes, key: Any) -> None:
+    def _append(self, payload: bytes, frame: bytes, key: Any) -> None:
         self._next += 1
-        self._items[self._next] = (payload, key)
+        self._items[self._next] = (payload, frame, key)
         if key is not None:
             self._ticket_of[key] = self._next
 

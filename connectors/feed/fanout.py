@@ -3,8 +3,9 @@
 An *audience* is the clients that share a subscription and a view (operators and anonymous
 clients share one view; any other role sees what its role and department may see). For a
 batch of messages (one chunk of a Kafka poll) the fan-out checks the filters and masks once
-per audience, frames each message once per audience (websockets' own frame encoder), and
-writes the audience's frames to each of its clients that keeps up in a single socket write::
+per audience, joins the audience's frames (each message is framed once, when it is made:
+:attr:`~connectors.feed.protocol.FeedMessage.frame`) and writes them to each of its clients
+that keeps up in a single socket write::
 
     fanout = Fanout(shown=masks.shown, on_sent=counter.inc)  # on_sent: messages written
     fanout.join(client, subscription)      # after the replay is queued in client.outbox
@@ -21,7 +22,9 @@ A client is written to directly only while it keeps up: nothing waits in its
 unsent bytes. Otherwise the batch goes into its Outbox and its own writer task sends it, so a
 slow client meets the Outbox policy (vitals coalesced, ``resync`` on overflow) and never delays
 the others. Order is kept: a batch goes direct only when nothing of that client is queued, and
-a queued message's bytes reach the socket in the writer's ``send`` before it awaits anything.
+a queued message's bytes reach the socket in the writer's write before it awaits anything.
+The writer too sends what waits in one write of joined frames, not one ``send`` per message
+(a thousand clients subscribing at once each get a snapshot of hundreds of messages).
 
 Why not :func:`websockets.asyncio.server.broadcast`: it encodes and writes each message to
 each client separately, one ``send()`` system call per message per client, which profiling
@@ -38,15 +41,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from connectors.feed.delivery import Outbox
-from connectors.feed.protocol import FeedMessage, Subscription
+from connectors.feed.protocol import FeedMessage, Subscription, text_frame
 from connectors.rate_limit import RateLimiter
 from connectors.tokens import Claims
 
-__all__ = ["DIRECT_WRITE_LIMIT", "Fanout", "FeedClientState", "text_frame"]
+__all__ = ["DIRECT_WRITE_LIMIT", "Fanout", "FeedClientState", "text_frame", "view_key"]
 
 DIRECT_WRITE_LIMIT = 32_768
 """Unsent bytes a client's socket may hold and still be written to directly (websockets'
@@ -86,7 +88,9 @@ class FeedClientState:
         return transport is not None and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
 
 
-def _view_key(claims: Claims | None) -> Any:
+def view_key(claims: Claims | None) -> Any:
+    """What decides how messages are masked for a client with ``claims``: clients with equal
+    keys see the same bytes (operators and clients without a token share ``None``)."""
     if claims is None or claims.role == "operator":
         return None
     return claims.role, claims.department, claims.grant
@@ -120,7 +124,7 @@ class Fanout:
         """Give ``client`` live messages of ``subscription`` from now on (replacing any)."""
         self.leave(client)
         client.subscription = subscription
-        key = (subscription, _view_key(client.claims))
+        key = (subscription, view_key(client.claims))
         audience = self._audiences.get(key)
         if audience is None:
             audience = self._audiences[key] = _Audience(subscription, client.claims)
@@ -185,14 +189,9 @@ class Fanout:
             if client.ws.protocol.state is not State.OPEN:
                 continue  # closing: its handler is about to remove it
             if frames is None:
-                frames = b"".join(text_frame(m.payload) for m in share)
+                frames = b"".join([m.frame for m in share])
             client.ws.transport.write(frames)
             written += len(share)
         if written:
             self._on_sent(written)
 
-
-def text_frame(payload: bytes) -> bytes:
-    """``payload`` as one unmasked websocket text frame, as a server sends it (no extensions:
-    the feed turns compression off, so the same bytes are right for every client)."""
-    return Frame(Opcode.TEXT, payload).serialize(mask=False)

@@ -39,6 +39,7 @@ message after N, or a ``resync`` error when the backlog no longer reaches back t
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ __all__ = [
     "hello_message",
     "parse_request",
     "subscribed_message",
+    "text_frame",
 ]
 
 CHANNELS = ("vitals", "alerts", "incidents", "kpis")
@@ -120,13 +122,18 @@ class FeedError(CityheartError):
 
 @dataclass(frozen=True, slots=True)
 class FeedMessage:
-    """One data message: its seq, what it is about, and its JSON serialised once."""
+    """One data message: its seq, what it is about, and its JSON serialised once, both bare
+    (``payload``) and as the websocket frame every client is sent (``frame``)."""
 
     seq: int
     type: str
     district: str
     kind: str
     payload: bytes
+    frame: bytes = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", text_frame(self.payload))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -393,3 +400,15 @@ def error_message(error: FeedError, *, time: str) -> bytes:
 def heartbeat_message(*, last_seq: int, time: str) -> bytes:
     """A liveness message; every message up to ``last_seq`` the client wants was sent before it."""
     return orjson.dumps({"type": "heartbeat", "time": time, "last_seq": last_seq})
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, unfragmented websocket text frame (RFC 6455 section 5.2),
+    as a server sends it: the feed turns compression off, so the same bytes are right for
+    every client and a message is framed once, not once per client."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65_536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload

@@ -210,6 +210,34 @@ def test_new_client_gets_a_snapshot_of_latest_vitals_and_recent_alerts(settings:
     }
 
 
+def test_snapshots_asked_at_once_are_equal_and_a_new_message_refreshes_them(
+    settings: Settings,
+) -> None:
+    produce(settings, [vital("old-town", "pm25", 10, 11.0), alert("a1", "old-town", "pm25")])
+
+    async def snapshot(url: str, count: int) -> list[tuple[str, int, object]]:
+        async with async_connect(url) as ws:
+            await ws.recv()  # hello
+            await ws.send(subscribe_op(None, channels=["vitals", "alerts"]))
+            assert orjson.loads(await ws.recv())["replay"] == count
+            messages = [orjson.loads(await ws.recv()) for _ in range(count)]
+            return [(m["type"], m["seq"], m.get("mean", m.get("id"))) for m in messages]
+
+    async def scenario() -> tuple[list, list, list]:
+        async with FeedServer(settings) as feed:
+            first, second = await asyncio.gather(snapshot(feed.url, 2), snapshot(feed.url, 2))
+            await asyncio.to_thread(produce, settings, [vital("old-town", "pm25", 20, 12.0)])
+            async with asyncio.timeout(30):
+                while feed.log.last_seq < 3:
+                    await asyncio.sleep(0.01)
+            return first, second, await snapshot(feed.url, 2)
+
+    first, second, later = asyncio.run(scenario())
+    assert first == second
+    assert {(kind, what) for kind, _, what in first} == {("vital", 11.0), ("alert", "a1")}
+    assert ("vital", 3, 12.0) in later and len(later) == 2
+
+
 def test_resume_with_since_mid_stream_has_no_gap_and_no_duplicate(settings: Settings) -> None:
     subscribed = threading.Event()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from websockets.frames import Frame, Opcode
 
 from connectors.feed.delivery import Deduper, Outbox
 from connectors.feed.protocol import (
@@ -19,6 +21,7 @@ from connectors.feed.protocol import (
     error_message,
     heartbeat_message,
     parse_request,
+    text_frame,
 )
 
 T = "2026-11-26T08:00:00.000Z"
@@ -417,6 +420,56 @@ def test_newer_heartbeat_replaces_a_queued_one_and_goes_last() -> None:
     outbox.push_control(heartbeat_message(last_seq=1, time=T), replace="heartbeat")
     sent = drain(outbox)
     assert [(m["type"], m.get("last_seq")) for m in sent] == [("alert", None), ("heartbeat", 1)]
+
+
+def unframe(stream: bytes) -> list[dict[str, Any]]:
+    """The JSON of each server (unmasked) text frame in ``stream``, checked frame by frame."""
+    messages, pos = [], 0
+    while pos < len(stream):
+        assert stream[pos] == 0x81  # FIN, text
+        size, pos = stream[pos + 1], pos + 2
+        if size == 126:
+            size, pos = int.from_bytes(stream[pos : pos + 2], "big"), pos + 2
+        messages.append(orjson.loads(stream[pos : pos + size]))
+        pos += size
+    return messages
+
+
+def test_outbox_takes_queued_messages_as_one_write_of_frames_in_order() -> None:
+    log, outbox = FeedLog(backlog=100), Outbox(limit=10)
+    outbox.extend(live(log, *[("alerts", alert(f"a{n}")) for n in range(3)]))
+    outbox.push_control(heartbeat_message(last_seq=3, time=T), replace="heartbeat")
+    outbox.push(live(log, ("vitals", vital()))[0])
+    frames, count = outbox.take(1_000_000)
+    assert count == 5 and len(outbox) == 0
+    assert [(m["type"], m.get("seq")) for m in unframe(frames)] == [
+        ("alert", 1), ("alert", 2), ("alert", 3), ("heartbeat", None), ("vital", 4)]
+    assert outbox.take(1_000_000) == (b"", 0)
+
+
+def test_outbox_take_stops_at_the_byte_budget_but_always_takes_one() -> None:
+    log, outbox = FeedLog(backlog=100), Outbox(limit=10)
+    messages = live(log, *[("alerts", alert(f"a{n}")) for n in range(4)])
+    outbox.extend(messages)
+    one = len(messages[0].frame)
+    first, count = outbox.take(1)
+    assert count == 1 and [m["seq"] for m in unframe(first)] == [1]
+    rest, count = outbox.take(2 * one)
+    assert count == 2 and [m["seq"] for m in unframe(rest)] == [2, 3]
+    assert len(outbox) == 1
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_text_frame_is_what_websockets_sends_for_that_text(size: int) -> None:
+    payload = b"x" * size
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+def test_a_message_carries_its_frame_and_a_masked_copy_its_own() -> None:
+    message = FeedLog(backlog=10).append("alerts", alert(), T)
+    assert message.frame == text_frame(message.payload)
+    masked = dataclasses.replace(message, payload=b'{"type":"alert","seq":1}')
+    assert masked.frame == text_frame(b'{"type":"alert","seq":1}')
 
 
 def test_outbox_needs_room_for_one_message() -> None:
