@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from connectors.feed.fanout import text_frame
 from lab.bench_feed import _missing, run_feed_bench
-from lab.feed_load import _frames, data_fields
+from lab.feed_load import _count, _frames, _Tally, data_fields
 
 
 def test_the_load_clients_read_every_frame_the_fan_out_writes_even_split_across_reads() -> None:
@@ -74,3 +74,44 @@ def test_the_load_clients_read_the_feeds_own_messages_without_parsing_json() -> 
              b'"kind":"o3","mean":75.0,"emitted_at":"2026-12-07T17:23:11.012Z"}')
     assert data_fields(vital) == ("vital", 1315, "2026-12-07T17:23:11.012Z")
     assert data_fields(b'{"type":"heartbeat","time":"2026-12-07T17:23:11.080Z"}') is None
+
+
+def test_a_counting_client_and_a_lag_reader_count_the_same_seqs_from_a_shared_buffer() -> None:
+    messages = [{"type": "vital", "seq": 5, "emitted_at": "2026-12-07T17:23:11.012Z"},
+                {"type": "alert", "seq": 6, "value": {"emitted_at": "x"}},  # parsed as JSON
+                {"type": "heartbeat", "last_seq": 6}, {"type": "error", "error": "resync"},
+                {"type": "indicator", "seq": 3, "emitted_at": "2026-12-07T17:23:11.000Z"}]
+    buffer = bytearray(b"".join(text_frame(orjson.dumps(m)) for m in messages))
+    spans, pos = [], 0
+    for m in messages:  # each payload's place in the buffer, after its 2-byte header
+        size = len(orjson.dumps(m))
+        spans.append((pos + 2, pos + 2 + size))
+        pos += 2 + size
+    counted, read = _Tally(), _Tally()
+    lags: list[float] = []
+    errors: dict[str, int] = {}
+    for start, end in spans:
+        _count(buffer, start, end, 0.0, 4, counted, None, {}, errors)
+        _count(buffer, start, end, 0.0, 4, read, lags, {}, errors)
+    assert counted.seqs == read.seqs == [5, 6]  # seq 3 came before the subscription's live_from
+    assert len(lags) == 1  # only the vital had its emitted_at last
+    assert errors == {"resync": 2}
+
+
+def test_a_batch_counts_as_the_messages_it_holds_for_counting_clients_and_lag_readers() -> None:
+    from connectors.feed.protocol import batch_frame
+    from lab.feed_load import _count_batch
+
+    messages = [{"type": "vital", "seq": 4, "emitted_at": "2026-12-07T17:23:11.012Z"},
+                {"type": "vital", "seq": 5, "emitted_at": "2026-12-07T17:23:11.012Z"},
+                {"type": "alert", "seq": 6, "value": {"seq": 1},
+                 "emitted_at": "2026-12-07T17:23:12.000Z"}]
+    frame = batch_frame([orjson.dumps(m) for m in messages])
+    buffer = bytearray(frame)
+    start = 4 if frame[1] & 0x7F == 126 else 2
+    counted, read = _Tally(), _Tally()
+    lags: list[float] = []
+    _count_batch(buffer, start, len(buffer), 0.0, 4, counted, None, {})
+    _count_batch(buffer, start, len(buffer), 0.0, 4, read, lags, {})
+    assert counted.seqs == read.seqs == [5, 6]  # seq 4 is not after the subscription's live_from
+    assert len(lags) == 2
