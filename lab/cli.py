@@ -78,6 +78,10 @@ def bench(
     feed_seconds: Annotated[
         float, typer.Option(help="Seconds each --feed-clients step counts.")
     ] = 40.0,
+    feed_batch: Annotated[
+        bool, typer.Option(help="With --feed-clients: the clients subscribe with batch: true "
+                           "(live messages that leave together come in one frame).")
+    ] = False,
     record: Annotated[
         Path | None, typer.Option(help="With --feed-clients: append the figures, the "
                                   "command and the machine to this file (BENCHMARKS.md).")
@@ -148,7 +152,7 @@ def bench(
 
         def measure(settings: Settings) -> None:
             run_feed_bench(feed_url or settings.feed.url, clients=counts, seconds=feed_seconds,
-                           record=record, as_json=as_json)
+                           batch=feed_batch, record=record, as_json=as_json)
 
         run_command(config, verbose, measure)
         return

@@ -58,7 +58,7 @@ def message_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schema of every message the feed sends, by its ``type``."""
     window = {"window_start": {"type": "string"}, "window_end": {"type": "string"},
               "emitted_at": {"type": "string", "description": "When the flow wrote it."}}
-    return {
+    data = {
         "hello": _control("hello", "First message on every connection.", {
             "server": {"type": "string"},
             "epoch": {"type": "string", "description": "Changes when the feed restarts; seqs "
@@ -70,6 +70,7 @@ def message_schemas() -> dict[str, dict[str, Any]]:
                                "up to `last_seq` follow, then live ones.", {
             "channels": _CHANNEL_LIST, "districts": _STRINGS, "kinds": _STRINGS,
             "since": {"type": ["integer", "null"], "minimum": 0},
+            "batch": {"type": "boolean"},
             "last_seq": {"type": "integer", "minimum": 0},
             "replay": {"type": "integer", "minimum": 0},
         }),
@@ -122,6 +123,19 @@ def message_schemas() -> dict[str, dict[str, Any]]:
         "kpi": _data("kpi", "A department's KPIs (`district` \"city\", `kind` the "
                      "department id).", {}),
     }
+    batch = {
+        "type": "object",
+        "description": "Live data messages that left together, in seq order (only to a client "
+                       "that subscribed with `batch: true`; it may still get single messages).",
+        "required": ["type", "messages"],
+        "properties": {
+            "type": {"const": "batch"},
+            "messages": {"type": "array", "minItems": 1,
+                         "items": {"oneOf": [data[t] for t in DATA_TYPES]}},
+        },
+        "additionalProperties": False,
+    }
+    return {**data, "batch": batch}
 
 
 _SUBSCRIBE = {
@@ -139,6 +153,9 @@ _SUBSCRIBE = {
                   "message after seq N of this epoch, or error resync when the backlog no longer "
                   "reaches back to N or N is ahead of the feed."},
         "token": {"type": "string", "description": "A signed token (or ?token= in the URL)."},
+        "batch": {"type": "boolean", "default": False, "description":
+                  "true: live data messages that leave together may come as one `batch` "
+                  "message (fewer frames for a screen that takes the whole city)."},
     },
     "additionalProperties": False,
 }
@@ -147,6 +164,10 @@ _RULES = """\
 Connect, read `hello`, send a `subscribe` op; the feed answers `subscribed`, sends the replay
 (`replay` messages, in seq order) and then live messages with no gap and no duplicate. Send
 another `subscribe` at any time to change filters (the new replay replaces what was queued).
+
+Batches: subscribe with `batch: true` and live data messages that leave together (one poll of
+the feed's topics) may come as one `batch` message holding them in seq order; the replay, and
+what a client that fell behind is sent, still come one message per frame, so read both.
 
 Resume: remember the highest `seq` you received (data messages and `heartbeat.last_seq`).
 After a reconnect, if `hello.epoch` is the one you had, subscribe with `since` = that seq and

@@ -13,6 +13,10 @@ that keeps up in a single socket write::
     fanout.leave(client)                   # on disconnect, refusal or resync
     fanout.flush_reads()                   # now and then: on_read for what clients received
 
+An audience whose subscription asked for ``batch`` gets its share as one ``batch`` frame
+(:func:`~connectors.feed.protocol.batch_frame`, the payloads joined, not parsed again) instead of
+one frame per message; what waits in a slow client's Outbox still goes one message per frame.
+
 For the read audit each audience counts the messages of each district it was offered; a client
 notes the counts when it joins, so what it received since is a difference taken when it
 leaves or :meth:`flush_reads` runs (``on_read``): nothing is counted per client per message.
@@ -44,7 +48,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from connectors.feed.delivery import Outbox
-from connectors.feed.protocol import FeedMessage, Subscription, text_frame
+from connectors.feed.protocol import FeedMessage, Subscription, batch_frame, text_frame
 from connectors.rate_limit import RateLimiter
 from connectors.tokens import Claims
 
@@ -176,9 +180,10 @@ class Fanout:
                 offered = audience.offered
                 for message in share:
                     offered[message.district] = offered.get(message.district, 0) + 1
-            self._deliver(audience.members, share)
+            self._deliver(audience.members, share, batch=audience.subscription.batch)
 
-    def _deliver(self, members: set[FeedClientState], share: list[FeedMessage]) -> None:
+    def _deliver(self, members: set[FeedClientState], share: list[FeedMessage], *,
+                 batch: bool) -> None:
         frames: bytes | None = None
         written = 0
         for client in members:
@@ -188,8 +193,9 @@ class Fanout:
                 continue
             if client.ws.protocol.state is not State.OPEN:
                 continue  # closing: its handler is about to remove it
-            if frames is None:
-                frames = b"".join([m.frame for m in share])
+            if frames is None:  # once per audience: its share as frames, or one batch frame
+                frames = (batch_frame([m.payload for m in share]) if batch
+                          else b"".join([m.frame for m in share]))
             client.ws.transport.write(frames)
             written += len(share)
         if written:

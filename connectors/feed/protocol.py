@@ -29,12 +29,18 @@ snapshot).
 The client's subscribe op::
 
     {"op": "subscribe", "channels": ["vitals", "alerts"], "districts": [...], "kinds": [...],
-     "since": <seq or null>}
+     "since": <seq or null>, "batch": false}
 
 Empty or absent lists mean all. ``since=null`` asks for a snapshot (the latest vital per district
 and kind, the latest indicator per district and indicator, the latest record of every incident
 not closed, plus the alerts and reports still in the backlog); ``since=N`` resumes: every
 message after N, or a ``resync`` error when the backlog no longer reaches back to N.
+
+``"batch": true`` lets the feed put live data messages that leave together (one Kafka poll's
+share) into one ``batch`` frame, ``{"type": "batch", "messages": [...]}``, in seq order: a
+screen that takes the whole city reads a few frames a second instead of hundreds
+(:func:`batch_frame`). The replay and messages sent to a client that fell behind still come one
+per frame, so a batch client reads both.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ __all__ = [
     "heartbeat_message",
     "hello_message",
     "parse_request",
+    "batch_frame",
     "subscribed_message",
     "text_frame",
 ]
@@ -148,6 +155,8 @@ class Subscription:
     channels: frozenset[str] = frozenset()
     districts: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
+    batch: bool = False
+    """Whether live messages may come grouped in ``batch`` frames."""
 
     def matches(self, message: FeedMessage | Mapping[str, Any]) -> bool:
         """Whether ``message`` (a FeedMessage or a decoded feed message) passes every filter."""
@@ -181,6 +190,7 @@ class Subscribe:
             "districts": sorted(sub.districts),
             "kinds": sorted(sub.kinds),
             "since": self.since,
+            "batch": sub.batch,
         }
 
 
@@ -206,8 +216,9 @@ def parse_request(
         msg = f"op {op.get('op')!r} is not one of ['subscribe']"
         raise FeedError("unknown_op", msg)
     for name in op:
-        if name not in ("op", "since", *_LIST_FIELDS):
-            msg = f"field {name!r} is not one of ['channels', 'districts', 'kinds', 'op', 'since']"
+        if name not in ("op", "since", "batch", *_LIST_FIELDS):
+            msg = (f"field {name!r} is not one of ['batch', 'channels', 'districts', 'kinds', "
+                   "'op', 'since']")
             raise FeedError("unknown_field", msg)
     lists = {name: _string_set(op, name) for name in _LIST_FIELDS}
     _known(lists["channels"], CHANNELS, "channel")
@@ -217,7 +228,11 @@ def parse_request(
     if since is not None and (type(since) is not int or since < 0):
         msg = f"field 'since' must be a seq (an integer >= 0) or null, got {since!r}"
         raise FeedError("wrong_type", msg)
-    return Subscribe(Subscription(**lists), since)
+    batch = op.get("batch", False)
+    if type(batch) is not bool:
+        msg = f"field 'batch' must be true or false, got {batch!r}"
+        raise FeedError("wrong_type", msg)
+    return Subscribe(Subscription(**lists, batch=batch), since)
 
 
 def _string_set(op: Mapping[str, Any], name: str) -> frozenset[str]:
@@ -375,6 +390,12 @@ def hello_message(
             "last_seq": last_seq,
         }
     )
+
+
+def batch_frame(payloads: list[bytes]) -> bytes:
+    """One websocket frame holding ``payloads`` (serialised data messages, in seq order) as a
+    ``batch`` message: ``{"type":"batch","messages":[...]}``; the bytes are joined, not parsed."""
+    return text_frame(b'{"type":"batch","messages":[' + b",".join(payloads) + b"]}")
 
 
 def subscribed_message(request: Subscribe, *, last_seq: int, replay: int, time: str) -> bytes:

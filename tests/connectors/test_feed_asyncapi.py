@@ -52,7 +52,7 @@ def test_the_document_lists_every_channel_message_and_error_code() -> None:
         Draft7Validator.check_schema(payload)
     assert set(DATA_TYPES) == set(CLIENT_DATA_TYPES)
     assert set(payloads) == {*DATA_TYPES, "hello", "subscribed", "heartbeat", "error",
-                             "subscribe"}
+                             "batch", "subscribe"}
     assert payloads["error"]["properties"]["error"]["enum"] == list(ERROR_CODES)
     assert document["servers"]["feed"]["host"] == "127.0.0.1:8765"
 
@@ -81,8 +81,20 @@ def test_every_message_the_feed_sends_matches_the_served_document(settings: Sett
             ws.send('{"op": "subscribe", "since": 0}')
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and {m["type"] for m in received} != set(
-                    validators):
+                    validators) - {"batch"}:
                 received.append(orjson.loads(ws.recv(timeout=10)))
+        with connect(feed.url) as ws:  # a batch subscriber: live messages grouped
+            ws.recv(timeout=10)  # hello
+            ws.send('{"op": "subscribe", "channels": ["vitals", "alerts"], "batch": true}')
+            answer = orjson.loads(ws.recv(timeout=10))
+            assert (answer["type"], answer["batch"]) == ("subscribed", True)
+            produce_feed(settings, [vital("old-town", "pm25", 11), alert("al-2", "old-town",
+                                                                         "pm25")])
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "batch" not in {m["type"] for m in received}:
+                received.append(orjson.loads(ws.recv(timeout=10)))
+        batches = [m for m in received if m["type"] == "batch"]
+        assert batches and all(m["type"] in DATA_TYPES for b in batches for m in b["messages"])
     assert served == asyncapi(server=feed.url, title=served["info"]["title"])
     assert {m["type"] for m in received} == set(validators)
     assert {m["error"] for m in received if m["type"] == "error"} == {

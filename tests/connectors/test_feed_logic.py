@@ -18,6 +18,7 @@ from connectors.feed.protocol import (
     FeedMessage,
     Subscribe,
     Subscription,
+    batch_frame,
     error_message,
     heartbeat_message,
     parse_request,
@@ -93,6 +94,21 @@ def test_subscribe_op_parses_into_filters_and_since() -> None:
     )
 
 
+def test_batch_is_asked_for_and_off_by_default() -> None:
+    assert parse_request('{"op": "subscribe", "batch": true}').subscription.batch is True
+    assert parse_request('{"op": "subscribe"}').subscription.batch is False
+    assert parse_request('{"op": "subscribe", "batch": true}').as_op()["batch"] is True
+
+
+def test_a_batch_frame_holds_the_messages_as_they_were_serialised_in_seq_order() -> None:
+    payloads = [orjson.dumps({"type": "vital", "seq": n, "district": "old-town"})
+                for n in (7, 8, 9)]
+    frame = batch_frame(payloads)
+    assert frame[0] == 0x81  # one final text frame
+    message = orjson.loads(frame[4:] if frame[1] & 0x7F == 126 else frame[2:])
+    assert message == {"type": "batch", "messages": [orjson.loads(p) for p in payloads]}
+
+
 def test_absent_or_empty_filters_mean_everything() -> None:
     assert parse_request('{"op": "subscribe"}') == Subscribe(Subscription(), None)
     request = parse_request('{"op": "subscribe", "channels": [], "districts": null, "since": null}')
@@ -113,6 +129,8 @@ def test_absent_or_empty_filters_mean_everything() -> None:
         ('{"op": "subscribe", "since": -1}', "wrong_type", "'since'"),
         ('{"op": "subscribe", "since": true}', "wrong_type", "'since'"),
         ('{"op": "subscribe", "since": 1.5}', "wrong_type", "'since'"),
+        ('{"op": "subscribe", "batch": "yes"}', "wrong_type", "'batch'"),
+        ('{"op": "subscribe", "batch": 1}', "wrong_type", "'batch'"),
         ('{"op": "subscribe", "channels": ["vital"]}', "unknown_channel", "'vital'"),
         ('{"op": "subscribe", "districts": ["atlantis"]}', "unknown_district", "'atlantis'"),
         ('{"op": "subscribe", "kinds": ["pm26"]}', "unknown_kind", "'pm26'"),
