@@ -102,12 +102,13 @@ class StepCount:
 
 def count_step(
     received: list[tuple[float, dict[str, Any]]], started: float, ended: float, *,
-    publishing_from: float, measured_at: float,
+    publishing_from: float, measured_at: float, window_s: float = 10.0,
 ) -> StepCount:
     """Count the readings of the step from ``started`` to ``ended`` (wall time; the simulator
     began publishing about ``publishing_from``) in the vital records ``received`` (arrival,
-    message) by ``measured_at``. Caught up (a window starting at or after ``ended`` arrived):
-    the readings of the windows wholly inside the step over those windows' span. Behind: the
+    message) by ``measured_at``. Caught up (the step's last whole window of ``window_s``, the
+    one ending within ``window_s`` of ``ended``, or a later one arrived): the readings of the
+    windows wholly inside the step over those windows' span. Behind: the
     readings of the windows that did arrive over the time from the first publish (or the
     first of those windows' start) to ``measured_at``, what the pipeline turned into vital
     signs in the time it had; and how far the last of those windows' end was behind
@@ -116,7 +117,8 @@ def count_step(
     inside = [(arrived, m) for arrived, m in vitals
               if from_iso(m["window_start"]) >= started and from_iso(m["window_end"]) <= ended]
     readings = sum(m["count"] for _, m in inside)
-    caught_up = any(from_iso(m["window_start"]) >= ended for _, m in vitals)
+    caught_up = any(from_iso(m["window_start"]) >= ended for _, m in vitals) or any(
+        from_iso(m["window_end"]) > ended - window_s for _, m in inside)
     if caught_up:
         span = (max(from_iso(m["window_end"]) for _, m in inside)
                 - min(from_iso(m["window_start"]) for _, m in inside)) if inside else 0.0
@@ -253,7 +255,8 @@ def _run_step(
     )
     cpu_after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
     count = count_step(recorder.received(), started, ended,
-                       publishing_from=ended - report["elapsed_s"], measured_at=time.time())
+                       publishing_from=ended - report["elapsed_s"], measured_at=time.time(),
+                       window_s=settings.flow.window_s)
     inside, accepted = count.inside, count.accepted_per_s
     vital_lag = [arrived - from_iso(m["window_end"]) for arrived, m in inside]
     alert_lag = [

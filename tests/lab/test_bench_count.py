@@ -37,3 +37,11 @@ def test_a_step_of_which_no_window_came_out_is_behind_by_all_of_it() -> None:
     count = count_step([(T + 50, vital(T - 10, 99))], T, T + 30,
                        publishing_from=T + 2, measured_at=T + 60)
     assert (count.readings, count.accepted_per_s, count.behind_s) == (0, 0.0, 58.0)
+
+
+def test_a_step_is_caught_up_once_its_last_whole_window_came_out() -> None:
+    # publishing stops with the step, so no window after it closes: its last whole window is
+    # the sign that the flow kept up
+    received = [(T + 12, vital(T, 1000)), (T + 22, vital(T + 10, 1000))]
+    count = count_step(received, T - 1, T + 25, publishing_from=T, measured_at=T + 55)
+    assert (count.readings, count.accepted_per_s, count.behind_s) == (2000, 100.0, 0.0)
