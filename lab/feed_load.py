@@ -8,7 +8,9 @@ stdin, and after SECONDS prints one JSON object: every client's live seqs receiv
 window, the delivery lag (arrival minus ``emitted_at``, seconds) of each of them (read by the
 first L clients only, all by default: the others only count), why clients failed to
 subscribe, the ``error`` codes and closes met, and the CPU seconds the worker used while
-counting (the window and 1 s after it).
+counting (the window and 1 s after it). A counting client keeps the ``batch`` messages it
+receives and reads their seqs after the window (not counted in that CPU); single messages it
+reads as they come.
 The clients speak websocket themselves (handshake, frames read in bulk and parsed in place, pings
 answered) and read a data message's type, seq and ``emitted_at`` straight from its bytes
 (:func:`data_fields`; anything else is parsed as JSON), at a fraction of a full client
@@ -53,6 +55,18 @@ class _Tally:
     seqs: list[int] = field(default_factory=list)
     subscribed: bool = False
     failure: str | None = None
+    live_from: int = 0
+    batches: list[bytes] = field(default_factory=list)
+    """A counting client's batch messages as received, read for their seqs after the window
+    (:meth:`settle`), so that the crowd of counting clients spends the window receiving."""
+
+    def settle(self) -> None:
+        """Read the seqs of the batches kept, and put every seq in order."""
+        for payload in self.batches:
+            self.seqs.extend(seq for seq in map(int, _SEQ_IN_BATCH.findall(payload))
+                             if seq > self.live_from)
+        self.batches.clear()
+        self.seqs.sort()
 
 
 def _frame_spans(buffer: bytearray) -> list[tuple[int, int, int]]:
@@ -239,9 +253,9 @@ def _count_batch(buffer: bytearray, start: int, end: int, now: float, live_from:
                  tally: _Tally, lags: list[float] | None, stamps: dict[str, float]) -> None:
     """Count a ``batch`` message's data messages (seqs read from their heads; a lag reader
     parses it whole for each one's ``emitted_at``)."""
-    if lags is None:
-        seqs = [int(seq) for seq in _SEQ_IN_BATCH.findall(buffer, start, end)]
-        tally.seqs.extend(seq for seq in seqs if seq > live_from)
+    if lags is None:  # a counting client: its seqs are read after the window
+        tally.live_from = live_from
+        tally.batches.append(bytes(buffer[start:end]))
         return
     for message in orjson.loads(bytes(buffer[start:end]))["messages"]:
         seq = message.get("seq")
@@ -287,6 +301,7 @@ async def run_worker(url: str, count: int, seconds: float,
     await asyncio.gather(*tasks, return_exceptions=True)
     failures: dict[str, int] = {}
     for t in tallies:
+        t.settle()
         if t.failure:
             failures[t.failure] = failures.get(t.failure, 0) + 1
     return {"seqs": [t.seqs for t in tallies if t.subscribed], "lags": lags,

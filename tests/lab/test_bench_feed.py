@@ -113,5 +113,7 @@ def test_a_batch_counts_as_the_messages_it_holds_for_counting_clients_and_lag_re
     lags: list[float] = []
     _count_batch(buffer, start, len(buffer), 0.0, 4, counted, None, {})
     _count_batch(buffer, start, len(buffer), 0.0, 4, read, lags, {})
+    assert counted.seqs == []  # a counting client reads its batches after the window
+    counted.settle()
     assert counted.seqs == read.seqs == [5, 6]  # seq 4 is not after the subscription's live_from
     assert len(lags) == 2
