@@ -7,12 +7,8 @@ machine, hence the long timeouts."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import select
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ from connectors.storage.spatial import spatial_clause
 from models.readings import Reading
 from models.spatial import EARTH_RADIUS_M, BBox, Near, SpatialFilter, Within
 from models.timefmt import iso
+from tests.support.pglite import pglite_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -174,31 +171,9 @@ def postgis_url() -> Iterator[str]:
     if external:
         yield external
         return
-    if not (PGLITE_POSTGIS / "node_modules" / "@electric-sql" / "pglite-postgis").is_dir():
-        if shutil.which("node") is None or shutil.which("npm") is None:
-            pytest.fail("node and npm are needed for the PostGIS tests (PGlite)")
-        subprocess.run(["bash", str(ROOT / "scripts" / "setup-pglite-postgis.sh")], check=True,
-                       timeout=600)
-    process = subprocess.Popen(
-        ["node", str(PGLITE_POSTGIS / "serve.mjs"), "--port", "0"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PGLITE_POSTGIS,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 600)
-        line = process.stdout.readline() if ready else ""
-        if not line:
-            pytest.fail(f"PGlite with PostGIS did not start (exit code {process.poll()})")
-        port = json.loads(line)["port"]
-        yield f"postgresql://postgres:pglite@127.0.0.1:{port}/postgres?sslmode=disable"
-    finally:
-        if process.stdin:
-            process.stdin.close()  # the server stops when its stdin closes
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with pglite_server(PGLITE_POSTGIS, "pglite-postgis", "setup-pglite-postgis.sh",
+                       what="PGlite with PostGIS", start_timeout_s=600) as url:
+        yield url
 
 
 @pytest.mark.services

@@ -9,11 +9,7 @@ rows. Its Node packages are installed by
 
 from __future__ import annotations
 
-import json
 import os
-import select
-import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,20 +18,13 @@ import pytest
 
 from connectors.storage import Storage, StorageOptions
 from connectors.storage.rows import reading_row
+from tests.support.pglite import pglite_server
 from tests.support.storage import DAY, T0, buckets, points, readings, same_points
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PGLITE = ROOT / "tests" / "pglite"
-
-
-def _install() -> None:
-    if (PGLITE / "node_modules" / "@electric-sql" / "pglite-socket").is_dir():
-        return
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are needed for the TimescaleDB tests (PGlite)")
-    subprocess.run(["bash", str(ROOT / "scripts" / "setup-pglite.sh")], check=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -46,27 +35,9 @@ def pglite_url() -> Iterator[str]:
     if external:
         yield external
         return
-    _install()
-    process = subprocess.Popen(
-        ["node", str(PGLITE / "serve.mjs"), "--port", "0"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PGLITE,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 60)
-        line = process.stdout.readline() if ready else ""
-        if not line:
-            pytest.fail(f"PGlite did not start (exit code {process.poll()})")
-        port = json.loads(line)["port"]
-        yield f"postgresql://postgres:pglite@127.0.0.1:{port}/postgres?sslmode=disable"
-    finally:
-        if process.stdin:
-            process.stdin.close()  # the server stops when its stdin closes
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with pglite_server(PGLITE, "pglite-socket", "setup-pglite.sh", what="PGlite (TimescaleDB)",
+                       start_timeout_s=60, install_timeout_s=300) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
