@@ -143,7 +143,7 @@ def run_dashboard(
             devices=None if registry is None else registry_devices(settings, registry),
             storage=storage,
             view=api_view(settings),
-            reports=ReportFiling(settings, sender.intake),
+            reports=ReportFiling(sender.intake),
         )
     finally:
         sender.close()

@@ -2,7 +2,7 @@
 signed-in person as the reporter; then the ingest's own validation and Kafka.
 
     with ReportSender(settings) as sender:
-        filing = ReportFiling(settings, sender.intake)
+        filing = ReportFiling(sender.intake)
         WebServer(settings, dashboard, static_dir=..., reports=filing, authenticate=...)
         status, document = await filing.file(claims, {"kind": "noise", "text": "...",
                                                       "severity": "warning",
@@ -29,7 +29,6 @@ from alerts.access import REPORT_ROLES
 from connectors.http_api import error_answer
 from connectors.ingest.reports import ReportOutcome
 from connectors.tokens import Claims
-from settings.config import Settings
 
 __all__ = ["SOURCE", "ReportFiling"]
 
@@ -46,7 +45,7 @@ class _Intake(Protocol):
 class ReportFiling:
     """The dashboard's report desk over ``intake`` (a ReportIntake)."""
 
-    def __init__(self, settings: Settings, intake: _Intake) -> None:
+    def __init__(self, intake: _Intake) -> None:
         self._intake = intake
 
     async def file(self, claims: Claims, document: Mapping[str, Any]) -> Answer:

@@ -73,7 +73,7 @@ def dispatch_stack(settings: Settings, database_url: str, tmp_path: Path, *,
                     history=history_query(settings, lambda: storage), api=service,
                     authenticate=authenticate, history_view=history_view,
                     storage=lambda: storage, view=api_view(settings),
-                    reports=ReportFiling(settings, sender.intake))
+                    reports=ReportFiling(sender.intake))
     try:
         with ExitStack() as servers:
             servers.enter_context(sender)
