@@ -30,10 +30,11 @@ from typing import Any
 import orjson
 
 from connectors.ingest.bodies import Item
+from connectors.ingest.deliveries import Deliveries
 from connectors.ingest.keys import IngestKey
 from connectors.kafka import ReliableProducer
 from connectors.readings_out import ReadingsOut
-from models.errors import ConnectorError, InvalidReading
+from models.errors import InvalidReading
 from settings.config import Settings
 from settings.params import reading_parser
 
@@ -145,42 +146,25 @@ class Intake:
         self.settings = settings
         self._clock = clock
         self._parser = reading_parser(settings)
-        # a record Kafka has not confirmed when its request gives up (503) fails too, so a
-        # retry is not joined later by the first attempt's copy
-        self.producer = producer or ReliableProducer(
-            settings.kafka.bootstrap, linger_ms=5,
-            delivery_timeout_ms=int(settings.ingest.delivery_timeout_s * 1000))
+        self.failed: str | None = None  # the last delivery failure, until a delivery succeeds
+        # a failed record's request times out (503) and is retried by its sender
+        self._deliveries = Deliveries(settings, name="ingest", producer=producer,
+                                      on_failure=self._failed)
+        self.producer = self._deliveries.producer
         self._out = ReadingsOut(self.producer, settings.kafka.topics,
                                 keep_bytes=settings.mqtt.max_payload_bytes)
         self.seqs = SeqMemory(settings.ingest.seq_memory)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.failed: str | None = None  # the last delivery failure, until a delivery succeeds
 
     def start(self) -> None:
         """Serve delivery reports on a thread of its own."""
-        self._thread = threading.Thread(target=self._serve, name="ingest-kafka", daemon=True)
-        self._thread.start()
+        self._deliveries.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Deliver what is queued, then stop serving reports."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-        try:
-            self.producer.flush(timeout)
-        except ConnectorError as exc:
-            log.error("ingest: %s", exc)
+        self._deliveries.stop(timeout)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.producer.poll(0.05)
-            except ConnectorError as exc:
-                # those records' requests time out (503) and are retried by their senders
-                self.failed = str(exc)
-                log.error("ingest: %s", exc)
-                self.producer.failures.clear()
+    def _failed(self, error: str) -> None:
+        self.failed = error
 
     def submit(self, key: IngestKey, items: Sequence[Item],
                done: Callable[[Outcome], None]) -> Outcome:

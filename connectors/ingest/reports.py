@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
+from connectors.ingest.deliveries import Deliveries
 from connectors.kafka import ReliableProducer
 from connectors.readings_out import ReadingsOut
-from models.errors import ConnectorError, InvalidReading
+from models.errors import InvalidReading
 from models.geography import Locator
 from models.reports import ReportParser
 from settings.config import Settings
@@ -135,12 +136,9 @@ class ReportSender:
     """
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
-        self.producer = ReliableProducer(
-            settings.kafka.bootstrap, linger_ms=5,
-            delivery_timeout_ms=int(settings.ingest.delivery_timeout_s * 1000))
+        self._deliveries = Deliveries(settings, name="reports")
+        self.producer = self._deliveries.producer
         self.intake = ReportIntake(settings, self.producer, clock=clock)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> ReportSender:
         self.start()
@@ -151,25 +149,8 @@ class ReportSender:
 
     def start(self) -> None:
         """Serve delivery reports on a thread of its own."""
-        self._thread = threading.Thread(target=self._serve, name="report-sender", daemon=True)
-        self._thread.start()
+        self._deliveries.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (for at most ``timeout`` s), then stop serving reports."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        try:
-            self.producer.flush(timeout)
-        except ConnectorError as exc:
-            log.error("reports: %s", exc)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.producer.poll(0.05)
-            except ConnectorError as exc:
-                # those reports' submissions time out (None) and their senders may try again
-                log.error("reports: %s", exc)
-                self.producer.failures.clear()
+        self._deliveries.stop(timeout)
